@@ -1,0 +1,32 @@
+// The one place that knows every platform: one line per connector.
+import type { Connector, Descriptor, SourceConnector, TargetConnector } from './types.ts';
+import { connector as calendly } from './sources/calendly/index.ts';
+import { connector as googleCalendar } from './targets/google-calendar/index.ts';
+import { connector as icsPublish } from './targets/ics-publish/index.ts';
+
+const SOURCES: SourceConnector[] = [calendly];
+const TARGETS: TargetConnector[] = [googleCalendar, icsPublish];
+
+const byId = new Map<string, Connector>([...SOURCES, ...TARGETS].map((c) => [c.descriptor.id, c]));
+
+export function getConnector(platform: string): Connector | undefined {
+  return byId.get(platform);
+}
+
+export function getSource(platform: string): SourceConnector | undefined {
+  const c = byId.get(platform);
+  return c && c.descriptor.role === 'source' ? (c as SourceConnector) : undefined;
+}
+
+export function getTarget(platform: string): TargetConnector | undefined {
+  const c = byId.get(platform);
+  return c && c.descriptor.role === 'target' ? (c as TargetConnector) : undefined;
+}
+
+export function allDescriptors(): Descriptor[] {
+  return [...byId.values()].map((c) => c.descriptor);
+}
+
+export function platformIds(): string[] {
+  return [...byId.keys()];
+}

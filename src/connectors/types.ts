@@ -1,0 +1,205 @@
+// Connector interfaces (DESIGN.md §2). A platform lives in one folder under sources/ or targets/,
+// exports a descriptor and implements one of these interfaces. Connectors never touch the store:
+// everything they need is passed in (config, decrypted secrets, fetch, clock).
+
+import type { AppointmentStatus, PrivacyLevel, SourceChange } from '../domain/types.ts';
+
+export type ConnectorRole = 'source' | 'target' | 'notifier';
+
+export interface AuthField {
+  key: string;
+  label: string;
+  /** Stored encrypted, never shown back. */
+  secret: boolean;
+  required: boolean;
+  help?: string;
+}
+
+export interface SourceCapabilities {
+  webhooks: boolean;
+  /** The webhook is signed by the platform (else a URL token plus fetch-back confirms it). */
+  signedWebhooks: boolean;
+  fetch: boolean;
+  list: boolean;
+  writeCancel: boolean;
+  writeReschedule: boolean;
+  writeNoShow: boolean;
+}
+
+export interface TargetCapabilities {
+  /** Meridian pushes writes (jobs); false for pull-based targets such as a published feed. */
+  push: boolean;
+  readChanges: boolean;
+  freeBusy: boolean;
+  deterministicIds: boolean;
+}
+
+export const NO_SOURCE_CAPABILITIES: SourceCapabilities = {
+  webhooks: false, signedWebhooks: false, fetch: false, list: false,
+  writeCancel: false, writeReschedule: false, writeNoShow: false,
+};
+
+export const NO_TARGET_CAPABILITIES: TargetCapabilities = {
+  push: false, readChanges: false, freeBusy: false, deterministicIds: false,
+};
+
+interface DescriptorBase {
+  id: string;
+  displayName: string;
+  auth: AuthField[];
+  /** Plain words on what this path can and cannot do. */
+  fidelity: string;
+  /** Default API base URL; every connection may override it (`baseUrl`). */
+  defaultBaseUrl?: string;
+}
+
+export interface SourceDescriptor extends DescriptorBase {
+  role: 'source';
+  /** How webhooks are authenticated, for humans (`platforms` command, UI). */
+  signature: string;
+  capabilities: SourceCapabilities;
+}
+
+export interface TargetDescriptor extends DescriptorBase {
+  role: 'target';
+  kind: 'calendar' | 'crm' | 'feed';
+  capabilities: TargetCapabilities;
+  defaultPrivacy: PrivacyLevel;
+}
+
+export type Descriptor = SourceDescriptor | TargetDescriptor;
+
+/** What a connector gets to do its work for one connection. */
+export interface ConnectionContext {
+  connectionId: string;
+  /** Non-secret settings from the connection's config (free-form per platform). */
+  config: Record<string, unknown>;
+  /** Decrypted secrets by auth field key. */
+  secrets: Record<string, string>;
+  /** The API base URL: the connection's override or the descriptor's default. */
+  baseUrl: string;
+  fetch: typeof fetch;
+  now: () => Date;
+  /** Persist changed secrets (refreshed OAuth tokens). */
+  saveSecrets?: (patch: Record<string, string>) => Promise<void>;
+}
+
+// ---------------------------------------------------------------- sources
+
+export interface WebhookRequest {
+  rawBody: Buffer;
+  /** Lower-cased header names. */
+  headers: Record<string, string>;
+  /** The full notification URL the platform posted to (Square signs it). */
+  url: string;
+  now: Date;
+}
+
+export type VerifyResult = { ok: true } | { ok: false; reason: string };
+
+/** Thrown by parsers for a payload that verified but cannot be understood. */
+export class UnreadablePayload extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnreadablePayload';
+  }
+}
+
+/** Thrown for a connection configured without what it needs (e.g. the signing secret). */
+export class ConnectionMisconfigured extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectionMisconfigured';
+  }
+}
+
+export interface ListWindow {
+  from: Date;
+  to: Date;
+}
+
+export interface WriteBackRequest {
+  externalId: string;
+  start: string;
+  end: string;
+  timeZone: string;
+  status: AppointmentStatus;
+  reason?: string;
+}
+
+export interface SourceConnector {
+  descriptor: SourceDescriptor;
+  /** Check the signature on the raw bytes. Never throws for bad input; throws ConnectionMisconfigured when a secret is missing. */
+  verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult;
+  /** Parse a verified webhook into changes; throws UnreadablePayload when it cannot. Returns [] for events we deliberately ignore. */
+  parseWebhook(req: WebhookRequest): SourceChange[];
+  /** Parse a record fetched from the platform's API (one object or a list). */
+  parseRecord?(record: unknown): SourceChange[];
+  /** Complete a change whose payload carried only ids. */
+  fetch?(change: SourceChange, ctx: ConnectionContext): Promise<SourceChange>;
+  /** List bookings in a window (periodic synchronisation). */
+  list?(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange>;
+  /** Write a staff edit back to the platform. */
+  writeBack?(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>>;
+}
+
+// ---------------------------------------------------------------- targets
+
+/** What a calendar target should hold for one appointment (already rendered at the privacy level). */
+export interface TargetEvent {
+  appointmentId: string;
+  revision: number;
+  /** Which calendar of the connection (e.g. Google calendarId, Graph user id); connector default when absent. */
+  calendarId?: string;
+  title: string;
+  description: string;
+  location?: string;
+  start: string;
+  end: string;
+  timeZone: string;
+  status: AppointmentStatus;
+}
+
+/** What Meridian remembers about one event it wrote. Opaque to everything but the connector. */
+export interface LinkState {
+  remoteId: string;
+  calendarId?: string;
+  etag?: string;
+  /** Bumped when the platform refuses to reuse a deleted id (Google generation suffix). */
+  generation: number;
+  data?: Record<string, unknown>;
+}
+
+export type FailureClass = 'throttled' | 'transient' | 'auth' | 'conflict' | 'gone' | 'permanent';
+
+export interface ConnectorFailure {
+  class: FailureClass;
+  message: string;
+  status?: number;
+  retryAfterMs?: number;
+}
+
+export type WriteOutcome<T> = { ok: true; value: T } | { ok: false; failure: ConnectorFailure };
+
+export interface TargetClient {
+  /** Make the remote event match `event`. `link` is what we stored last time (undefined: never written). */
+  upsert(event: TargetEvent, link: LinkState | undefined): Promise<WriteOutcome<LinkState>>;
+  /** Remove the event. Already gone is success. */
+  remove(link: LinkState, appointmentId: string): Promise<WriteOutcome<void>>;
+}
+
+export interface TargetConnector {
+  descriptor: TargetDescriptor;
+  /** A client for one connection; undefined for pull-based targets (feeds). */
+  client?(ctx: ConnectionContext): TargetClient;
+}
+
+export type Connector = SourceConnector | TargetConnector;
+
+export function ok<T>(value: T): WriteOutcome<T> {
+  return { ok: true, value };
+}
+
+export function fail<T = never>(failure: ConnectorFailure): WriteOutcome<T> {
+  return { ok: false, failure };
+}

@@ -1,0 +1,74 @@
+// Connections: secrets from environment references or stored encrypted; the context a connector gets.
+import type { Kysely } from 'kysely';
+import type { ConnectionContext, Connector } from '../connectors/types.ts';
+import { getConnector } from '../connectors/registry.ts';
+import { getConnectionRow, toConnection, type ConnectionRecord } from '../store/repo.ts';
+import type { DB } from '../store/schema.ts';
+import type { Hub } from './hub.ts';
+import { nowIso } from './hub.ts';
+
+export interface LoadedConnection {
+  record: ConnectionRecord;
+  connector: Connector;
+  secrets: Record<string, string>;
+}
+
+export class ConnectionError extends Error {
+  constructor(public code: 'not_found' | 'unknown_platform' | 'misconfigured', message: string) {
+    super(message);
+    this.name = 'ConnectionError';
+  }
+}
+
+export function storedSecrets(hub: Hub, enc: string | null): Record<string, string> {
+  return enc ? hub.box.decryptJson<Record<string, string>>(enc) : {};
+}
+
+/** Stored secrets, overlaid by environment references (an env reference always wins). */
+export function resolveSecrets(hub: Hub, enc: string | null, refs: Record<string, string>): Record<string, string> {
+  const out = storedSecrets(hub, enc);
+  for (const [key, envName] of Object.entries(refs)) {
+    const v = hub.env[envName];
+    if (v !== undefined && v !== '') out[key] = v;
+  }
+  return out;
+}
+
+export async function loadConnection(hub: Hub, id: string): Promise<LoadedConnection> {
+  const row = await getConnectionRow(hub.store.db, id);
+  if (!row) throw new ConnectionError('not_found', `no connection ${id}`);
+  const connector = getConnector(row.platform);
+  if (!connector) throw new ConnectionError('unknown_platform', `connection ${id} uses an unknown platform ${row.platform}`);
+  return { record: toConnection(row), connector, secrets: resolveSecrets(hub, row.secrets_enc, JSON.parse(row.secret_refs)) };
+}
+
+/** Merge `patch` into the stored (encrypted) secrets of a connection. */
+export async function saveSecrets(db: Kysely<DB>, hub: Hub, id: string, patch: Record<string, string>): Promise<void> {
+  const row = await getConnectionRow(db, id);
+  if (!row) throw new ConnectionError('not_found', `no connection ${id}`);
+  const merged = { ...storedSecrets(hub, row.secrets_enc), ...patch };
+  await db.updateTable('connection').set({ secrets_enc: hub.box.encryptJson(merged), updated_at: nowIso(hub) }).where('id', '=', id).execute();
+}
+
+export function connectionContext(hub: Hub, c: LoadedConnection): ConnectionContext {
+  return {
+    connectionId: c.record.id,
+    config: c.record.config,
+    secrets: c.secrets,
+    baseUrl: (c.record.baseUrl ?? c.connector.descriptor.defaultBaseUrl ?? '').replace(/\/$/, ''),
+    fetch: hub.fetch,
+    now: () => hub.clock.now(),
+    saveSecrets: async (patch) => {
+      Object.assign(c.secrets, patch);
+      await saveSecrets(hub.store.db, hub, c.record.id, patch);
+    },
+  };
+}
+
+export async function setConnectionStatus(hub: Hub, id: string, status: string, error?: string): Promise<void> {
+  await hub.store.db
+    .updateTable('connection')
+    .set({ status, last_error: error ?? null, updated_at: nowIso(hub) })
+    .where('id', '=', id)
+    .execute();
+}

@@ -1,0 +1,58 @@
+// Rendering an appointment for one target connection (privacy level and template from the connection).
+import { getConnector } from '../connectors/registry.ts';
+import type { EventTemplate, RenderedText } from '../domain/render.ts';
+import { renderEventText } from '../domain/render.ts';
+import type { Appointment, PrivacyLevel } from '../domain/types.ts';
+import { DEFAULT_PRIVACY } from '../domain/types.ts';
+import type { ConnectionRecord, Exec } from '../store/repo.ts';
+
+export function privacyOf(conn: ConnectionRecord): PrivacyLevel {
+  const c = getConnector(conn.platform);
+  return conn.privacy ?? (c?.descriptor.role === 'target' ? c.descriptor.defaultPrivacy : DEFAULT_PRIVACY);
+}
+
+export function templateOf(conn: ConnectionRecord): EventTemplate | undefined {
+  const t = conn.config.template as Partial<EventTemplate> | undefined;
+  return t && typeof t.title === 'string' && typeof t.description === 'string' ? { title: t.title, description: t.description } : undefined;
+}
+
+/** Names used in event text, loaded once per batch. */
+export class NameBook {
+  private clinics = new Map<string, string>();
+  private names = new Map<string, string | undefined>();
+  constructor(private db: Exec) {}
+
+  private async lookup(table: 'practitioner' | 'service' | 'location', id: string | undefined): Promise<string | undefined> {
+    if (!id) return undefined;
+    const key = `${table}:${id}`;
+    if (!this.names.has(key)) {
+      const r = await this.db.selectFrom(table).select('name').where('id', '=', id).executeTakeFirst();
+      this.names.set(key, r?.name);
+    }
+    return this.names.get(key);
+  }
+
+  async clinic(id: string): Promise<string> {
+    if (!this.clinics.has(id)) {
+      const r = await this.db.selectFrom('clinic').select('name').where('id', '=', id).executeTakeFirst();
+      this.clinics.set(id, r?.name ?? 'the clinic');
+    }
+    return this.clinics.get(id)!;
+  }
+
+  async render(appt: Appointment, conn: ConnectionRecord): Promise<RenderedText> {
+    const source = getConnector(appt.origin.platform)?.descriptor.displayName ?? (appt.origin.platform === 'manual' ? 'front desk' : appt.origin.platform);
+    return renderEventText(
+      appt,
+      {
+        clinicName: await this.clinic(appt.clinicId),
+        practitionerName: await this.lookup('practitioner', appt.practitionerId),
+        serviceName: await this.lookup('service', appt.serviceId),
+        locationName: await this.lookup('location', appt.locationId),
+        sourceName: source,
+      },
+      privacyOf(conn),
+      templateOf(conn),
+    );
+  }
+}

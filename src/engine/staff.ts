@@ -1,0 +1,201 @@
+// Manual updates by office staff: create, reschedule, cancel, mark no-show / completed. The same
+// transaction shape as a source change: appointment + conflicts + audit + outbox.
+import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import { getSource } from '../connectors/registry.ts';
+import type { WriteBackRequest } from '../connectors/types.ts';
+import { findConflicts } from '../domain/conflicts.ts';
+import { isIanaZone, toUtc } from '../domain/time.ts';
+import type { Appointment, AppointmentStatus, Patient } from '../domain/types.ts';
+import { appendAudit, type AuditInput } from '../store/audit.ts';
+import { enqueue, type NewJob } from '../store/outbox.ts';
+import type { DB } from '../store/schema.ts';
+import { getAppointment, overlapCandidates, saveAppointment, type Exec } from '../store/repo.ts';
+import { auditView, refreshConflicts } from './apply.ts';
+import { connectionContext, loadConnection } from './connections.ts';
+import type { Hub } from './hub.ts';
+import { targetJobsFor } from './targets.ts';
+import type { JobResult } from './worker.ts';
+import type { Job } from '../store/outbox.ts';
+
+export const WRITE_BACK = 'source.writeback';
+
+export class StaffError extends Error {
+  constructor(public status: number, public code: string, message: string, public details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'StaffError';
+  }
+}
+
+export interface ConflictInfo {
+  id: string;
+  start: string;
+  end: string;
+  practitionerId: string;
+  source: string;
+}
+
+export interface CreateInput {
+  practitionerId: string;
+  start: string;
+  end: string;
+  timeZone?: string;
+  patient: Patient;
+  serviceId?: string;
+  locationId?: string;
+  roomId?: string;
+  notes?: string;
+  status?: 'booked' | 'requested';
+  override?: boolean;
+}
+
+export interface RescheduleInput {
+  start: string;
+  end: string;
+  practitionerId?: string;
+  roomId?: string;
+  override?: boolean;
+}
+
+async function checkConflicts(trx: Exec, next: Appointment, override: boolean | undefined): Promise<void> {
+  const cands = await overlapCandidates(trx, next);
+  const ids = findConflicts(next, cands);
+  if (ids.length === 0 || override) return;
+  const info: ConflictInfo[] = cands.filter((c) => ids.includes(c.id)).map((c) => ({
+    id: c.id, start: c.start, end: c.end, practitionerId: c.practitionerId, source: c.origin.platform,
+  }));
+  throw new StaffError(409, 'double_booking', `this would double-book: it overlaps ${ids.length} appointment(s)`, { conflicts: info });
+}
+
+function validTimes(start: string, end: string): { start: string; end: string } {
+  let s: string;
+  let e: string;
+  try {
+    s = toUtc(start);
+    e = toUtc(end);
+  } catch {
+    throw new StaffError(400, 'invalid_time', 'start and end must be ISO-8601 instants with an offset or Z');
+  }
+  if (Date.parse(e) <= Date.parse(s)) throw new StaffError(400, 'invalid_time', 'end must be after start');
+  return { start: s, end: e };
+}
+
+async function commit(trx: Transaction<DB>, hub: Hub, before: Appointment | undefined, next: Appointment, actor: string, action: string, extraJobs: NewJob[] = []): Promise<Appointment> {
+  const at = hub.clock.now().toISOString();
+  await saveAppointment(trx, next, !before);
+  const conflicts = await refreshConflicts(trx, next, before?.conflicts ?? []);
+  const audit: AuditInput[] = [{ at, actor, action, entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next) }];
+  const fresh = conflicts.filter((id) => !(before?.conflicts ?? []).includes(id));
+  if (fresh.length) audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: fresh, overridden: true } });
+  await appendAudit(trx, hub.store.dialect, audit);
+  await enqueue(trx, [...(await targetJobsFor(trx, next, before)), ...extraJobs], at);
+  return next;
+}
+
+async function load(trx: Exec, id: string): Promise<Appointment> {
+  const a = await getAppointment(trx, id);
+  if (!a) throw new StaffError(404, 'not_found', `no appointment ${id}`);
+  return a;
+}
+
+async function checkPractitioner(trx: Exec, id: string): Promise<{ clinicId: string; locationIds: string[] }> {
+  const p = await trx.selectFrom('practitioner').select(['clinic_id', 'location_ids']).where('id', '=', id).executeTakeFirst();
+  if (!p) throw new StaffError(422, 'unknown_practitioner', `no practitioner ${id}`);
+  return { clinicId: p.clinic_id, locationIds: JSON.parse(p.location_ids) };
+}
+
+function writeBackJob(a: Appointment): NewJob[] {
+  if (a.origin.platform === 'manual') return [];
+  const src = getSource(a.origin.platform);
+  if (!src?.writeBack) return [];
+  return [{ kind: WRITE_BACK, payload: { appointmentId: a.id }, dedupeKey: `${WRITE_BACK}:${a.id}` }];
+}
+
+export async function staffCreate(hub: Hub, input: CreateInput, actor: string): Promise<Appointment> {
+  const { start, end } = validTimes(input.start, input.end);
+  if (input.timeZone && !isIanaZone(input.timeZone)) throw new StaffError(400, 'invalid_time_zone', `unknown IANA time zone ${input.timeZone}`);
+  const r = await hub.store.db.transaction().execute(async (trx) => {
+    const p = await checkPractitioner(trx, input.practitionerId);
+    const locationId = input.locationId ?? (p.locationIds.length === 1 ? p.locationIds[0] : undefined);
+    const loc = locationId ? await trx.selectFrom('location').select('time_zone').where('id', '=', locationId).executeTakeFirst() : undefined;
+    if (locationId && !loc) throw new StaffError(422, 'unknown_location', `no location ${locationId}`);
+    const clinic = await trx.selectFrom('clinic').select('time_zone').where('id', '=', p.clinicId).executeTakeFirstOrThrow();
+    const now = hub.clock.now().toISOString();
+    const id = randomUUID();
+    const next: Appointment = {
+      id, clinicId: p.clinicId, locationId, practitionerId: input.practitionerId, serviceId: input.serviceId, roomId: input.roomId,
+      patient: input.patient, start, end, timeZone: input.timeZone ?? loc?.time_zone ?? clinic.time_zone,
+      status: input.status ?? 'booked', notes: input.notes,
+      origin: { platform: 'manual', connectionId: 'manual', externalId: id }, revision: 1, conflicts: [], createdAt: now, updatedAt: now,
+    };
+    await checkConflicts(trx, next, input.override);
+    return commit(trx, hub, undefined, next, actor, 'appointment.created');
+  });
+  hub.onJobs();
+  return r;
+}
+
+async function edit(hub: Hub, id: string, actor: string, action: string, change: (a: Appointment) => Appointment, opts: { override?: boolean; checkConflicts: boolean }): Promise<Appointment> {
+  const r = await hub.store.db.transaction().execute(async (trx) => {
+    const before = await load(trx, id);
+    const next = change(structuredClone(before));
+    next.revision = before.revision + 1;
+    next.updatedAt = hub.clock.now().toISOString();
+    if (opts.checkConflicts) await checkConflicts(trx, next, opts.override);
+    return commit(trx, hub, before, next, actor, action, writeBackJob(next));
+  });
+  hub.onJobs();
+  return r;
+}
+
+export async function staffReschedule(hub: Hub, id: string, input: RescheduleInput, actor: string): Promise<Appointment> {
+  const { start, end } = validTimes(input.start, input.end);
+  if (input.practitionerId) await checkPractitioner(hub.store.db, input.practitionerId);
+  return edit(hub, id, actor, 'appointment.rescheduled', (a) => {
+    if (a.status === 'cancelled') throw new StaffError(409, 'cancelled', 'a cancelled appointment cannot be moved; rebook it instead');
+    return { ...a, start, end, practitionerId: input.practitionerId ?? a.practitionerId, roomId: input.roomId ?? a.roomId };
+  }, { override: input.override, checkConflicts: true });
+}
+
+export async function staffCancel(hub: Hub, id: string, reason: string | undefined, actor: string): Promise<Appointment> {
+  return edit(hub, id, actor, 'appointment.cancelled', (a) => {
+    if (a.status === 'cancelled') throw new StaffError(409, 'already_cancelled', 'this appointment is already cancelled');
+    return { ...a, status: 'cancelled', notes: reason ? [a.notes, `Cancelled: ${reason}`].filter(Boolean).join('\n') : a.notes };
+  }, { checkConflicts: false });
+}
+
+const STATUS_MOVES: Record<AppointmentStatus, AppointmentStatus[]> = {
+  requested: ['booked', 'cancelled'],
+  booked: ['no_show', 'completed', 'cancelled'],
+  no_show: ['booked', 'completed'],
+  completed: ['booked', 'no_show'],
+  cancelled: ['booked'],
+};
+
+export async function staffSetStatus(hub: Hub, id: string, status: AppointmentStatus, actor: string, override?: boolean): Promise<Appointment> {
+  return edit(hub, id, actor, `appointment.${status === 'booked' ? 'confirmed' : status}`, (a) => {
+    if (!STATUS_MOVES[a.status].includes(status)) throw new StaffError(409, 'invalid_transition', `cannot go from ${a.status} to ${status}`);
+    return { ...a, status };
+  }, { checkConflicts: status === 'booked', override });
+}
+
+/** Write a staff edit back to the platform the booking came from. */
+export async function runWriteBack(hub: Hub, job: Job): Promise<JobResult> {
+  const { appointmentId } = job.payload as { appointmentId: string };
+  const a = await getAppointment(hub.store.db, appointmentId);
+  if (!a) return { ok: true, note: 'gone' };
+  const conn = await loadConnection(hub, a.origin.connectionId);
+  const src = getSource(conn.record.platform);
+  if (!src?.writeBack) return { ok: true, note: 'not supported' };
+  const req: WriteBackRequest = { externalId: a.origin.externalId, start: a.start, end: a.end, timeZone: a.timeZone, status: a.status };
+  const r = await src.writeBack(req, connectionContext(hub, conn));
+  const at = hub.clock.now().toISOString();
+  if (!r.ok && r.failure.class !== 'permanent') return { ok: false, failure: r.failure, connectionId: conn.record.id };
+  await hub.store.db.transaction().execute((trx) =>
+    appendAudit(trx, hub.store.dialect, [{
+      at, actor: `worker:${hub.nodeId}`, action: r.ok ? 'source.written_back' : 'source.diverged', entityType: 'appointment', entityId: a.id,
+      meta: r.ok ? { connection: conn.record.id } : { connection: conn.record.id, reason: r.failure.message },
+    }]),
+  );
+  return { ok: true, note: r.ok ? 'written' : 'diverged' };
+}

@@ -1,0 +1,118 @@
+// Calendar targets: which targets an appointment belongs in, and the state-based sync job that makes
+// one target match the appointment's current state.
+import { getTarget } from '../connectors/registry.ts';
+import type { ConnectorFailure, LinkState, TargetEvent, WriteOutcome } from '../connectors/types.ts';
+import type { Appointment } from '../domain/types.ts';
+import type { NewJob } from '../store/outbox.ts';
+import { getAppointment, getConnectionRow, toConnection, type Exec, type TargetBinding } from '../store/repo.ts';
+import { appendAudit } from '../store/audit.ts';
+import { connectionContext, loadConnection } from './connections.ts';
+import type { Hub } from './hub.ts';
+import { NameBook } from './render.ts';
+
+export const TARGET_SYNC = 'target.sync';
+
+/** Where an appointment should be written: its practitioner's bindings plus the clinic-wide ones (push targets only). */
+export async function bindingsFor(db: Exec, appt: Pick<Appointment, 'practitionerId' | 'clinicId'>): Promise<TargetBinding[]> {
+  const p = await db.selectFrom('practitioner').select('targets').where('id', '=', appt.practitionerId).executeTakeFirst();
+  const c = await db.selectFrom('clinic').select('settings').where('id', '=', appt.clinicId).executeTakeFirst();
+  const all: TargetBinding[] = [...(p ? JSON.parse(p.targets) : []), ...((c ? JSON.parse(c.settings).targets : undefined) ?? [])];
+  const out: TargetBinding[] = [];
+  for (const b of all) {
+    if (out.some((o) => o.connection === b.connection)) continue;
+    const row = await getConnectionRow(db, b.connection);
+    if (row && getTarget(row.platform)?.descriptor.capabilities.push) out.push(b);
+  }
+  return out;
+}
+
+export function syncJob(appointmentId: string, targetId: string): NewJob {
+  return { kind: TARGET_SYNC, payload: { appointmentId, targetId }, dedupeKey: `${TARGET_SYNC}:${appointmentId}:${targetId}` };
+}
+
+/** Jobs for every target the appointment is in now, was in before, or still has an event in. */
+export async function targetJobsFor(db: Exec, next: Appointment, before?: Appointment): Promise<NewJob[]> {
+  const ids = new Set((await bindingsFor(db, next)).map((b) => b.connection));
+  if (before && before.practitionerId !== next.practitionerId) for (const b of await bindingsFor(db, before)) ids.add(b.connection);
+  const links = await db.selectFrom('target_link').select('connection_id').where('appointment_id', '=', next.id).where('state', '=', 'live').execute();
+  for (const l of links) ids.add(l.connection_id);
+  return [...ids].sort().map((t) => syncJob(next.id, t));
+}
+
+/** Appointments in these states hold an event in the practitioner's calendar. */
+function shouldExist(a: Appointment): boolean {
+  return a.status !== 'cancelled';
+}
+
+export type SyncResult = { ok: true; action: 'created' | 'updated' | 'removed' | 'unchanged' | 'skipped' } | { ok: false; failure: ConnectorFailure };
+
+function linkFromRow(r: { remote_id: string; calendar_id: string | null; etag: string | null; generation: number; data: string }): LinkState {
+  return { remoteId: r.remote_id, calendarId: r.calendar_id ?? undefined, etag: r.etag ?? undefined, generation: r.generation, data: JSON.parse(r.data) };
+}
+
+async function saveLink(hub: Hub, appointmentId: string, connectionId: string, link: LinkState, revision: number, state: 'live' | 'removed'): Promise<void> {
+  const now = hub.clock.now().toISOString();
+  const row = {
+    appointment_id: appointmentId, connection_id: connectionId, remote_id: link.remoteId, calendar_id: link.calendarId ?? null,
+    etag: link.etag ?? null, generation: link.generation, data: JSON.stringify(link.data ?? {}), revision, state, updated_at: now,
+  };
+  const { appointment_id, connection_id, ...rest } = row;
+  await hub.store.db.insertInto('target_link').values(row)
+    .onConflict((oc) => oc.columns(['appointment_id', 'connection_id']).doUpdateSet(rest)).execute();
+}
+
+/** Make target `targetId` match appointment `appointmentId` as it is now. Idempotent. */
+export async function syncTarget(hub: Hub, appointmentId: string, targetId: string): Promise<SyncResult> {
+  const db = hub.store.db;
+  const appt = await getAppointment(db, appointmentId);
+  const conn = await loadConnection(hub, targetId);
+  const target = getTarget(conn.record.platform);
+  if (!target?.client) return { ok: true, action: 'skipped' };
+  if (conn.record.status === 'needs_reauth') {
+    return { ok: false, failure: { class: 'auth', message: `connection ${targetId} needs reconnecting` } };
+  }
+  const linkRow = await db.selectFrom('target_link').selectAll().where('appointment_id', '=', appointmentId).where('connection_id', '=', targetId).executeTakeFirst();
+  const link = linkRow && linkRow.state === 'live' ? linkFromRow(linkRow) : undefined;
+  const binding = appt ? (await bindingsFor(db, appt)).find((b) => b.connection === targetId) : undefined;
+  const client = target.client(connectionContext(hub, conn));
+  const remove = async (l: LinkState, revision: number): Promise<WriteOutcome<void>> => {
+    const r = await client.remove(l, appointmentId);
+    if (r.ok) await saveLink(hub, appointmentId, targetId, l, revision, 'removed');
+    return r;
+  };
+
+  if (!appt || !binding || !shouldExist(appt)) {
+    if (!link) return { ok: true, action: 'unchanged' };
+    const r = await remove(link, appt?.revision ?? 0);
+    return r.ok ? { ok: true, action: 'removed' } : r;
+  }
+  const calendarId = binding.calendar ?? (conn.record.config.calendarId as string | undefined);
+  if (link && (link.calendarId ?? null) !== (calendarId ?? null)) {
+    // Moved to another calendar (e.g. a different practitioner): remove the old event first.
+    const r = await remove(link, appt.revision);
+    if (!r.ok) return r;
+  } else if (link && linkRow && linkRow.revision >= appt.revision) {
+    return { ok: true, action: 'unchanged' };
+  }
+  const current = link && (link.calendarId ?? null) === (calendarId ?? null) ? link : undefined;
+  const text = await new NameBook(db).render(appt, conn.record);
+  const event: TargetEvent = {
+    appointmentId: appt.id, revision: appt.revision, calendarId, title: text.title, description: text.description,
+    location: text.location, start: appt.start, end: appt.end, timeZone: appt.timeZone, status: appt.status,
+  };
+  // A removed link still tells the connector the remote id and generation it used (deleted ids may be remembered).
+  const prior = current ?? (linkRow ? { ...linkFromRow(linkRow), etag: undefined } : undefined);
+  const r = await client.upsert(event, prior);
+  if (!r.ok) return r;
+  await saveLink(hub, appointmentId, targetId, { ...r.value, calendarId: r.value.calendarId ?? calendarId }, appt.revision, 'live');
+  return { ok: true, action: current ? 'updated' : 'created' };
+}
+
+/** Record a write in the audit log (calendar writes are transactions too). */
+export async function auditTargetWrite(hub: Hub, appointmentId: string, targetId: string, action: string, meta: Record<string, unknown>): Promise<void> {
+  await hub.store.db.transaction().execute((trx) =>
+    appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor: `worker:${hub.nodeId}`, action, entityType: 'appointment', entityId: appointmentId, meta: { target: targetId, ...meta } }]),
+  );
+}
+
+export { toConnection };

@@ -1,0 +1,178 @@
+// Outbox workers: claim due jobs with a lease, run them, retry with exponential backoff + full jitter
+// (honouring Retry-After), and dead-letter what keeps failing.
+import type { ConnectorFailure } from '../connectors/types.ts';
+import { claim, complete, reschedule, jobCounts, type Job } from '../store/outbox.ts';
+import { setConnectionStatus } from './connections.ts';
+import type { Hub } from './hub.ts';
+import { TARGET_SYNC, auditTargetWrite, syncTarget } from './targets.ts';
+import { FETCH_CHANGE, runFetchJob } from './ingest.ts';
+import { WRITE_BACK, runWriteBack } from './staff.ts';
+
+export type JobResult = { ok: true; note?: string } | { ok: false; failure: ConnectorFailure; connectionId?: string };
+export type JobHandler = (hub: Hub, job: Job) => Promise<JobResult>;
+
+const handlers = new Map<string, JobHandler>();
+
+export function registerJobHandler(kind: string, h: JobHandler): void {
+  handlers.set(kind, h);
+}
+
+registerJobHandler(TARGET_SYNC, async (hub, job) => {
+  const { appointmentId, targetId } = job.payload as { appointmentId: string; targetId: string };
+  const r = await syncTarget(hub, appointmentId, targetId);
+  if (r.ok) {
+    if (r.action !== 'unchanged' && r.action !== 'skipped') await auditTargetWrite(hub, appointmentId, targetId, `target.${r.action}`, {});
+    return { ok: true, note: r.action };
+  }
+  return { ok: false, failure: r.failure, connectionId: targetId };
+});
+
+registerJobHandler(FETCH_CHANGE, runFetchJob);
+
+export interface BackoffPolicy {
+  baseMs: number;
+  capMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 2_000, capMs: 15 * 60_000 };
+
+/** Delay before attempt `attempts + 1`: full jitter over an exponential ceiling, never below Retry-After. */
+export function backoffMs(attempts: number, f: ConnectorFailure, p: BackoffPolicy = DEFAULT_BACKOFF, rand = Math.random): number {
+  const ceiling = Math.min(p.capMs, p.baseMs * 2 ** Math.max(0, attempts - 1));
+  const jittered = Math.round(rand() * ceiling);
+  return Math.max(jittered, f.retryAfterMs ?? 0, 250);
+}
+
+export interface WorkerOptions {
+  concurrency?: number;
+  pollMs?: number;
+  leaseMs?: number;
+  backoff?: BackoffPolicy;
+}
+
+export class Worker {
+  private running = 0;
+  private stopped = true;
+  private timer: NodeJS.Timeout | undefined;
+  private idle: Array<() => void> = [];
+  private polling = false;
+  private again = false;
+  readonly opts: Required<WorkerOptions>;
+
+  constructor(private hub: Hub, o: WorkerOptions = {}) {
+    this.opts = { concurrency: o.concurrency ?? 4, pollMs: o.pollMs ?? 500, leaseMs: o.leaseMs ?? 120_000, backoff: o.backoff ?? DEFAULT_BACKOFF };
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.hub.onJobs = () => this.wake();
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.running > 0 || this.polling) await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  wake(): void {
+    if (this.stopped) return;
+    if (this.polling) {
+      this.again = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.poll(), ms);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.stopped || this.polling) return;
+    this.polling = true;
+    this.again = false;
+    try {
+      const free = this.opts.concurrency - this.running;
+      if (free > 0) {
+        const jobs = await claim(this.hub.store.db, this.hub.store.dialect, this.hub.nodeId, free, this.hub.clock.now(), this.opts.leaseMs);
+        for (const j of jobs) {
+          this.running++;
+          void this.run(j).finally(() => {
+            this.running--;
+            this.wake();
+            this.settle();
+          });
+        }
+        if (jobs.length === free) this.again = true;
+      }
+    } catch (err) {
+      this.hub.log.error({ err: { message: (err as Error).message } }, 'claiming jobs failed');
+    } finally {
+      this.polling = false;
+      this.settle();
+      this.schedule(this.again ? 0 : this.opts.pollMs);
+    }
+  }
+
+  private settle(): void {
+    if (this.running === 0 && !this.polling) for (const r of this.idle.splice(0)) r();
+  }
+
+  /** Run one job to its outcome. Public for tests that drive jobs step by step. */
+  async run(job: Job): Promise<void> {
+    const hub = this.hub;
+    const h = handlers.get(job.kind);
+    const endTimer = hub.metrics.jobSeconds.startTimer({ kind: job.kind });
+    const now = () => hub.clock.now().toISOString();
+    let result: JobResult;
+    try {
+      result = h ? await h(hub, job) : { ok: false, failure: { class: 'permanent', message: `no handler for job kind ${job.kind}` } };
+    } catch (err) {
+      result = { ok: false, failure: { class: 'transient', message: `unexpected: ${(err as Error).message}` } };
+      hub.log.error({ job: job.id, kind: job.kind, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'job crashed');
+    }
+    endTimer();
+    if (result.ok) {
+      await complete(hub.store.db, job.id, hub.nodeId, now());
+      hub.metrics.jobs.inc({ kind: job.kind, outcome: 'ok' });
+      return;
+    }
+    const f = result.failure;
+    if (f.class === 'auth' && result.connectionId) {
+      await setConnectionStatus(hub, result.connectionId, 'needs_reauth', f.message);
+      hub.log.warn({ connection: result.connectionId }, 'connection needs reconnecting; its jobs wait');
+    }
+    // Throttling and a lost authorisation do not use up the job's attempts: they wait.
+    const countAttempt = f.class !== 'throttled' && f.class !== 'auth';
+    const dead = f.class === 'permanent' || (countAttempt && job.attempts >= job.maxAttempts);
+    const delay = f.class === 'auth' ? Math.max(f.retryAfterMs ?? 0, 5 * 60_000) : backoffMs(job.attempts, f, this.opts.backoff);
+    const runAt = new Date(hub.clock.now().getTime() + delay).toISOString();
+    await reschedule(hub.store.db, job.id, hub.nodeId, { error: `${f.class}: ${f.message}`, runAt, dead, countAttempt }, now());
+    hub.metrics.jobs.inc({ kind: job.kind, outcome: dead ? 'dead' : f.class });
+    hub.log.warn({ job: job.id, kind: job.kind, class: f.class, status: f.status, attempts: job.attempts, dead }, dead ? 'job dead-lettered' : 'job will retry');
+  }
+}
+
+/** Run every due job until none is left (CLI and tests). Returns how many ran. */
+export async function drain(hub: Hub, o: { maxRounds?: number; worker?: Worker } = {}): Promise<number> {
+  const w = o.worker ?? new Worker(hub);
+  let n = 0;
+  for (let round = 0; round < (o.maxRounds ?? 1000); round++) {
+    const jobs = await claim(hub.store.db, hub.store.dialect, hub.nodeId, 8, hub.clock.now(), w.opts.leaseMs);
+    if (jobs.length === 0) break;
+    await Promise.all(jobs.map((j) => w.run(j)));
+    n += jobs.length;
+  }
+  return n;
+}
+
+export async function updateJobGauges(hub: Hub): Promise<void> {
+  const counts = await jobCounts(hub.store.db);
+  for (const [state, n] of Object.entries(counts)) hub.metrics.jobsWaiting.set({ state }, n);
+}
+
+registerJobHandler(WRITE_BACK, runWriteBack);

@@ -1,0 +1,67 @@
+// Opening the store: SQLite (embedded default, WAL) or PostgreSQL (DATABASE_URL). One migration set.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import type { DB } from './schema.ts';
+import { migrations, type Dialect } from './migrations.ts';
+
+// int8 (count(*), bigint columns) as numbers, not strings.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export interface Store {
+  db: Kysely<DB>;
+  dialect: Dialect;
+  /** Where it lives, for messages (file path or a URL without the password). */
+  where: string;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** postgres://… selects PostgreSQL; otherwise SQLite in `dataDir`. */
+  databaseUrl?: string;
+  dataDir: string;
+  /** PostgreSQL schema to use (tests isolate themselves with one); created if missing. */
+  pgSchema?: string;
+  /** Pool size for PostgreSQL. */
+  poolSize?: number;
+}
+
+export async function openStore(o: OpenOptions): Promise<Store> {
+  if (o.databaseUrl && /^postgres(ql)?:\/\//.test(o.databaseUrl)) {
+    const schema = o.pgSchema;
+    if (schema) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+      const c = new pg.Client({ connectionString: o.databaseUrl });
+      await c.connect();
+      await c.query(`create schema if not exists ${schema}`);
+      await c.end();
+    }
+    const pool = new pg.Pool({
+      connectionString: o.databaseUrl,
+      max: o.poolSize ?? 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    const u = new URL(o.databaseUrl);
+    u.password = '';
+    return { db, dialect: 'postgres', where: `${u.toString()}${schema ? ` (schema ${schema})` : ''}`, close: () => db.destroy() };
+  }
+  mkdirSync(o.dataDir, { recursive: true });
+  const file = join(o.dataDir, 'meridian.db');
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('foreign_keys = ON');
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', where: file, close: () => db.destroy() };
+}
+
+export async function migrate(store: Store): Promise<string[]> {
+  const migrator = new Migrator({ db: store.db, provider: { getMigrations: async () => migrations(store.dialect) } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

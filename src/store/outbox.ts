@@ -1,0 +1,137 @@
+// The transactional outbox: jobs written in the same transaction as the change that caused them,
+// claimed by workers with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL), retried, dead-lettered.
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { DB, JobTable } from './schema.ts';
+import type { Dialect } from './migrations.ts';
+
+export type JobState = 'pending' | 'running' | 'done' | 'dead';
+
+export interface NewJob {
+  kind: string;
+  payload: Record<string, unknown>;
+  /** At most one pending job per key; a second enqueue only moves the pending one earlier. */
+  dedupeKey?: string;
+  runAt?: string;
+  maxAttempts?: number;
+}
+
+export interface Job {
+  id: string;
+  kind: string;
+  payload: Record<string, unknown>;
+  dedupeKey?: string;
+  state: JobState;
+  attempts: number;
+  maxAttempts: number;
+  runAt: string;
+  lastError?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toJob(r: JobTable): Job {
+  return {
+    id: r.id, kind: r.kind, payload: JSON.parse(r.payload), dedupeKey: r.dedupe_key ?? undefined, state: r.state as JobState,
+    attempts: r.attempts, maxAttempts: r.max_attempts, runAt: r.run_at, lastError: r.last_error ?? undefined,
+    createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+export async function enqueue(trx: Kysely<DB> | Transaction<DB>, jobs: NewJob[], now: string): Promise<void> {
+  for (const j of jobs) {
+    await trx
+      .insertInto('job')
+      .values({
+        id: randomUUID(), kind: j.kind, payload: JSON.stringify(j.payload), dedupe_key: j.dedupeKey ?? null, state: 'pending',
+        attempts: 0, max_attempts: j.maxAttempts ?? 12, run_at: j.runAt ?? now, locked_by: null, locked_until: null,
+        last_error: null, created_at: now, updated_at: now,
+      })
+      .onConflict((oc) =>
+        oc.column('dedupe_key').where('state', '=', 'pending').doUpdateSet({
+          run_at: sql<string>`case when excluded.run_at < job.run_at then excluded.run_at else job.run_at end`,
+          payload: sql<string>`excluded.payload`,
+          updated_at: now,
+        }),
+      )
+      .execute();
+  }
+}
+
+export async function claim(db: Kysely<DB>, dialect: Dialect, worker: string, n: number, now: Date, leaseMs: number): Promise<Job[]> {
+  const nowIso = now.toISOString();
+  const until = new Date(now.getTime() + leaseMs).toISOString();
+  let due = db
+    .selectFrom('job')
+    .select('id')
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('state', '=', 'pending'), eb('run_at', '<=', nowIso)]),
+        eb.and([eb('state', '=', 'running'), eb('locked_until', '<', nowIso)]),
+      ]),
+    )
+    .orderBy('run_at')
+    .limit(n);
+  if (dialect === 'postgres') due = due.forUpdate().skipLocked();
+  const rows = await db
+    .updateTable('job')
+    .set({ state: 'running', locked_by: worker, locked_until: until, attempts: sql`attempts + 1`, updated_at: nowIso })
+    .where('id', 'in', due)
+    .returningAll()
+    .execute();
+  return rows.map(toJob);
+}
+
+export async function complete(db: Kysely<DB>, id: string, worker: string, now: string): Promise<void> {
+  await db.updateTable('job').set({ state: 'done', locked_until: null, last_error: null, updated_at: now })
+    .where('id', '=', id).where('locked_by', '=', worker).execute();
+}
+
+export async function reschedule(db: Kysely<DB>, id: string, worker: string, o: { error: string; runAt?: string; dead: boolean; countAttempt: boolean }, now: string): Promise<void> {
+  if (!o.dead) {
+    // A newer pending job for the same key already exists: it will do this work with fresher state.
+    const self = await db.selectFrom('job').select('dedupe_key').where('id', '=', id).executeTakeFirst();
+    if (self?.dedupe_key) {
+      const other = await db.selectFrom('job').select('id').where('dedupe_key', '=', self.dedupe_key)
+        .where('state', '=', 'pending').where('id', '!=', id).executeTakeFirst();
+      if (other) {
+        await db.updateTable('job').set({ state: 'done', locked_until: null, last_error: `coalesced into ${other.id}`, updated_at: now })
+          .where('id', '=', id).where('locked_by', '=', worker).execute();
+        return;
+      }
+    }
+  }
+  await db
+    .updateTable('job')
+    .set({
+      state: o.dead ? 'dead' : 'pending',
+      run_at: o.runAt ?? now,
+      locked_until: null,
+      last_error: o.error.slice(0, 1000),
+      updated_at: now,
+      ...(o.countAttempt ? {} : { attempts: sql`attempts - 1` }),
+    })
+    .where('id', '=', id)
+    .where('locked_by', '=', worker)
+    .execute();
+}
+
+/** Put a dead (or any) job back in the queue now; returns false when it does not exist. */
+export async function retryJob(db: Kysely<DB>, id: string, now: string): Promise<boolean> {
+  const r = await db.updateTable('job').set({ state: 'pending', attempts: 0, run_at: now, locked_until: null, updated_at: now })
+    .where('id', '=', id).where('state', 'in', ['dead', 'pending']).executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+export async function listJobs(db: Kysely<DB>, o: { state?: JobState; limit?: number } = {}): Promise<Job[]> {
+  let q = db.selectFrom('job').selectAll().orderBy('updated_at', 'desc').limit(o.limit ?? 100);
+  if (o.state) q = q.where('state', '=', o.state);
+  return (await q.execute()).map(toJob);
+}
+
+export async function jobCounts(db: Kysely<DB>): Promise<Record<JobState, number>> {
+  const rows = await db.selectFrom('job').select(['state', db.fn.countAll<number>().as('n')]).groupBy('state').execute();
+  const out: Record<JobState, number> = { pending: 0, running: 0, done: 0, dead: 0 };
+  for (const r of rows) out[r.state as JobState] = Number(r.n);
+  return out;
+}

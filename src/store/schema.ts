@@ -1,0 +1,82 @@
+// Kysely table types. Portable across SQLite and PostgreSQL: text ids, ISO-8601 UTC text instants,
+// JSON as text, booleans as 0/1 integers.
+
+export interface ClinicTable { id: string; name: string; time_zone: string; language: string; settings: string; updated_at: string }
+export interface LocationTable { id: string; clinic_id: string; name: string; time_zone: string; address: string | null }
+export interface PractitionerTable {
+  id: string; clinic_id: string; name: string; email: string | null; time_zone: string | null;
+  location_ids: string; targets: string; active: number;
+}
+export interface ServiceTable { id: string; clinic_id: string; name: string; duration_minutes: number | null }
+export interface RoomTable { id: string; location_id: string; name: string }
+
+export interface AppointmentTable {
+  id: string; clinic_id: string; location_id: string | null; practitioner_id: string; service_id: string | null;
+  room_id: string | null; patient_name: string; patient_email: string | null; patient_phone: string | null;
+  patient_tz: string | null; start_at: string; end_at: string; time_zone: string; status: string; notes: string | null;
+  origin_platform: string; origin_connection_id: string; origin_external_id: string; revision: number;
+  conflicts: string; created_at: string; updated_at: string;
+}
+
+export interface AppointmentRefTable {
+  connection_id: string; external_id: string; appointment_id: string | null; superseded: number;
+  last_occurred_at: string | null; last_version: number | null; last_hash: string | null; last_kind: string | null;
+}
+
+export interface ConnectionTable {
+  id: string; clinic_id: string; platform: string; name: string; config: string; refs: string;
+  privacy: string | null; base_url: string | null; secrets_enc: string | null; secret_refs: string;
+  status: string; last_sync_at: string | null; last_error: string | null; created_at: string; updated_at: string;
+}
+
+export interface DeliveryTable {
+  id: string; connection_id: string; delivery_id: string | null; received_at: string; content_type: string | null;
+  headers: string; body: string; status: string; error: string | null; change_count: number; applied_at: string | null;
+}
+
+export interface JobTable {
+  id: string; kind: string; payload: string; dedupe_key: string | null; state: string; attempts: number;
+  max_attempts: number; run_at: string; locked_by: string | null; locked_until: string | null; last_error: string | null;
+  created_at: string; updated_at: string;
+}
+
+export interface TargetLinkTable {
+  appointment_id: string; connection_id: string; remote_id: string; calendar_id: string | null; etag: string | null;
+  generation: number; data: string; revision: number; state: string; updated_at: string;
+}
+
+export interface AuditTable {
+  seq: number; at: string; actor: string; action: string; entity_type: string; entity_id: string;
+  before: string | null; after: string | null; meta: string | null; prev_hash: string; hash: string;
+}
+export interface AuditHeadTable { id: number; seq: number; hash: string }
+
+export interface ApiKeyTable {
+  id: string; name: string; prefix: string; key_hash: string; scopes: string; created_at: string;
+  last_used_at: string | null; revoked: number;
+}
+
+export interface FeedTable {
+  id: string; connection_id: string; scope: string; scope_id: string; token_hash: string; token_enc: string; created_at: string;
+}
+
+export interface MetaTable { key: string; value: string }
+
+export interface DB {
+  clinic: ClinicTable;
+  location: LocationTable;
+  practitioner: PractitionerTable;
+  service: ServiceTable;
+  room: RoomTable;
+  appointment: AppointmentTable;
+  appointment_ref: AppointmentRefTable;
+  connection: ConnectionTable;
+  delivery: DeliveryTable;
+  job: JobTable;
+  target_link: TargetLinkTable;
+  audit: AuditTable;
+  audit_head: AuditHeadTable;
+  api_key: ApiKeyTable;
+  feed: FeedTable;
+  meta: MetaTable;
+}
