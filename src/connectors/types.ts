@@ -57,6 +57,8 @@ export interface SourceDescriptor extends DescriptorBase {
   role: 'source';
   /** How webhooks are authenticated, for humans (`platforms` command, UI). */
   signature: string;
+  /** The auth field (secret) that webhook verification uses, if any. */
+  webhookSecret?: string;
   capabilities: SourceCapabilities;
 }
 
@@ -141,6 +143,26 @@ export interface SourceConnector {
   list?(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange>;
   /** Write a staff edit back to the platform. */
   writeBack?(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>>;
+  /** A signed webhook as the platform would send it, for the demo, docs and tests. */
+  sampleWebhook?(b: SampleBooking, secrets: Record<string, string>, now: Date): { rawBody: Buffer; headers: Record<string, string> };
+}
+
+/** A booking event described without any platform's field names (see `sampleWebhook`). */
+export interface SampleBooking {
+  event: 'created' | 'canceled' | 'no_show';
+  /** Platform-neutral id of the booking; the connector turns it into its own id form. */
+  bookingId: string;
+  start: string;
+  end: string;
+  timeZone: string;
+  patient: { name: string; email?: string };
+  /** The host/practitioner reference in the platform's form, when known. */
+  hostRef?: string;
+  hostEmail?: string;
+  serviceRef?: string;
+  /** For a reschedule pair: the booking this one replaces (created) or is replaced by (canceled). */
+  replaces?: string;
+  replacedBy?: string;
 }
 
 // ---------------------------------------------------------------- targets
@@ -188,10 +210,28 @@ export interface TargetClient {
   remove(link: LinkState, appointmentId: string): Promise<WriteOutcome<void>>;
 }
 
+/** One appointment in a published feed: the rendered event plus its lifecycle stamps. */
+export interface FeedEvent extends TargetEvent {
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface FeedInput {
+  /** Calendar name shown by subscribers. */
+  name: string;
+  timeZone?: string;
+  events: FeedEvent[];
+  now: Date;
+  /** Meridian's public URL (UID domain). */
+  publicUrl?: string;
+}
+
 export interface TargetConnector {
   descriptor: TargetDescriptor;
   /** A client for one connection; undefined for pull-based targets (feeds). */
   client?(ctx: ConnectionContext): TargetClient;
+  /** Pull-based targets: the whole feed as it should be served now. */
+  renderFeed?(feed: FeedInput): string;
 }
 
 export type Connector = SourceConnector | TargetConnector;

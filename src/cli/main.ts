@@ -1,0 +1,452 @@
+// `meridian` — serve, migrate, demo, audit, jobs, keys, connections, platforms, parse-webhook, parse-record.
+// Exit codes: 0 ok, 1 failure, 2 usage error; parse-webhook/parse-record: 3 signature rejected, 4 not understood.
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { allDescriptors, getSource } from '../connectors/registry.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
+import { ConfigError, formatIssue, loadConfigFile } from '../config/load.ts';
+import { createApiKey, listApiKeys, revokeApiKey, SCOPES, type Scope } from '../engine/apikeys.ts';
+import { loadConnection, saveSecrets, storedSecrets } from '../engine/connections.ts';
+import { listFeeds } from '../engine/feeds.ts';
+import type { Hub } from '../engine/hub.ts';
+import { Worker } from '../engine/worker.ts';
+import { verifyAudit } from '../store/audit.ts';
+import { jobCounts, listJobs, retryJob } from '../store/outbox.ts';
+import { buildServer, VERSION } from '../http/server.ts';
+import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+class UsageError extends Error {}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`meridian: ${message}\n`);
+  process.exit(code);
+}
+
+function out(v: unknown): void {
+  process.stdout.write(`${typeof v === 'string' ? v : JSON.stringify(v, null, 2)}\n`);
+}
+
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+async function withHub<T>(o: GlobalOptions, f: (hub: Hub) => Promise<T>): Promise<T> {
+  const hub = await open(o, { quietLog: true });
+  try {
+    return await f(hub);
+  } finally {
+    await hub.store.close();
+  }
+}
+
+function reportConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`meridian: the configuration is not valid:\n${err.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+// ------------------------------------------------------------------ serve
+
+interface ServeOptions extends GlobalOptions {
+  port?: string;
+  host?: string;
+  workers?: string;
+  publicUrl?: string;
+}
+
+async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promise<void>): Promise<void> {
+  const port = Number(o.port ?? process.env.PORT ?? process.env.MERIDIAN_PORT ?? 7400);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0–65535, not ${o.port}`);
+  const host = o.host ?? process.env.MERIDIAN_HOST ?? '127.0.0.1';
+  const hub = await open(o);
+  if (o.publicUrl) hub.publicUrl = o.publicUrl;
+  try {
+    const applied = await applyConfigFile(hub, o);
+    if (applied?.applied) hub.log.info({ file: applied.file, practitioners: applied.practitioners, connections: applied.connections }, 'configuration applied');
+  } catch (err) {
+    await hub.store.close();
+    reportConfigError(err);
+  }
+  const app = await buildServer(hub, { trustProxy: process.env.MERIDIAN_TRUST_PROXY === '1' });
+  const workerCount = Number(o.workers ?? process.env.MERIDIAN_WORKERS ?? 4);
+  const worker = new Worker(hub, { concurrency: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 4 });
+  let address: string;
+  try {
+    address = await app.listen({ port, host });
+  } catch (err) {
+    await hub.store.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    fail(code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${port}: ${(err as Error).message}`);
+  }
+  worker.start();
+  const url = address.replace('[::1]', 'localhost').replace('127.0.0.1', 'localhost');
+  hub.publicUrl ??= url;
+  if (banner) await banner(url, hub);
+  process.stdout.write(`Meridian ${VERSION} listening on ${url} (store: ${hub.store.where})\n`);
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    hub.log.info({ signal }, 'shutting down');
+    await app.close();
+    await worker.stop();
+    await hub.store.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+// ------------------------------------------------------------------ demo
+
+const DEMO_KEY_FILE = 'demo-api-key.txt';
+
+async function demoSetup(o: GlobalOptions): Promise<void> {
+  const dataDir = dataDirOf(o);
+  const cfg = join(dataDir, 'meridian.yaml');
+  if (!o.config && !existsSync(cfg)) {
+    await import('node:fs').then((fs) => fs.mkdirSync(dataDir, { recursive: true }));
+    copyFileSync(join(ROOT, 'examples/demo.yaml'), cfg);
+  }
+  await withHub(o, async (hub) => {
+    try {
+      await applyConfigFile(hub, o);
+    } catch (err) {
+      reportConfigError(err);
+    }
+    // Each source connection gets a random webhook secret, stored encrypted (never in the file).
+    for (const c of await hub.store.db.selectFrom('connection').selectAll().execute()) {
+      const src = getSource(c.platform);
+      const key = src?.descriptor.webhookSecret;
+      if (key && !storedSecrets(hub, c.secrets_enc)[key]) {
+        const { randomBytes } = await import('node:crypto');
+        await saveSecrets(hub.store.db, hub, c.id, { [key]: `demo-${randomBytes(18).toString('base64url')}` });
+      }
+    }
+    const keyFile = join(dataDir, DEMO_KEY_FILE);
+    if (!existsSync(keyFile)) {
+      const { key } = await createApiKey(hub, 'demo', ['admin']);
+      writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+    }
+  });
+}
+
+async function demoBanner(url: string, hub: Hub, o: GlobalOptions): Promise<void> {
+  const key = readFileSync(join(dataDirOf(o), DEMO_KEY_FILE), 'utf8').trim();
+  const feeds = await listFeeds(hub);
+  const sources = (await hub.store.db.selectFrom('connection').select(['id', 'platform']).execute()).filter((c) => getSource(c.platform));
+  const lines = [
+    '',
+    'Meridian demo clinic is ready.',
+    `  Web:        ${url}/`,
+    `  API:        ${url}/api/v1/openapi.json   (API key: ${key})`,
+    `  Try:        curl -H "Authorization: Bearer ${key}" ${url}/api/v1/appointments`,
+    ...sources.map((s) => `  Webhook:    ${url}/webhooks/${s.id}`),
+    '  Send a signed sample booking (new, then cancel) from another terminal:',
+    ...sources.map((s) => `    bin/meridian send-sample ${s.id} --to ${url}${o.data ? ` --data ${o.data}` : ''}`),
+    '  Calendar feeds (subscribe in any calendar app):',
+    ...feeds.map((f) => `    ${f.scope === 'clinic' ? 'whole clinic' : f.scopeId}: ${url}${f.path}`),
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+// ------------------------------------------------------------------ parse-webhook / parse-record
+
+function parseHeaderOption(h: string): [string, string] {
+  const i = h.indexOf(':');
+  if (i <= 0) throw new UsageError(`--header must look like "Name: value", not "${h}"`);
+  return [h.slice(0, i).trim().toLowerCase(), h.slice(i + 1).trim()];
+}
+
+function sourceOrUsage(platform: string): SourceConnector {
+  const s = getSource(platform);
+  if (!s) throw new UsageError(`unknown source platform "${platform}" (sources: ${allDescriptors().filter((d) => d.role === 'source').map((d) => d.id).join(', ')})`);
+  return s;
+}
+
+function readBody(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new UsageError(`cannot read --body ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function parseWebhookCommand(o: { platform: string; body: string; header: string[]; secret?: string; url?: string; now?: string }): number {
+  const src = sourceOrUsage(o.platform);
+  const rawBody = readBody(o.body);
+  const headers = Object.fromEntries(o.header.map(parseHeaderOption));
+  const now = o.now ? new Date(o.now) : new Date();
+  if (Number.isNaN(now.getTime())) throw new UsageError(`--now must be an ISO-8601 instant, not "${o.now}"`);
+  const secretKey = src.descriptor.webhookSecret ?? src.descriptor.auth.find((a) => a.secret)?.key;
+  const secrets: Record<string, string> = o.secret && secretKey ? { [secretKey]: o.secret } : {};
+  const req = { rawBody, headers, url: o.url ?? '', now };
+  let verified;
+  try {
+    verified = src.verify(req, secrets);
+  } catch (err) {
+    if (err instanceof ConnectionMisconfigured) throw new UsageError(`${src.descriptor.displayName} signs its webhooks: pass --secret (${err.message})`);
+    throw err;
+  }
+  if (!verified.ok) {
+    out(JSON.stringify({ verified: false, changes: [], reason: verified.reason }));
+    return 3;
+  }
+  try {
+    out(JSON.stringify({ verified: true, changes: src.parseWebhook(req) }));
+    return 0;
+  } catch (err) {
+    if (!(err instanceof UnreadablePayload)) throw err;
+    out(JSON.stringify({ verified: true, changes: [], error: err.message }));
+    return 4;
+  }
+}
+
+function parseRecordCommand(o: { platform: string; body: string }): number {
+  const src = sourceOrUsage(o.platform);
+  if (!src.parseRecord) throw new UsageError(`${src.descriptor.displayName} has no record parser`);
+  let record: unknown;
+  try {
+    record = JSON.parse(readBody(o.body).toString('utf8'));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    out(JSON.stringify({ changes: [], error: 'the body is not JSON' }));
+    return 4;
+  }
+  try {
+    out(JSON.stringify({ changes: src.parseRecord(record) }));
+    return 0;
+  } catch (err) {
+    if (!(err instanceof UnreadablePayload)) throw err;
+    out(JSON.stringify({ changes: [], error: err.message }));
+    return 4;
+  }
+}
+
+// ------------------------------------------------------------------ program
+
+const program = new Command('meridian')
+  .description('Meridian: one appointment hub for every booking tool, calendar and CRM of a clinic')
+  .version(VERSION)
+  .option('--data <dir>', 'data folder (SQLite database, key file, config)', process.env.MERIDIAN_DATA)
+  .option('--database <url>', 'PostgreSQL URL (default: SQLite in the data folder; or DATABASE_URL)')
+  .option('--config <file>', 'clinic configuration (default: meridian.yaml in the data folder; or MERIDIAN_CONFIG)')
+  .exitOverride()
+  .showHelpAfterError();
+
+program.command('serve').description('run the HTTP server and the job workers')
+  .option('--port <n>', 'port (default 7400, or PORT)')
+  .option('--host <addr>', 'interface to listen on (default 127.0.0.1)')
+  .option('--workers <n>', 'concurrent jobs in this process', '4')
+  .option('--public-url <url>', 'the URL platforms reach this server at (used in webhook URLs and feed UIDs)')
+  .action(async (_o, cmd: Command) => serve(cmd.optsWithGlobals() as ServeOptions));
+
+program.command('demo').description('set up the demo clinic (and with --serve, run it)')
+  .option('--serve', 'start the server afterwards')
+  .option('--port <n>', 'port when serving (default 7400)')
+  .option('--host <addr>', 'interface when serving (default 127.0.0.1)')
+  .action(async (_o, cmd: Command) => {
+    const o = cmd.optsWithGlobals() as ServeOptions & { serve?: boolean };
+    await demoSetup(o);
+    if (o.serve) await serve(o, (url, hub) => demoBanner(url, hub, o));
+    else out(`Demo clinic set up in ${dataDirOf(o)}. Start it with: bin/meridian demo --serve${o.data ? ` --data ${o.data}` : ''}`);
+  });
+
+program.command('send-sample').argument('<connection>', 'a source connection id')
+  .description('send a signed sample booking to a running server: a new booking, or with --cancel its cancellation')
+  .option('--to <url>', 'server URL', 'http://localhost:7400')
+  .option('--cancel <bookingId>', 'cancel this sample booking instead of creating one')
+  .action(async (connection: string, _o, cmd: Command) => {
+    const o = cmd.optsWithGlobals() as GlobalOptions & { to: string; cancel?: string };
+    const { rawBody, headers, bookingId } = await withHub(o, async (hub) => {
+      const conn = await loadConnection(hub, connection).catch(() => fail(`no connection ${connection}`));
+      const src = getSource(conn.record.platform);
+      if (!src?.sampleWebhook) return fail(`${conn.record.platform} cannot make sample webhooks`);
+      const clinic = await hub.store.db.selectFrom('clinic').select('time_zone').executeTakeFirstOrThrow();
+      const tomorrow = new Date(Date.now() + 86_400_000);
+      const day = tomorrow.toISOString().slice(0, 10);
+      const { localToUtc } = await import('../domain/time.ts');
+      const start = localToUtc(`${day}T10:00:00`, clinic.time_zone);
+      const id = o.cancel ?? (await import('node:crypto')).randomUUID();
+      const hostRef = Object.keys(conn.record.refs.practitioners ?? {})[0];
+      const sample = src.sampleWebhook({
+        event: o.cancel ? 'canceled' : 'created', bookingId: id, start, end: new Date(Date.parse(start) + 45 * 60_000).toISOString().replace('.000Z', 'Z'),
+        timeZone: clinic.time_zone, patient: { name: 'Jordan Rivera', email: 'jordan.rivera@example.org' }, hostRef,
+      }, conn.secrets, new Date());
+      return { ...sample, bookingId: id };
+    });
+    const res = await fetch(`${o.to.replace(/\/$/, '')}/webhooks/${connection}`, { method: 'POST', headers, body: new Uint8Array(rawBody) }).catch((e: Error) => fail(`cannot reach ${o.to}: ${e.message}`));
+    out(`${res.status} ${await res.text()}`);
+    if (!o.cancel) out(`Cancel it with: bin/meridian send-sample ${connection} --to ${o.to} --cancel ${bookingId}${o.data ? ` --data ${o.data}` : ''}`);
+    if (!res.ok) process.exitCode = 1;
+  });
+
+program.command('migrate').description('create or upgrade the database schema')
+  .action(async (_o, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => out(`database is up to date (${hub.store.where})`));
+  });
+
+const config = program.command('config').description('the clinic configuration file');
+config.command('check').argument('[file]').description('validate a configuration file (errors name file:line:column and the field)')
+  .action(async (file: string | undefined, _o, cmd: Command) => {
+    const f = file ?? configFileOf(globals(cmd));
+    if (!f) throw new UsageError('no configuration file given or found');
+    try {
+      const c = loadConfigFile(resolve(f)).config;
+      out(`${f}: valid (${c.practitioners.length} practitioners, ${c.locations.length} locations, ${c.connections.length} connections)`);
+    } catch (err) {
+      reportConfigError(err);
+    }
+  });
+config.command('apply').description('apply the configuration file now (also done at every start when it changed)')
+  .action(async (_o, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      try {
+        const s = await applyConfigFile(hub, globals(cmd), true);
+        if (!s) throw new UsageError('no configuration file given or found');
+        out(`applied ${s.file}: ${s.practitioners} practitioners, ${s.connections} connections, ${s.feedsCreated} new feeds`);
+      } catch (err) {
+        if (err instanceof UsageError) throw err;
+        reportConfigError(err);
+      }
+    });
+  });
+
+const audit = program.command('audit').description('the tamper-evident audit log');
+audit.command('verify').description('check the hash chain from the first entry to the last')
+  .action(async (_o, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const total = Number((await hub.store.db.selectFrom('audit').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n ?? 0);
+      const bar = process.stderr.isTTY && total > 5000 ? new cliProgress.SingleBar({ format: 'verifying {bar} {value}/{total}' }, cliProgress.Presets.shades_classic) : undefined;
+      bar?.start(total, 0);
+      const r = await verifyAudit(hub.store.db, (n) => bar?.update(n));
+      bar?.stop();
+      if (r.ok) out(`audit chain intact: ${r.entries} entries, head ${r.headHash.slice(0, 16)}…`);
+      else fail(`audit chain BROKEN at entry ${r.brokenAt}: ${r.reason}`, 1);
+    });
+  });
+audit.command('export').description('write the audit log as JSON Lines to stdout')
+  .action(async (_o, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      let after = 0;
+      for (;;) {
+        const rows = await hub.store.db.selectFrom('audit').selectAll().where('seq', '>', after).orderBy('seq').limit(1000).execute();
+        if (!rows.length) break;
+        for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+        after = rows[rows.length - 1].seq;
+      }
+    });
+  });
+
+const jobs = program.command('jobs').description('the outbox: calendar writes, fetches, write-backs');
+jobs.command('list').description('list jobs (newest first)')
+  .addOption(new Option('--state <state>', 'only this state').choices(['pending', 'running', 'done', 'dead']))
+  .option('--json', 'JSON output')
+  .action(async (o: { state?: 'pending' | 'running' | 'done' | 'dead'; json?: boolean }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const items = await listJobs(hub.store.db, { state: o.state, limit: 200 });
+      if (o.json) return out({ counts: await jobCounts(hub.store.db), items });
+      const c = await jobCounts(hub.store.db);
+      out(`pending ${c.pending} · running ${c.running} · done ${c.done} · dead ${c.dead}`);
+      for (const j of items) out(`${j.id}  ${j.state.padEnd(7)}  ${j.kind.padEnd(18)} attempts ${j.attempts}/${j.maxAttempts}  next ${j.runAt}${j.lastError ? `  last error: ${j.lastError}` : ''}`);
+    });
+  });
+jobs.command('retry').argument('<id>').description('run a dead or waiting job again now')
+  .action(async (id: string, _o, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      if (!(await retryJob(hub.store.db, id, new Date().toISOString()))) fail(`no retryable job ${id}`);
+      out(`job ${id} will run at the next poll of a running server`);
+    });
+  });
+
+const keys = program.command('keys').description('API keys');
+keys.command('create').argument('<name>')
+  .addOption(new Option('--scope <scope>', 'read < write < admin').choices([...SCOPES]).default('write'))
+  .description('create an API key (shown once)')
+  .action(async (name: string, o: { scope: Scope }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const { key, info } = await createApiKey(hub, name, [o.scope]);
+      out(`${key}\n(id ${info.id}, scope ${o.scope}; store it now: it is not shown again)`);
+    });
+  });
+keys.command('list').action(async (_o, cmd: Command) => {
+  await withHub(globals(cmd), async (hub) => {
+    for (const k of await listApiKeys(hub)) out(`${k.id}  ${k.name}  mer_${k.prefix}…  ${k.scopes.join(',')}  ${k.revoked ? 'REVOKED' : `last used ${k.lastUsedAt ?? 'never'}`}`);
+  });
+});
+keys.command('revoke').argument('<id>').action(async (id: string, _o, cmd: Command) => {
+  await withHub(globals(cmd), async (hub) => {
+    if (!(await revokeApiKey(hub, id))) fail(`no API key ${id}`);
+    out(`revoked ${id}`);
+  });
+});
+
+const connections = program.command('connections').description('connections to booking tools, calendars and CRMs');
+connections.command('list').action(async (_o, cmd: Command) => {
+  await withHub(globals(cmd), async (hub) => {
+    const rows = await hub.store.db.selectFrom('connection').selectAll().orderBy('id').execute();
+    for (const c of rows) out(`${c.id}  ${c.platform}  ${c.status}${c.last_error ? `  (${c.last_error})` : ''}`);
+  });
+});
+connections.command('set-secret').argument('<connection>').argument('<key>')
+  .description('store a secret encrypted (value read from stdin, or from --from-env)')
+  .option('--from-env <var>', 'read the value from this environment variable')
+  .action(async (connection: string, key: string, o: { fromEnv?: string }, cmd: Command) => {
+    let value = o.fromEnv ? process.env[o.fromEnv] : readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+    if (!value) throw new UsageError(o.fromEnv ? `${o.fromEnv} is not set` : 'no value on stdin');
+    await withHub(globals(cmd), async (hub) => {
+      const conn = await loadConnection(hub, connection).catch(() => fail(`no connection ${connection}`));
+      const known = conn.connector.descriptor.auth.filter((a) => a.secret).flatMap((a) => [a.key, `${a.key}Previous`]);
+      if (!known.includes(key)) throw new UsageError(`${conn.connector.descriptor.displayName} has no secret "${key}" (known: ${known.join(', ')})`);
+      await saveSecrets(hub.store.db, hub, connection, { [key]: value! });
+      value = undefined;
+      out(`stored ${key} for ${connection} (encrypted)`);
+    });
+  });
+
+program.command('platforms').description('every connector with its capabilities and fidelity')
+  .option('--json', 'JSON output')
+  .action((o: { json?: boolean }) => {
+    const ds = allDescriptors();
+    if (o.json) return out(ds);
+    for (const d of ds) {
+      const caps = Object.entries(d.capabilities).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none';
+      out(`${d.id.padEnd(18)} ${d.role.padEnd(7)} ${d.displayName}\n${' '.repeat(27)}capabilities: ${caps}\n${' '.repeat(27)}${'signature' in d ? `webhooks: ${d.signature}\n${' '.repeat(27)}` : ''}fidelity: ${d.fidelity}`);
+    }
+  });
+
+program.command('parse-webhook').description('show what Meridian makes of a webhook (verifies, then parses)')
+  .requiredOption('--platform <id>', 'source platform id')
+  .requiredOption('--body <file>', 'raw body file (bytes as received)')
+  .option('--header <header>', '"Name: value", repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--secret <s>', 'the webhook signing secret')
+  .option('--url <url>', 'the notification URL the platform posted to')
+  .option('--now <instant>', 'pin the clock (replay windows)')
+  .action((o) => {
+    process.exitCode = parseWebhookCommand(o);
+  });
+
+program.command('parse-record').description('show what Meridian makes of a record fetched from a platform API')
+  .requiredOption('--platform <id>', 'source platform id')
+  .requiredOption('--body <file>', 'JSON file: one record or a list')
+  .action((o) => {
+    process.exitCode = parseRecordCommand(o);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  if (err instanceof UsageError) fail(err.message, 2);
+  process.stderr.write(`meridian: ${(err as Error).message}\n`);
+  if (process.env.MERIDIAN_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+}

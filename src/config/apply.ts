@@ -1,0 +1,86 @@
+// Applying a validated configuration to the store, in one transaction, audited. The file is the
+// source of truth for what it declares; practitioners it no longer lists are deactivated (their
+// history stays), connections it no longer lists are disabled. Secrets: only environment references
+// come from the file; values stored encrypted through the API are kept.
+import { getTarget } from '../connectors/registry.ts';
+import { appendAudit } from '../store/audit.ts';
+import type { Exec } from '../store/repo.ts';
+import type { Hub } from '../engine/hub.ts';
+import { createFeed } from '../engine/feeds.ts';
+import type { ClinicConfig } from './schema.ts';
+
+export const CONFIG_HASH_KEY = 'config_hash';
+
+export interface ApplySummary {
+  applied: boolean;
+  practitioners: number;
+  connections: number;
+  feedsCreated: number;
+}
+
+async function upsert<T extends Record<string, unknown>>(trx: Exec, table: 'clinic' | 'location' | 'service' | 'room' | 'practitioner', row: T & { id: string }): Promise<void> {
+  const { id, ...rest } = row;
+  await trx.insertInto(table).values(row as never).onConflict((oc) => oc.column('id').doUpdateSet(rest as never)).execute();
+}
+
+export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor: string, o: { force?: boolean } = {}): Promise<ApplySummary> {
+  const db = hub.store.db;
+  const current = await db.selectFrom('meta').select('value').where('key', '=', CONFIG_HASH_KEY).executeTakeFirst();
+  if (current?.value === hash && !o.force) return { applied: false, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated: 0 };
+  const now = hub.clock.now().toISOString();
+  let feedsCreated = 0;
+  await db.transaction().execute(async (trx) => {
+    const prev = await trx.selectFrom('clinic').select('settings').where('id', '=', c.clinic.id).executeTakeFirst();
+    const settings = { ...(prev ? JSON.parse(prev.settings) : {}), targets: c.clinic.targets };
+    await upsert(trx, 'clinic', { id: c.clinic.id, name: c.clinic.name, time_zone: c.clinic.timeZone, language: c.clinic.language, settings: JSON.stringify(settings), updated_at: now });
+    for (const l of c.locations) {
+      await upsert(trx, 'location', { id: l.id, clinic_id: c.clinic.id, name: l.name, time_zone: l.timeZone ?? c.clinic.timeZone, address: l.address ?? null });
+      for (const r of l.rooms) await upsert(trx, 'room', { id: r.id, location_id: l.id, name: r.name });
+    }
+    for (const s of c.services) await upsert(trx, 'service', { id: s.id, clinic_id: c.clinic.id, name: s.name, duration_minutes: s.durationMinutes ?? null });
+    for (const p of c.practitioners) {
+      await upsert(trx, 'practitioner', {
+        id: p.id, clinic_id: c.clinic.id, name: p.name, email: p.email?.toLowerCase() ?? null, time_zone: p.timeZone ?? null,
+        location_ids: JSON.stringify(p.locations), targets: JSON.stringify(p.targets), active: p.active ? 1 : 0,
+      });
+    }
+    const listed = c.practitioners.map((p) => p.id);
+    await trx.updateTable('practitioner').set({ active: 0 }).where('clinic_id', '=', c.clinic.id).where('id', 'not in', listed.length ? listed : ['']).execute();
+
+    for (const x of c.connections) {
+      const secretRefs = Object.fromEntries(Object.entries(x.secrets).map(([k, v]) => [k, (v as { env: string }).env]));
+      const row = {
+        clinic_id: c.clinic.id, platform: x.platform, name: x.name ?? x.id, config: JSON.stringify(x.config), refs: JSON.stringify(x.refs),
+        privacy: x.privacy ?? null, base_url: x.baseUrl ?? null, secret_refs: JSON.stringify(secretRefs), updated_at: now,
+      };
+      const exists = await trx.selectFrom('connection').select(['id', 'status']).where('id', '=', x.id).executeTakeFirst();
+      if (exists) {
+        await trx.updateTable('connection').set({ ...row, ...(exists.status === 'disabled' ? { status: 'active' } : {}) }).where('id', '=', x.id).execute();
+      } else {
+        await trx.insertInto('connection').values({ id: x.id, ...row, secrets_enc: null, status: 'active', last_sync_at: null, last_error: null, created_at: now }).execute();
+      }
+    }
+    const conns = c.connections.map((x) => x.id);
+    await trx.updateTable('connection').set({ status: 'disabled', updated_at: now }).where('clinic_id', '=', c.clinic.id).where('id', 'not in', conns.length ? conns : ['']).execute();
+
+    // Published feeds: one per practitioner bound to a feed target, one per clinic-wide binding.
+    const feedTargets = new Set(c.connections.filter((x) => getTarget(x.platform)?.renderFeed).map((x) => x.id));
+    const wanted: { connection: string; scope: 'clinic' | 'practitioner'; scopeId: string }[] = [];
+    for (const t of c.clinic.targets) if (feedTargets.has(t.connection)) wanted.push({ connection: t.connection, scope: 'clinic', scopeId: c.clinic.id });
+    for (const p of c.practitioners) for (const t of p.targets) if (feedTargets.has(t.connection)) wanted.push({ connection: t.connection, scope: 'practitioner', scopeId: p.id });
+    for (const w of wanted) {
+      const have = await trx.selectFrom('feed').select('id').where('connection_id', '=', w.connection).where('scope', '=', w.scope).where('scope_id', '=', w.scopeId).executeTakeFirst();
+      if (!have) {
+        await createFeed(trx, hub, w.connection, w.scope, w.scopeId);
+        feedsCreated++;
+      }
+    }
+
+    await trx.insertInto('meta').values({ key: CONFIG_HASH_KEY, value: hash }).onConflict((oc) => oc.column('key').doUpdateSet({ value: hash })).execute();
+    await appendAudit(trx, hub.store.dialect, [{
+      at: now, actor, action: 'config.applied', entityType: 'clinic', entityId: c.clinic.id,
+      meta: { hash, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated },
+    }]);
+  });
+  return { applied: true, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated };
+}

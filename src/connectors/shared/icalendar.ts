@@ -1,0 +1,131 @@
+// iCalendar writing and reading shared by connectors (ICS feeds now; CalDAV and iMIP later).
+// Writing: ical-generator, with VTIMEZONE blocks from timezones-ical-library for every TZID used.
+// Reading: ical.js. Times are given to the generator as Temporal.ZonedDateTime so DTSTART carries the
+// wall-clock time in the appointment's zone; a wall time that occurs twice (the hour repeated when
+// clocks go back) is written in UTC form instead, because `TZID=…:013000` would be ambiguous and
+// RFC 5545 resolves it to the first occurrence, which may be wrong.
+import ical, { ICalEventStatus, ICalEventTransparency, type ICalCalendar } from 'ical-generator';
+import ICAL from 'ical.js';
+import { Temporal } from 'temporal-polyfill';
+import { tzlib_get_ical_block } from 'timezones-ical-library';
+
+export interface IcsEvent {
+  uid: string;
+  sequence: number;
+  start: string;
+  end: string;
+  timeZone: string;
+  summary: string;
+  description?: string;
+  location?: string;
+  status: 'confirmed' | 'tentative' | 'cancelled';
+  created?: string;
+  lastModified?: string;
+}
+
+export interface IcsCalendar {
+  name: string;
+  /** Calendar default zone (X-WR-TIMEZONE). */
+  timeZone?: string;
+  events: IcsEvent[];
+  /** DTSTAMP of every event: when the feed was generated. */
+  stamp: Date;
+  /** Suggested refresh interval for subscribers (REFRESH-INTERVAL / X-PUBLISHED-TTL). */
+  ttlSeconds?: number;
+}
+
+function vtimezone(tz: string): string | null {
+  const block = tzlib_get_ical_block(tz);
+  return Array.isArray(block) && typeof block[0] === 'string' && block[0] ? block[0] : null;
+}
+
+/** True when this instant's wall-clock time in `tz` also names another instant (the repeated hour). */
+export function isAmbiguousWallTime(instant: string, tz: string): boolean {
+  const zdt = Temporal.Instant.from(instant).toZonedDateTimeISO(tz);
+  try {
+    zdt.toPlainDateTime().toZonedDateTime(tz, { disambiguation: 'reject' });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+const STATUS = {
+  confirmed: ICalEventStatus.CONFIRMED,
+  tentative: ICalEventStatus.TENTATIVE,
+  cancelled: ICalEventStatus.CANCELLED,
+} as const;
+
+export function buildCalendar(c: IcsCalendar): ICalCalendar {
+  const cal = ical({
+    name: c.name,
+    prodId: { company: 'Meridian', product: 'Meridian', language: 'EN' },
+    timezone: c.timeZone ? { name: c.timeZone, generator: vtimezone } : { name: null, generator: vtimezone },
+    ttl: c.ttlSeconds ?? 900,
+  });
+  for (const e of c.events) {
+    const zoned = vtimezone(e.timeZone) !== null && !isAmbiguousWallTime(e.start, e.timeZone) && !isAmbiguousWallTime(e.end, e.timeZone);
+    const at = (s: string) => (zoned ? Temporal.Instant.from(s).toZonedDateTimeISO(e.timeZone) : new Date(s));
+    cal.createEvent({
+      id: e.uid,
+      sequence: e.sequence,
+      stamp: c.stamp,
+      start: at(e.start) as never,
+      end: at(e.end) as never,
+      timezone: zoned ? e.timeZone : null,
+      summary: e.summary,
+      description: e.description || null,
+      location: e.location || null,
+      status: STATUS[e.status],
+      transparency: e.status === 'cancelled' ? ICalEventTransparency.TRANSPARENT : ICalEventTransparency.OPAQUE,
+      created: e.created ? new Date(e.created) : null,
+      lastModified: e.lastModified ? new Date(e.lastModified) : null,
+    });
+  }
+  return cal;
+}
+
+export function renderCalendar(c: IcsCalendar): string {
+  return buildCalendar(c).toString();
+}
+
+export interface ParsedIcsEvent {
+  uid: string;
+  sequence: number;
+  start: string;
+  end: string;
+  /** The TZID of DTSTART, or 'UTC' for UTC/floating forms. */
+  timeZone: string;
+  summary: string;
+  description?: string;
+  location?: string;
+  status?: string;
+  recurrenceId?: string;
+}
+
+/** Parse iCalendar text with ical.js; VTIMEZONEs in the file are registered so TZIDs resolve. */
+export function parseCalendar(text: string): { components: ICAL.Component; events: ParsedIcsEvent[] } {
+  const root = new ICAL.Component(ICAL.parse(text));
+  for (const vtz of root.getAllSubcomponents('vtimezone')) {
+    const zone = new ICAL.Timezone(vtz);
+    if (!ICAL.TimezoneService.has(zone.tzid)) ICAL.TimezoneService.register(zone, zone.tzid);
+  }
+  const events = root.getAllSubcomponents('vevent').map((v) => {
+    const ev = new ICAL.Event(v);
+    const start = ev.startDate;
+    const tzid = v.getFirstProperty('dtstart')?.getParameter('tzid');
+    return {
+      uid: ev.uid,
+      sequence: ev.sequence ?? 0,
+      start: start.toJSDate().toISOString().replace('.000Z', 'Z'),
+      end: ev.endDate.toJSDate().toISOString().replace('.000Z', 'Z'),
+      timeZone: typeof tzid === 'string' ? tzid : 'UTC',
+      summary: ev.summary ?? '',
+      description: ev.description ?? undefined,
+      location: ev.location ?? undefined,
+      status: (v.getFirstPropertyValue('status') as string | null) ?? undefined,
+      recurrenceId: ev.recurrenceId ? ev.recurrenceId.toString() : undefined,
+    };
+  });
+  return { components: root, events };
+}

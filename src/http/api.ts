@@ -1,0 +1,350 @@
+// REST API v1. Each route is declared once in ROUTES (method, path, scope, schemas, handler); the
+// router and the OpenAPI document are both generated from that table, so they cannot disagree.
+import { z } from 'zod';
+import { allDescriptors } from '../connectors/registry.ts';
+import { APPOINTMENT_STATUSES, PRIVACY_LEVELS, type Appointment } from '../domain/types.ts';
+import { isIanaZone } from '../domain/time.ts';
+import type { Hub } from '../engine/hub.ts';
+import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../engine/staff.ts';
+import { replayDelivery } from '../engine/ingest.ts';
+import { listFeeds, rotateFeed } from '../engine/feeds.ts';
+import { saveSecrets } from '../engine/connections.ts';
+import { type Scope } from '../engine/apikeys.ts';
+import { verifyAudit } from '../store/audit.ts';
+import { jobCounts, listJobs, retryJob } from '../store/outbox.ts';
+import { getAppointment, getConnectionRow, getPractitioner, listAppointments, listConnections, listPractitioners, toConnection } from '../store/repo.ts';
+import { appendAudit } from '../store/audit.ts';
+import { HttpError } from './errors.ts';
+
+const instant = z.string().refine((s) => Number.isFinite(Date.parse(s)) && /T.*(Z|[+-]\d\d:?\d\d)$/.test(s), 'an ISO-8601 instant with Z or an offset');
+const zone = z.string().refine(isIanaZone, 'an IANA time zone');
+const idParam = z.object({ id: z.string().min(1).max(200) });
+
+export interface RouteContext {
+  hub: Hub;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  body: unknown;
+  actor: string;
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Fastify-style path under /api/v1 (`:id` parameters). */
+  path: string;
+  scope: Scope;
+  summary: string;
+  tag: string;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** Status for success (200 unless said). */
+  status?: number;
+  handler(ctx: RouteContext): Promise<unknown>;
+}
+
+const appointmentQuery = z.object({
+  from: instant.optional(),
+  to: instant.optional(),
+  practitioner: z.string().optional(),
+  location: z.string().optional(),
+  status: z.string().optional().describe('comma-separated statuses'),
+  limit: z.coerce.number().int().min(1).max(5000).optional(),
+});
+
+const patient = z.object({
+  name: z.string().min(1).max(200),
+  email: z.email().optional(),
+  phone: z.string().max(40).optional(),
+  timeZone: zone.optional(),
+}).strict();
+
+const createBody = z.object({
+  practitionerId: z.string().min(1),
+  start: instant,
+  end: instant,
+  timeZone: zone.optional(),
+  patient,
+  serviceId: z.string().optional(),
+  locationId: z.string().optional(),
+  roomId: z.string().optional(),
+  notes: z.string().max(4000).optional(),
+  status: z.enum(['booked', 'requested']).optional(),
+  override: z.boolean().optional().describe('book even though it double-books'),
+}).strict();
+
+const rescheduleBody = z.object({
+  start: instant,
+  end: instant,
+  practitionerId: z.string().optional(),
+  roomId: z.string().optional(),
+  override: z.boolean().optional(),
+}).strict();
+
+const targetBinding = z.object({ connection: z.string().min(1), calendar: z.string().optional() }).strict();
+
+async function appointmentOr404(hub: Hub, id: string): Promise<Appointment> {
+  const a = await getAppointment(hub.store.db, id);
+  if (!a) throw new HttpError(404, 'not_found', `no appointment ${id}`);
+  return a;
+}
+
+function connectionView(c: ReturnType<typeof toConnection>) {
+  const { secretRefs, hasStoredSecrets, ...rest } = c;
+  return { ...rest, secrets: { fromEnvironment: Object.keys(secretRefs), stored: hasStoredSecrets } };
+}
+
+export const ROUTES: Route[] = [
+  {
+    method: 'GET', path: '/appointments', scope: 'read', tag: 'appointments', summary: 'List appointments overlapping a time range',
+    query: appointmentQuery,
+    async handler({ hub, query }) {
+      const q = query as z.infer<typeof appointmentQuery>;
+      const status = q.status?.split(',').filter(Boolean);
+      const bad = status?.filter((s) => !(APPOINTMENT_STATUSES as readonly string[]).includes(s));
+      if (bad?.length) throw new HttpError(400, 'invalid_request', `unknown status ${bad.join(', ')}`);
+      const items = await listAppointments(hub.store.db, {
+        from: q.from && new Date(q.from).toISOString(), to: q.to && new Date(q.to).toISOString(),
+        practitionerId: q.practitioner, locationId: q.location, status: status as Appointment['status'][] | undefined, limit: q.limit,
+      });
+      return { items };
+    },
+  },
+  {
+    method: 'GET', path: '/appointments/:id', scope: 'read', tag: 'appointments', summary: 'One appointment', params: idParam,
+    handler: ({ hub, params }) => appointmentOr404(hub, params.id),
+  },
+  {
+    method: 'POST', path: '/appointments', scope: 'write', tag: 'appointments', status: 201,
+    summary: 'Book an appointment (front desk). 409 double_booking with the conflicting appointments unless `override`.',
+    body: createBody,
+    handler: ({ hub, body, actor }) => staffCreate(hub, body as z.infer<typeof createBody>, actor),
+  },
+  {
+    method: 'POST', path: '/appointments/:id/reschedule', scope: 'write', tag: 'appointments', params: idParam, body: rescheduleBody,
+    summary: 'Move an appointment (and optionally reassign it). 409 double_booking unless `override`.',
+    handler: ({ hub, params, body, actor }) => staffReschedule(hub, params.id, body as z.infer<typeof rescheduleBody>, actor),
+  },
+  {
+    method: 'POST', path: '/appointments/:id/cancel', scope: 'write', tag: 'appointments', params: idParam,
+    body: z.object({ reason: z.string().max(500).optional() }).strict(), summary: 'Cancel an appointment',
+    handler: ({ hub, params, body, actor }) => staffCancel(hub, params.id, (body as { reason?: string } | undefined)?.reason, actor),
+  },
+  {
+    method: 'POST', path: '/appointments/:id/status', scope: 'write', tag: 'appointments', params: idParam,
+    body: z.object({ status: z.enum(APPOINTMENT_STATUSES), override: z.boolean().optional() }).strict(),
+    summary: 'Set the status (no_show, completed, booked, …)',
+    handler: ({ hub, params, body, actor }) => {
+      const b = body as { status: Appointment['status']; override?: boolean };
+      return staffSetStatus(hub, params.id, b.status, actor, b.override);
+    },
+  },
+  {
+    method: 'GET', path: '/appointments/:id/audit', scope: 'read', tag: 'audit', params: idParam, summary: 'The audit trail of one appointment',
+    async handler({ hub, params }) {
+      await appointmentOr404(hub, params.id);
+      const rows = await hub.store.db.selectFrom('audit').selectAll().where('entity_id', '=', params.id).orderBy('seq').execute();
+      return { items: rows.map(auditRow) };
+    },
+  },
+  {
+    method: 'GET', path: '/practitioners', scope: 'read', tag: 'setup', summary: 'Practitioners',
+    handler: async ({ hub }) => ({ items: await listPractitioners(hub.store.db) }),
+  },
+  {
+    method: 'PATCH', path: '/practitioners/:id', scope: 'admin', tag: 'setup', params: idParam,
+    summary: 'Change a practitioner (name, e-mail, zone, locations, the targets their appointments are written to, active)',
+    body: z.object({
+      name: z.string().min(1).optional(), email: z.email().nullable().optional(), timeZone: zone.nullable().optional(),
+      locations: z.array(z.string()).optional(), targets: z.array(targetBinding).optional(), active: z.boolean().optional(),
+    }).strict(),
+    async handler({ hub, params, body, actor }) {
+      const before = await getPractitioner(hub.store.db, params.id);
+      if (!before) throw new HttpError(404, 'not_found', `no practitioner ${params.id}`);
+      const b = body as { name?: string; email?: string | null; timeZone?: string | null; locations?: string[]; targets?: { connection: string }[]; active?: boolean };
+      for (const t of b.targets ?? []) {
+        const row = await getConnectionRow(hub.store.db, t.connection);
+        if (!row || allDescriptors().find((d) => d.id === row.platform)?.role !== 'target') throw new HttpError(422, 'unknown_target', `no target connection ${t.connection}`);
+      }
+      await hub.store.db.transaction().execute(async (trx) => {
+        await trx.updateTable('practitioner').set({
+          ...(b.name !== undefined ? { name: b.name } : {}),
+          ...(b.email !== undefined ? { email: b.email?.toLowerCase() ?? null } : {}),
+          ...(b.timeZone !== undefined ? { time_zone: b.timeZone } : {}),
+          ...(b.locations ? { location_ids: JSON.stringify(b.locations) } : {}),
+          ...(b.targets ? { targets: JSON.stringify(b.targets) } : {}),
+          ...(b.active !== undefined ? { active: b.active ? 1 : 0 } : {}),
+        }).where('id', '=', params.id).execute();
+        const after = await getPractitioner(trx, params.id);
+        await appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'practitioner.updated', entityType: 'practitioner', entityId: params.id, before, after }]);
+      });
+      return getPractitioner(hub.store.db, params.id);
+    },
+  },
+  {
+    method: 'GET', path: '/connections', scope: 'read', tag: 'setup', summary: 'Connections with their status (secrets are never returned)',
+    handler: async ({ hub }) => ({ items: (await listConnections(hub.store.db)).map(connectionView) }),
+  },
+  {
+    method: 'PATCH', path: '/connections/:id', scope: 'admin', tag: 'setup', params: idParam,
+    summary: 'Change a connection (privacy level, base URL, reference mappings, settings)',
+    body: z.object({
+      name: z.string().min(1).optional(), privacy: z.enum(PRIVACY_LEVELS).nullable().optional(), baseUrl: z.url().nullable().optional(),
+      refs: z.object({
+        practitioners: z.record(z.string(), z.string()).optional(), services: z.record(z.string(), z.string()).optional(),
+        locations: z.record(z.string(), z.string()).optional(), defaultPractitioner: z.string().optional(),
+      }).strict().optional(),
+      config: z.record(z.string(), z.unknown()).optional(),
+    }).strict(),
+    async handler({ hub, params, body, actor }) {
+      const row = await getConnectionRow(hub.store.db, params.id);
+      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      const b = body as { name?: string; privacy?: string | null; baseUrl?: string | null; refs?: object; config?: object };
+      await hub.store.db.transaction().execute(async (trx) => {
+        await trx.updateTable('connection').set({
+          ...(b.name !== undefined ? { name: b.name } : {}),
+          ...(b.privacy !== undefined ? { privacy: b.privacy } : {}),
+          ...(b.baseUrl !== undefined ? { base_url: b.baseUrl } : {}),
+          ...(b.refs ? { refs: JSON.stringify(b.refs) } : {}),
+          ...(b.config ? { config: JSON.stringify(b.config) } : {}),
+          updated_at: hub.clock.now().toISOString(),
+        }).where('id', '=', params.id).execute();
+        await appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.updated', entityType: 'connection', entityId: params.id, meta: { fields: Object.keys(b) } }]);
+      });
+      return connectionView(toConnection((await getConnectionRow(hub.store.db, params.id))!));
+    },
+  },
+  {
+    method: 'PUT', path: '/connections/:id/secrets', scope: 'admin', tag: 'setup', params: idParam,
+    summary: 'Store secrets for a connection, encrypted (AES-256-GCM). Values are never returned.',
+    body: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/), z.string().min(1).max(8192)),
+    async handler({ hub, params, body, actor }) {
+      const row = await getConnectionRow(hub.store.db, params.id);
+      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      const d = allDescriptors().find((x) => x.id === row.platform);
+      const known = new Set((d?.auth ?? []).filter((a) => a.secret).flatMap((a) => [a.key, `${a.key}Previous`]));
+      const keys = Object.keys(body as object);
+      const unknown = keys.filter((k) => !known.has(k));
+      if (unknown.length) throw new HttpError(422, 'unknown_secret', `${d?.displayName ?? row.platform} has no secret ${unknown.join(', ')}`);
+      await saveSecrets(hub.store.db, hub, params.id, body as Record<string, string>);
+      await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.secrets_stored', entityType: 'connection', entityId: params.id, meta: { keys } }]));
+      return { stored: keys };
+    },
+  },
+  {
+    method: 'GET', path: '/feeds', scope: 'admin', tag: 'setup', summary: 'Published calendar feeds and their subscription paths (the path is the secret)',
+    handler: async ({ hub }) => ({ items: await listFeeds(hub) }),
+  },
+  {
+    method: 'POST', path: '/feeds/:id/rotate', scope: 'admin', tag: 'setup', params: idParam, summary: 'Give a feed a new secret URL (the old one stops working)',
+    async handler({ hub, params }) {
+      const token = await rotateFeed(hub, params.id);
+      if (!token) throw new HttpError(404, 'not_found', `no feed ${params.id}`);
+      return { path: `/feeds/${token}.ics` };
+    },
+  },
+  {
+    method: 'GET', path: '/audit', scope: 'read', tag: 'audit', summary: 'The audit log, newest first',
+    query: z.object({
+      entity: z.string().optional(), action: z.string().optional(), actor: z.string().optional(),
+      before: z.coerce.number().int().optional().describe('sequence number to page from'), limit: z.coerce.number().int().min(1).max(1000).optional(),
+    }),
+    async handler({ hub, query }) {
+      const q = query as { entity?: string; action?: string; actor?: string; before?: number; limit?: number };
+      let s = hub.store.db.selectFrom('audit').selectAll();
+      if (q.entity) s = s.where('entity_id', '=', q.entity);
+      if (q.action) s = s.where('action', '=', q.action);
+      if (q.actor) s = s.where('actor', '=', q.actor);
+      if (q.before) s = s.where('seq', '<', q.before);
+      const rows = await s.orderBy('seq', 'desc').limit(q.limit ?? 100).execute();
+      return { items: rows.map(auditRow) };
+    },
+  },
+  {
+    method: 'GET', path: '/audit/verify', scope: 'read', tag: 'audit', summary: 'Check the audit hash chain end to end',
+    handler: ({ hub }) => verifyAudit(hub.store.db),
+  },
+  {
+    method: 'GET', path: '/jobs', scope: 'read', tag: 'operations', summary: 'Jobs (outbox) by state; `dead` is the dead-letter list',
+    query: z.object({ state: z.enum(['pending', 'running', 'done', 'dead']).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
+    async handler({ hub, query }) {
+      const q = query as { state?: 'pending' | 'running' | 'done' | 'dead'; limit?: number };
+      return { counts: await jobCounts(hub.store.db), items: await listJobs(hub.store.db, q) };
+    },
+  },
+  {
+    method: 'POST', path: '/jobs/:id/retry', scope: 'write', tag: 'operations', params: idParam, summary: 'Retry a dead or waiting job now',
+    async handler({ hub, params }) {
+      if (!(await retryJob(hub.store.db, params.id, hub.clock.now().toISOString()))) throw new HttpError(404, 'not_found', `no retryable job ${params.id}`);
+      hub.onJobs();
+      return { retried: params.id };
+    },
+  },
+  {
+    method: 'GET', path: '/deliveries', scope: 'read', tag: 'operations', summary: 'Received webhook deliveries (bodies are not listed)',
+    query: z.object({ status: z.string().optional(), connection: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
+    async handler({ hub, query }) {
+      const q = query as { status?: string; connection?: string; limit?: number };
+      let s = hub.store.db.selectFrom('delivery').select(['id', 'connection_id', 'delivery_id', 'received_at', 'status', 'error', 'change_count', 'applied_at']);
+      if (q.status) s = s.where('status', '=', q.status);
+      if (q.connection) s = s.where('connection_id', '=', q.connection);
+      return { items: await s.orderBy('received_at', 'desc').limit(q.limit ?? 100).execute() };
+    },
+  },
+  {
+    method: 'POST', path: '/deliveries/:id/replay', scope: 'write', tag: 'operations', params: idParam,
+    summary: 'Parse and apply a stored delivery again (after fixing a mapping)',
+    async handler({ hub, params }) {
+      const r = await replayDelivery(hub, params.id);
+      if (r.status >= 400) throw new HttpError(r.status, String(r.body.code), String(r.body.message));
+      return r.body;
+    },
+  },
+  {
+    method: 'GET', path: '/platforms', scope: 'read', tag: 'setup', summary: 'Every connector with its capabilities and fidelity',
+    handler: async () => ({ items: allDescriptors() }),
+  },
+];
+
+function auditRow(r: { seq: number; at: string; actor: string; action: string; entity_type: string; entity_id: string; before: string | null; after: string | null; meta: string | null }) {
+  const j = (s: string | null) => (s === null ? undefined : JSON.parse(s));
+  return { seq: r.seq, at: r.at, actor: r.actor, action: r.action, entityType: r.entity_type, entityId: r.entity_id, before: j(r.before), after: j(r.after), meta: j(r.meta) };
+}
+
+/** The OpenAPI 3.1 document, generated from ROUTES. */
+export function openApiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+  for (const r of ROUTES) {
+    const p = `/api/v1${r.path.replace(/:([A-Za-z]+)/g, '{$1}')}`;
+    const parameters: unknown[] = [];
+    for (const [name] of Object.entries(r.params?.shape ?? {})) parameters.push({ name, in: 'path', required: true, schema: { type: 'string' } });
+    for (const [name, s] of Object.entries(r.query?.shape ?? {})) parameters.push({ name, in: 'query', required: false, schema: schema(s as z.ZodType) });
+    paths[p] ??= {};
+    paths[p][r.method.toLowerCase()] = {
+      summary: r.summary,
+      tags: [r.tag],
+      operationId: `${r.method.toLowerCase()}${r.path.replace(/\/:?([a-z])/gi, (_m, c: string) => c.toUpperCase()).replace(/[^A-Za-z]/g, '')}`,
+      'x-scope': r.scope,
+      security: [{ apiKey: [] }],
+      parameters,
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema(r.body) } } } } : {}),
+      responses: {
+        [String(r.status ?? 200)]: { description: 'Success', content: { 'application/json': { schema: {} } } },
+        '4XX': { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+      },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Meridian API', version, description: 'Appointment hub API. Authenticate with `Authorization: Bearer mer_…` (an API key; scopes read < write < admin).' },
+    servers: [{ url: '/' }],
+    components: {
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'Meridian API key (mer_…)' } },
+      schemas: {
+        Error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } } },
+      },
+    },
+    paths,
+  };
+}
