@@ -48,7 +48,7 @@ export async function enqueue(trx: Kysely<DB> | Transaction<DB>, jobs: NewJob[],
         last_error: null, created_at: now, updated_at: now,
       })
       .onConflict((oc) =>
-        oc.column('dedupe_key').where('state', '=', 'pending').doUpdateSet({
+        oc.column('dedupe_key').where('state', '=', sql.lit('pending')).doUpdateSet({
           run_at: sql<string>`case when excluded.run_at < job.run_at then excluded.run_at else job.run_at end`,
           payload: sql<string>`excluded.payload`,
           updated_at: now,
@@ -116,11 +116,29 @@ export async function reschedule(db: Kysely<DB>, id: string, worker: string, o: 
     .execute();
 }
 
-/** Put a dead (or any) job back in the queue now; returns false when it does not exist. */
+/** Put a dead or waiting job back in the queue now; returns false when there is no such job. */
 export async function retryJob(db: Kysely<DB>, id: string, now: string): Promise<boolean> {
-  const r = await db.updateTable('job').set({ state: 'pending', attempts: 0, run_at: now, locked_until: null, updated_at: now })
-    .where('id', '=', id).where('state', 'in', ['dead', 'pending']).executeTakeFirst();
-  return Number(r.numUpdatedRows) > 0;
+  return db.transaction().execute(async (trx) => {
+    const job = await trx.selectFrom('job').select(['dedupe_key', 'state']).where('id', '=', id).executeTakeFirst();
+    if (!job || (job.state !== 'dead' && job.state !== 'pending')) return false;
+    // A dead job whose key already has a pending job: run that one now instead (one per key).
+    if (job.state === 'dead' && job.dedupe_key) {
+      const pending = await trx.selectFrom('job').select('id').where('dedupe_key', '=', job.dedupe_key).where('state', '=', 'pending').executeTakeFirst();
+      if (pending) {
+        await trx.updateTable('job').set({ run_at: now, updated_at: now }).where('id', '=', pending.id).execute();
+        await trx.updateTable('job').set({ state: 'done', last_error: `retried as ${pending.id}`, updated_at: now }).where('id', '=', id).execute();
+        return true;
+      }
+    }
+    await trx.updateTable('job').set({ state: 'pending', attempts: 0, run_at: now, locked_until: null, updated_at: now }).where('id', '=', id).execute();
+    return true;
+  });
+}
+
+/** Forget finished jobs older than `before` (dead ones stay until staff act on them). */
+export async function pruneDone(db: Kysely<DB>, before: string): Promise<number> {
+  const r = await db.deleteFrom('job').where('state', '=', 'done').where('updated_at', '<', before).executeTakeFirst();
+  return Number(r.numDeletedRows);
 }
 
 export async function listJobs(db: Kysely<DB>, o: { state?: JobState; limit?: number } = {}): Promise<Job[]> {

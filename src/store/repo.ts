@@ -3,10 +3,20 @@ import type { Kysely, Transaction } from 'kysely';
 import type { AppointmentTable, AppointmentRefTable, ConnectionTable, DB, PractitionerTable } from './schema.ts';
 import type { Appointment, AppointmentStatus, ChangeKind, PrivacyLevel, Practitioner } from '../domain/types.ts';
 import type { RefState } from '../domain/apply.ts';
+import { toUtc } from '../domain/time.ts';
 
 export type Exec = Kysely<DB> | Transaction<DB>;
 
 const orUndef = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+/**
+ * Instants are stored in one fixed-width form (`Date#toISOString`, milliseconds always present) so
+ * that text comparison in SQL is time order on both SQLite and PostgreSQL. The domain's shorter form
+ * (`…:00Z`) is restored on the way out.
+ */
+export function dbInstant(instant: string): string {
+  return new Date(instant).toISOString();
+}
 
 export function toAppointment(r: AppointmentTable): Appointment {
   return {
@@ -22,8 +32,8 @@ export function toAppointment(r: AppointmentTable): Appointment {
       phone: orUndef(r.patient_phone),
       timeZone: orUndef(r.patient_tz),
     },
-    start: r.start_at,
-    end: r.end_at,
+    start: toUtc(r.start_at),
+    end: toUtc(r.end_at),
     timeZone: r.time_zone,
     status: r.status as AppointmentStatus,
     notes: orUndef(r.notes),
@@ -47,8 +57,8 @@ export function fromAppointment(a: Appointment): AppointmentTable {
     patient_email: a.patient.email ?? null,
     patient_phone: a.patient.phone ?? null,
     patient_tz: a.patient.timeZone ?? null,
-    start_at: a.start,
-    end_at: a.end,
+    start_at: dbInstant(a.start),
+    end_at: dbInstant(a.end),
     time_zone: a.timeZone,
     status: a.status,
     notes: a.notes ?? null,
@@ -88,8 +98,8 @@ export interface AppointmentQuery {
 
 export async function listAppointments(db: Exec, q: AppointmentQuery): Promise<Appointment[]> {
   let s = db.selectFrom('appointment').selectAll();
-  if (q.from) s = s.where('end_at', '>', q.from);
-  if (q.to) s = s.where('start_at', '<', q.to);
+  if (q.from) s = s.where('end_at', '>', dbInstant(q.from));
+  if (q.to) s = s.where('start_at', '<', dbInstant(q.to));
   if (q.practitionerId) s = s.where('practitioner_id', '=', q.practitionerId);
   if (q.practitionerIds) s = s.where('practitioner_id', 'in', q.practitionerIds.length ? q.practitionerIds : ['']);
   if (q.locationId) s = s.where('location_id', '=', q.locationId);
@@ -103,8 +113,8 @@ export async function overlapCandidates(db: Exec, a: Pick<Appointment, 'practiti
   const rows = await db
     .selectFrom('appointment')
     .selectAll()
-    .where('start_at', '<', a.end)
-    .where('end_at', '>', a.start)
+    .where('start_at', '<', dbInstant(a.end))
+    .where('end_at', '>', dbInstant(a.start))
     .where('status', 'in', ['requested', 'booked'])
     .where((eb) => (a.roomId ? eb.or([eb('practitioner_id', '=', a.practitionerId), eb('room_id', '=', a.roomId)]) : eb('practitioner_id', '=', a.practitionerId)))
     .execute();

@@ -1,0 +1,161 @@
+// The store suite, run on SQLite and on the PostgreSQL of the machine: migrations, the outbox
+// (dedupe, leases, SKIP LOCKED under concurrency, dead letter), the audit chain, encrypted secrets.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { openStore, migrate, type Store } from '../../src/store/db.ts';
+import { claim, complete, enqueue, jobCounts, reschedule, retryJob, pruneDone } from '../../src/store/outbox.ts';
+import { appendAudit, verifyAudit } from '../../src/store/audit.ts';
+import { SecretBox, loadSecretBox } from '../../src/store/crypto.ts';
+import { BACKENDS, backendFor } from '../helpers.ts';
+
+for (const backend of BACKENDS) {
+  describe(`store on ${backend}`, async () => {
+    const b = await backendFor(backend);
+    let store: Store;
+    before(async () => {
+      if (b.skip) return;
+      store = await openStore({ dataDir: b.dataDir, databaseUrl: b.databaseUrl, pgSchema: b.pgSchema, poolSize: 6 });
+      assert.ok((await migrate(store)).includes('0001_init'));
+    });
+    after(async () => {
+      await store?.close();
+      await b.cleanup();
+    });
+    const t = (name: string, fn: () => Promise<void>) => test(name, { skip: b.skip }, fn);
+    const now = new Date('2026-03-01T12:00:00Z');
+
+    t('migrations are idempotent', async () => {
+      assert.deepEqual(await migrate(store), []);
+    });
+
+    t('a pending job per key: a second enqueue coalesces and only moves it earlier', async () => {
+      await enqueue(store.db, [{ kind: 'k', payload: { v: 1 }, dedupeKey: 'same', runAt: '2026-03-01T12:05:00.000Z' }], now.toISOString());
+      await enqueue(store.db, [{ kind: 'k', payload: { v: 2 }, dedupeKey: 'same', runAt: '2026-03-01T12:10:00.000Z' }], now.toISOString());
+      const rows = await store.db.selectFrom('job').selectAll().where('dedupe_key', '=', 'same').execute();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0].run_at, '2026-03-01T12:05:00.000Z');
+      assert.equal(JSON.parse(rows[0].payload).v, 2);
+      await store.db.deleteFrom('job').execute();
+    });
+
+    t('claims are exclusive under concurrency and leases expire', async () => {
+      await enqueue(store.db, Array.from({ length: 40 }, (_, i) => ({ kind: 'k', payload: { i }, dedupeKey: `c${i}` })), now.toISOString());
+      const batches = await Promise.all(Array.from({ length: 5 }, (_, w) => claim(store.db, store.dialect, `w${w}`, 10, now, 60_000)));
+      const ids = batches.flat().map((j) => j.id);
+      assert.equal(ids.length, 40);
+      assert.equal(new Set(ids).size, 40, 'a job was claimed twice');
+      assert.equal((await claim(store.db, store.dialect, 'late', 10, now, 60_000)).length, 0);
+      // After the lease, a crashed worker's jobs are claimable again, with the attempt counted.
+      const later = new Date(now.getTime() + 61_000);
+      const again = await claim(store.db, store.dialect, 'rescuer', 100, later, 60_000);
+      assert.equal(again.length, 40);
+      assert.ok(again.every((j) => j.attempts === 2));
+      // Only the lease holder can complete.
+      await complete(store.db, again[0].id, 'w0', later.toISOString());
+      assert.equal((await jobCounts(store.db)).done, 0);
+      await complete(store.db, again[0].id, 'rescuer', later.toISOString());
+      assert.equal((await jobCounts(store.db)).done, 1);
+      await store.db.deleteFrom('job').execute();
+    });
+
+    t('a failing job waits, a throttled one keeps its attempts, a dead one can be retried', async () => {
+      await enqueue(store.db, [{ kind: 'k', payload: {}, dedupeKey: 'f', maxAttempts: 2 }], now.toISOString());
+      let [j] = await claim(store.db, store.dialect, 'w', 1, now, 60_000);
+      await reschedule(store.db, j.id, 'w', { error: 'throttled: 429', runAt: '2026-03-01T12:01:00.000Z', dead: false, countAttempt: false }, now.toISOString());
+      let row = await store.db.selectFrom('job').selectAll().where('id', '=', j.id).executeTakeFirstOrThrow();
+      assert.equal(row.state, 'pending');
+      assert.equal(row.attempts, 0);
+      assert.equal((await claim(store.db, store.dialect, 'w', 1, now, 60_000)).length, 0, 'not due before Retry-After');
+      [j] = await claim(store.db, store.dialect, 'w', 1, new Date('2026-03-01T12:01:00.000Z'), 60_000);
+      await reschedule(store.db, j.id, 'w', { error: 'permanent: 400', dead: true, countAttempt: true }, now.toISOString());
+      row = await store.db.selectFrom('job').selectAll().where('id', '=', j.id).executeTakeFirstOrThrow();
+      assert.equal(row.state, 'dead');
+      assert.match(row.last_error ?? '', /permanent/);
+      assert.equal(await retryJob(store.db, j.id, now.toISOString()), true);
+      assert.equal((await store.db.selectFrom('job').select('state').where('id', '=', j.id).executeTakeFirstOrThrow()).state, 'pending');
+      assert.equal(await retryJob(store.db, 'no-such-job', now.toISOString()), false);
+      await store.db.deleteFrom('job').execute();
+    });
+
+    t('retrying a dead job whose key has a newer pending job runs the pending one instead', async () => {
+      await enqueue(store.db, [{ kind: 'k', payload: {}, dedupeKey: 'd' }], now.toISOString());
+      const [j] = await claim(store.db, store.dialect, 'w', 1, now, 60_000);
+      await reschedule(store.db, j.id, 'w', { error: 'permanent', dead: true, countAttempt: true }, now.toISOString());
+      await enqueue(store.db, [{ kind: 'k', payload: {}, dedupeKey: 'd', runAt: '2026-03-02T00:00:00.000Z' }], now.toISOString());
+      assert.equal(await retryJob(store.db, j.id, now.toISOString()), true);
+      const rows = await store.db.selectFrom('job').selectAll().where('dedupe_key', '=', 'd').execute();
+      assert.deepEqual(rows.map((r) => r.state).sort(), ['done', 'pending']);
+      assert.equal(rows.find((r) => r.state === 'pending')!.run_at, now.toISOString());
+      assert.equal(await pruneDone(store.db, '2030-01-01T00:00:00Z'), 1);
+      await store.db.deleteFrom('job').execute();
+    });
+
+    t('the audit chain verifies, survives concurrent appends, and detects edits, gaps and truncation', async () => {
+      const at = now.toISOString();
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.db.transaction().execute((trx) =>
+        appendAudit(trx, store.dialect, [{ at, actor: 'test', action: 'x.y', entityType: 'thing', entityId: `e${i}`, after: { i } }]))));
+      let r = await verifyAudit(store.db);
+      assert.equal(r.ok, true, r.reason);
+      assert.equal(r.entries, 20);
+      await store.db.updateTable('audit').set({ after: JSON.stringify({ i: 999 }) }).where('seq', '=', 7).execute();
+      r = await verifyAudit(store.db);
+      assert.equal(r.ok, false);
+      assert.equal(r.brokenAt, 7);
+      const orig = await store.db.selectFrom('audit').selectAll().where('seq', '=', 8).executeTakeFirstOrThrow();
+      await store.db.updateTable('audit').set({ after: JSON.stringify({ i: 6 }) }).where('seq', '=', 7).execute();
+      assert.equal((await verifyAudit(store.db)).ok, true, 'restoring the row restores the chain');
+      await store.db.deleteFrom('audit').where('seq', '=', 8).execute();
+      r = await verifyAudit(store.db);
+      assert.equal(r.ok, false);
+      assert.equal(r.brokenAt, 8);
+      await store.db.insertInto('audit').values(orig).execute();
+      await store.db.deleteFrom('audit').where('seq', '=', 20).execute();
+      r = await verifyAudit(store.db);
+      assert.equal(r.ok, false);
+      assert.match(r.reason ?? '', /head/);
+    });
+
+    t('unique delivery ids per connection are enforced by the database', async () => {
+      const row = { id: 'd1', connection_id: 'c', delivery_id: 'x', received_at: now.toISOString(), content_type: null, headers: '{}', body: '{}', status: 'received', error: null, change_count: 0, applied_at: null };
+      await store.db.insertInto('delivery').values(row).execute();
+      await assert.rejects(store.db.insertInto('delivery').values({ ...row, id: 'd2' }).execute());
+      await store.db.insertInto('delivery').values({ ...row, id: 'd3', connection_id: 'other' }).execute();
+      // Deliveries without an id (platforms that send none) are never considered duplicates of each other.
+      await store.db.insertInto('delivery').values({ ...row, id: 'd4', delivery_id: null }).execute();
+      await store.db.insertInto('delivery').values({ ...row, id: 'd5', delivery_id: null }).execute();
+      const n = await sql<{ n: number }>`select count(*) as n from delivery`.execute(store.db);
+      assert.equal(Number(n.rows[0].n), 4);
+    });
+  });
+}
+
+test('secrets: AES-256-GCM with key rotation, tamper detection, and a 0600 key file', async () => {
+  const { tempDir } = await import('../helpers.ts');
+  const d = tempDir();
+  try {
+    const file = join(d.dir, 'secret.key');
+    const box = loadSecretBox(file, {});
+    const { statSync } = await import('node:fs');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const enc = box.encrypt('calendly-signing-key');
+    assert.ok(!enc.includes('calendly'));
+    assert.equal(box.decrypt(enc), 'calendly-signing-key');
+    assert.notEqual(box.encrypt('same'), box.encrypt('same'), 'a fresh IV every time');
+    const [v, kid, iv, tag, ct] = enc.split(':');
+    const flipped = Buffer.from(ct, 'base64');
+    flipped[0] ^= 1;
+    assert.throws(() => box.decrypt([v, kid, iv, tag, flipped.toString('base64')].join(':')));
+    // Rotation: a new key first, the old one still decrypts old values.
+    const oldKey = readFileSync(file, 'utf8').trim();
+    const newKey = Buffer.alloc(32, 7).toString('base64');
+    const rotated = loadSecretBox(file, { MERIDIAN_SECRET_KEY: `${newKey},${oldKey}` });
+    assert.equal(rotated.decrypt(enc), 'calendly-signing-key');
+    assert.notEqual(rotated.encrypt('x').split(':')[1], kid);
+    assert.throws(() => new SecretBox([Buffer.alloc(32, 9)]).decrypt(enc));
+  } finally {
+    d.cleanup();
+  }
+});
