@@ -100,12 +100,13 @@ for (const backend of BACKENDS) {
       let r = await verifyAudit(store.db);
       assert.equal(r.ok, true, r.reason);
       assert.equal(r.entries, 20);
+      const seven = await store.db.selectFrom('audit').select('after').where('seq', '=', 7).executeTakeFirstOrThrow();
       await store.db.updateTable('audit').set({ after: JSON.stringify({ i: 999 }) }).where('seq', '=', 7).execute();
       r = await verifyAudit(store.db);
       assert.equal(r.ok, false);
       assert.equal(r.brokenAt, 7);
       const orig = await store.db.selectFrom('audit').selectAll().where('seq', '=', 8).executeTakeFirstOrThrow();
-      await store.db.updateTable('audit').set({ after: JSON.stringify({ i: 6 }) }).where('seq', '=', 7).execute();
+      await store.db.updateTable('audit').set({ after: seven.after }).where('seq', '=', 7).execute();
       assert.equal((await verifyAudit(store.db)).ok, true, 'restoring the row restores the chain');
       await store.db.deleteFrom('audit').where('seq', '=', 8).execute();
       r = await verifyAudit(store.db);
