@@ -14,7 +14,7 @@ import { listFeeds } from '../engine/feeds.ts';
 import type { Hub } from '../engine/hub.ts';
 import { Worker } from '../engine/worker.ts';
 import { verifyAudit } from '../store/audit.ts';
-import { jobCounts, listJobs, retryJob } from '../store/outbox.ts';
+import { jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
 
@@ -86,6 +86,11 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     fail(code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${port}: ${(err as Error).message}`);
   }
   worker.start();
+  // Finished jobs are kept a week for inspection, then forgotten (dead ones stay until handled).
+  const prune = setInterval(() => {
+    pruneDone(hub.store.db, new Date(hub.clock.now().getTime() - 7 * 86_400_000).toISOString()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'pruning jobs failed'));
+  }, 3_600_000);
+  prune.unref();
   const url = address.replace('[::1]', 'localhost').replace('127.0.0.1', 'localhost');
   hub.publicUrl ??= url;
   if (banner) await banner(url, hub);
@@ -94,6 +99,7 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
+    clearInterval(prune);
     hub.log.info({ signal }, 'shutting down');
     await app.close();
     await worker.stop();

@@ -73,6 +73,8 @@ export interface SourceAppointment {
   timeZone: string;
   status: AppointmentStatus;
   practitionerRef: string;
+  /** The host's e-mail when the platform gives it beside its own id (used when the id is not mapped). */
+  practitionerEmail: string;
   serviceRef: string;
   locationRef: string;
   patient: Patient;

@@ -44,8 +44,9 @@ async function mapRefs(trx: Exec, conn: ConnectionRecord, c: SourceChange): Prom
   const a = c.appointment;
   const refs = conn.refs;
   let practitionerId = a.practitionerRef ? refs.practitioners?.[a.practitionerRef] : undefined;
-  if (!practitionerId && a.practitionerRef?.includes('@')) {
-    const p = await trx.selectFrom('practitioner').select('id').where('email', '=', a.practitionerRef.toLowerCase()).executeTakeFirst();
+  const email = a.practitionerEmail ?? (a.practitionerRef?.includes('@') ? a.practitionerRef : undefined);
+  if (!practitionerId && email) {
+    const p = await trx.selectFrom('practitioner').select('id').where('email', '=', email.toLowerCase()).where('active', '=', 1).executeTakeFirst();
     practitionerId = p?.id;
   }
   practitionerId ??= refs.defaultPractitioner;

@@ -8,7 +8,7 @@ import type { Hub } from '../engine/hub.ts';
 import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../engine/staff.ts';
 import { replayDelivery } from '../engine/ingest.ts';
 import { listFeeds, rotateFeed } from '../engine/feeds.ts';
-import { saveSecrets } from '../engine/connections.ts';
+import { saveSecrets, setConnectionStatus } from '../engine/connections.ts';
 import { type Scope } from '../engine/apikeys.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { jobCounts, listJobs, retryJob } from '../store/outbox.ts';
@@ -227,6 +227,13 @@ export const ROUTES: Route[] = [
       const unknown = keys.filter((k) => !known.has(k));
       if (unknown.length) throw new HttpError(422, 'unknown_secret', `${d?.displayName ?? row.platform} has no secret ${unknown.join(', ')}`);
       await saveSecrets(hub.store.db, hub, params.id, body as Record<string, string>);
+      // New credentials end a "needs reconnecting" state; its waiting jobs run at the next poll.
+      if (row.status === 'needs_reauth') {
+        await setConnectionStatus(hub, params.id, 'active');
+        await hub.store.db.updateTable('job').set({ run_at: hub.clock.now().toISOString() }).where('state', '=', 'pending')
+          .where('last_error', 'like', 'auth:%').execute();
+        hub.onJobs();
+      }
       await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.secrets_stored', entityType: 'connection', entityId: params.id, meta: { keys } }]));
       return { stored: keys };
     },

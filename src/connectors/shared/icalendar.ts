@@ -41,13 +41,10 @@ function vtimezone(tz: string): string | null {
 
 /** True when this instant's wall-clock time in `tz` also names another instant (the repeated hour). */
 export function isAmbiguousWallTime(instant: string, tz: string): boolean {
-  const zdt = Temporal.Instant.from(instant).toZonedDateTimeISO(tz);
-  try {
-    zdt.toPlainDateTime().toZonedDateTime(tz, { disambiguation: 'reject' });
-    return false;
-  } catch {
-    return true;
-  }
+  const wall = Temporal.Instant.from(instant).toZonedDateTimeISO(tz).toPlainDateTime();
+  const earlier = wall.toZonedDateTime(tz, { disambiguation: 'earlier' }).epochMilliseconds;
+  const later = wall.toZonedDateTime(tz, { disambiguation: 'later' }).epochMilliseconds;
+  return earlier !== later;
 }
 
 const STATUS = {
@@ -60,9 +57,12 @@ export function buildCalendar(c: IcsCalendar): ICalCalendar {
   const cal = ical({
     name: c.name,
     prodId: { company: 'Meridian', product: 'Meridian', language: 'EN' },
-    timezone: c.timeZone ? { name: c.timeZone, generator: vtimezone } : { name: null, generator: vtimezone },
+    // No calendar-level zone: ical-generator would then write DTSTAMP/CREATED as floating local
+    // times, while RFC 5545 wants them in UTC. Each event carries its own TZID instead.
+    timezone: { name: null, generator: vtimezone },
     ttl: c.ttlSeconds ?? 900,
   });
+  if (c.timeZone) cal.x([{ key: 'X-WR-TIMEZONE', value: c.timeZone }]);
   for (const e of c.events) {
     const zoned = vtimezone(e.timeZone) !== null && !isAmbiguousWallTime(e.start, e.timeZone) && !isAmbiguousWallTime(e.end, e.timeZone);
     const at = (s: string) => (zoned ? Temporal.Instant.from(s).toZonedDateTimeISO(e.timeZone) : new Date(s));

@@ -1,0 +1,279 @@
+// Calendly (API v2) as a booking source. Facts: ../shared/platforms/sources-a.md §2.
+// - Webhooks: `Calendly-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256(signingKey, "<t>.<raw body>")>`,
+//   3-minute replay window. No delivery id: duplicates are caught by the engine's content hash.
+// - The external id is the invitee URI (not the scheduled event: group events have many invitees).
+// - A reschedule is `invitee.canceled` (rescheduled: true, new_invitee) + `invitee.created` (old_invitee).
+import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
+import { failureFromResponse, networkFailure } from '../../shared/http.ts';
+import {
+  ConnectionMisconfigured, UnreadablePayload, fail, ok,
+  type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
+} from '../../types.ts';
+import type { SourceChange } from '../../../domain/types.ts';
+import { isIanaZone, toUtc } from '../../../domain/time.ts';
+import { sampleWebhook } from './sample.ts';
+
+export const PLATFORM = 'calendly';
+const HEADER = 'calendly-webhook-signature';
+const TOLERANCE_SECONDS = 180;
+
+// ------------------------------------------------------------------ payload shapes (only what we read)
+
+interface Membership { user?: string; user_email?: string | null }
+interface ScheduledEvent {
+  uri?: string;
+  start_time?: string;
+  end_time?: string;
+  event_type?: string;
+  status?: string;
+  location?: { type?: string; location?: string | null } | null;
+  event_memberships?: Membership[];
+}
+interface Invitee {
+  uri?: string;
+  name?: string | null;
+  first_name?: string | null;
+  last_name?: string | null;
+  email?: string | null;
+  status?: string;
+  timezone?: string | null;
+  created_at?: string;
+  updated_at?: string;
+  rescheduled?: boolean;
+  old_invitee?: string | null;
+  new_invitee?: string | null;
+  text_reminder_number?: string | null;
+  no_show?: { uri?: string; created_at?: string } | null;
+  cancellation?: { created_at?: string } | null;
+  questions_and_answers?: { question?: string; answer?: string }[] | null;
+  scheduled_event?: ScheduledEvent | null;
+  event?: string;
+}
+interface Envelope { event?: string; created_at?: string; payload?: Invitee }
+
+const INVITEE_URI = /^https:\/\/[^/]+\/scheduled_events\/[^/]+\/invitees\/[^/]+$/;
+
+function instant(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new UnreadablePayload(`${what} is missing`);
+  try {
+    return toUtc(v);
+  } catch {
+    throw new UnreadablePayload(`${what} is not an instant`);
+  }
+}
+
+/** One invitee (with its embedded scheduled event) as a change of `kind`. */
+function toChange(inv: Invitee, kind: SourceChange['kind'], occurredAt: string, event?: ScheduledEvent | null): SourceChange {
+  if (typeof inv.uri !== 'string' || !INVITEE_URI.test(inv.uri)) throw new UnreadablePayload('the invitee has no valid uri');
+  const ev = event ?? inv.scheduled_event ?? undefined;
+  const host = ev?.event_memberships?.[0];
+  const name = inv.name?.trim() || [inv.first_name, inv.last_name].filter(Boolean).join(' ').trim();
+  const notes = (inv.questions_and_answers ?? [])
+    .filter((q) => q.answer)
+    .map((q) => `${q.question ?? 'Question'}: ${q.answer}`)
+    .join('\n');
+  const appointment: SourceChange['appointment'] = {
+    status: kind === 'cancel' ? 'cancelled' : kind === 'no_show' ? 'no_show' : 'booked',
+  };
+  if (ev?.start_time !== undefined || ev?.end_time !== undefined) {
+    appointment.start = instant(ev.start_time, 'scheduled_event.start_time');
+    appointment.end = instant(ev.end_time, 'scheduled_event.end_time');
+  }
+  // Calendly's zone is the invitee's (for the patient's display); the location decides the appointment's.
+  if (inv.timezone && isIanaZone(inv.timezone)) appointment.timeZone = inv.timezone;
+  if (host?.user) appointment.practitionerRef = host.user;
+  if (host?.user_email) appointment.practitionerEmail = host.user_email;
+  if (ev?.event_type) appointment.serviceRef = ev.event_type;
+  if (ev?.location?.location) appointment.locationRef = ev.location.location;
+  if (name || inv.email) {
+    appointment.patient = {
+      name: name || 'Unknown patient',
+      ...(inv.email ? { email: inv.email } : {}),
+      ...(inv.text_reminder_number ? { phone: inv.text_reminder_number } : {}),
+      ...(inv.timezone && isIanaZone(inv.timezone) ? { timeZone: inv.timezone } : {}),
+    };
+  }
+  if (notes) appointment.notes = notes;
+  return {
+    platform: PLATFORM,
+    externalId: inv.uri,
+    kind,
+    occurredAt,
+    ...(kind === 'upsert' && inv.old_invitee ? { replacesExternalId: inv.old_invitee } : {}),
+    appointment,
+    needsFetch: false,
+  };
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new UnreadablePayload('the body is not JSON');
+  }
+}
+
+export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {
+  const keys = secretsFor(secrets, 'signingKey');
+  if (keys.length === 0) throw new ConnectionMisconfigured('the Calendly connection has no signingKey; unsigned deliveries are never accepted');
+  const header = req.headers[HEADER];
+  if (!header) return { ok: false, reason: 'missing Calendly-Webhook-Signature header' };
+  const parts = parseKeyValueHeader(header);
+  const t = parts.get('t')?.[0];
+  const sigs = parts.get('v1') ?? [];
+  if (!t || !/^\d{1,12}$/.test(t) || sigs.length === 0) return { ok: false, reason: 'malformed Calendly-Webhook-Signature header' };
+  if (!withinWindow(Number(t), req.now, TOLERANCE_SECONDS)) return { ok: false, reason: 'signature timestamp outside the 3-minute window (replay or clock skew)' };
+  for (const key of keys) {
+    const expected = hmacSha256(key, t, '.', req.rawBody);
+    if (sigs.some((s) => signatureMatches(s, expected, 'hex'))) return { ok: true };
+  }
+  return { ok: false, reason: 'signature does not match' };
+}
+
+export function parseWebhook(req: WebhookRequest): SourceChange[] {
+  const env = parseJson(req.rawBody) as Envelope;
+  if (!env || typeof env !== 'object' || typeof env.event !== 'string') throw new UnreadablePayload('not a Calendly webhook envelope (no event)');
+  const inv = env.payload;
+  const occurredAt = () => instant(env.created_at ?? inv?.updated_at, 'created_at');
+  switch (env.event) {
+    case 'invitee.created':
+      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee.created without a payload');
+      return [toChange(inv, 'upsert', occurredAt())];
+    case 'invitee.canceled':
+      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee.canceled without a payload');
+      return [toChange(inv, 'cancel', occurredAt())];
+    case 'invitee_no_show.created':
+      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee_no_show.created without a payload');
+      return [toChange(inv, 'no_show', occurredAt())];
+    case 'invitee_no_show.deleted':
+      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee_no_show.deleted without a payload');
+      return [toChange(inv, 'upsert', occurredAt())];
+    default:
+      return []; // routing forms, event types, recaps: not bookings
+  }
+}
+
+/**
+ * A record from the API: an Invitee resource (`GET /scheduled_events/{e}/invitees/{i}` → `resource`),
+ * optionally with its event as `{ invitee, event }`, the wrapper `{ resource }`, or a list of these.
+ */
+export function parseRecord(record: unknown): SourceChange[] {
+  if (Array.isArray(record)) return record.flatMap(parseRecord);
+  if (!record || typeof record !== 'object') throw new UnreadablePayload('a Calendly record is an object or a list of objects');
+  const r = record as { resource?: unknown; invitee?: Invitee; event?: ScheduledEvent | string; collection?: unknown[] };
+  if (Array.isArray(r.collection)) return r.collection.flatMap(parseRecord);
+  if (r.resource) return parseRecord(r.resource);
+  const inv: Invitee = r.invitee ?? (record as Invitee);
+  const ev = typeof r.event === 'object' ? r.event : inv.scheduled_event;
+  const occurred = instant(inv.updated_at ?? inv.created_at, 'updated_at');
+  const kind: SourceChange['kind'] = inv.status === 'canceled' || ev?.status === 'canceled' ? 'cancel' : inv.no_show ? 'no_show' : 'upsert';
+  return [toChange(inv, kind, occurred, ev)];
+}
+
+// ------------------------------------------------------------------ API (fetch, list, write-back)
+
+async function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<{ ok: true; json: unknown } | { ok: false; failure: ReturnType<typeof networkFailure> }> {
+  const token = ctx.secrets.personalAccessToken ?? ctx.secrets.accessToken;
+  if (!token) return { ok: false, failure: { class: 'auth', message: 'the Calendly connection has no access token' } };
+  const url = path.startsWith('http') ? path : `${ctx.baseUrl}${path}`;
+  let res: Response;
+  try {
+    res = await ctx.fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (e) {
+    return { ok: false, failure: networkFailure(e) };
+  }
+  if (!res.ok) return { ok: false, failure: await failureFromResponse(res) };
+  return { ok: true, json: res.status === 204 ? undefined : await res.json().catch(() => undefined) };
+}
+
+/** A path under the connection's base URL for a Calendly resource URI (base URL overridable in tests). */
+function pathOf(uri: string): string {
+  return new URL(uri).pathname;
+}
+
+async function fetchChange(change: SourceChange, ctx: ConnectionContext): Promise<SourceChange> {
+  const r = await api(ctx, 'GET', pathOf(change.externalId));
+  if (!r.ok) throw new Error(r.failure.message);
+  const inv = (r.json as { resource?: Invitee }).resource ?? {};
+  const evUri = inv.event;
+  const ev = evUri ? await api(ctx, 'GET', pathOf(evUri)) : undefined;
+  const event = ev?.ok ? (ev.json as { resource?: ScheduledEvent }).resource : undefined;
+  const [c] = parseRecord({ invitee: inv, event });
+  return { ...c, kind: change.kind, occurredAt: change.occurredAt, deliveryId: change.deliveryId };
+}
+
+async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange> {
+  const owner = (ctx.config.organization as string | undefined) ?? (ctx.config.user as string | undefined);
+  if (!owner) throw new ConnectionMisconfigured('set config.organization (or config.user) to the Calendly URI to poll');
+  const scope = ctx.config.organization ? 'organization' : 'user';
+  let next: string | undefined = `/scheduled_events?${new URLSearchParams({
+    [scope]: owner, min_start_time: window.from.toISOString(), max_start_time: window.to.toISOString(), count: '100', sort: 'start_time:asc',
+  })}`;
+  while (next) {
+    const page = await api(ctx, 'GET', next);
+    if (!page.ok) throw new Error(page.failure.message);
+    const body = page.json as { collection?: ScheduledEvent[]; pagination?: { next_page_token?: string | null } };
+    for (const ev of body.collection ?? []) {
+      if (!ev.uri) continue;
+      let inviteesNext: string | undefined = `${pathOf(ev.uri)}/invitees?count=100`;
+      while (inviteesNext) {
+        const inv = await api(ctx, 'GET', inviteesNext);
+        if (!inv.ok) throw new Error(inv.failure.message);
+        const ib = inv.json as { collection?: Invitee[]; pagination?: { next_page_token?: string | null } };
+        for (const i of ib.collection ?? []) yield* parseRecord({ invitee: i, event: ev });
+        const tok = ib.pagination?.next_page_token;
+        inviteesNext = tok ? `${pathOf(ev.uri)}/invitees?count=100&page_token=${encodeURIComponent(tok)}` : undefined;
+      }
+    }
+    const tok = body.pagination?.next_page_token;
+    next = tok ? `/scheduled_events?${new URLSearchParams({
+      [scope]: owner, min_start_time: window.from.toISOString(), max_start_time: window.to.toISOString(), count: '100', sort: 'start_time:asc', page_token: tok,
+    })}` : undefined;
+  }
+}
+
+async function writeBack(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>> {
+  if (req.status === 'cancelled') {
+    const eventPath = pathOf(req.externalId).replace(/\/invitees\/[^/]+$/, '');
+    const r = await api(ctx, 'POST', `${eventPath}/cancellation`, { reason: req.reason ?? 'Cancelled by the clinic' });
+    return r.ok ? ok(undefined) : fail(r.failure);
+  }
+  if (req.status === 'no_show') {
+    const r = await api(ctx, 'POST', '/invitee_no_shows', { invitee: req.externalId });
+    return r.ok ? ok(undefined) : fail(r.failure);
+  }
+  return fail({ class: 'permanent', message: 'Calendly has no API to move a booking; the patient must use the reschedule link' });
+}
+
+export const connector: SourceConnector = {
+  descriptor: {
+    id: PLATFORM,
+    role: 'source',
+    displayName: 'Calendly',
+    defaultBaseUrl: 'https://api.calendly.com',
+    auth: [
+      { key: 'signingKey', label: 'Webhook signing key', secret: true, required: true, help: 'The signing_key of the webhook subscription (always set one: without it Calendly sends unsigned deliveries).' },
+      { key: 'personalAccessToken', label: 'Personal access token', secret: true, required: false, help: 'For polling, fetching and writing cancellations / no-shows back.' },
+      { key: 'accessToken', label: 'OAuth access token', secret: true, required: false },
+    ],
+    webhookSecret: 'signingKey',
+    signature: 'Calendly-Webhook-Signature: HMAC-SHA256 (hex) of "<t>.<raw body>" with the subscription signing key; 3-minute replay window',
+    fidelity:
+      'Real-time webhooks for new bookings, cancellations and no-shows (paid Calendly plans); reschedules arrive as a '
+      + 'cancel + new booking pair and are stitched into one appointment. Polling by start-time window repairs missed '
+      + 'webhooks. Staff cancellations and no-shows are written back; Calendly has no API to move a booking.',
+    capabilities: { webhooks: true, signedWebhooks: true, fetch: true, list: true, writeCancel: true, writeReschedule: false, writeNoShow: true },
+  },
+  verify,
+  parseWebhook,
+  parseRecord,
+  fetch: fetchChange,
+  list,
+  writeBack,
+  sampleWebhook,
+};

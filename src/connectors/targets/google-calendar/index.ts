@@ -1,0 +1,124 @@
+// Google Calendar as a target (targets.md §1). State-based and retry-safe:
+// - create = insert with a deterministic id (appointment UUID in base32hex) and sendUpdates=none;
+// - 409 on insert → GET: ours and alive → PATCH; ours but cancelled (deleted) → restore with PATCH;
+//   restore refused, or the id belongs to someone else → next generation id (`…g1`);
+// - update = PATCH by the stored id (404/410 → create again);
+// - remove = DELETE; 404 and 410 mean already gone, which is success.
+// Patients are never attendees (Google would e-mail them); our ids ride in extendedProperties.private.
+import { fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { OAuthSession } from '../../shared/oauth.ts';
+import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
+import { toFailure } from './errors.ts';
+import { eventIdFor } from './event-id.ts';
+
+export const PLATFORM = 'google-calendar';
+const DEFAULT_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+/** Generations tried before giving up (each one is a fresh id Google has never seen). */
+const MAX_GENERATION = 5;
+
+function body(e: TargetEvent, connectionId: string, id?: string): GoogleEvent {
+  const zoned = (instant: string) => ({ dateTime: instant, timeZone: e.timeZone });
+  return {
+    ...(id ? { id } : {}),
+    summary: e.title,
+    description: e.description,
+    location: e.location ?? '',
+    start: zoned(e.start),
+    end: zoned(e.end),
+    status: e.status === 'requested' ? 'tentative' : 'confirmed',
+    transparency: 'opaque',
+    visibility: 'private',
+    reminders: { useDefault: true },
+    extendedProperties: {
+      private: { meridianAppointmentId: e.appointmentId, meridianRevision: String(e.revision), meridianConnectionId: connectionId },
+    },
+  };
+}
+
+function isOurs(ev: GoogleEvent | undefined, appointmentId: string): boolean {
+  return ev?.extendedProperties?.private?.meridianAppointmentId === appointmentId;
+}
+
+type Failed = Exclude<ApiAnswer<unknown>, { kind: 'ok' }>;
+
+export function createClient(ctx: ConnectionContext): TargetClient {
+  const s = ctx.secrets;
+  const session = s.refreshToken && s.clientId
+    ? new OAuthSession({
+      tokenUrl: (ctx.config.tokenUrl as string | undefined) ?? DEFAULT_TOKEN_URL,
+      clientId: s.clientId, clientSecret: s.clientSecret, refreshToken: s.refreshToken,
+      accessToken: s.accessToken, expiresAt: s.expiresAt ? Number(s.expiresAt) : undefined,
+    }, ctx)
+    : undefined;
+  const api = new GoogleCalendarApi(ctx, session, 'Google Calendar is not connected: set clientId, clientSecret and refreshToken');
+  const defaultCalendar = (ctx.config.calendarId as string | undefined) ?? 'primary';
+  const failed = async (a: Failed, op: string) => fail<never>(await toFailure(a, op));
+
+  const linkOf = (ev: GoogleEvent | undefined, calendarId: string, id: string, generation: number): LinkState =>
+    ({ remoteId: ev?.id ?? id, calendarId, etag: ev?.etag ?? undefined, generation });
+
+  async function create(e: TargetEvent, calendarId: string, generation: number): Promise<WriteOutcome<LinkState>> {
+    for (let g = generation; g <= MAX_GENERATION; g++) {
+      const id = eventIdFor(e.appointmentId, g);
+      const ins = await api.insert(calendarId, body(e, ctx.connectionId, id));
+      if (ins.kind === 'ok') return ok(linkOf(ins.data, calendarId, id, g));
+      if (ins.kind !== 'http' || ins.status !== 409) return failed(ins, 'insert');
+      // The id exists: our earlier attempt, or our deleted event still remembered by Google.
+      const got = await api.get(calendarId, id);
+      if (got.kind === 'ok' && isOurs(got.data, e.appointmentId)) {
+        const patched = await api.patch(calendarId, id, body(e, ctx.connectionId));
+        if (patched.kind === 'ok') return ok(linkOf(patched.data, calendarId, id, g));
+        // Restoring a deleted event can be refused (403); anything else is a real failure.
+        if (!(patched.kind === 'http' && (patched.status === 403 || patched.status === 404 || patched.status === 410))) return failed(patched, 'restore');
+      } else if (got.kind === 'failed') {
+        return failed(got, 'get');
+      }
+      // Not ours, unreadable, or not restorable: the next generation id.
+    }
+    return fail({ class: 'permanent', message: `Google Calendar: no usable event id after ${MAX_GENERATION} generations` });
+  }
+
+  return {
+    async upsert(e, link) {
+      const calendarId = e.calendarId ?? link?.calendarId ?? defaultCalendar;
+      if (!link || (link.calendarId ?? defaultCalendar) !== calendarId) return create(e, calendarId, link?.generation ?? 0);
+      const r = await api.patch(calendarId, link.remoteId, body(e, ctx.connectionId));
+      if (r.kind === 'ok') {
+        // A PATCH on a deleted event succeeds but leaves it cancelled unless we set status: we do.
+        return ok(linkOf(r.data, calendarId, link.remoteId, link.generation));
+      }
+      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return create(e, calendarId, link.generation);
+      return failed(r, 'update');
+    },
+    async remove(link) {
+      const calendarId = link.calendarId ?? defaultCalendar;
+      const r = await api.delete(calendarId, link.remoteId);
+      if (r.kind === 'ok') return ok(undefined);
+      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok(undefined);
+      return failed(r, 'delete');
+    },
+  };
+}
+
+export const connector: TargetConnector = {
+  descriptor: {
+    id: PLATFORM,
+    role: 'target',
+    kind: 'calendar',
+    displayName: 'Google Calendar',
+    defaultBaseUrl: 'https://www.googleapis.com',
+    defaultPrivacy: 'minimal',
+    auth: [
+      { key: 'clientId', label: 'OAuth client id', secret: true, required: true },
+      { key: 'clientSecret', label: 'OAuth client secret', secret: true, required: true },
+      { key: 'refreshToken', label: 'Refresh token (offline access, scope calendar.events.owned)', secret: true, required: true },
+      { key: 'accessToken', label: 'Access token (refreshed automatically)', secret: true, required: false },
+    ],
+    fidelity:
+      'Events created, moved and removed in each practitioner\'s calendar within seconds, without duplicates '
+      + '(deterministic event ids; a retried create becomes an update). Nobody is e-mailed (sendUpdates=none; patients '
+      + 'are never attendees). Text follows the connection\'s privacy level (minimal by default).',
+    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: true },
+  },
+  client: createClient,
+};
