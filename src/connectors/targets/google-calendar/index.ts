@@ -8,7 +8,7 @@
 import { fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
-import { toFailure } from './errors.ts';
+import { isUsageLimit, toFailure } from './errors.ts';
 import { eventIdFor } from './event-id.ts';
 
 export const PLATFORM = 'google-calendar';
@@ -88,6 +88,8 @@ export function createClient(ctx: ConnectionContext): TargetClient {
         return ok(linkOf(r.data, calendarId, link.remoteId, link.generation));
       }
       if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return create(e, calendarId, link.generation);
+      // Deleted in Google's UI and Google refuses to restore it: move on to a fresh id.
+      if (r.kind === 'http' && r.status === 403 && !isUsageLimit(r.error)) return create(e, calendarId, link.generation + 1);
       return failed(r, 'update');
     },
     async remove(link) {

@@ -1,0 +1,180 @@
+// Calendly contract tests from the published samples: signatures, parsing to the documented facts,
+// the reschedule pair, the webhook schema, and the `meridian parse-webhook` command's exit codes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createHmac } from 'node:crypto';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { connector } from '../../src/connectors/sources/calendly/index.ts';
+import { sampleInviteeUri } from '../../src/connectors/sources/calendly/sample.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type WebhookRequest } from '../../src/connectors/types.ts';
+
+const DIR = new URL('../fixtures/samples/calendly/', import.meta.url);
+const KEY = 'calendly-sample-signing-key-b61e04';
+const SAMPLES: Record<string, string> = {
+  'invitee-created.json': 't=1770655268,v1=98bc1364d44e77bde35797e4fcb943db50133ce527378613eb5a8c085ba85642',
+  'invitee-canceled-rescheduled.json': 't=1770930346,v1=cbfa8210a11331424e5a163592efbb6785a2c366ebe3f6ed6c73421b959ab6ad',
+  'invitee-created-after-reschedule.json': 't=1770930346,v1=bd60fc62c49ddadb9566d8ad114519b1592df4fbc52b74b8cffa2306d20f851a',
+  'invitee-no-show-created.json': 't=1771875131,v1=26e135706deb71ee344aef8551d6e840da64c01700d1319c69edd826ca8c3b6b',
+};
+const FIRST = 'https://api.calendly.com/scheduled_events/6e1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b/invitees/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
+const SECOND = 'https://api.calendly.com/scheduled_events/7f2b3c4d-5e6f-4a71-9b8c-0d1e2f3a4b5c/invitees/2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e';
+
+function req(file: string, over: Partial<WebhookRequest> = {}): WebhookRequest {
+  const header = SAMPLES[file];
+  const t = Number(/t=(\d+)/.exec(header)![1]);
+  return { rawBody: readFileSync(new URL(file, DIR)), headers: { 'calendly-webhook-signature': header, 'content-type': 'application/json' }, url: '', now: new Date(t * 1000), ...over };
+}
+
+test('every sample verifies with the documented key, header and time', () => {
+  for (const f of Object.keys(SAMPLES)) assert.deepEqual(connector.verify(req(f), { signingKey: KEY }), { ok: true }, f);
+});
+
+test('tampered bodies, wrong keys, stale or future timestamps and malformed headers are rejected', () => {
+  const r = req('invitee-created.json');
+  const tampered = Buffer.from(r.rawBody.toString().replace('Liam', 'Liem'));
+  assert.equal(connector.verify({ ...r, rawBody: tampered }, { signingKey: KEY }).ok, false);
+  assert.equal(connector.verify(r, { signingKey: 'other-key' }).ok, false);
+  assert.equal(connector.verify({ ...r, now: new Date(r.now.getTime() + 181_000) }, { signingKey: KEY }).ok, false);
+  assert.equal(connector.verify({ ...r, now: new Date(r.now.getTime() - 181_000) }, { signingKey: KEY }).ok, false);
+  assert.equal(connector.verify({ ...r, now: new Date(r.now.getTime() + 179_000) }, { signingKey: KEY }).ok, true);
+  for (const h of ['', 'v1=abc', 't=abc,v1=00', 't=1770655268', 't=1770655268,v1=zz', KEY]) {
+    const out = connector.verify({ ...r, headers: { 'calendly-webhook-signature': h } }, { signingKey: KEY });
+    assert.equal(out.ok, false, `header "${h}"`);
+  }
+  assert.equal(connector.verify({ ...r, headers: {} }, { signingKey: KEY }).ok, false);
+});
+
+test('a connection without its signing key is misconfigured, never a bypass; the previous key works during rotation', () => {
+  assert.throws(() => connector.verify(req('invitee-created.json'), {}), ConnectionMisconfigured);
+  assert.deepEqual(connector.verify(req('invitee-created.json'), { signingKey: 'new-key', signingKeyPrevious: KEY }), { ok: true });
+});
+
+test('the facts vector: the docs test vector signs as documented', () => {
+  const body = '{"event":"invitee.created","payload":{"uri":"https://api.calendly.com/scheduled_events/E1/invitees/I1"}}';
+  assert.equal(createHmac('sha256', 'test_calendly_signing_key').update(`1767225600.${body}`).digest('hex'), 'cc4faf8ad8fe98aa2f430b079ed0b85fe9142f35744967cdfeaf18b4f1761323');
+  const r: WebhookRequest = { rawBody: Buffer.from(body), headers: { 'calendly-webhook-signature': 't=1767225600,v1=cc4faf8ad8fe98aa2f430b079ed0b85fe9142f35744967cdfeaf18b4f1761323' }, url: '', now: new Date(1767225600_000) };
+  assert.deepEqual(connector.verify(r, { signingKey: 'test_calendly_signing_key' }), { ok: true });
+});
+
+test('invitee.created parses to the documented facts', () => {
+  const [c] = connector.parseWebhook(req('invitee-created.json'));
+  assert.equal(c.platform, 'calendly');
+  assert.equal(c.kind, 'upsert');
+  assert.equal(c.externalId, FIRST);
+  assert.equal(c.appointment.status, 'booked');
+  assert.equal(c.appointment.start, '2026-02-20T15:00:00Z');
+  assert.equal(c.appointment.end, '2026-02-20T15:45:00Z');
+  assert.equal(c.appointment.practitionerRef, 'https://api.calendly.com/users/0c5b9a7e-3f1d-4a2b-9e8c-5d6f7a8b9c0d');
+  assert.equal(c.appointment.practitionerEmail, 'dr.okafor@lotusclinic.example');
+  assert.equal(c.appointment.patient?.name, 'Liam Carter');
+  assert.equal(c.appointment.patient?.email, 'liam.carter@example.net');
+  assert.equal(c.appointment.timeZone, 'America/Chicago');
+  assert.equal(c.needsFetch, false);
+  assert.match(c.occurredAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+  assert.equal(c.replacesExternalId, undefined);
+});
+
+test('a reschedule pair: the old invitee cancelled, the new one replacing it', () => {
+  const [old] = connector.parseWebhook(req('invitee-canceled-rescheduled.json'));
+  assert.equal(old.kind, 'cancel');
+  assert.equal(old.externalId, FIRST);
+  assert.equal(old.appointment.status, 'cancelled');
+  const [neu] = connector.parseWebhook(req('invitee-created-after-reschedule.json'));
+  assert.equal(neu.kind, 'upsert');
+  assert.equal(neu.externalId, SECOND);
+  assert.equal(neu.replacesExternalId, FIRST);
+  assert.equal(neu.appointment.start, '2026-02-23T18:30:00Z');
+  assert.equal(neu.appointment.end, '2026-02-23T19:15:00Z');
+  assert.match(neu.appointment.notes ?? '', /Lower back pain/);
+});
+
+test('a no-show is a no_show change for the same invitee', () => {
+  const [c] = connector.parseWebhook(req('invitee-no-show-created.json'));
+  assert.equal(c.kind, 'no_show');
+  assert.equal(c.externalId, SECOND);
+  assert.equal(c.appointment.status, 'no_show');
+});
+
+test('non-booking events are ignored; unreadable ones are reported without patient data', () => {
+  const r = req('invitee-created.json');
+  assert.deepEqual(connector.parseWebhook({ ...r, rawBody: Buffer.from('{"event":"routing_form_submission.created","payload":{}}') }), []);
+  for (const body of ['not json', '{}', '{"event":"invitee.created"}', '{"event":"invitee.created","payload":{"uri":"x","name":"Liam Carter"}}']) {
+    assert.throws(() => connector.parseWebhook({ ...r, rawBody: Buffer.from(body) }), (e: unknown) => e instanceof UnreadablePayload && !/Liam/.test((e as Error).message), body);
+  }
+  const bad = r.rawBody.toString().replace('"start_time": "2026-02-20T15:00:00.000000Z"', '"start_time": "soon"');
+  assert.throws(() => connector.parseWebhook({ ...r, rawBody: Buffer.from(bad) }), UnreadablePayload);
+});
+
+test('the samples and our own sample webhooks validate against Calendly\'s webhook schema', () => {
+  const ajv = new Ajv2020Module.default({ strict: false, allErrors: true });
+  addFormatsModule.default(ajv);
+  const schema = JSON.parse(readFileSync(new URL('../fixtures/specs/calendly-v2/calendly-webhooks.schema.json', import.meta.url), 'utf8'));
+  const validate = ajv.compile(schema);
+  // The spec predates invitee_no_show.* events, so those are checked by our own tests only.
+  for (const f of ['invitee-created.json', 'invitee-canceled-rescheduled.json', 'invitee-created-after-reschedule.json']) {
+    assert.ok(validate(JSON.parse(readFileSync(new URL(f, DIR), 'utf8'))), `${f}: ${ajv.errorsText(validate.errors)}`);
+  }
+  const now = new Date('2026-12-01T10:00:00Z');
+  const s = connector.sampleWebhook!({ event: 'created', bookingId: '9f8e7d6c-5b4a-4321-8fed-cba987654321', start: '2026-12-02T16:00:00Z', end: '2026-12-02T16:45:00Z', timeZone: 'America/Chicago', patient: { name: 'Jordan Rivera', email: 'j@example.org' } }, { signingKey: 'k' }, now);
+  assert.ok(validate(JSON.parse(s.rawBody.toString())), ajv.errorsText(validate.errors));
+  assert.deepEqual(connector.verify({ rawBody: s.rawBody, headers: s.headers, url: '', now }, { signingKey: 'k' }), { ok: true });
+  const [c] = connector.parseWebhook({ rawBody: s.rawBody, headers: s.headers, url: '', now });
+  assert.equal(c.externalId, sampleInviteeUri('9f8e7d6c-5b4a-4321-8fed-cba987654321'));
+  assert.equal(c.appointment.start, '2026-12-02T16:00:00Z');
+});
+
+test('parseRecord reads API invitees (one, wrapped, or a list)', () => {
+  const env = JSON.parse(readFileSync(new URL('invitee-created.json', DIR), 'utf8'));
+  const one = connector.parseRecord!(env.payload);
+  assert.equal(one[0].externalId, FIRST);
+  assert.equal(one[0].kind, 'upsert');
+  const list = connector.parseRecord!({ collection: [env.payload, { ...env.payload, status: 'canceled' }] });
+  assert.deepEqual(list.map((c) => c.kind), ['upsert', 'cancel']);
+  assert.throws(() => connector.parseRecord!(42), UnreadablePayload);
+});
+
+const run = promisify(execFile);
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['bin/meridian', ...args], { cwd: new URL('../..', import.meta.url).pathname });
+    return { code: 0, ...r };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+test('meridian parse-webhook and parse-record: output and exit codes 0, 3, 4, 2', async () => {
+  const body = new URL('invitee-created.json', DIR).pathname;
+  const base = ['parse-webhook', '--platform', 'calendly', '--body', body, '--header', `Calendly-Webhook-Signature: ${SAMPLES['invitee-created.json']}`];
+  const good = await cli([...base, '--secret', KEY, '--now', '2026-02-09T16:41:08Z']);
+  assert.equal(good.code, 0, good.stderr);
+  const out = JSON.parse(good.stdout);
+  assert.equal(out.verified, true);
+  assert.equal(out.changes[0].externalId, FIRST);
+  assert.equal(out.changes[0].appointment.start, '2026-02-20T15:00:00Z');
+  assert.equal((await cli([...base, '--secret', 'wrong', '--now', '2026-02-09T16:41:08Z'])).code, 3);
+  assert.equal((await cli([...base, '--secret', KEY])).code, 3, 'outside the replay window today');
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/meridian-cli-');
+  const junk = `${dir}/junk.json`;
+  writeFileSync(junk, 'not json');
+  const t = 1770655268;
+  const sig = createHmac('sha256', KEY).update(`${t}.not json`).digest('hex');
+  const unreadable = await cli(['parse-webhook', '--platform', 'calendly', '--body', junk, '--header', `Calendly-Webhook-Signature: t=${t},v1=${sig}`, '--secret', KEY, '--now', new Date(t * 1000).toISOString()]);
+  assert.equal(unreadable.code, 4);
+  assert.equal(JSON.parse(unreadable.stdout).verified, true);
+  assert.equal((await cli(['parse-webhook', '--platform', 'nope', '--body', body])).code, 2);
+  assert.equal((await cli(['parse-webhook', '--platform', 'calendly'])).code, 2);
+  assert.equal((await cli([...base])).code, 2, 'no --secret for a signed platform');
+  const rec = await cli(['parse-record', '--platform', 'calendly', '--body', body]);
+  assert.equal(rec.code, 4, 'a webhook envelope is not an API record');
+  writeFileSync(`${dir}/rec.json`, JSON.stringify(JSON.parse(readFileSync(body, 'utf8')).payload));
+  const ok = await cli(['parse-record', '--platform', 'calendly', '--body', `${dir}/rec.json`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(JSON.parse(ok.stdout).changes[0].externalId, FIRST);
+});
