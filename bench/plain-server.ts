@@ -23,8 +23,9 @@ const server = http.createServer((req, res) => {
       const change = src.parseWebhook({ rawBody, headers, url: '', now: new Date() })[0];
       await fetch(calendar, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: 'Bearer plain' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.TOKEN ?? ''}` },
         body: JSON.stringify({ summary: 'Appointment', start: { dateTime: change.appointment.start }, end: { dateTime: change.appointment.end }, extendedProperties: { private: { meridianAppointmentId: change.externalId } } }),
+        signal: AbortSignal.timeout(10_000),
       }).catch(() => {});
     }
     res.writeHead(r.ok ? 200 : 401, { 'content-type': 'application/json' });

@@ -44,13 +44,13 @@ export async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promis
 }
 
 /** Poll `check` until it returns a truthy value (or fail after `ms`). */
-export async function eventually<T>(check: () => Promise<T> | T, ms = 15_000, what = 'condition'): Promise<NonNullable<T>> {
+export async function eventually<T>(check: () => Promise<T> | T, ms = 15_000, what = 'condition'): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const end = Date.now() + ms;
   let last: unknown;
   while (Date.now() < end) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v as Exclude<T, false | null | undefined | 0 | ''>;
     } catch (e) {
       last = e;
     }
