@@ -82,5 +82,6 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
       meta: { hash, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated },
     }]);
   });
+  hub.cache.clear();
   return { applied: true, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated };
 }

@@ -1,6 +1,7 @@
 // Applying a SourceChange to the schedule: dedupe, ordering, reschedule stitching. Pure: the caller
 // loads the state named here, calls `decide`, and writes what it returns in one transaction.
 import { createHash } from 'node:crypto';
+import { MAX_APPOINTMENT_MS } from './conflicts.ts';
 import type { Appointment, AppointmentStatus, ChangeKind, Patient, SourceChange } from './types.ts';
 
 /** What we remember per external id of a connection (the ordering and dedupe state). */
@@ -139,6 +140,7 @@ function checkTimes(start: string, end: string): void {
   const e = Date.parse(end);
   if (!Number.isFinite(s) || !Number.isFinite(e)) throw new ChangeRejected('invalid_times', 'start or end is not an instant');
   if (e <= s) throw new ChangeRejected('invalid_times', 'end must be after start');
+  if (e - s > MAX_APPOINTMENT_MS) throw new ChangeRejected('invalid_times', 'an appointment cannot last longer than 24 hours')
 }
 
 /** The fields that, when changed, are worth a new revision (and writes to every target). */

@@ -19,3 +19,9 @@ export function findConflicts(a: Slot, candidates: readonly Slot[]): string[] {
   }
   return out.sort();
 }
+
+/**
+ * No appointment is longer than this (a day). It bounds the conflict search to an index range scan
+ * ("started within a day before"), so it is enforced wherever appointments are made.
+ */
+export const MAX_APPOINTMENT_MS = 24 * 3_600_000;

@@ -12,6 +12,7 @@ import {
 } from '../store/repo.ts';
 import type { Hub } from './hub.ts';
 import { targetJobsFor } from './targets.ts';
+import { cached, type TtlCache } from './cache.ts';
 
 export type ApplyOutcome =
   | 'created' | 'updated' | 'unchanged' | 'duplicate' | 'stale' | 'superseded' | 'tombstone' | 'failed' | 'fetch_queued';
@@ -40,13 +41,14 @@ interface Mapped {
   timeZone?: string;
 }
 
-async function mapRefs(trx: Exec, conn: ConnectionRecord, c: SourceChange): Promise<Mapped> {
+async function mapRefs(trx: Exec, cache: TtlCache, conn: ConnectionRecord, c: SourceChange): Promise<Mapped> {
   const a = c.appointment;
   const refs = conn.refs;
   let practitionerId = a.practitionerRef ? refs.practitioners?.[a.practitionerRef] : undefined;
   const email = a.practitionerEmail ?? (a.practitionerRef?.includes('@') ? a.practitionerRef : undefined);
   if (!practitionerId && email) {
-    const p = await trx.selectFrom('practitioner').select('id').where('email', '=', email.toLowerCase()).where('active', '=', 1).executeTakeFirst();
+    const p = await cached(cache, `practitioner-email:${email.toLowerCase()}`, () =>
+      trx.selectFrom('practitioner').select('id').where('email', '=', email.toLowerCase()).where('active', '=', 1).executeTakeFirst());
     practitionerId = p?.id;
   }
   practitionerId ??= refs.defaultPractitioner;
@@ -54,7 +56,9 @@ async function mapRefs(trx: Exec, conn: ConnectionRecord, c: SourceChange): Prom
   let locationId = a.locationRef ? refs.locations?.[a.locationRef] : undefined;
   let timeZone: string | undefined;
   if (practitionerId) {
-    const p = await trx.selectFrom('practitioner').select(['location_ids', 'time_zone']).where('id', '=', practitionerId).executeTakeFirst();
+    const id = practitionerId;
+    const p = await cached(cache, `practitioner:${id}`, () =>
+      trx.selectFrom('practitioner').select(['location_ids', 'time_zone']).where('id', '=', id).executeTakeFirst());
     if (!p) practitionerId = undefined;
     else {
       const locs = JSON.parse(p.location_ids) as string[];
@@ -63,15 +67,16 @@ async function mapRefs(trx: Exec, conn: ConnectionRecord, c: SourceChange): Prom
     }
   }
   if (locationId) {
-    const l = await trx.selectFrom('location').select('time_zone').where('id', '=', locationId).executeTakeFirst();
+    const id = locationId;
+    const l = await cached(cache, `location:${id}`, () => trx.selectFrom('location').select('time_zone').where('id', '=', id).executeTakeFirst());
     if (l) timeZone = l.time_zone;
     else locationId = undefined;
   }
   return { practitionerId, serviceId, locationId, timeZone };
 }
 
-async function clinicZone(trx: Exec, clinicId: string): Promise<string> {
-  const c = await trx.selectFrom('clinic').select('time_zone').where('id', '=', clinicId).executeTakeFirst();
+async function clinicZone(trx: Exec, cache: TtlCache, clinicId: string): Promise<string> {
+  const c = await cached(cache, `clinic:${clinicId}`, () => trx.selectFrom('clinic').select('time_zone').where('id', '=', clinicId).executeTakeFirst());
   return c?.time_zone ?? 'UTC';
 }
 
@@ -127,7 +132,7 @@ async function commitDecision(trx: Transaction<DB>, hub: Hub, conn: ConnectionRe
       if (newConflicts.length) {
         audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: newConflicts } });
       }
-      jobs.push(...(await targetJobsFor(trx, next, before)));
+      jobs.push(...(await targetJobsFor(trx, next, before, hub.cache)));
       result = { outcome: isNew ? 'created' : 'updated', appointmentId: next.id, conflicts };
     } else {
       audit.push({ at, actor, action: 'change.no_effect', entityType: 'appointment', entityId: next.id, meta: changeMeta });
@@ -146,13 +151,13 @@ export async function applyChange(trx: Transaction<DB>, hub: Hub, conn: Connecti
   const replacedRef = change.replacesExternalId ? await getRef(trx, conn.id, change.replacesExternalId) : undefined;
   const apptId = ref?.appointmentId ?? replacedRef?.appointmentId;
   const existing = apptId ? await getAppointment(trx, apptId) : undefined;
-  const mapped = await mapRefs(trx, conn, change);
+  const mapped = await mapRefs(trx, hub.cache, conn, change);
   const c: SourceChange = mapped.timeZone ? { ...change, appointment: { ...change.appointment, timeZone: mapped.timeZone } } : change;
   let d: Decision;
   try {
     d = decide({
       change: c, hash, connectionId: conn.id, clinicId: conn.clinicId, ref, replacedRef, existing, mapped,
-      newId: randomUUID(), now: hub.clock.now().toISOString(), defaultTimeZone: await clinicZone(trx, conn.clinicId),
+      newId: randomUUID(), now: hub.clock.now().toISOString(), defaultTimeZone: await clinicZone(trx, hub.cache, conn.clinicId),
     });
   } catch (err) {
     if (!(err instanceof ChangeRejected)) throw err;

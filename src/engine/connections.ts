@@ -35,6 +35,12 @@ export function resolveSecrets(hub: Hub, enc: string | null, refs: Record<string
 }
 
 export async function loadConnection(hub: Hub, id: string): Promise<LoadedConnection> {
+  const c = await hub.cache.get(`connection:${id}`, () => loadConnectionNow(hub, id));
+  // Callers may add refreshed tokens to `secrets`: give each its own copy.
+  return { ...c, secrets: { ...c.secrets } };
+}
+
+async function loadConnectionNow(hub: Hub, id: string): Promise<LoadedConnection> {
   const row = await getConnectionRow(hub.store.db, id);
   if (!row) throw new ConnectionError('not_found', `no connection ${id}`);
   const connector = getConnector(row.platform);
@@ -48,6 +54,7 @@ export async function saveSecrets(db: Kysely<DB>, hub: Hub, id: string, patch: R
   if (!row) throw new ConnectionError('not_found', `no connection ${id}`);
   const merged = { ...storedSecrets(hub, row.secrets_enc), ...patch };
   await db.updateTable('connection').set({ secrets_enc: hub.box.encryptJson(merged), updated_at: nowIso(hub) }).where('id', '=', id).execute();
+  hub.cache.clear();
 }
 
 export function connectionContext(hub: Hub, c: LoadedConnection): ConnectionContext {
@@ -71,4 +78,5 @@ export async function setConnectionStatus(hub: Hub, id: string, status: string, 
     .set({ status, last_error: error ?? null, updated_at: nowIso(hub) })
     .where('id', '=', id)
     .execute();
+  hub.cache.clear();
 }

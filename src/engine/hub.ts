@@ -5,6 +5,7 @@ import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { openStore, migrate, type Store } from '../store/db.ts';
 import { loadSecretBox, type SecretBox } from '../store/crypto.ts';
+import { TtlCache } from './cache.ts';
 
 export interface Clock {
   now(): Date;
@@ -38,6 +39,8 @@ export interface Hub {
   onJobs: () => void;
   /** Public base URL (for webhook URLs shown to staff and Square's signature). */
   publicUrl?: string;
+  /** Reference data read on every webhook; cleared by every setup change made in this process. */
+  cache: TtlCache;
 }
 
 /** Paths and values that must never reach a log line. */
@@ -92,6 +95,7 @@ export async function openHub(o: HubOptions): Promise<Hub> {
     fetch: o.fetch ?? globalThis.fetch,
     onJobs: () => {},
     publicUrl: o.publicUrl ?? env.MERIDIAN_PUBLIC_URL,
+    cache: new TtlCache(),
   };
 }
 

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { getSource } from '../connectors/registry.ts';
 import type { WriteBackRequest } from '../connectors/types.ts';
-import { findConflicts } from '../domain/conflicts.ts';
+import { findConflicts, MAX_APPOINTMENT_MS } from '../domain/conflicts.ts';
 import { isIanaZone, toUtc } from '../domain/time.ts';
 import type { Appointment, AppointmentStatus, Patient } from '../domain/types.ts';
 import { appendAudit, type AuditInput } from '../store/audit.ts';
@@ -77,6 +77,7 @@ function validTimes(start: string, end: string): { start: string; end: string } 
     throw new StaffError(400, 'invalid_time', 'start and end must be ISO-8601 instants with an offset or Z');
   }
   if (Date.parse(e) <= Date.parse(s)) throw new StaffError(400, 'invalid_time', 'end must be after start');
+  if (Date.parse(e) - Date.parse(s) > MAX_APPOINTMENT_MS) throw new StaffError(400, 'invalid_time', 'an appointment cannot last longer than 24 hours');
   return { start: s, end: e };
 }
 
@@ -88,7 +89,7 @@ async function commit(trx: Transaction<DB>, hub: Hub, before: Appointment | unde
   const fresh = conflicts.filter((id) => !(before?.conflicts ?? []).includes(id));
   if (fresh.length) audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: fresh, overridden: true } });
   await appendAudit(trx, hub.store.dialect, audit);
-  await enqueue(trx, [...(await targetJobsFor(trx, next, before)), ...extraJobs], at);
+  await enqueue(trx, [...(await targetJobsFor(trx, next, before, hub.cache)), ...extraJobs], at);
   return next;
 }
 

@@ -9,21 +9,24 @@ import { appendAudit } from '../store/audit.ts';
 import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
 import { NameBook } from './render.ts';
+import { cached, type TtlCache } from './cache.ts';
 
 export const TARGET_SYNC = 'target.sync';
 
 /** Where an appointment should be written: its practitioner's bindings plus the clinic-wide ones (push targets only). */
-export async function bindingsFor(db: Exec, appt: Pick<Appointment, 'practitionerId' | 'clinicId'>): Promise<TargetBinding[]> {
-  const p = await db.selectFrom('practitioner').select('targets').where('id', '=', appt.practitionerId).executeTakeFirst();
-  const c = await db.selectFrom('clinic').select('settings').where('id', '=', appt.clinicId).executeTakeFirst();
-  const all: TargetBinding[] = [...(p ? JSON.parse(p.targets) : []), ...((c ? JSON.parse(c.settings).targets : undefined) ?? [])];
-  const out: TargetBinding[] = [];
-  for (const b of all) {
-    if (out.some((o) => o.connection === b.connection)) continue;
-    const row = await getConnectionRow(db, b.connection);
-    if (row && getTarget(row.platform)?.descriptor.capabilities.push) out.push(b);
-  }
-  return out;
+export async function bindingsFor(db: Exec, appt: Pick<Appointment, 'practitionerId' | 'clinicId'>, cache?: TtlCache): Promise<TargetBinding[]> {
+  return cached(cache, `bindings:${appt.clinicId}:${appt.practitionerId}`, async () => {
+    const p = await db.selectFrom('practitioner').select('targets').where('id', '=', appt.practitionerId).executeTakeFirst();
+    const c = await db.selectFrom('clinic').select('settings').where('id', '=', appt.clinicId).executeTakeFirst();
+    const all: TargetBinding[] = [...(p ? JSON.parse(p.targets) : []), ...((c ? JSON.parse(c.settings).targets : undefined) ?? [])];
+    const out: TargetBinding[] = [];
+    for (const b of all) {
+      if (out.some((o) => o.connection === b.connection)) continue;
+      const row = await getConnectionRow(db, b.connection);
+      if (row && row.status !== 'disabled' && getTarget(row.platform)?.descriptor.capabilities.push) out.push(b);
+    }
+    return out;
+  });
 }
 
 export function syncJob(appointmentId: string, targetId: string): NewJob {
@@ -31,9 +34,9 @@ export function syncJob(appointmentId: string, targetId: string): NewJob {
 }
 
 /** Jobs for every target the appointment is in now, was in before, or still has an event in. */
-export async function targetJobsFor(db: Exec, next: Appointment, before?: Appointment): Promise<NewJob[]> {
-  const ids = new Set((await bindingsFor(db, next)).map((b) => b.connection));
-  if (before && before.practitionerId !== next.practitionerId) for (const b of await bindingsFor(db, before)) ids.add(b.connection);
+export async function targetJobsFor(db: Exec, next: Appointment, before?: Appointment, cache?: TtlCache): Promise<NewJob[]> {
+  const ids = new Set((await bindingsFor(db, next, cache)).map((b) => b.connection));
+  if (before && before.practitionerId !== next.practitionerId) for (const b of await bindingsFor(db, before, cache)) ids.add(b.connection);
   const links = await db.selectFrom('target_link').select('connection_id').where('appointment_id', '=', next.id).where('state', '=', 'live').execute();
   for (const l of links) ids.add(l.connection_id);
   return [...ids].sort().map((t) => syncJob(next.id, t));
@@ -73,7 +76,7 @@ export async function syncTarget(hub: Hub, appointmentId: string, targetId: stri
   }
   const linkRow = await db.selectFrom('target_link').selectAll().where('appointment_id', '=', appointmentId).where('connection_id', '=', targetId).executeTakeFirst();
   const link = linkRow && linkRow.state === 'live' ? linkFromRow(linkRow) : undefined;
-  const binding = appt ? (await bindingsFor(db, appt)).find((b) => b.connection === targetId) : undefined;
+  const binding = appt ? (await bindingsFor(db, appt, hub.cache)).find((b) => b.connection === targetId) : undefined;
   const client = target.client(connectionContext(hub, conn));
   const remove = async (l: LinkState, revision: number): Promise<WriteOutcome<void>> => {
     const r = await client.remove(l, appointmentId);

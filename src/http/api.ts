@@ -178,6 +178,7 @@ export const ROUTES: Route[] = [
         const after = await getPractitioner(trx, params.id);
         await appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'practitioner.updated', entityType: 'practitioner', entityId: params.id, before, after }]);
       });
+      hub.cache.clear();
       return getPractitioner(hub.store.db, params.id);
     },
   },
@@ -211,6 +212,7 @@ export const ROUTES: Route[] = [
         }).where('id', '=', params.id).execute();
         await appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.updated', entityType: 'connection', entityId: params.id, meta: { fields: Object.keys(b) } }]);
       });
+      hub.cache.clear();
       return connectionView(toConnection((await getConnectionRow(hub.store.db, params.id))!));
     },
   },

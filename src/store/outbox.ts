@@ -64,6 +64,8 @@ export async function claim(db: Kysely<DB>, dialect: Dialect, worker: string, n:
   let due = db
     .selectFrom('job')
     .select('id')
+    // `state in (…)` first so the (state, run_at) index bounds the scan to live jobs, not the history.
+    .where('state', 'in', ['pending', 'running'])
     .where((eb) =>
       eb.or([
         eb.and([eb('state', '=', 'pending'), eb('run_at', '<=', nowIso)]),

@@ -4,6 +4,7 @@ import type { AppointmentTable, AppointmentRefTable, ConnectionTable, DB, Practi
 import type { Appointment, AppointmentStatus, ChangeKind, PrivacyLevel, Practitioner } from '../domain/types.ts';
 import type { RefState } from '../domain/apply.ts';
 import { toUtc } from '../domain/time.ts';
+import { MAX_APPOINTMENT_MS } from '../domain/conflicts.ts';
 
 export type Exec = Kysely<DB> | Transaction<DB>;
 
@@ -108,12 +109,13 @@ export async function listAppointments(db: Exec, q: AppointmentQuery): Promise<A
   return rows.map(toAppointment);
 }
 
-/** Active appointments that could collide with [start, end) for this practitioner or room. */
+/** Active appointments that could collide with [start, end) for this practitioner or room (an index range scan: none is longer than MAX_APPOINTMENT_MS). */
 export async function overlapCandidates(db: Exec, a: Pick<Appointment, 'practitionerId' | 'roomId' | 'start' | 'end'>): Promise<Appointment[]> {
   const rows = await db
     .selectFrom('appointment')
     .selectAll()
     .where('start_at', '<', dbInstant(a.end))
+    .where('start_at', '>', new Date(Date.parse(a.start) - MAX_APPOINTMENT_MS).toISOString())
     .where('end_at', '>', dbInstant(a.start))
     .where('status', 'in', ['requested', 'booked'])
     .where((eb) => (a.roomId ? eb.or([eb('practitioner_id', '=', a.practitionerId), eb('room_id', '=', a.roomId)]) : eb('practitioner_id', '=', a.practitionerId)))
