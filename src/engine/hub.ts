@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { openStore, migrate, type Store } from '../store/db.ts';
 import { loadSecretBox, type SecretBox } from '../store/crypto.ts';
 import { TtlCache } from './cache.ts';
+import { GroupCommitter } from '../store/commit.ts';
 
 export interface Clock {
   now(): Date;
@@ -41,6 +42,8 @@ export interface Hub {
   publicUrl?: string;
   /** Reference data read on every webhook; cleared by every setup change made in this process. */
   cache: TtlCache;
+  /** Transactions for webhook ingest (group commit on SQLite). */
+  commits: GroupCommitter;
 }
 
 /** Paths and values that must never reach a log line. */
@@ -96,6 +99,7 @@ export async function openHub(o: HubOptions): Promise<Hub> {
     onJobs: () => {},
     publicUrl: o.publicUrl ?? env.MERIDIAN_PUBLIC_URL,
     cache: new TtlCache(),
+    commits: new GroupCommitter(store.db, store.dialect),
   };
 }
 

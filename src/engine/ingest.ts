@@ -91,7 +91,7 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
   const at = hub.clock.now().toISOString();
   const rowId = randomUUID();
   const deliveryId = changes.find((c) => c.deliveryId)?.deliveryId ?? null;
-  const outcome = await hub.store.db.transaction().execute(async (trx) => {
+  const outcome = await hub.commits.run(async (trx) => {
     const inserted = await trx
       .insertInto('delivery')
       .values({

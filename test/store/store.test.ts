@@ -119,6 +119,25 @@ for (const backend of BACKENDS) {
       assert.match(r.reason ?? '', /head/);
     });
 
+    t('group commit: concurrent units commit together, a failing unit rolls back alone', async () => {
+      const { GroupCommitter } = await import('../../src/store/commit.ts');
+      const gc = new GroupCommitter(store.db, store.dialect);
+      const sizes: number[] = [];
+      gc.onBatch = (n) => sizes.push(n);
+      const row = (id: string) => ({ id, connection_id: 'gc', delivery_id: id, received_at: now.toISOString(), content_type: null, headers: '{}', body: '{}', status: 'received', error: null, change_count: 0, applied_at: null });
+      const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => gc.run(async (trx) => {
+        await trx.insertInto('delivery').values(row(`gc${i}`)).execute();
+        if (i === 5) throw new Error('unit 5 fails');
+        // Unit 7 breaks a constraint after writing: its own write must vanish too.
+        if (i === 7) await trx.insertInto('delivery').values(row('gc0')).execute();
+        return i;
+      })));
+      assert.deepEqual(results.map((r) => r.status), results.map((_, i) => (i === 5 || i === 7 ? 'rejected' : 'fulfilled')));
+      const ids = (await store.db.selectFrom('delivery').select('id').where('connection_id', '=', 'gc').execute()).map((r) => r.id).sort();
+      assert.deepEqual(ids, ['gc0', 'gc1', 'gc10', 'gc11', 'gc2', 'gc3', 'gc4', 'gc6', 'gc8', 'gc9']);
+      if (store.dialect === 'sqlite') assert.ok(sizes.some((n) => n > 1), `batches: ${sizes.join(',')}`);
+    });
+
     t('unique delivery ids per connection are enforced by the database', async () => {
       const row = { id: 'd1', connection_id: 'c', delivery_id: 'x', received_at: now.toISOString(), content_type: null, headers: '{}', body: '{}', status: 'received', error: null, change_count: 0, applied_at: null };
       await store.db.insertInto('delivery').values(row).execute();
@@ -127,7 +146,7 @@ for (const backend of BACKENDS) {
       // Deliveries without an id (platforms that send none) are never considered duplicates of each other.
       await store.db.insertInto('delivery').values({ ...row, id: 'd4', delivery_id: null }).execute();
       await store.db.insertInto('delivery').values({ ...row, id: 'd5', delivery_id: null }).execute();
-      const n = await sql<{ n: number }>`select count(*) as n from delivery`.execute(store.db);
+      const n = await sql<{ n: number }>`select count(*) as n from delivery where connection_id in ('c', 'other')`.execute(store.db);
       assert.equal(Number(n.rows[0].n), 4);
     });
   });

@@ -1,0 +1,80 @@
+// Group commit for SQLite: concurrent units of work (webhook ingests) that arrive while a commit is
+// in progress are run in the next transaction together, each inside its own savepoint — one unit
+// failing rolls back only itself. Every caller's promise settles only after the shared COMMIT, so an
+// acknowledged delivery is always committed. SQLite writes each touched page once per commit, so a
+// batch writes far less than the same units committed one by one. PostgreSQL runs units in parallel
+// transactions on its pool instead.
+import type { Kysely, Transaction } from 'kysely';
+import type { DB } from './schema.ts';
+import type { Dialect } from './migrations.ts';
+
+export type Work<T> = (trx: Transaction<DB>) => Promise<T>;
+
+interface Pending {
+  work: Work<unknown>;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+export class GroupCommitter {
+  private queue: Pending[] = [];
+  private running = false;
+  /** Sizes of the batches committed (for metrics and tests). */
+  onBatch?: (size: number) => void;
+
+  constructor(private db: Kysely<DB>, private dialect: Dialect, private maxBatch = 64) {}
+
+  run<T>(work: Work<T>): Promise<T> {
+    if (this.dialect !== 'sqlite') return this.db.transaction().execute(work);
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work: work as Work<unknown>, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length) await this.commitBatch(this.queue.splice(0, this.maxBatch));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async commitBatch(batch: Pending[]): Promise<void> {
+    this.onBatch?.(batch.length);
+    if (batch.length === 1) {
+      const [one] = batch;
+      await this.db.transaction().execute(one.work).then(one.resolve, one.reject);
+      return;
+    }
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    let trx;
+    try {
+      trx = await this.db.startTransaction().execute();
+      for (const [i, item] of batch.entries()) {
+        const name = `unit${i}`;
+        const sp = await trx.savepoint(name).execute();
+        try {
+          const value = await item.work(sp);
+          await sp.releaseSavepoint(name).execute();
+          outcomes.push({ ok: true, value });
+        } catch (error) {
+          await sp.rollbackToSavepoint(name).execute();
+          await sp.releaseSavepoint(name).execute();
+          outcomes.push({ ok: false, error });
+        }
+      }
+      await trx.commit().execute();
+    } catch (error) {
+      await trx?.rollback().execute().catch(() => undefined);
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    batch.forEach((item, i) => {
+      const o = outcomes[i];
+      if (o.ok) item.resolve(o.value);
+      else item.reject(o.error);
+    });
+  }
+}
