@@ -102,6 +102,7 @@ test('a no-show is a no_show change for the same invitee', () => {
 test('non-booking events are ignored; unreadable ones are reported without patient data', () => {
   const r = req('invitee-created.json');
   assert.deepEqual(connector.parseWebhook({ ...r, rawBody: Buffer.from('{"event":"routing_form_submission.created","payload":{}}') }), []);
+  assert.deepEqual(connector.parseWebhook({ ...r, rawBody: Buffer.from('{"event":"toString","payload":{}}') }), []);
   for (const body of ['not json', '{}', '{"event":"invitee.created"}', '{"event":"invitee.created","payload":{"uri":"x","name":"Liam Carter"}}']) {
     assert.throws(() => connector.parseWebhook({ ...r, rawBody: Buffer.from(body) }), (e: unknown) => e instanceof UnreadablePayload && !/Liam/.test((e as Error).message), body);
   }

@@ -130,27 +130,23 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
   return { ok: false, reason: 'signature does not match' };
 }
 
+/** Booking events and what they mean (sources-a.md §2, "Status values and reschedules"). */
+const EVENT_KINDS: Record<string, SourceChange['kind']> = {
+  'invitee.created': 'upsert',
+  'invitee.canceled': 'cancel',
+  'invitee_no_show.created': 'no_show',
+  'invitee_no_show.deleted': 'upsert',
+};
+
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
   const env = parseJson(req.rawBody) as Envelope;
   if (!env || typeof env !== 'object' || typeof env.event !== 'string') throw new UnreadablePayload('not a Calendly webhook envelope (no event)');
   const inv = env.payload;
   const occurredAt = () => instant(env.created_at ?? inv?.updated_at, 'created_at');
-  switch (env.event) {
-    case 'invitee.created':
-      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee.created without a payload');
-      return [toChange(inv, 'upsert', occurredAt())];
-    case 'invitee.canceled':
-      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee.canceled without a payload');
-      return [toChange(inv, 'cancel', occurredAt())];
-    case 'invitee_no_show.created':
-      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee_no_show.created without a payload');
-      return [toChange(inv, 'no_show', occurredAt())];
-    case 'invitee_no_show.deleted':
-      if (!inv || typeof inv !== 'object') throw new UnreadablePayload('invitee_no_show.deleted without a payload');
-      return [toChange(inv, 'upsert', occurredAt())];
-    default:
-      return []; // routing forms, event types, recaps: not bookings
-  }
+  const kind = Object.hasOwn(EVENT_KINDS, env.event) ? EVENT_KINDS[env.event] : undefined;
+  if (!kind) return []; // routing forms, event types, recaps: not bookings
+  if (!inv || typeof inv !== 'object') throw new UnreadablePayload(`${env.event} without a payload`);
+  return [toChange(inv, kind, occurredAt())];
 }
 
 /**
