@@ -15,6 +15,8 @@ export interface Store {
   dialect: Dialect;
   /** Where it lives, for messages (file path or a URL without the password). */
   where: string;
+  /** PostgreSQL schema in use, when not the default. */
+  schema?: string;
   close(): Promise<void>;
 }
 
@@ -46,7 +48,7 @@ export async function openStore(o: OpenOptions): Promise<Store> {
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     const u = new URL(o.databaseUrl);
     u.password = '';
-    return { db, dialect: 'postgres', where: `${u.toString()}${schema ? ` (schema ${schema})` : ''}`, close: () => db.destroy() };
+    return { db, dialect: 'postgres', schema, where: `${u.toString()}${schema ? ` (schema ${schema})` : ''}`, close: () => db.destroy() };
   }
   mkdirSync(o.dataDir, { recursive: true });
   const file = join(o.dataDir, 'meridian.db');
@@ -85,7 +87,12 @@ function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
 }
 
 export async function migrate(store: Store): Promise<string[]> {
-  const migrator = new Migrator({ db: store.db, provider: { getMigrations: async () => migrations(store.dialect) } });
+  // Name the schema: Kysely otherwise finds its bookkeeping tables in any schema of the database.
+  const migrator = new Migrator({
+    db: store.db,
+    provider: { getMigrations: async () => migrations(store.dialect) },
+    ...(store.schema ? { migrationTableSchema: store.schema } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
