@@ -183,6 +183,26 @@ export const ROUTES: Route[] = [
     },
   },
   {
+    method: 'GET', path: '/locations', scope: 'read', tag: 'setup', summary: 'Locations with their rooms and time zones',
+    async handler({ hub }) {
+      const locs = await hub.store.db.selectFrom('location').selectAll().orderBy('name').execute();
+      const rooms = await hub.store.db.selectFrom('room').selectAll().orderBy('name').execute();
+      return {
+        items: locs.map((l) => ({
+          id: l.id, clinicId: l.clinic_id, name: l.name, timeZone: l.time_zone, address: l.address ?? undefined,
+          rooms: rooms.filter((r) => r.location_id === l.id).map((r) => ({ id: r.id, name: r.name })),
+        })),
+      };
+    },
+  },
+  {
+    method: 'GET', path: '/services', scope: 'read', tag: 'setup', summary: 'Services',
+    async handler({ hub }) {
+      const rows = await hub.store.db.selectFrom('service').selectAll().orderBy('name').execute();
+      return { items: rows.map((r) => ({ id: r.id, clinicId: r.clinic_id, name: r.name, durationMinutes: r.duration_minutes ?? undefined })) };
+    },
+  },
+  {
     method: 'GET', path: '/connections', scope: 'read', tag: 'setup', summary: 'Connections with their status (secrets are never returned)',
     handler: async ({ hub }) => ({ items: (await listConnections(hub.store.db)).map(connectionView) }),
   },

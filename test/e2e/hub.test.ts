@@ -246,6 +246,16 @@ for (const backend of BACKENDS) {
       const doc = await (await fetch(`${srv.url}/api/v1/openapi.json`)).json() as { openapi: string; paths: Record<string, unknown> };
       assert.equal(doc.openapi, '3.1.0');
       assert.ok(doc.paths['/api/v1/appointments/{id}/reschedule']);
+      const locs = (await api('GET', '/locations')).body.items;
+      assert.deepEqual(locs.map((l: { id: string; rooms: { id: string }[] }) => [l.id, l.rooms.map((r) => r.id)]), [['lakeview', ['room-1']]]);
+      assert.equal((await api('GET', '/services')).body.items[0].durationMinutes, 45);
+      // Every documented route refuses a caller without a key.
+      for (const [path, methods] of Object.entries(doc.paths)) {
+        for (const method of Object.keys(methods as object)) {
+          const res = await fetch(`${srv.url}${path.replace(/\{id\}/g, 'x')}`, { method: method.toUpperCase(), headers: { 'content-type': 'application/json' }, body: method === 'get' ? undefined : '{}' });
+          assert.equal(res.status, 401, `${method} ${path}`);
+        }
+      }
       assert.ok(!srv.output().includes('Liam'), 'no patient data in logs');
       assert.ok(!srv.output().includes(SIGNING_KEY), 'no secrets in logs');
     });
