@@ -70,7 +70,8 @@ export async function syncTarget(hub: Hub, appointmentId: string, targetId: stri
   const appt = await getAppointment(db, appointmentId);
   const conn = await loadConnection(hub, targetId);
   const target = getTarget(conn.record.platform);
-  if (!target?.client) return { ok: true, action: 'skipped' };
+  // Feeds have no client; a connection removed from the setup is left alone, not cleaned up behind the clinic's back.
+  if (!target?.client || conn.record.status === 'disabled') return { ok: true, action: 'skipped' };
   if (conn.record.status === 'needs_reauth') {
     return { ok: false, failure: { class: 'auth', message: `connection ${targetId} needs reconnecting` } };
   }
