@@ -43,6 +43,9 @@ export function backoffMs(attempts: number, f: ConnectorFailure, p: BackoffPolic
   return Math.max(jittered, f.retryAfterMs ?? 0, 250);
 }
 
+/** How long a wake-up waits for others to join it. */
+const WAKE_COALESCE_MS = 5;
+
 export interface WorkerOptions {
   concurrency?: number;
   pollMs?: number;
@@ -57,6 +60,7 @@ export class Worker {
   private idle: Array<() => void> = [];
   private polling = false;
   private again = false;
+  private wakePending = false;
   readonly opts: Required<WorkerOptions>;
 
   constructor(private hub: Hub, o: WorkerOptions = {}) {
@@ -76,13 +80,19 @@ export class Worker {
     if (this.running > 0 || this.polling) await new Promise<void>((r) => this.idle.push(r));
   }
 
+  /**
+   * New jobs were committed. Wakes within a few milliseconds of each other share one poll: under a
+   * burst of webhooks the worker claims in batches instead of querying once per webhook.
+   */
   wake(): void {
     if (this.stopped) return;
     if (this.polling) {
       this.again = true;
       return;
     }
-    this.schedule(0);
+    if (this.wakePending) return;
+    this.wakePending = true;
+    this.schedule(WAKE_COALESCE_MS);
   }
 
   private schedule(ms: number): void {
@@ -92,6 +102,7 @@ export class Worker {
   }
 
   private async poll(): Promise<void> {
+    this.wakePending = false;
     if (this.stopped || this.polling) return;
     this.polling = true;
     this.again = false;
