@@ -66,3 +66,13 @@ test('DTSTAMP, CREATED and LAST-MODIFIED are UTC; no METHOD; statuses map', () =
   assert.match(text, /\r\n/);
   for (const line of text.split('\r\n')) assert.ok(Buffer.byteLength(line) <= 75, `folded: ${line}`);
 });
+
+test('reading back: the repeated hour written with a TZID means its first occurrence (RFC 5545)', () => {
+  const text = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//t//t//EN', 'BEGIN:VEVENT', 'UID:x@y', 'DTSTAMP:20260101T000000Z',
+    'DTSTART;TZID=America/New_York:20261101T013000', 'DTEND;TZID=America/New_York:20261101T023000', 'SUMMARY:s', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+  const [e] = parseCalendar(text).events;
+  assert.equal(e.start, '2026-11-01T05:30:00Z', 'EDT, the first 01:30');
+  assert.equal(e.end, '2026-11-01T07:30:00Z', '02:30 EST');
+  const gap = parseCalendar(text.replace('20261101T013000', '20260308T023000').replace('20261101T023000', '20260308T040000')).events[0];
+  assert.equal(gap.start, '2026-03-08T07:30:00Z', 'a time in the gap moves forward');
+});

@@ -103,6 +103,29 @@ export interface ParsedIcsEvent {
   recurrenceId?: string;
 }
 
+/**
+ * The instant of a DATE-TIME. With an IANA TZID the wall time is resolved with Temporal's
+ * `compatible` rule, which is RFC 5545's (a gap moves forward, the repeated hour takes its first
+ * occurrence); ical.js alone takes the later offset in the repeated hour. Other TZIDs, UTC and
+ * floating times go through ical.js (with the file's VTIMEZONEs registered).
+ */
+function instantOf(t: ICAL.Time, tzid: string | undefined): string {
+  if (tzid && !t.isDate && isIana(tzid)) {
+    const wall = Temporal.PlainDateTime.from({ year: t.year, month: t.month, day: t.day, hour: t.hour, minute: t.minute, second: t.second });
+    return new Date(wall.toZonedDateTime(tzid, { disambiguation: 'compatible' }).epochMilliseconds).toISOString().replace('.000Z', 'Z');
+  }
+  return t.toJSDate().toISOString().replace('.000Z', 'Z');
+}
+
+function isIana(tz: string): boolean {
+  try {
+    Temporal.Now.zonedDateTimeISO(tz);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Parse iCalendar text with ical.js; VTIMEZONEs in the file are registered so TZIDs resolve. */
 export function parseCalendar(text: string): { components: ICAL.Component; events: ParsedIcsEvent[] } {
   const root = new ICAL.Component(ICAL.parse(text));
@@ -112,13 +135,12 @@ export function parseCalendar(text: string): { components: ICAL.Component; event
   }
   const events = root.getAllSubcomponents('vevent').map((v) => {
     const ev = new ICAL.Event(v);
-    const start = ev.startDate;
     const tzid = v.getFirstProperty('dtstart')?.getParameter('tzid');
     return {
       uid: ev.uid,
       sequence: ev.sequence ?? 0,
-      start: start.toJSDate().toISOString().replace('.000Z', 'Z'),
-      end: ev.endDate.toJSDate().toISOString().replace('.000Z', 'Z'),
+      start: instantOf(ev.startDate, typeof tzid === 'string' ? tzid : undefined),
+      end: instantOf(ev.endDate, typeof (v.getFirstProperty('dtend')?.getParameter('tzid') ?? tzid) === 'string' ? String(v.getFirstProperty('dtend')?.getParameter('tzid') ?? tzid) : undefined),
       timeZone: typeof tzid === 'string' ? tzid : 'UTC',
       summary: ev.summary ?? '',
       description: ev.description ?? undefined,
