@@ -4,7 +4,7 @@
 // wall-clock time in the appointment's zone; a wall time that occurs twice (the hour repeated when
 // clocks go back) is written in UTC form instead, because `TZID=…:013000` would be ambiguous and
 // RFC 5545 resolves it to the first occurrence, which may be wrong.
-import ical, { ICalEventStatus, ICalEventTransparency, type ICalCalendar } from 'ical-generator';
+import ical, { ICalEventClass, ICalEventStatus, ICalEventTransparency, type ICalCalendar } from 'ical-generator';
 import ICAL from 'ical.js';
 import { Temporal } from 'temporal-polyfill';
 import { tzlib_get_ical_block } from 'timezones-ical-library';
@@ -21,6 +21,10 @@ export interface IcsEvent {
   status: 'confirmed' | 'tentative' | 'cancelled';
   created?: string;
   lastModified?: string;
+  /** CLASS:PRIVATE (calendar stores); feeds leave it out. */
+  private?: boolean;
+  /** Extra `X-` properties (our ids, so our own events are recognised when read back). */
+  x?: Record<string, string>;
 }
 
 export interface IcsCalendar {
@@ -66,7 +70,7 @@ export function buildCalendar(c: IcsCalendar): ICalCalendar {
   for (const e of c.events) {
     const zoned = vtimezone(e.timeZone) !== null && !isAmbiguousWallTime(e.start, e.timeZone) && !isAmbiguousWallTime(e.end, e.timeZone);
     const at = (s: string) => (zoned ? Temporal.Instant.from(s).toZonedDateTimeISO(e.timeZone) : new Date(s));
-    cal.createEvent({
+    const ev = cal.createEvent({
       id: e.uid,
       sequence: e.sequence,
       stamp: c.stamp,
@@ -80,7 +84,9 @@ export function buildCalendar(c: IcsCalendar): ICalCalendar {
       transparency: e.status === 'cancelled' ? ICalEventTransparency.TRANSPARENT : ICalEventTransparency.OPAQUE,
       created: e.created ? new Date(e.created) : null,
       lastModified: e.lastModified ? new Date(e.lastModified) : null,
+      ...(e.private ? { class: ICalEventClass.PRIVATE } : {}),
     });
+    if (e.x) ev.x(Object.entries(e.x).map(([key, value]) => ({ key, value })));
   }
   return cal;
 }
@@ -101,6 +107,8 @@ export interface ParsedIcsEvent {
   location?: string;
   status?: string;
   recurrenceId?: string;
+  /** `X-` properties, by upper-case name. */
+  x: Record<string, string>;
 }
 
 /**
@@ -147,6 +155,7 @@ export function parseCalendar(text: string): { components: ICAL.Component; event
       location: ev.location ?? undefined,
       status: (v.getFirstPropertyValue('status') as string | null) ?? undefined,
       recurrenceId: ev.recurrenceId ? ev.recurrenceId.toString() : undefined,
+      x: Object.fromEntries(v.getAllProperties().filter((p) => p.name.toLowerCase().startsWith('x-')).map((p) => [p.name.toUpperCase(), String(p.getFirstValue())])),
     };
   });
   return { components: root, events };

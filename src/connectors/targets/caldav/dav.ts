@@ -1,0 +1,103 @@
+// tsdav, wrapped so that every answer is a typed outcome: tsdav's write helpers return a Response
+// and do not throw on 412 (STACK.md §7), so nothing here may treat "no exception" as success.
+import { createAccount, createObject, deleteObject, fetchCalendars, updateObject, type DAVAccount, type DAVCalendar } from 'tsdav';
+import type { ConnectionContext, ConnectorFailure } from '../../types.ts';
+import { networkFailure, retryAfterMs } from '../../shared/http.ts';
+
+export interface DavSession {
+  account: DAVAccount;
+  calendars: DAVCalendar[];
+}
+
+export type DavAnswer =
+  | { kind: 'ok'; status: number; etag?: string; body?: string }
+  | { kind: 'http'; status: number; body: string; retryAfterMs?: number }
+  | { kind: 'failed'; failure: ConnectorFailure };
+
+export function authHeaders(ctx: ConnectionContext): Record<string, string> {
+  const user = ctx.secrets.username ?? (ctx.config.username as string | undefined) ?? '';
+  const pass = ctx.secrets.password ?? '';
+  return { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
+}
+
+/** Discovery (well-known → principal → calendar home → calendars), cached per connection for 10 minutes. */
+const sessions = new Map<string, { at: number; session: Promise<DavSession> }>();
+const SESSION_TTL_MS = 10 * 60_000;
+
+export function forgetSession(ctx: ConnectionContext): void {
+  sessions.delete(sessionKey(ctx));
+}
+
+function sessionKey(ctx: ConnectionContext): string {
+  return `${ctx.connectionId}|${ctx.baseUrl}|${authHeaders(ctx).authorization}`;
+}
+
+export function session(ctx: ConnectionContext): Promise<DavSession> {
+  const key = sessionKey(ctx);
+  const hit = sessions.get(key);
+  if (hit && Date.now() - hit.at < SESSION_TTL_MS) return hit.session;
+  const headers = authHeaders(ctx);
+  const s = (async () => {
+    const account = await createAccount({
+      account: { serverUrl: `${ctx.baseUrl}/`, accountType: 'caldav' },
+      headers, fetch: ctx.fetch, loadCollections: false, loadObjects: false,
+    });
+    const calendars = await fetchCalendars({ account, headers, fetch: ctx.fetch });
+    return { account, calendars: calendars.filter((c) => !c.components || c.components.includes('VEVENT')) };
+  })();
+  sessions.set(key, { at: Date.now(), session: s });
+  s.catch(() => sessions.delete(key));
+  return s;
+}
+
+/** A calendar by URL, path or display name; the first event calendar when none is named. */
+export function pickCalendar(calendars: DAVCalendar[], wanted: string | undefined): DAVCalendar | undefined {
+  if (!wanted) return calendars[0];
+  const norm = (u: string) => u.replace(/\/?$/, '/');
+  return calendars.find((c) => norm(c.url) === norm(wanted))
+    ?? calendars.find((c) => new URL(c.url).pathname === norm(wanted))
+    ?? calendars.find((c) => typeof c.displayName === 'string' && c.displayName.toLowerCase() === wanted.toLowerCase());
+}
+
+async function answer(p: Promise<Response>): Promise<DavAnswer> {
+  let res: Response;
+  try {
+    res = await p;
+  } catch (err) {
+    return { kind: 'failed', failure: networkFailure(err) };
+  }
+  const body = await res.text().catch(() => '');
+  if (res.ok) return { kind: 'ok', status: res.status, etag: res.headers.get('etag') ?? undefined, body };
+  return { kind: 'http', status: res.status, body, retryAfterMs: retryAfterMs(res.headers) };
+}
+
+export function put(ctx: ConnectionContext, url: string, ics: string, etag: string | undefined): Promise<DavAnswer> {
+  const headers = { ...authHeaders(ctx), 'content-type': 'text/calendar; charset=utf-8' };
+  return etag
+    ? answer(updateObject({ url, data: ics, etag, headers, fetch: ctx.fetch }))
+    : answer(createObject({ url, data: ics, headers: { ...headers, 'if-none-match': '*' }, fetch: ctx.fetch }));
+}
+
+export function get(ctx: ConnectionContext, url: string): Promise<DavAnswer> {
+  return answer(ctx.fetch(url, { headers: authHeaders(ctx), signal: AbortSignal.timeout(30_000) }));
+}
+
+export function remove(ctx: ConnectionContext, url: string, etag: string | undefined): Promise<DavAnswer> {
+  return answer(deleteObject({ url, etag, headers: authHeaders(ctx), fetch: ctx.fetch }));
+}
+
+/** CalDAV precondition names in a DAV:error body (403 on Apple's servers, 409 elsewhere). */
+export function preconditions(body: string): string[] {
+  return [...body.matchAll(/<(?:[A-Za-z0-9]+:)?(no-uid-conflict|valid-calendar-data|valid-calendar-object-resource|supported-calendar-data|supported-calendar-component|max-resource-size|min-date-time|max-date-time|valid-sync-token)\b/g)].map((m) => m[1]);
+}
+
+export function failureOf(a: Exclude<DavAnswer, { kind: 'ok' }>, op: string): ConnectorFailure {
+  if (a.kind === 'failed') return { ...a.failure, message: `CalDAV ${op}: ${a.failure.message}` };
+  const pre = preconditions(a.body);
+  const message = `CalDAV ${op}: HTTP ${a.status}${pre.length ? ` (${pre.join(', ')})` : ''}`;
+  if (a.status === 401) return { class: 'auth', status: 401, message: `${message}: the password was refused (for iCloud, an app-specific password is needed)` };
+  if (a.status === 429 || a.status === 503) return { class: 'throttled', status: a.status, retryAfterMs: a.retryAfterMs, message };
+  if (a.status >= 500 || a.status === 408) return { class: 'transient', status: a.status, message };
+  if (a.status === 412 || a.status === 409) return { class: 'conflict', status: a.status, message };
+  return { class: 'permanent', status: a.status, message };
+}

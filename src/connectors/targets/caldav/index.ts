@@ -1,0 +1,149 @@
+// CalDAV (RFC 4791) as a target: iCloud and any standards server (targets.md §3). tsdav does the
+// discovery and the requests; every answer is turned into an outcome here.
+// - One resource per appointment at a deterministic href `meridian-<appointment id>[-g<n>].ics` with
+//   the same UID; `If-None-Match: *` to create, `If-Match: <etag>` to update and delete.
+// - A create that meets 412 finds our earlier attempt (GET, check X-MERIDIAN-APPOINTMENT-ID) and
+//   updates it; an href or UID held by something else moves to the next generation.
+// - Stored objects carry no METHOD, a VTIMEZONE for every TZID, DTEND always (iCloud refuses events
+//   without it), SEQUENCE = our revision, CLASS:PRIVATE and our ids as X- properties.
+import { fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { parseCalendar, renderCalendar } from '../../shared/icalendar.ts';
+import { failureOf, forgetSession, get, pickCalendar, preconditions, put, remove, session } from './dav.ts';
+
+export const PLATFORM = 'caldav';
+const MAX_GENERATION = 5;
+export const X_APPOINTMENT = 'X-MERIDIAN-APPOINTMENT-ID';
+export const X_REVISION = 'X-MERIDIAN-REVISION';
+
+function resourceName(appointmentId: string, generation: number): string {
+  return `meridian-${appointmentId}${generation > 0 ? `-g${generation}` : ''}`;
+}
+
+export function objectFor(e: TargetEvent, generation: number, domain: string, now: Date): string {
+  const name = resourceName(e.appointmentId, generation);
+  return renderCalendar({
+    name: 'Meridian',
+    stamp: now,
+    events: [{
+      uid: `${name}@${domain}`,
+      sequence: e.revision,
+      start: e.start,
+      end: e.end,
+      timeZone: e.timeZone,
+      summary: e.title,
+      description: e.description,
+      location: e.location,
+      status: e.status === 'requested' ? 'tentative' : 'confirmed',
+      private: true,
+      x: { [X_APPOINTMENT]: e.appointmentId, [X_REVISION]: String(e.revision) },
+    }],
+  }).replace(/^(NAME|X-WR-CALNAME|REFRESH-INTERVAL[^:]*|X-PUBLISHED-TTL):.*\r\n/gm, '');
+}
+
+function holdsOurs(body: string | undefined, appointmentId: string): boolean {
+  if (!body) return false;
+  try {
+    return parseCalendar(body).events.some((ev) => ev.x[X_APPOINTMENT] === appointmentId);
+  } catch {
+    return false;
+  }
+}
+
+export function createClient(ctx: ConnectionContext): TargetClient {
+  const domain = (ctx.config.uidDomain as string | undefined) ?? 'meridian.local';
+  const calendarUrl = async (wanted: string | undefined): Promise<WriteOutcome<string>> => {
+    try {
+      const s = await session(ctx);
+      const cal = pickCalendar(s.calendars, wanted ?? (ctx.config.calendar as string | undefined));
+      if (!cal) return fail({ class: 'permanent', message: `CalDAV: no calendar "${wanted ?? '(default)'}" in this account (${s.calendars.length} found)` });
+      return ok(cal.url.replace(/\/?$/, '/'));
+    } catch (err) {
+      const m = (err as Error).message ?? '';
+      forgetSession(ctx);
+      if (/401|unauthori[sz]ed/i.test(m)) return fail({ class: 'auth', status: 401, message: 'CalDAV: the server refused the username or password' });
+      return fail({ class: 'transient', message: `CalDAV discovery failed: ${m.slice(0, 120)}` });
+    }
+  };
+
+  async function create(e: TargetEvent, calUrl: string, generation: number): Promise<WriteOutcome<LinkState>> {
+    for (let g = generation; g <= MAX_GENERATION; g++) {
+      const href = `${calUrl}${resourceName(e.appointmentId, g)}.ics`;
+      const r = await put(ctx, href, objectFor(e, g, domain, ctx.now()), undefined);
+      if (r.kind === 'ok') return ok(await linkAfterWrite(href, r.etag, e.calendarId, g, calUrl));
+      if (r.kind === 'http' && r.status === 412) {
+        // Something sits at our href: our earlier attempt (update it) or not ours (next generation).
+        const cur = await get(ctx, href);
+        if (cur.kind === 'ok' && holdsOurs(cur.body, e.appointmentId) && cur.etag) {
+          const upd = await put(ctx, href, objectFor(e, g, domain, ctx.now()), cur.etag);
+          if (upd.kind === 'ok') return ok(await linkAfterWrite(href, upd.etag, e.calendarId, g, calUrl));
+          return fail(failureOf(upd, 'update'));
+        }
+        continue;
+      }
+      if (r.kind === 'http' && (r.status === 403 || r.status === 409) && preconditions(r.body).includes('no-uid-conflict')) continue;
+      return fail(failureOf(r, 'create'));
+    }
+    return fail({ class: 'permanent', message: `CalDAV: no free resource name after ${MAX_GENERATION} generations` });
+  }
+
+  /** Some servers return no ETag when they rewrote the object: read it back for the next If-Match. */
+  async function linkAfterWrite(href: string, etag: string | undefined, calendarId: string | undefined, generation: number, calUrl: string): Promise<LinkState> {
+    let tag = etag;
+    if (!tag) {
+      const r = await get(ctx, href);
+      if (r.kind === 'ok') tag = r.etag;
+    }
+    return { remoteId: href, calendarId, etag: tag, generation, data: { calendarUrl: calUrl } };
+  }
+
+  return {
+    async upsert(e, link) {
+      const cal = await calendarUrl(e.calendarId);
+      if (!cal.ok) return cal;
+      if (!link || (link.data?.calendarUrl && link.data.calendarUrl !== cal.value)) return create(e, cal.value, link?.generation ?? 0);
+      const body = objectFor(e, link.generation, domain, ctx.now());
+      let r = await put(ctx, link.remoteId, body, link.etag);
+      if (r.kind === 'http' && r.status === 412) {
+        // Changed since we wrote it (by hand, or a lost answer): take the current etag and write ours.
+        const cur = await get(ctx, link.remoteId);
+        if (cur.kind === 'ok' && cur.etag) r = await put(ctx, link.remoteId, body, cur.etag);
+        else if (cur.kind === 'http' && cur.status === 404) return create(e, cal.value, link.generation);
+      }
+      if (r.kind === 'ok') return ok(await linkAfterWrite(link.remoteId, r.etag, e.calendarId, link.generation, cal.value));
+      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return create(e, cal.value, link.generation);
+      return fail(failureOf(r, 'update'));
+    },
+    async remove(link) {
+      let r = await remove(ctx, link.remoteId, link.etag);
+      if (r.kind === 'http' && r.status === 412) {
+        const cur = await get(ctx, link.remoteId);
+        if (cur.kind === 'http' && cur.status === 404) return ok(undefined);
+        if (cur.kind === 'ok') r = await remove(ctx, link.remoteId, cur.etag);
+      }
+      if (r.kind === 'ok' || (r.kind === 'http' && (r.status === 404 || r.status === 410))) return ok(undefined);
+      return fail(failureOf(r, 'delete'));
+    },
+  };
+}
+
+export const connector: TargetConnector = {
+  descriptor: {
+    id: PLATFORM,
+    role: 'target',
+    kind: 'calendar',
+    displayName: 'CalDAV (iCloud and other servers)',
+    defaultBaseUrl: 'https://caldav.icloud.com',
+    defaultPrivacy: 'minimal',
+    auth: [
+      { key: 'username', label: 'Username (Apple ID for iCloud)', secret: true, required: true },
+      { key: 'password', label: 'Password (an app-specific password for iCloud)', secret: true, required: true, help: 'appleid.apple.com → Sign-In and Security → App-Specific Passwords' },
+    ],
+    fidelity:
+      'Events written into a CalDAV calendar (iCloud by default; any RFC 4791 server by base URL) with conditional '
+      + 'writes (If-None-Match / If-Match), so a retry never duplicates and a hand edit is never silently overwritten '
+      + 'without re-reading it. Calendars are found by discovery; a practitioner binding names the calendar by its '
+      + 'display name or URL.',
+    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: true },
+  },
+  client: createClient,
+};

@@ -1,0 +1,77 @@
+// A real Radicale (Debian's package) on a free port with a temporary storage folder, for the CalDAV
+// tests. Under CI=true a missing radicale binary fails the suite (with what to install); elsewhere
+// the suites that need it are skipped with the same message.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Radicale {
+  url: string;
+  username: string;
+  password: string;
+  storage: string;
+  stop(): Promise<void>;
+}
+
+export function radicaleMissing(): string | undefined {
+  const r = spawnSync('radicale', ['--version'], { encoding: 'utf8' });
+  if (r.status === 0) return undefined;
+  const why = 'Radicale is not installed: apt-get install radicale (.ci/run does this)';
+  if (process.env.CI) throw new Error(why);
+  return why;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startRadicale(): Promise<Radicale> {
+  const dir = mkdtempSync(join(tmpdir(), 'meridian-radicale-'));
+  const port = await freePort();
+  const username = 'practitioner';
+  const password = `pw-${Math.random().toString(36).slice(2)}`;
+  writeFileSync(join(dir, 'users'), `${username}:${password}\n`);
+  writeFileSync(join(dir, 'config'), [
+    '[server]', `hosts = 127.0.0.1:${port}`,
+    '[auth]', 'type = htpasswd', `htpasswd_filename = ${join(dir, 'users')}`, 'htpasswd_encryption = plain',
+    '[storage]', `filesystem_folder = ${join(dir, 'collections')}`,
+    '[rights]', 'type = owner_only',
+    '[logging]', 'level = warning',
+  ].join('\n'));
+  const proc: ChildProcess = spawn('radicale', ['--config', join(dir, 'config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/.well-known/caldav`, { redirect: 'manual' });
+      if (r.status > 0) break;
+    } catch {
+      /* not up yet */
+    }
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`radicale did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url, username, password, storage: join(dir, 'collections'),
+    stop: () => new Promise((resolve) => {
+      const done = () => {
+        rmSync(dir, { recursive: true, force: true });
+        resolve();
+      };
+      if (proc.exitCode !== null) return done();
+      proc.once('exit', done);
+      proc.kill('SIGTERM');
+    }),
+  };
+}
