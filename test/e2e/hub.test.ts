@@ -16,6 +16,8 @@ import type { SampleBooking } from '../../src/connectors/types.ts';
 import { parseCalendar } from '../../src/connectors/shared/icalendar.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { BACKENDS, backendFor } from '../helpers.ts';
+import { createAccount, fetchCalendarObjects, fetchCalendars, makeCalendar, type DAVCalendar } from 'tsdav';
+import { radicaleMissing, startRadicale, type Radicale } from '../fakes/radicale.ts';
 import { ROOT, serve, eventually, type Served } from './serve.ts';
 
 const run = promisify(execFile);
@@ -24,7 +26,7 @@ const SIGNING_KEY = `e2e-${randomUUID()}`;
 const HOST = 'https://api.calendly.com/users/0c5b9a7e-3f1d-4a2b-9e8c-5d6f7a8b9c0d';
 const CAL = 'okafor@lotusclinic.example';
 
-function config(g: FakeGoogle): string {
+function config(g: FakeGoogle, rad: Radicale): string {
   return `
 clinic: { id: lotus, name: Lotus Integrative Health, timeZone: America/Chicago, targets: [{ connection: feeds }] }
 locations:
@@ -36,7 +38,7 @@ practitioners:
     name: Dr. Ada Okafor
     email: dr.okafor@lotusclinic.example
     locations: [lakeview]
-    targets: [{ connection: google, calendar: "${CAL}" }, { connection: feeds }]
+    targets: [{ connection: google, calendar: "${CAL}" }, { connection: icloud, calendar: Appointments }, { connection: feeds }]
 connections:
   - id: calendly
     platform: calendly
@@ -49,6 +51,10 @@ connections:
     baseUrl: ${g.url}
     config: { tokenUrl: ${g.tokenUrl} }
     secrets: { clientId: { env: E2E_G_ID }, clientSecret: { env: E2E_G_SECRET }, refreshToken: { env: E2E_G_REFRESH } }
+  - id: icloud
+    platform: caldav
+    baseUrl: ${rad.url}
+    secrets: { username: { env: E2E_DAV_USER }, password: { env: E2E_DAV_PASS } }
   - id: feeds
     platform: ics-publish
 `;
@@ -57,7 +63,11 @@ connections:
 for (const backend of BACKENDS) {
   describe(`end to end on ${backend}`, async () => {
     const b = await backendFor(backend);
+    const noRadicale = radicaleMissing();
+    if (noRadicale) b.skip ??= noRadicale;
     let g: FakeGoogle;
+    let rad: Radicale;
+    let davCal: DAVCalendar;
     let srv: Served;
     let apiKey: string;
     const common: string[] = [];
@@ -66,11 +76,16 @@ for (const backend of BACKENDS) {
     before(async () => {
       if (b.skip) return;
       g = await startFakeGoogle();
+      rad = await startRadicale();
+      const davHeaders = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
+      const account = await createAccount({ account: { serverUrl: `${rad.url}/`, accountType: 'caldav' }, headers: davHeaders });
+      await makeCalendar({ url: `${account.homeUrl}appointments/`, headers: davHeaders, props: { 'd:displayname': 'Appointments' } });
+      davCal = (await fetchCalendars({ account, headers: davHeaders })).find((c) => c.url.endsWith('/appointments/'))!;
       const cfg = join(b.dataDir, 'clinic.yaml');
-      writeFileSync(cfg, config(g));
+      writeFileSync(cfg, config(g, rad));
       common.push('--data', b.dataDir, '--config', cfg);
       Object.assign(env, {
-        E2E_CALENDLY_KEY: SIGNING_KEY, E2E_G_ID: g.credentials.clientId, E2E_G_SECRET: g.credentials.clientSecret, E2E_G_REFRESH: g.credentials.refreshToken,
+        E2E_CALENDLY_KEY: SIGNING_KEY, E2E_DAV_USER: rad.username, E2E_DAV_PASS: rad.password, E2E_G_ID: g.credentials.clientId, E2E_G_SECRET: g.credentials.clientSecret, E2E_G_REFRESH: g.credentials.refreshToken,
         ...(b.databaseUrl ? { DATABASE_URL: b.databaseUrl, MERIDIAN_PG_SCHEMA: b.pgSchema } : {}),
       });
       srv = await serve(['serve', ...common], env);
@@ -81,6 +96,7 @@ for (const backend of BACKENDS) {
     after(async () => {
       if (srv) assert.equal(await srv.stop(), 0, 'clean shutdown on SIGTERM');
       await g?.close();
+      await rad?.stop();
       await b.cleanup();
     });
     const t = (name: string, fn: () => Promise<void>) => test(name, { skip: b.skip }, fn);
@@ -93,6 +109,11 @@ for (const backend of BACKENDS) {
     const api = async (method: string, path: string, body?: unknown, key = apiKey) => {
       const res = await fetch(`${srv.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
       return { status: res.status, body: await res.json() as Record<string, any> };
+    };
+    /** What Radicale itself holds for an appointment, read back over CalDAV. */
+    const inRadicale = async (apptId: string) => {
+      const headers = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
+      return (await fetchCalendarObjects({ calendar: davCal, headers })).map((o) => parseCalendar(o.data as string).events[0]).filter((e) => e.x['X-MERIDIAN-APPOINTMENT-ID'] === apptId);
     };
     const mine = (apptId: string) => g.events(CAL).filter((e) => e.extendedProperties?.private?.meridianAppointmentId === apptId);
     const feed = async () => {
@@ -123,6 +144,9 @@ for (const backend of BACKENDS) {
       const entries = await feed();
       const entry = entries.find((e) => e.uid.startsWith(apptId))!;
       assert.equal(entry.start, '2026-12-10T15:00:00Z');
+      const [dav] = await eventually(async () => (await inRadicale(apptId)).length === 1 && inRadicale(apptId), 15_000, 'the CalDAV object');
+      assert.equal(dav.start, '2026-12-10T15:00:00Z');
+      assert.equal(dav.summary, 'L. C. · Acupuncture');
       assert.equal(entry.summary, 'L. C. · Acupuncture');
       assert.deepEqual(g.violations, []);
     });
@@ -139,6 +163,8 @@ for (const backend of BACKENDS) {
       assert.equal(ev.id, mine(apptId)[0].id);
       const writes = g.requests.filter((r) => r.method !== 'GET').length - writesBefore;
       assert.equal(writes, 1, 'one PATCH for the move');
+      await eventually(async () => (await inRadicale(apptId)).some((e) => e.start === '2026-12-11T18:30:00Z'), 15_000, 'the CalDAV object moved');
+      assert.equal((await inRadicale(apptId)).length, 1, 'still one CalDAV object');
       const appt = (await api('GET', `/appointments/${apptId}`)).body;
       assert.equal(appt.status, 'booked');
       assert.equal(appt.revision, 2);
@@ -201,6 +227,7 @@ for (const backend of BACKENDS) {
       assert.equal(r.body.changes[0].outcome, 'updated');
       assert.equal((await api('GET', `/appointments/${apptId}`)).body.status, 'cancelled');
       await eventually(() => mine(apptId).every((e) => e.status === 'cancelled'), 15_000, 'the event deleted');
+      await eventually(async () => (await inRadicale(apptId)).length === 0, 15_000, 'the CalDAV object deleted');
       const entry = (await feed()).find((e) => e.uid.startsWith(apptId))!;
       assert.equal(entry.status, 'CANCELLED');
       assert.equal(entry.sequence, 3);
