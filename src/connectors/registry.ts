@@ -4,9 +4,10 @@ import { connector as calendly } from './sources/calendly/index.ts';
 import { connector as googleCalendar } from './targets/google-calendar/index.ts';
 import { connector as icsPublish } from './targets/ics-publish/index.ts';
 import { connector as caldav } from './targets/caldav/index.ts';
+import { connector as microsoftGraph } from './targets/microsoft-graph/index.ts';
 
 const SOURCES: SourceConnector[] = [calendly];
-const TARGETS: TargetConnector[] = [googleCalendar, caldav, icsPublish];
+const TARGETS: TargetConnector[] = [googleCalendar, microsoftGraph, caldav, icsPublish];
 
 const byId = new Map<string, Connector>([...SOURCES, ...TARGETS].map((c) => [c.descriptor.id, c]));
 

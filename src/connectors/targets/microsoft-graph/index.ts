@@ -1,0 +1,250 @@
+// Microsoft Graph calendars (targets.md §2): Outlook.com and delegated Microsoft 365 accounts
+// (refresh-token flow, `/me`), or Office 365 with application permissions (client-credentials flow,
+// `/users/{mailbox}`: one connection for every practitioner's mailbox of the tenant).
+// - Create: lookup by our extended property first (Graph sometimes errs after creating), then POST
+//   with a `transactionId` so a retried POST is recognised; patients are never attendees.
+// - Update: PATCH with If-Match; 412/409 → re-read, write ours; 404 → create again.
+// - Delete: DELETE (silent; `cancel` would mail attendees and we never add any); 404 = done.
+// - Every call: `Prefer: IdType="ImmutableId"` and `outlook.timezone`; at most 4 requests in flight
+//   per mailbox; 429/503 honour Retry-After.
+import { fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
+import { networkFailure, retryAfterMs } from '../../shared/http.ts';
+import { utcToLocal } from '../../../domain/time.ts';
+
+export const PLATFORM = 'microsoft-graph';
+/** Our own property-set GUID: every Meridian extended property lives under it. */
+const PROPSET = '{9b1e4c52-6a0d-4f37-8e2b-5d41a7c3f960}';
+export const PROP_APPOINTMENT = `String ${PROPSET} Name MeridianAppointmentId`;
+export const PROP_REVISION = `String ${PROPSET} Name MeridianRevision`;
+const MAX_PER_MAILBOX = 4;
+
+type Mode = 'delegated' | 'application';
+
+interface GraphEvent {
+  id?: string;
+  '@odata.etag'?: string;
+  subject?: string;
+  singleValueExtendedProperties?: { id: string; value: string }[];
+}
+
+/** At most N requests in flight per mailbox (Outlook's MailboxConcurrency limit). */
+class Gate {
+  private active = 0;
+  private waiting: (() => void)[] = [];
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.active >= MAX_PER_MAILBOX) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await f();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+const gates = new Map<string, Gate>();
+const gateFor = (key: string) => {
+  let g = gates.get(key);
+  if (!g) gates.set(key, (g = new Gate()));
+  return g;
+};
+
+/** Application tokens (client credentials), cached per connection until shortly before expiry. */
+const appTokens = new Map<string, { token: string; until: number }>();
+
+function wallTime(instant: string, tz: string): string {
+  return utcToLocal(instant, tz).toPlainDateTime().toString({ smallestUnit: 'second' });
+}
+
+export function eventBody(e: TargetEvent): Record<string, unknown> {
+  return {
+    subject: e.title,
+    body: { contentType: 'text', content: e.description },
+    start: { dateTime: wallTime(e.start, e.timeZone), timeZone: e.timeZone },
+    end: { dateTime: wallTime(e.end, e.timeZone), timeZone: e.timeZone },
+    location: { displayName: e.location ?? '' },
+    showAs: e.status === 'requested' ? 'tentative' : 'busy',
+    sensitivity: 'private',
+    responseRequested: false,
+    allowNewTimeProposals: false,
+    attendees: [],
+    singleValueExtendedProperties: [
+      { id: PROP_APPOINTMENT, value: e.appointmentId },
+      { id: PROP_REVISION, value: String(e.revision) },
+    ],
+  };
+}
+
+type Answer = { kind: 'ok'; status: number; json?: Record<string, unknown> } | { kind: 'http'; status: number; code?: string; retryAfterMs?: number } | { kind: 'failed'; failure: ConnectorFailure };
+
+export function createClient(ctx: ConnectionContext): TargetClient {
+  const mode: Mode = ctx.config.mode === 'application' ? 'application' : 'delegated';
+  const tenant = (ctx.config.tenant as string | undefined) ?? (mode === 'application' ? undefined : 'common');
+  const tokenUrl = (ctx.config.tokenUrl as string | undefined) ?? `https://login.microsoftonline.com/${tenant ?? 'organizations'}/oauth2/v2.0/token`;
+  const s = ctx.secrets;
+  const session = mode === 'delegated' && s.refreshToken && s.clientId
+    ? new OAuthSession({ tokenUrl, clientId: s.clientId, clientSecret: s.clientSecret, refreshToken: s.refreshToken, accessToken: s.accessToken, expiresAt: s.expiresAt ? Number(s.expiresAt) : undefined, scope: 'offline_access Calendars.ReadWrite' }, ctx)
+    : undefined;
+
+  async function appToken(force: boolean): Promise<string> {
+    const key = `${ctx.connectionId}|${s.clientId}`;
+    const hit = appTokens.get(key);
+    if (!force && hit && hit.until > ctx.now().getTime()) return hit.token;
+    if (!s.clientId || !s.clientSecret) throw new AuthFailure({ class: 'auth', message: 'Microsoft Graph: clientId and clientSecret are needed for application permissions' });
+    let res: Response;
+    try {
+      res = await ctx.fetch(tokenUrl, {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: s.clientId, client_secret: s.clientSecret, scope: 'https://graph.microsoft.com/.default' }),
+        signal: AbortSignal.timeout(15_000),
+      });
+    } catch (err) {
+      throw new AuthFailure({ class: 'transient', message: `token request failed: ${(err as Error).message}` });
+    }
+    const j = (await res.json().catch(() => ({}))) as { access_token?: string; expires_in?: number; error?: string };
+    if (!res.ok || !j.access_token) throw new AuthFailure({ class: res.status >= 500 ? 'transient' : 'auth', status: res.status, message: `token request refused: ${j.error ?? `HTTP ${res.status}`}` });
+    appTokens.set(key, { token: j.access_token, until: ctx.now().getTime() + (Number(j.expires_in ?? 3600) - 120) * 1000 });
+    return j.access_token;
+  }
+
+  async function token(rejected?: string): Promise<string | ConnectorFailure> {
+    try {
+      if (mode === 'application') return await appToken(rejected !== undefined);
+      if (!session) return { class: 'auth', message: 'Microsoft Graph is not connected: set clientId and refreshToken (delegated) or mode: application' };
+      if (rejected === undefined) return await session.accessToken();
+      const cur = await session.accessToken();
+      return cur !== rejected ? cur : await session.refresh();
+    } catch (err) {
+      if (err instanceof AuthFailure) return err.failure;
+      return networkFailure(err);
+    }
+  }
+
+  /** `/me` or `/users/{mailbox}`; application mode needs the mailbox from the binding or config. */
+  function base(calendarId: string | undefined): string | ConnectorFailure {
+    if (mode === 'delegated') return '/me';
+    const mailbox = calendarId ?? (ctx.config.mailbox as string | undefined);
+    if (!mailbox) return { class: 'permanent', message: 'Microsoft Graph (application): name the practitioner\'s mailbox as the binding\'s calendar' };
+    return `/users/${encodeURIComponent(mailbox)}`;
+  }
+
+  async function call(mailbox: string, method: string, path: string, body?: unknown, ifMatch?: string): Promise<Answer> {
+    return gateFor(`${ctx.connectionId}|${mailbox}`).run(async () => {
+      let tok = await token();
+      for (let attempt = 0; attempt < 2; attempt++) {
+        if (typeof tok !== 'string') return { kind: 'failed', failure: tok };
+        let res: Response;
+        try {
+          res = await ctx.fetch(`${ctx.baseUrl}/v1.0${path}`, {
+            method,
+            headers: {
+              authorization: `Bearer ${tok}`, accept: 'application/json',
+              prefer: `IdType="ImmutableId", outlook.timezone="UTC"`,
+              ...(body ? { 'content-type': 'application/json' } : {}),
+              ...(ifMatch ? { 'if-match': ifMatch } : {}),
+            },
+            body: body ? JSON.stringify(body) : undefined,
+            signal: AbortSignal.timeout(30_000),
+          });
+        } catch (err) {
+          return { kind: 'failed', failure: networkFailure(err) };
+        }
+        if (res.status === 401 && attempt === 0) {
+          await res.body?.cancel().catch(() => undefined);
+          tok = await token(tok);
+          continue;
+        }
+        const text = await res.text().catch(() => '');
+        let json: Record<string, unknown> | undefined;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
+        if (res.ok) return { kind: 'ok', status: res.status, json };
+        const code = (json?.error as { code?: string } | undefined)?.code;
+        return { kind: 'http', status: res.status, code: typeof code === 'string' && /^[A-Za-z_]{1,64}$/.test(code) ? code : undefined, retryAfterMs: retryAfterMs(res.headers) };
+      }
+      return { kind: 'failed', failure: { class: 'auth', status: 401, message: 'Microsoft Graph refused the token after a refresh' } };
+    });
+  }
+
+  function failure(a: Exclude<Answer, { kind: 'ok' }>, op: string): ConnectorFailure {
+    if (a.kind === 'failed') return { ...a.failure, message: `Microsoft Graph ${op}: ${a.failure.message}` };
+    const message = `Microsoft Graph ${op}: HTTP ${a.status}${a.code ? ` ${a.code}` : ''}`;
+    if (a.status === 429 || ((a.status === 503 || a.status === 504) && a.retryAfterMs !== undefined)) return { class: 'throttled', status: a.status, retryAfterMs: a.retryAfterMs, message };
+    if (a.status >= 500) return { class: 'transient', status: a.status, message };
+    if (a.status === 401) return { class: 'auth', status: 401, message };
+    if (a.status === 409 || a.status === 412) return { class: 'conflict', status: a.status, message };
+    return { class: 'permanent', status: a.status, message };
+  }
+
+  const linkOf = (ev: GraphEvent | undefined, calendarId: string | undefined, generation: number): LinkState =>
+    ({ remoteId: String(ev?.id), calendarId, etag: ev?.['@odata.etag'], generation });
+
+  async function findOurs(b: string, mailbox: string, appointmentId: string): Promise<GraphEvent | undefined | ConnectorFailure> {
+    const filter = `singleValueExtendedProperties/Any(ep: ep/id eq '${PROP_APPOINTMENT}' and ep/value eq '${appointmentId}')`;
+    const r = await call(mailbox, 'GET', `${b}/events?$filter=${encodeURIComponent(filter)}&$select=id,subject`);
+    if (r.kind !== 'ok') return failure(r, 'lookup');
+    return ((r.json?.value as GraphEvent[] | undefined) ?? [])[0];
+  }
+
+  async function create(e: TargetEvent, b: string, mailbox: string, generation: number): Promise<WriteOutcome<LinkState>> {
+    const found = await findOurs(b, mailbox, e.appointmentId);
+    if (found && 'class' in found) return fail(found);
+    if (found?.id) return update(e, b, mailbox, { remoteId: found.id, calendarId: e.calendarId, generation });
+    const r = await call(mailbox, 'POST', `${b}/calendar/events`, { ...eventBody(e), transactionId: `mrd-${e.appointmentId}-r${generation}` });
+    if (r.kind === 'ok') return ok(linkOf(r.json as GraphEvent, e.calendarId, generation));
+    return fail(failure(r, 'create'));
+  }
+
+  async function update(e: TargetEvent, b: string, mailbox: string, link: LinkState): Promise<WriteOutcome<LinkState>> {
+    const path = `${b}/events/${encodeURIComponent(link.remoteId)}`;
+    let r = await call(mailbox, 'PATCH', path, eventBody(e), link.etag);
+    // Changed since we wrote it: our appointment wins; write it over the current version.
+    if (r.kind === 'http' && (r.status === 412 || r.status === 409)) r = await call(mailbox, 'PATCH', path, eventBody(e));
+    if (r.kind === 'ok') return ok(linkOf(r.json as GraphEvent, e.calendarId, link.generation));
+    if (r.kind === 'http' && r.status === 404) return create(e, b, mailbox, link.generation + 1);
+    return fail(failure(r, 'update'));
+  }
+
+  return {
+    async upsert(e, link) {
+      const b = base(e.calendarId);
+      if (typeof b !== 'string') return fail(b);
+      if (link && link.calendarId !== e.calendarId) return create(e, b, b, link.generation);
+      return link ? update(e, b, b, link) : create(e, b, b, 0);
+    },
+    async remove(link) {
+      const b = base(link.calendarId);
+      if (typeof b !== 'string') return fail(b);
+      const r = await call(b, 'DELETE', `${b}/events/${encodeURIComponent(link.remoteId)}`);
+      if (r.kind === 'ok' || (r.kind === 'http' && (r.status === 404 || r.status === 410))) return ok(undefined);
+      return fail(failure(r, 'delete'));
+    },
+  };
+}
+
+export const connector: TargetConnector = {
+  descriptor: {
+    id: PLATFORM,
+    role: 'target',
+    kind: 'calendar',
+    displayName: 'Microsoft 365 / Outlook.com (Graph)',
+    defaultBaseUrl: 'https://graph.microsoft.com',
+    defaultPrivacy: 'minimal',
+    auth: [
+      { key: 'clientId', label: 'Application (client) id', secret: true, required: true },
+      { key: 'clientSecret', label: 'Client secret', secret: true, required: false, help: 'Required for application permissions (Office 365 tenant-wide).' },
+      { key: 'refreshToken', label: 'Refresh token (delegated: Outlook.com or one Microsoft 365 user)', secret: true, required: false },
+      { key: 'accessToken', label: 'Access token (refreshed automatically)', secret: true, required: false },
+    ],
+    fidelity:
+      'Events in Outlook.com or Microsoft 365 calendars. Delegated mode writes one user\'s calendar; application mode '
+      + '(config.mode: application, a tenant admin\'s consent) writes every practitioner\'s mailbox, named by the binding. '
+      + 'Retry-safe creates (lookup by our extended property + transactionId); nobody is invited or e-mailed.',
+    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: true },
+  },
+  client: createClient,
+};

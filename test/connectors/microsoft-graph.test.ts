@@ -1,0 +1,103 @@
+// Microsoft Graph target against the fake, which checks every request against the official OpenAPI.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connector, PROP_APPOINTMENT } from '../../src/connectors/targets/microsoft-graph/index.ts';
+import type { ConnectionContext, TargetClient, TargetEvent } from '../../src/connectors/types.ts';
+import { startFakeGraph, type FakeGraph } from '../fakes/microsoft-graph.ts';
+
+let m: FakeGraph;
+before(async () => {
+  m = await startFakeGraph({ latencyMs: 15 });
+});
+after(() => m.close());
+
+function client(mode: 'delegated' | 'application', over: Record<string, string> = {}): TargetClient {
+  const ctx: ConnectionContext = {
+    connectionId: `graph-${mode}-${Object.values(over).join()}`, config: { mode, tokenUrl: m.tokenUrl },
+    secrets: { clientId: m.credentials.clientId, ...(mode === 'application' ? { clientSecret: m.credentials.clientSecret } : { refreshToken: m.credentials.refreshToken }), ...over },
+    baseUrl: m.url, fetch: globalThis.fetch, now: () => new Date(), saveSecrets: async () => {},
+  };
+  return connector.client!(ctx);
+}
+
+const ev = (over: Partial<TargetEvent> = {}): TargetEvent => ({
+  appointmentId: '4c6e91aa-2f0b-4e55-9d3a-8b71c0e2a914', revision: 1, title: 'M. K. · Naturopathy', description: 'Naturopathy consult.',
+  location: 'Cedar Street', start: '2027-03-11T21:00:00Z', end: '2027-03-11T22:00:00Z', timeZone: 'America/Denver', status: 'booked', ...over,
+});
+const ours = (mailbox: string, id: string) => m.events(mailbox).filter((e) => e.singleValueExtendedProperties?.some((p: { id: string; value: string }) => p.id === PROP_APPOINTMENT && p.value === id));
+
+test('delegated: create, move and delete one event in /me, with wall time + IANA zone and no attendees', async () => {
+  const c = client('delegated');
+  const r = await c.upsert(ev(), undefined);
+  assert.ok(r.ok, JSON.stringify(r));
+  let [e] = ours('me', ev().appointmentId);
+  assert.deepEqual(e.start, { dateTime: '2027-03-11T14:00:00', timeZone: 'America/Denver' });
+  assert.equal(e.transactionId, `mrd-${ev().appointmentId}-r0`);
+  assert.deepEqual(e.attendees, []);
+  assert.equal(e.sensitivity, 'private');
+  const moved = await c.upsert(ev({ revision: 2, start: '2027-03-12T21:00:00Z', end: '2027-03-12T22:00:00Z' }), r.value);
+  assert.ok(moved.ok);
+  [e] = ours('me', ev().appointmentId);
+  assert.equal(e.start.dateTime, '2027-03-12T14:00:00');
+  assert.equal(ours('me', ev().appointmentId).length, 1);
+  assert.ok((await c.remove(moved.value, ev().appointmentId)).ok);
+  assert.ok((await c.remove(moved.value, ev().appointmentId)).ok, '404 on delete is done');
+  assert.equal(ours('me', ev().appointmentId).length, 0);
+  assert.deepEqual(m.violations, []);
+});
+
+test('application: one connection writes each practitioner\'s mailbox with client credentials', async () => {
+  const c = client('application');
+  const a = await c.upsert(ev({ appointmentId: '11111111-2222-4333-8444-000000000001', calendarId: 'okafor@clinic.example' }), undefined);
+  const b = await c.upsert(ev({ appointmentId: '11111111-2222-4333-8444-000000000002', calendarId: 'nakamura@clinic.example' }), undefined);
+  assert.ok(a.ok && b.ok);
+  assert.equal(ours('okafor@clinic.example', '11111111-2222-4333-8444-000000000001').length, 1);
+  assert.equal(ours('nakamura@clinic.example', '11111111-2222-4333-8444-000000000002').length, 1);
+  assert.ok(m.tokenRequests.some((t) => t.grant === 'client_credentials'));
+  const none = await c.upsert(ev({ appointmentId: '11111111-2222-4333-8444-000000000003' }), undefined);
+  assert.equal(!none.ok && none.failure.class, 'permanent', 'application mode needs a mailbox');
+  assert.deepEqual(m.violations, []);
+});
+
+test('a create that errs after succeeding is found again, never duplicated', async () => {
+  const c = client('delegated');
+  const id = '22222222-2222-4333-8444-000000000001';
+  m.failAfterCreate(1);
+  const first = await c.upsert(ev({ appointmentId: id }), undefined);
+  assert.equal(!first.ok && first.failure.class, 'transient');
+  const retry = await c.upsert(ev({ appointmentId: id, revision: 2 }), undefined);
+  assert.ok(retry.ok, JSON.stringify(retry));
+  assert.equal(ours('me', id).length, 1);
+});
+
+test('an event deleted by hand is created again on the next update; a hand edit does not block ours', async () => {
+  const c = client('delegated');
+  const id = '33333333-2222-4333-8444-000000000001';
+  const r = await c.upsert(ev({ appointmentId: id }), undefined);
+  assert.ok(r.ok);
+  m.deleteBehindOurBack('me', r.value.remoteId);
+  const again = await c.upsert(ev({ appointmentId: id, revision: 2 }), r.value);
+  assert.ok(again.ok, JSON.stringify(again));
+  assert.equal(ours('me', id).length, 1);
+  const stale = { ...again.value, etag: 'W/"0"' };
+  const over = await c.upsert(ev({ appointmentId: id, revision: 3, title: 'ours wins' }), stale);
+  assert.ok(over.ok, JSON.stringify(over));
+  assert.equal(ours('me', id)[0].subject, 'ours wins');
+});
+
+test('429 is throttled with Retry-After; never more than 4 requests in flight per mailbox', async () => {
+  const c = client('application');
+  m.fail(1, 429, { 'retry-after': '12' });
+  const r = await c.upsert(ev({ appointmentId: '44444444-2222-4333-8444-000000000000', calendarId: 'busy@clinic.example' }), undefined);
+  assert.equal(!r.ok && r.failure.class, 'throttled');
+  assert.equal(!r.ok && r.failure.retryAfterMs, 12_000);
+  const many = await Promise.all(Array.from({ length: 12 }, (_, i) => c.upsert(ev({ appointmentId: `44444444-2222-4333-8444-0000000000${String(i + 10)}`, calendarId: 'busy@clinic.example' }), undefined)));
+  assert.ok(many.every((x) => x.ok), JSON.stringify(many.find((x) => !x.ok)));
+  assert.ok(m.maxInFlight('busy@clinic.example') <= 4, `in flight: ${m.maxInFlight('busy@clinic.example')}`);
+  assert.ok(m.maxInFlight('busy@clinic.example') >= 2, 'requests do run in parallel');
+});
+
+test('a revoked refresh token is an auth failure', async () => {
+  const r = await client('delegated', { refreshToken: 'revoked' }).upsert(ev({ appointmentId: '55555555-2222-4333-8444-000000000000' }), undefined);
+  assert.equal(!r.ok && r.failure.class, 'auth');
+});

@@ -1,0 +1,199 @@
+// A fake Microsoft Graph (calendar events) and identity-platform token endpoint.
+// Every request is matched against the trimmed official OpenAPI (test/fixtures/specs/msgraph-calendar-v1.0):
+// the path and method must be documented, and request bodies must validate against the documented
+// schema with unknown properties refused (after the two rewrites its README prescribes). Requests
+// without `Prefer: IdType="ImmutableId"` are recorded as violations too.
+//
+//   const m = await startFakeGraph({ latencyMs? });
+//   m.url, m.tokenUrl, m.credentials { clientId, clientSecret, refreshToken }
+//   m.events(mailbox)  ('me' for delegated calls)   m.requests   m.violations   m.maxInFlight(mailbox)
+//   m.fail(n, status, headers?)   m.deleteBehindOurBack(mailbox, id)   m.failAfterCreate(n)   m.close()
+import http from 'node:http';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Ajv2020Module from 'ajv/dist/2020.js';
+
+const spec = JSON.parse(readFileSync(new URL('../fixtures/specs/msgraph-calendar-v1.0/msgraph-calendar-v1.0.openapi.json', import.meta.url), 'utf8'));
+
+/** The README's two rewrites: drop Kiota's `additionalProperties: {type: object}`; `nullable` → null types. */
+function rewrite(s: unknown): unknown {
+  if (Array.isArray(s)) return s.map(rewrite);
+  if (!s || typeof s !== 'object') return s;
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'additionalProperties' && v && typeof v === 'object' && JSON.stringify(v) === '{"type":"object"}') continue;
+    if (k === 'nullable') continue;
+    o[k] = rewrite(v);
+  }
+  if ((s as { nullable?: boolean }).nullable) {
+    if (typeof o.type === 'string') o.type = [o.type, 'null'];
+    else if (o.$ref || o.anyOf || o.allOf || o.oneOf) return { anyOf: [o, { type: 'null' }] };
+  }
+  return o;
+}
+
+const ajv = new Ajv2020Module.default({ strict: false, allErrors: true, validateFormats: false });
+ajv.addSchema({ $id: 'graph', components: rewrite(spec.components) });
+const validators = new Map<string, ReturnType<typeof ajv.compile>>();
+function validatorFor(ref: string) {
+  let v = validators.get(ref);
+  if (!v) {
+    v = ajv.compile({ $ref: `graph${ref}`, unevaluatedProperties: false });
+    validators.set(ref, v);
+  }
+  return v;
+}
+
+interface Op { method: string; re: RegExp; bodyRef?: string; template: string }
+const OPS: Op[] = [];
+for (const [path, item] of Object.entries(spec.paths as Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: { $ref?: string } }> } }>>)) {
+  for (const [method, op] of Object.entries(item)) {
+    if (!['get', 'post', 'patch', 'delete', 'put'].includes(method)) continue;
+    const re = new RegExp(`^/v1\\.0${path.replace(/[().]/g, (c) => `\\${c}`).replace(/\{[^}]+\}/g, '([^/]+)')}$`);
+    OPS.push({ method: method.toUpperCase(), re, template: path, bodyRef: op.requestBody?.content?.['application/json']?.schema?.$ref });
+  }
+}
+
+type GEvent = Record<string, any>;
+
+export interface FakeGraph {
+  url: string;
+  tokenUrl: string;
+  credentials: { clientId: string; clientSecret: string; refreshToken: string };
+  events(mailbox: string): GEvent[];
+  requests: { method: string; path: string; mailbox: string; at: number; body?: GEvent }[];
+  violations: string[];
+  tokenRequests: { grant: string }[];
+  maxInFlight(mailbox: string): number;
+  fail(n: number, status: number, headers?: Record<string, string>): void;
+  /** The next n creates succeed but answer 500 (Graph has been seen to do this). */
+  failAfterCreate(n: number): void;
+  deleteBehindOurBack(mailbox: string, id: string): void;
+  close(): Promise<void>;
+}
+
+const err = (code: string, message: string) => ({ error: { code, message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID() } } });
+
+export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<FakeGraph> {
+  const credentials = { clientId: randomUUID(), clientSecret: `cs-${randomBytes(6).toString('hex')}`, refreshToken: `rt-${randomBytes(6).toString('hex')}` };
+  const boxes = new Map<string, Map<string, GEvent>>();
+  const tokens = new Set<string>();
+  const injected: { status: number; headers: Record<string, string> }[] = [];
+  const inFlight = new Map<string, number>();
+  const maxSeen = new Map<string, number>();
+  let lieAfterCreate = 0;
+  let etagN = 0;
+  const box = (m: string) => {
+    let b = boxes.get(m);
+    if (!b) boxes.set(m, (b = new Map()));
+    return b;
+  };
+  const state: FakeGraph = {
+    url: '', tokenUrl: '', credentials, requests: [], violations: [], tokenRequests: [],
+    events: (m) => [...box(m).values()],
+    maxInFlight: (m) => maxSeen.get(m) ?? 0,
+    fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
+    failAfterCreate: (n) => { lieAfterCreate = n; },
+    deleteBehindOurBack: (m, id) => { box(m).delete(id); },
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const url = new URL(req.url ?? '/', 'http://fake');
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
+        res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers });
+        res.end(body === undefined ? undefined : JSON.stringify(body));
+      };
+      if (url.pathname.endsWith('/oauth2/v2.0/token') && req.method === 'POST') {
+        const f = new URLSearchParams(raw);
+        state.tokenRequests.push({ grant: f.get('grant_type') ?? '' });
+        if (f.get('client_id') !== credentials.clientId) return send(400, { error: 'invalid_client' });
+        if (f.get('grant_type') === 'refresh_token') {
+          if (f.get('refresh_token') !== credentials.refreshToken) return send(400, { error: 'invalid_grant', error_description: 'AADSTS70000: grant expired or revoked' });
+        } else if (f.get('grant_type') === 'client_credentials') {
+          if (f.get('client_secret') !== credentials.clientSecret) return send(401, { error: 'invalid_client' });
+          if (f.get('scope') !== 'https://graph.microsoft.com/.default') return send(400, { error: 'invalid_scope' });
+        } else return send(400, { error: 'unsupported_grant_type' });
+        const t = `eyJ.${randomBytes(12).toString('hex')}`;
+        tokens.add(t);
+        return send(200, { token_type: 'Bearer', expires_in: 3599, access_token: t, ...(f.get('grant_type') === 'refresh_token' ? { refresh_token: credentials.refreshToken } : {}) });
+      }
+      const op = OPS.find((x) => x.method === req.method && x.re.test(url.pathname));
+      const mailbox = /^\/v1\.0\/me\//.test(url.pathname) ? 'me' : decodeURIComponent(/^\/v1\.0\/users\/([^/]+)\//.exec(url.pathname)?.[1] ?? '');
+      let body: GEvent | undefined;
+      try {
+        body = raw ? JSON.parse(raw) : undefined;
+      } catch {
+        state.violations.push(`${req.method} ${url.pathname}: body is not JSON`);
+        return send(400, err('BadRequest', 'Unable to read JSON request payload.'));
+      }
+      state.requests.push({ method: req.method ?? '', path: url.pathname + url.search, mailbox, at: Date.now(), body });
+      if (!op) {
+        state.violations.push(`${req.method} ${url.pathname}: not in the OpenAPI document`);
+        return send(400, err('BadRequest', 'Resource not found for the segment.'));
+      }
+      const auth = req.headers.authorization ?? '';
+      if (!auth.startsWith('Bearer ') || !tokens.has(auth.slice(7))) return send(401, err('InvalidAuthenticationToken', 'Access token has expired or is not yet valid.'));
+      if (!/IdType="ImmutableId"/.test(String(req.headers.prefer ?? ''))) state.violations.push(`${req.method} ${op.template}: no Prefer: IdType="ImmutableId"`);
+      if (body !== undefined && op.bodyRef) {
+        const v = validatorFor(op.bodyRef);
+        if (!v(body)) {
+          state.violations.push(`${req.method} ${op.template}: ${ajv.errorsText(v.errors)}`);
+          return send(400, err('ErrorInvalidRequest', 'The request is invalid.'));
+        }
+        if (Array.isArray(body.attendees) && body.attendees.length) state.violations.push('attendees sent: Exchange would e-mail them');
+      }
+      const n = (inFlight.get(mailbox) ?? 0) + 1;
+      inFlight.set(mailbox, n);
+      maxSeen.set(mailbox, Math.max(maxSeen.get(mailbox) ?? 0, n));
+      try {
+        if (o.latencyMs) await new Promise((r) => setTimeout(r, o.latencyMs));
+        const fault = injected.shift();
+        if (fault) return send(fault.status, err(fault.status === 429 ? 'ApplicationThrottled' : 'ServiceUnavailable', 'Injected'), fault.headers);
+        const events = box(mailbox);
+        const id = /\/events\/([^/?]+)$/.exec(url.pathname)?.[1];
+        const stamp = (e: GEvent): GEvent => ({ ...e, '@odata.etag': `W/"${++etagN}"`, changeKey: String(etagN), lastModifiedDateTime: new Date().toISOString() });
+        if (req.method === 'POST') {
+          const dup = body!.transactionId ? [...events.values()].find((e) => e.transactionId === body!.transactionId) : undefined;
+          const ev = dup ?? stamp({ ...body, id: `AAMk${randomBytes(16).toString('base64url')}`, iCalUId: randomUUID() });
+          events.set(ev.id, ev);
+          if (lieAfterCreate > 0) {
+            lieAfterCreate--;
+            return send(500, err('UnknownError', 'An internal server error occurred.'));
+          }
+          return send(201, ev);
+        }
+        if (req.method === 'GET' && !id) {
+          const value = url.searchParams.get('$filter')?.match(/ep\/value eq '([^']+)'/)?.[1];
+          const items = [...events.values()].filter((e) => !value || (e.singleValueExtendedProperties ?? []).some((p: { value: string }) => p.value.toLowerCase() === value.toLowerCase()));
+          return send(200, { value: items.map((e) => ({ id: e.id, subject: e.subject })) });
+        }
+        const ev = id ? events.get(decodeURIComponent(id)) : undefined;
+        if (!ev) return send(404, err('ErrorItemNotFound', 'The specified object was not found in the store.'));
+        if (req.headers['if-match'] && req.headers['if-match'] !== ev['@odata.etag']) return send(412, err('ErrorIrresolvableConflict', 'The change key passed in the request does not match the current change key for the item.'));
+        if (req.method === 'GET') return send(200, ev);
+        if (req.method === 'PATCH') {
+          const next = stamp({ ...ev, ...body, id: ev.id, transactionId: ev.transactionId });
+          events.set(ev.id, next);
+          return send(200, next);
+        }
+        if (req.method === 'DELETE') {
+          events.delete(ev.id);
+          return send(204);
+        }
+        return send(405, err('MethodNotAllowed', 'not supported by the fake'));
+      } finally {
+        inFlight.set(mailbox, (inFlight.get(mailbox) ?? 1) - 1);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  state.url = `http://127.0.0.1:${port}`;
+  state.tokenUrl = `http://127.0.0.1:${port}/tenant/oauth2/v2.0/token`;
+  return state;
+}
