@@ -5,9 +5,10 @@ import { connector as googleCalendar } from './targets/google-calendar/index.ts'
 import { connector as icsPublish } from './targets/ics-publish/index.ts';
 import { connector as caldav } from './targets/caldav/index.ts';
 import { connector as microsoftGraph } from './targets/microsoft-graph/index.ts';
+import { connector as zohoCalendar } from './targets/zoho-calendar/index.ts';
 
 const SOURCES: SourceConnector[] = [calendly];
-const TARGETS: TargetConnector[] = [googleCalendar, microsoftGraph, caldav, icsPublish];
+const TARGETS: TargetConnector[] = [googleCalendar, microsoftGraph, caldav, zohoCalendar, icsPublish];
 
 const byId = new Map<string, Connector>([...SOURCES, ...TARGETS].map((c) => [c.descriptor.id, c]));
 

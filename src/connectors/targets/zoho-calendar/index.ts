@@ -1,0 +1,198 @@
+// Zoho Calendar API v1 as a target (targets.md §4).
+// - Hosts follow the user's data centre: the OAuth callback's `accounts-server` is stored as
+//   config.accountsServer (token refresh goes there) and the Calendar host is derived from it
+//   (`accounts.zoho.eu` → `calendar.zoho.eu`) unless the connection sets a base URL.
+// - No idempotency key exists: every description carries our marker `Ref: mrd-<appointment id>`, and
+//   a create first lists the appointment's time window for that marker (a retried create updates).
+// - Updates and deletes read the latest etag first (PUT replaces the whole event and needs it).
+// - Event data travels as the `eventdata` query parameter; times in GMT `yyyyMMdd'T'HHmmss'Z'`.
+import { fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
+import { networkFailure, retryAfterMs } from '../../shared/http.ts';
+
+export const PLATFORM = 'zoho-calendar';
+
+export function marker(appointmentId: string): string {
+  return `Ref: mrd-${appointmentId}`;
+}
+
+export function zohoTime(instant: string): string {
+  return new Date(instant).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** `https://accounts.zoho.eu` → `https://calendar.zoho.eu` (and .com, .in, .com.au, .jp, .com.cn). */
+export function calendarHostFor(accountsServer: string | undefined): string {
+  const m = accountsServer ? /^https:\/\/accounts\.(zoho\.[a-z.]+|zohocloud\.ca)\/?$/.exec(accountsServer) : null;
+  return m ? `https://calendar.${m[1]}` : 'https://calendar.zoho.com';
+}
+
+interface ZohoEvent {
+  uid: string;
+  etag: number | string;
+  title?: string;
+  description?: string;
+  dateandtime?: { start: string; end: string; timezone?: string };
+}
+
+type Answer = { kind: 'ok'; status: number; json?: Record<string, unknown> } | { kind: 'http'; status: number; retryAfterMs?: number } | { kind: 'failed'; failure: ConnectorFailure };
+
+function eventData(e: TargetEvent, etag?: number | string): Record<string, unknown> {
+  const description = [e.description, marker(e.appointmentId)].filter(Boolean).join('\n');
+  return {
+    title: e.title,
+    description,
+    dateandtime: { timezone: e.timeZone, start: zohoTime(e.start), end: zohoTime(e.end) },
+    location: e.location ?? '',
+    isprivate: true,
+    attendees: [],
+    ...(etag !== undefined ? { etag } : {}),
+  };
+}
+
+export function createClient(ctx: ConnectionContext): TargetClient {
+  const s = ctx.secrets;
+  const accounts = (ctx.config.accountsServer as string | undefined) ?? 'https://accounts.zoho.com';
+  const session = s.refreshToken && s.clientId
+    ? new OAuthSession({ tokenUrl: (ctx.config.tokenUrl as string | undefined) ?? `${accounts.replace(/\/$/, '')}/oauth/v2/token`, clientId: s.clientId, clientSecret: s.clientSecret, refreshToken: s.refreshToken, accessToken: s.accessToken, expiresAt: s.expiresAt ? Number(s.expiresAt) : undefined }, ctx)
+    : undefined;
+  const api = `${ctx.baseUrl || calendarHostFor(accounts)}/api/v1`;
+
+  async function call(method: string, path: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Answer> {
+    if (!session) return { kind: 'failed', failure: { class: 'auth', message: 'Zoho Calendar is not connected: set clientId, clientSecret and refreshToken' } };
+    let rejected: string | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let tok: string;
+      try {
+        tok = rejected === undefined ? await session.accessToken() : await session.refresh();
+      } catch (err) {
+        return { kind: 'failed', failure: err instanceof AuthFailure ? err.failure : networkFailure(err) };
+      }
+      const url = new URL(`${api}${path}`);
+      for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+      let res: Response;
+      try {
+        res = await ctx.fetch(url, { method, headers: { authorization: `Zoho-oauthtoken ${tok}`, accept: 'application/json', ...headers }, signal: AbortSignal.timeout(30_000) });
+      } catch (err) {
+        return { kind: 'failed', failure: networkFailure(err) };
+      }
+      if (res.status === 401 && attempt === 0) {
+        await res.body?.cancel().catch(() => undefined);
+        rejected = tok;
+        continue;
+      }
+      const text = await res.text().catch(() => '');
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch {
+        json = undefined;
+      }
+      if (res.ok) return { kind: 'ok', status: res.status, json };
+      return { kind: 'http', status: res.status, retryAfterMs: retryAfterMs(res.headers) };
+    }
+    return { kind: 'failed', failure: { class: 'auth', status: 401, message: 'Zoho refused the token after a refresh' } };
+  }
+
+  function failure(a: Exclude<Answer, { kind: 'ok' }>, op: string): ConnectorFailure {
+    if (a.kind === 'failed') return { ...a.failure, message: `Zoho Calendar ${op}: ${a.failure.message}` };
+    const message = `Zoho Calendar ${op}: HTTP ${a.status}`;
+    if (a.status === 429) return { class: 'throttled', status: 429, retryAfterMs: a.retryAfterMs, message };
+    if (a.status >= 500) return { class: 'transient', status: a.status, message };
+    if (a.status === 401) return { class: 'auth', status: 401, message };
+    return { class: 'permanent', status: a.status, message };
+  }
+
+  const calendars = new Map<string, string>();
+  async function calendarUid(wanted: string | undefined): Promise<WriteOutcome<string>> {
+    const named = wanted ?? (ctx.config.calendarUid as string | undefined);
+    if (named) return ok(named);
+    const hit = calendars.get('default');
+    if (hit) return ok(hit);
+    const r = await call('GET', '/calendars', { category: 'own' });
+    if (r.kind !== 'ok') return fail(failure(r, 'list calendars'));
+    const list = (r.json?.calendars as { uid: string; isdefault?: boolean }[] | undefined) ?? [];
+    const def = list.find((c) => c.isdefault) ?? list[0];
+    if (!def) return fail({ class: 'permanent', message: 'Zoho Calendar: the account has no calendar' });
+    calendars.set('default', def.uid);
+    return ok(def.uid);
+  }
+
+  const eventPath = (cal: string, uid: string) => `/calendars/${encodeURIComponent(cal)}/events/${encodeURIComponent(uid)}`;
+
+  async function current(cal: string, uid: string): Promise<ZohoEvent | undefined | ConnectorFailure> {
+    const r = await call('GET', eventPath(cal, uid));
+    if (r.kind === 'http' && r.status === 404) return undefined;
+    if (r.kind !== 'ok') return failure(r, 'read');
+    return ((r.json?.events as ZohoEvent[] | undefined) ?? [])[0];
+  }
+
+  async function findByMarker(cal: string, e: TargetEvent): Promise<ZohoEvent | undefined | ConnectorFailure> {
+    const range = JSON.stringify({ start: zohoTime(new Date(Date.parse(e.start) - 86_400_000).toISOString()), end: zohoTime(new Date(Date.parse(e.end) + 86_400_000).toISOString()) });
+    const r = await call('GET', `/calendars/${encodeURIComponent(cal)}/events`, { range });
+    if (r.kind !== 'ok') return failure(r, 'list');
+    return ((r.json?.events as ZohoEvent[] | undefined) ?? []).find((ev) => ev.description?.includes(marker(e.appointmentId)));
+  }
+
+  async function put(cal: string, e: TargetEvent, ev: ZohoEvent, generation: number): Promise<WriteOutcome<LinkState>> {
+    const r = await call('PUT', eventPath(cal, ev.uid), { eventdata: JSON.stringify(eventData(e, ev.etag)) });
+    if (r.kind !== 'ok') return fail(failure(r, 'update'));
+    const saved = ((r.json?.events as ZohoEvent[] | undefined) ?? [])[0];
+    return ok({ remoteId: ev.uid, calendarId: cal, etag: String(saved?.etag ?? ''), generation });
+  }
+
+  async function create(cal: string, e: TargetEvent, generation: number): Promise<WriteOutcome<LinkState>> {
+    const found = await findByMarker(cal, e);
+    if (found && 'class' in found) return fail(found);
+    if (found) return put(cal, e, found, generation);
+    const r = await call('POST', `/calendars/${encodeURIComponent(cal)}/events`, { eventdata: JSON.stringify(eventData(e)) });
+    if (r.kind !== 'ok') return fail(failure(r, 'create'));
+    const made = ((r.json?.events as ZohoEvent[] | undefined) ?? [])[0];
+    if (!made?.uid) return fail({ class: 'transient', message: 'Zoho Calendar create: no event in the answer' });
+    return ok({ remoteId: made.uid, calendarId: cal, etag: String(made.etag), generation });
+  }
+
+  return {
+    async upsert(e, link) {
+      const cal = await calendarUid(e.calendarId);
+      if (!cal.ok) return cal;
+      if (!link || link.calendarId !== cal.value) return create(cal.value, e, link?.generation ?? 0);
+      const cur = await current(cal.value, link.remoteId);
+      if (cur && 'class' in cur) return fail(cur);
+      if (!cur) return create(cal.value, e, link.generation + 1);
+      return put(cal.value, e, cur, link.generation);
+    },
+    async remove(link) {
+      const cal = link.calendarId ?? (await calendarUid(undefined).then((c) => (c.ok ? c.value : undefined)));
+      if (!cal) return fail({ class: 'permanent', message: 'Zoho Calendar: unknown calendar for this event' });
+      const cur = await current(cal, link.remoteId);
+      if (cur && 'class' in cur) return fail(cur);
+      if (!cur) return ok(undefined);
+      const r = await call('DELETE', eventPath(cal, link.remoteId), {}, { etag: String(cur.etag) });
+      if (r.kind === 'ok' || (r.kind === 'http' && r.status === 404)) return ok(undefined);
+      return fail(failure(r, 'delete'));
+    },
+  };
+}
+
+export const connector: TargetConnector = {
+  descriptor: {
+    id: PLATFORM,
+    role: 'target',
+    kind: 'calendar',
+    displayName: 'Zoho Calendar',
+    defaultBaseUrl: '',
+    defaultPrivacy: 'minimal',
+    auth: [
+      { key: 'clientId', label: 'Client id', secret: true, required: true },
+      { key: 'clientSecret', label: 'Client secret', secret: true, required: true },
+      { key: 'refreshToken', label: 'Refresh token (access_type=offline)', secret: true, required: true },
+      { key: 'accessToken', label: 'Access token (refreshed hourly)', secret: true, required: false },
+    ],
+    fidelity:
+      'Events in a Zoho Calendar of the user\'s own data centre (config.accountsServer from the OAuth callback). Zoho '
+      + 'offers no idempotency key, so a marker in the description lets a retried create find its event; updates and '
+      + 'deletes are guarded by the latest etag. Keep the privacy level minimal: event data travels in the URL.',
+    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: false },
+  },
+  client: createClient,
+};
