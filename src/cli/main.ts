@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { allDescriptors, getSource } from '../connectors/registry.ts';
+import { allDescriptors, getSource, getTarget } from '../connectors/registry.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.ts';
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES, type Scope } from '../engine/apikeys.ts';
@@ -14,7 +14,8 @@ import { listFeeds } from '../engine/feeds.ts';
 import type { Hub } from '../engine/hub.ts';
 import { Worker } from '../engine/worker.ts';
 import { verifyAudit } from '../store/audit.ts';
-import { jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
+import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
+import { sweepJob } from '../engine/drift.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
 
@@ -91,6 +92,17 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     pruneDone(hub.store.db, new Date(hub.clock.now().getTime() - 7 * 86_400_000).toISOString()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'pruning jobs failed'));
   }, 3_600_000);
   prune.unref();
+  // Drift repair: every push target is read back periodically (MERIDIAN_SWEEP_MINUTES, default 60; 0 = off).
+  const sweepMinutes = Number(process.env.MERIDIAN_SWEEP_MINUTES ?? 60);
+  const sweep = sweepMinutes > 0 ? setInterval(() => {
+    void (async () => {
+      const conns = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '=', 'active').execute();
+      const jobs = conns.filter((c) => getTarget(c.platform)?.descriptor.capabilities.push).map((c) => sweepJob(c.id));
+      if (jobs.length) await enqueue(hub.store.db, jobs, hub.clock.now().toISOString());
+      hub.onJobs();
+    })().catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling drift sweeps failed'));
+  }, sweepMinutes * 60_000) : undefined;
+  sweep?.unref();
   const url = address.replace('[::1]', 'localhost').replace('127.0.0.1', 'localhost');
   hub.publicUrl ??= url;
   if (banner) await banner(url, hub);
@@ -100,6 +112,7 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     if (closing) return;
     closing = true;
     clearInterval(prune);
+    if (sweep) clearInterval(sweep);
     hub.log.info({ signal }, 'shutting down');
     await app.close();
     await worker.stop();

@@ -203,11 +203,23 @@ export interface ConnectorFailure {
 
 export type WriteOutcome<T> = { ok: true; value: T } | { ok: false; failure: ConnectorFailure };
 
+/** What a target holds for one of our events, compared with what it should hold. */
+export type DriftState = 'in_sync' | 'missing' | 'changed';
+
 export interface TargetClient {
   /** Make the remote event match `event`. `link` is what we stored last time (undefined: never written). */
   upsert(event: TargetEvent, link: LinkState | undefined): Promise<WriteOutcome<LinkState>>;
   /** Remove the event. Already gone is success. */
   remove(link: LinkState, appointmentId: string): Promise<WriteOutcome<void>>;
+  /** Read the event back: gone, changed by someone (times or title), or as we wrote it. */
+  inspect?(event: TargetEvent, link: LinkState): Promise<WriteOutcome<DriftState>>;
+}
+
+/** The comparison every connector makes on read-back: same instants and same title. */
+export function driftOf(expected: TargetEvent, remote: { start?: string | null; end?: string | null; title?: string | null } | undefined): DriftState {
+  if (!remote) return 'missing';
+  const same = (a: string | null | undefined, b: string) => a != null && Date.parse(a) === Date.parse(b);
+  return same(remote.start, expected.start) && same(remote.end, expected.end) && (remote.title ?? '') === expected.title ? 'in_sync' : 'changed';
 }
 
 /** One appointment in a published feed: the rendered event plus its lifecycle stamps. */

@@ -4,7 +4,7 @@ import { getTarget } from '../connectors/registry.ts';
 import type { ConnectorFailure, LinkState, TargetEvent, WriteOutcome } from '../connectors/types.ts';
 import type { Appointment } from '../domain/types.ts';
 import type { NewJob } from '../store/outbox.ts';
-import { getAppointment, getConnectionRow, toConnection, type Exec, type TargetBinding } from '../store/repo.ts';
+import { getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
 import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
@@ -49,7 +49,15 @@ function shouldExist(a: Appointment): boolean {
 
 export type SyncResult = { ok: true; action: 'created' | 'updated' | 'removed' | 'unchanged' | 'skipped' } | { ok: false; failure: ConnectorFailure };
 
-function linkFromRow(r: { remote_id: string; calendar_id: string | null; etag: string | null; generation: number; data: string }): LinkState {
+export async function targetEventFor(book: NameBook, appt: Appointment, conn: ConnectionRecord, calendarId: string | undefined): Promise<TargetEvent> {
+  const text = await book.render(appt, conn);
+  return {
+    appointmentId: appt.id, revision: appt.revision, calendarId, title: text.title, description: text.description,
+    location: text.location, start: appt.start, end: appt.end, timeZone: appt.timeZone, status: appt.status,
+  };
+}
+
+export function linkFromRow(r: { remote_id: string; calendar_id: string | null; etag: string | null; generation: number; data: string }): LinkState {
   return { remoteId: r.remote_id, calendarId: r.calendar_id ?? undefined, etag: r.etag ?? undefined, generation: r.generation, data: JSON.parse(r.data) };
 }
 
@@ -64,8 +72,8 @@ async function saveLink(hub: Hub, appointmentId: string, connectionId: string, l
     .onConflict((oc) => oc.columns(['appointment_id', 'connection_id']).doUpdateSet(rest)).execute();
 }
 
-/** Make target `targetId` match appointment `appointmentId` as it is now. Idempotent. */
-export async function syncTarget(hub: Hub, appointmentId: string, targetId: string): Promise<SyncResult> {
+/** Make target `targetId` match appointment `appointmentId` as it is now. Idempotent. `force` rewrites even when the link says the revision is already there (drift repair). */
+export async function syncTarget(hub: Hub, appointmentId: string, targetId: string, o: { force?: boolean } = {}): Promise<SyncResult> {
   const db = hub.store.db;
   const appt = await getAppointment(db, appointmentId);
   const conn = await loadConnection(hub, targetId);
@@ -95,15 +103,11 @@ export async function syncTarget(hub: Hub, appointmentId: string, targetId: stri
     // Moved to another calendar (e.g. a different practitioner): remove the old event first.
     const r = await remove(link, appt.revision);
     if (!r.ok) return r;
-  } else if (link && linkRow && linkRow.revision >= appt.revision) {
+  } else if (link && linkRow && linkRow.revision >= appt.revision && !o.force) {
     return { ok: true, action: 'unchanged' };
   }
   const current = link && (link.calendarId ?? null) === (calendarId ?? null) ? link : undefined;
-  const text = await new NameBook(db).render(appt, conn.record);
-  const event: TargetEvent = {
-    appointmentId: appt.id, revision: appt.revision, calendarId, title: text.title, description: text.description,
-    location: text.location, start: appt.start, end: appt.end, timeZone: appt.timeZone, status: appt.status,
-  };
+  const event = await targetEventFor(new NameBook(db), appt, conn.record, calendarId);
   // A removed link still tells the connector the remote id and generation it used (deleted ids may be remembered).
   const prior = current ?? (linkRow ? { ...linkFromRow(linkRow), etag: undefined } : undefined);
   const r = await client.upsert(event, prior);

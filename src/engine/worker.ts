@@ -7,6 +7,7 @@ import type { Hub } from './hub.ts';
 import { TARGET_SYNC, auditTargetWrite, syncTarget } from './targets.ts';
 import { FETCH_CHANGE, runFetchJob } from './ingest.ts';
 import { WRITE_BACK, runWriteBack } from './staff.ts';
+import { TARGET_SWEEP, runSweepJob } from './drift.ts';
 
 export type JobResult = { ok: true; note?: string } | { ok: false; failure: ConnectorFailure; connectionId?: string };
 export type JobHandler = (hub: Hub, job: Job) => Promise<JobResult>;
@@ -187,3 +188,4 @@ export async function updateJobGauges(hub: Hub): Promise<void> {
 }
 
 registerJobHandler(WRITE_BACK, runWriteBack);
+registerJobHandler(TARGET_SWEEP, runSweepJob);

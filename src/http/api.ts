@@ -11,7 +11,8 @@ import { listFeeds, rotateFeed } from '../engine/feeds.ts';
 import { saveSecrets, setConnectionStatus } from '../engine/connections.ts';
 import { type Scope } from '../engine/apikeys.ts';
 import { verifyAudit } from '../store/audit.ts';
-import { jobCounts, listJobs, retryJob } from '../store/outbox.ts';
+import { enqueue, jobCounts, listJobs, retryJob } from '../store/outbox.ts';
+import { sweepJob } from '../engine/drift.ts';
 import { getAppointment, getConnectionRow, getPractitioner, listAppointments, listConnections, listPractitioners, toConnection } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
 import { HttpError } from './errors.ts';
@@ -258,6 +259,17 @@ export const ROUTES: Route[] = [
       }
       await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.secrets_stored', entityType: 'connection', entityId: params.id, meta: { keys } }]));
       return { stored: keys };
+    },
+  },
+  {
+    method: 'POST', path: '/connections/:id/sweep', scope: 'write', tag: 'operations', params: idParam, status: 202,
+    summary: 'Check this calendar for events deleted or changed by hand and repair them (also runs periodically)',
+    async handler({ hub, params }) {
+      const row = await getConnectionRow(hub.store.db, params.id);
+      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      await enqueue(hub.store.db, [sweepJob(params.id)], hub.clock.now().toISOString());
+      hub.onJobs();
+      return { queued: 'target.sweep', connection: params.id };
     },
   },
   {

@@ -222,6 +222,25 @@ for (const backend of BACKENDS) {
       assert.equal((await api('GET', '/appointments', undefined, 'mer_nope')).status, 401);
     });
 
+    t('events deleted or edited by hand are restored by the drift sweep, and the repair is audited', async () => {
+      const [gev] = mine(apptId).filter((e) => e.status === 'confirmed');
+      g.deleteBehindOurBack(CAL, gev.id!);
+      const headers = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
+      const [obj] = (await fetchCalendarObjects({ calendar: davCal, headers })).filter((o) => (o.data as string).includes(apptId));
+      const edited = (obj.data as string).replace(/SUMMARY:[^\r\n]*/, 'SUMMARY:moved by hand');
+      assert.ok((await fetch(obj.url, { method: 'PUT', headers: { ...headers, 'content-type': 'text/calendar', 'if-match': obj.etag! }, body: edited })).ok);
+      for (const c of ['google', 'icloud']) assert.equal((await api('POST', `/connections/${c}/sweep`)).status, 202);
+      await eventually(() => mine(apptId).some((e) => e.status === 'confirmed' && e.start?.dateTime === '2026-12-11T18:30:00Z'), 15_000, 'the Google event restored');
+      await eventually(async () => (await inRadicale(apptId)).some((e) => e.summary === 'L. C. · Acupuncture'), 15_000, 'the CalDAV object restored');
+      const repairs = await eventually(async () => {
+        const items = (await api('GET', `/audit?entity=${apptId}&action=target.drift_repaired`)).body.items as { meta: { target: string; drift: string } }[];
+        return items.length >= 2 && items;
+      }, 15_000, 'two repairs audited');
+      assert.deepEqual(repairs.map((r) => `${r.meta.target}:${r.meta.drift}`).sort(), ['google:missing', 'icloud:changed']);
+      const m = await (await fetch(`${srv.url}/metrics`)).text();
+      assert.match(m, /meridian_target_drift_total\{platform="google-calendar",kind="missing"\} 1/);
+    });
+
     t('a patient cancellation removes the Google event and marks the feed entry cancelled', async () => {
       const r = await send({ event: 'canceled', bookingId: B, start: '2026-12-11T18:30:00Z', end: '2026-12-11T19:15:00Z', patient }, new Date(Date.now() + 2000));
       assert.equal(r.body.changes[0].outcome, 'updated');

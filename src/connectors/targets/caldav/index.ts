@@ -6,7 +6,7 @@
 //   updates it; an href or UID held by something else moves to the next generation.
 // - Stored objects carry no METHOD, a VTIMEZONE for every TZID, DTEND always (iCloud refuses events
 //   without it), SEQUENCE = our revision, CLASS:PRIVATE and our ids as X- properties.
-import { fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { parseCalendar, renderCalendar } from '../../shared/icalendar.ts';
 import { failureOf, forgetSession, get, pickCalendar, preconditions, put, remove, session } from './dav.ts';
 
@@ -112,6 +112,17 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (r.kind === 'ok') return ok(await linkAfterWrite(link.remoteId, r.etag, e.calendarId, link.generation, cal.value));
       if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return create(e, cal.value, link.generation);
       return fail(failureOf(r, 'update'));
+    },
+    async inspect(e, link) {
+      const r = await get(ctx, link.remoteId);
+      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok('missing');
+      if (r.kind !== 'ok') return fail(failureOf(r, 'read'));
+      try {
+        const ev = parseCalendar(r.body ?? '').events.find((x) => x.x[X_APPOINTMENT] === e.appointmentId);
+        return ok(driftOf(e, ev && { start: ev.start, end: ev.end, title: ev.summary }));
+      } catch {
+        return ok('changed');
+      }
     },
     async remove(link) {
       let r = await remove(ctx, link.remoteId, link.etag);

@@ -5,7 +5,7 @@
 // - update = PATCH by the stored id (404/410 → create again);
 // - remove = DELETE; 404 and 410 mean already gone, which is success.
 // Patients are never attendees (Google would e-mail them); our ids ride in extendedProperties.private.
-import { fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
 import { isUsageLimit, toFailure } from './errors.ts';
@@ -91,6 +91,14 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       // Deleted in Google's UI and Google refuses to restore it: move on to a fresh id.
       if (r.kind === 'http' && r.status === 403 && !isUsageLimit(r.error)) return create(e, calendarId, link.generation + 1);
       return failed(r, 'update');
+    },
+    async inspect(e, link) {
+      const r = await api.get(link.calendarId ?? defaultCalendar, link.remoteId);
+      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok('missing');
+      if (r.kind !== 'ok') return failed(r, 'read');
+      const ev = r.data;
+      if (!ev || ev.status === 'cancelled') return ok('missing');
+      return ok(driftOf(e, { start: ev.start?.dateTime, end: ev.end?.dateTime, title: ev.summary }));
     },
     async remove(link) {
       const calendarId = link.calendarId ?? defaultCalendar;

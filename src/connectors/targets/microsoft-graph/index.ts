@@ -7,10 +7,10 @@
 // - Delete: DELETE (silent; `cancel` would mail attendees and we never add any); 404 = done.
 // - Every call: `Prefer: IdType="ImmutableId"` and `outlook.timezone`; at most 4 requests in flight
 //   per mailbox; 429/503 honour Retry-After.
-import { fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure, retryAfterMs } from '../../shared/http.ts';
-import { utcToLocal } from '../../../domain/time.ts';
+import { localToUtc, utcToLocal } from '../../../domain/time.ts';
 
 export const PLATFORM = 'microsoft-graph';
 /** Our own property-set GUID: every Meridian extended property lives under it. */
@@ -55,6 +55,14 @@ const appTokens = new Map<string, { token: string; until: number }>();
 
 function wallTime(instant: string, tz: string): string {
   return utcToLocal(instant, tz).toPlainDateTime().toString({ smallestUnit: 'second' });
+}
+
+function localToInstant(t: { dateTime: string; timeZone: string }): string | undefined {
+  try {
+    return localToUtc(t.dateTime.slice(0, 19), t.timeZone);
+  } catch {
+    return undefined;
+  }
 }
 
 export function eventBody(e: TargetEvent): Record<string, unknown> {
@@ -215,6 +223,19 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (typeof b !== 'string') return fail(b);
       if (link && link.calendarId !== e.calendarId) return create(e, b, b, link.generation);
       return link ? update(e, b, b, link) : create(e, b, b, 0);
+    },
+    async inspect(e, link) {
+      const b = base(link.calendarId);
+      if (typeof b !== 'string') return fail(b);
+      const r = await call(b, 'GET', `${b}/events/${encodeURIComponent(link.remoteId)}?$select=subject,start,end`);
+      if (r.kind === 'http' && r.status === 404) return ok('missing');
+      if (r.kind !== 'ok') return fail(failure(r, 'read'));
+      // With `Prefer: outlook.timezone="UTC"` Graph answers wall times in UTC without an offset.
+      const utc = (t: unknown) => (t && typeof (t as { dateTime?: unknown }).dateTime === 'string' ? `${(t as { dateTime: string }).dateTime.replace(/Z$/, '').slice(0, 19)}Z` : undefined);
+      const j = r.json as { subject?: string; start?: unknown; end?: unknown };
+      const tz = (t: unknown) => (t as { timeZone?: string } | undefined)?.timeZone;
+      const asUtc = (t: unknown) => (tz(t) === 'UTC' || tz(t) === undefined ? utc(t) : localToInstant(t as { dateTime: string; timeZone: string }));
+      return ok(driftOf(e, { start: asUtc(j.start), end: asUtc(j.end), title: j.subject }));
     },
     async remove(link) {
       const b = base(link.calendarId);

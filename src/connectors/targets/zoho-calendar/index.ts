@@ -6,7 +6,7 @@
 //   a create first lists the appointment's time window for that marker (a retried create updates).
 // - Updates and deletes read the latest etag first (PUT replaces the whole event and needs it).
 // - Event data travels as the `eventdata` query parameter; times in GMT `yyyyMMdd'T'HHmmss'Z'`.
-import { fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure, retryAfterMs } from '../../shared/http.ts';
 
@@ -18,6 +18,14 @@ export function marker(appointmentId: string): string {
 
 export function zohoTime(instant: string): string {
   return new Date(instant).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** `20270312T090000Z` or `20270312T100000+0100` → an ISO instant. */
+export function fromZohoTime(t: string): string | undefined {
+  const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(Z|[+-]\d{4})$/.exec(t);
+  if (!m) return undefined;
+  const off = m[7] === 'Z' ? 'Z' : `${m[7].slice(0, 3)}:${m[7].slice(3)}`;
+  return new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${off}`).toISOString();
 }
 
 /** `https://accounts.zoho.eu` → `https://calendar.zoho.eu` (and .com, .in, .com.au, .jp, .com.cn). */
@@ -160,6 +168,13 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (cur && 'class' in cur) return fail(cur);
       if (!cur) return create(cal.value, e, link.generation + 1);
       return put(cal.value, e, cur, link.generation);
+    },
+    async inspect(e, link) {
+      if (!link.calendarId) return ok('missing');
+      const cur = await current(link.calendarId, link.remoteId);
+      if (cur && 'class' in cur) return fail(cur);
+      const t = (z: string | undefined) => (z ? fromZohoTime(z) : undefined);
+      return ok(driftOf(e, cur && { start: t(cur.dateandtime?.start), end: t(cur.dateandtime?.end), title: cur.title }));
     },
     async remove(link) {
       const cal = link.calendarId ?? (await calendarUid(undefined).then((c) => (c.ok ? c.value : undefined)));

@@ -1,0 +1,75 @@
+// Drift repair: read back what a calendar target holds for our events and put right what someone
+// deleted or edited by hand (policy `restore`, the default). Runs as a `target.sweep` job per
+// connection, periodically and on demand; every repair is audited and counted.
+import { getTarget } from '../connectors/registry.ts';
+import type { DriftState } from '../connectors/types.ts';
+import { getAppointment } from '../store/repo.ts';
+import { appendAudit } from '../store/audit.ts';
+import type { NewJob } from '../store/outbox.ts';
+import type { Job } from '../store/outbox.ts';
+import { connectionContext, loadConnection } from './connections.ts';
+import type { Hub } from './hub.ts';
+import { NameBook } from './render.ts';
+import { linkFromRow, syncTarget, targetEventFor } from './targets.ts';
+import type { JobResult } from './worker.ts';
+
+export const TARGET_SWEEP = 'target.sweep';
+/** How far back and ahead a sweep looks (past appointments are history; far future ones are few). */
+const PAST_MS = 86_400_000;
+const FUTURE_MS = 180 * 86_400_000;
+
+export function sweepJob(connectionId: string): NewJob {
+  return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
+}
+
+export interface SweepReport {
+  checked: number;
+  repaired: number;
+  drift: Partial<Record<DriftState, number>>;
+}
+
+export async function sweepConnection(hub: Hub, connectionId: string): Promise<SweepReport | { failure: string }> {
+  const conn = await loadConnection(hub, connectionId);
+  const target = getTarget(conn.record.platform);
+  if (!target?.client || conn.record.status !== 'active') return { checked: 0, repaired: 0, drift: {} };
+  const client = target.client(connectionContext(hub, conn));
+  if (!client.inspect) return { checked: 0, repaired: 0, drift: {} };
+  const now = hub.clock.now().getTime();
+  const links = await hub.store.db.selectFrom('target_link').innerJoin('appointment', 'appointment.id', 'target_link.appointment_id')
+    .select(['target_link.appointment_id', 'target_link.remote_id', 'target_link.calendar_id', 'target_link.etag', 'target_link.generation', 'target_link.data'])
+    .where('target_link.connection_id', '=', connectionId).where('target_link.state', '=', 'live')
+    .where('appointment.end_at', '>', new Date(now - PAST_MS).toISOString()).where('appointment.start_at', '<', new Date(now + FUTURE_MS).toISOString())
+    .execute();
+  const book = new NameBook(hub.store.db);
+  const report: SweepReport = { checked: 0, repaired: 0, drift: {} };
+  for (const l of links) {
+    const appt = await getAppointment(hub.store.db, l.appointment_id);
+    if (!appt) continue;
+    const link = linkFromRow(l);
+    const expected = await targetEventFor(book, appt, conn.record, link.calendarId);
+    const state = await client.inspect(expected, link);
+    if (!state.ok) {
+      if (state.failure.class === 'auth' || state.failure.class === 'throttled') return { failure: `${state.failure.class}: ${state.failure.message}` };
+      continue;
+    }
+    report.checked++;
+    report.drift[state.value] = (report.drift[state.value] ?? 0) + 1;
+    if (state.value === 'in_sync') continue;
+    hub.metrics.drift.inc({ platform: conn.record.platform, kind: state.value });
+    const r = await syncTarget(hub, appt.id, connectionId, { force: true });
+    if (r.ok) report.repaired++;
+    await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{
+      at: hub.clock.now().toISOString(), actor: `worker:${hub.nodeId}`, action: r.ok ? 'target.drift_repaired' : 'target.drift_found',
+      entityType: 'appointment', entityId: appt.id, meta: { target: connectionId, drift: state.value, ...(r.ok ? {} : { error: r.failure.message }) },
+    }]));
+  }
+  return report;
+}
+
+export async function runSweepJob(hub: Hub, job: Job): Promise<JobResult> {
+  const { connectionId } = job.payload as { connectionId: string };
+  const r = await sweepConnection(hub, connectionId);
+  if ('failure' in r) return { ok: false, failure: { class: r.failure.startsWith('auth') ? 'auth' : 'throttled', message: r.failure }, connectionId };
+  if (r.repaired) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
+  return { ok: true, note: `checked ${r.checked}, repaired ${r.repaired}` };
+}
