@@ -151,8 +151,8 @@ export const connector: TargetConnector = {
     ],
     fidelity:
       'Events written into a CalDAV calendar (iCloud by default; any RFC 4791 server by base URL) with conditional '
-      + 'writes (If-None-Match / If-Match), so a retry never duplicates and a hand edit is never silently overwritten '
-      + 'without re-reading it. Calendars are found by discovery; a practitioner binding names the calendar by its '
+      + 'writes (If-None-Match / If-Match), so a retry never duplicates; a hand edit is detected (412) and, under the default '
+      + 'restore policy, replaced by the appointment as it is. Calendars are found by discovery; a practitioner binding names the calendar by its '
       + 'display name or URL.',
     capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: true },
   },
