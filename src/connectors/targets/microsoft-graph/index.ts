@@ -9,7 +9,8 @@
 //   per mailbox; 429/503 honour Retry-After.
 import { driftOf, fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
-import { networkFailure, retryAfterMs } from '../../shared/http.ts';
+import { networkFailure } from '../../shared/http.ts';
+import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
 import { localToUtc, utcToLocal } from '../../../domain/time.ts';
 
 export const PLATFORM = 'microsoft-graph';
@@ -84,8 +85,6 @@ export function eventBody(e: TargetEvent): Record<string, unknown> {
   };
 }
 
-type Answer = { kind: 'ok'; status: number; json?: Record<string, unknown> } | { kind: 'http'; status: number; code?: string; retryAfterMs?: number } | { kind: 'failed'; failure: ConnectorFailure };
-
 export function createClient(ctx: ConnectionContext): TargetClient {
   const mode: Mode = ctx.config.mode === 'application' ? 'application' : 'delegated';
   const tenant = (ctx.config.tenant as string | undefined) ?? (mode === 'application' ? undefined : 'common');
@@ -137,50 +136,18 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     return `/users/${encodeURIComponent(mailbox)}`;
   }
 
-  async function call(mailbox: string, method: string, path: string, body?: unknown, ifMatch?: string): Promise<Answer> {
-    return gateFor(`${ctx.connectionId}|${mailbox}`).run(async () => {
-      let tok = await token();
-      for (let attempt = 0; attempt < 2; attempt++) {
-        if (typeof tok !== 'string') return { kind: 'failed', failure: tok };
-        let res: Response;
-        try {
-          res = await ctx.fetch(`${ctx.baseUrl}/v1.0${path}`, {
-            method,
-            headers: {
-              authorization: `Bearer ${tok}`, accept: 'application/json',
-              prefer: `IdType="ImmutableId", outlook.timezone="UTC"`,
-              ...(body ? { 'content-type': 'application/json' } : {}),
-              ...(ifMatch ? { 'if-match': ifMatch } : {}),
-            },
-            body: body ? JSON.stringify(body) : undefined,
-            signal: AbortSignal.timeout(30_000),
-          });
-        } catch (err) {
-          return { kind: 'failed', failure: networkFailure(err) };
-        }
-        if (res.status === 401 && attempt === 0) {
-          await res.body?.cancel().catch(() => undefined);
-          tok = await token(tok);
-          continue;
-        }
-        const text = await res.text().catch(() => '');
-        let json: Record<string, unknown> | undefined;
-        try {
-          json = text ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        if (res.ok) return { kind: 'ok', status: res.status, json };
-        const code = (json?.error as { code?: string } | undefined)?.code;
-        return { kind: 'http', status: res.status, code: typeof code === 'string' && /^[A-Za-z_]{1,64}$/.test(code) ? code : undefined, retryAfterMs: retryAfterMs(res.headers) };
-      }
-      return { kind: 'failed', failure: { class: 'auth', status: 401, message: 'Microsoft Graph refused the token after a refresh' } };
-    });
+  function call(mailbox: string, method: string, path: string, body?: unknown, ifMatch?: string): Promise<JsonAnswer> {
+    return gateFor(`${ctx.connectionId}|${mailbox}`).run(() => callJson(ctx, {
+      method, url: `${ctx.baseUrl}/v1.0${path}`, body,
+      headers: { prefer: 'IdType="ImmutableId", outlook.timezone="UTC"', ...(ifMatch ? { 'if-match': ifMatch } : {}) },
+    }, token, (tok) => ({ authorization: `Bearer ${tok}` })));
   }
 
-  function failure(a: Exclude<Answer, { kind: 'ok' }>, op: string): ConnectorFailure {
+  function failure(a: Exclude<JsonAnswer, { kind: 'ok' }>, op: string): ConnectorFailure {
     if (a.kind === 'failed') return { ...a.failure, message: `Microsoft Graph ${op}: ${a.failure.message}` };
-    const message = `Microsoft Graph ${op}: HTTP ${a.status}${a.code ? ` ${a.code}` : ''}`;
+    const raw = (a.json?.error as { code?: unknown } | undefined)?.code;
+    const code = typeof raw === 'string' && /^[A-Za-z_]{1,64}$/.test(raw) ? raw : undefined;
+    const message = `Microsoft Graph ${op}: HTTP ${a.status}${code ? ` ${code}` : ''}`;
     if (a.status === 429 || ((a.status === 503 || a.status === 504) && a.retryAfterMs !== undefined)) return { class: 'throttled', status: a.status, retryAfterMs: a.retryAfterMs, message };
     if (a.status >= 500) return { class: 'transient', status: a.status, message };
     if (a.status === 401) return { class: 'auth', status: 401, message };

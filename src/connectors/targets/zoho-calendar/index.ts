@@ -8,7 +8,8 @@
 // - Event data travels as the `eventdata` query parameter; times in GMT `yyyyMMdd'T'HHmmss'Z'`.
 import { driftOf, fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
-import { networkFailure, retryAfterMs } from '../../shared/http.ts';
+import { networkFailure } from '../../shared/http.ts';
+import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
 
 export const PLATFORM = 'zoho-calendar';
 
@@ -42,8 +43,6 @@ interface ZohoEvent {
   dateandtime?: { start: string; end: string; timezone?: string };
 }
 
-type Answer = { kind: 'ok'; status: number; json?: Record<string, unknown> } | { kind: 'http'; status: number; retryAfterMs?: number } | { kind: 'failed'; failure: ConnectorFailure };
-
 function eventData(e: TargetEvent, etag?: number | string): Record<string, unknown> {
   const description = [e.description, marker(e.appointmentId)].filter(Boolean).join('\n');
   return {
@@ -65,43 +64,22 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     : undefined;
   const api = `${ctx.baseUrl || calendarHostFor(accounts)}/api/v1`;
 
-  async function call(method: string, path: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Answer> {
-    if (!session) return { kind: 'failed', failure: { class: 'auth', message: 'Zoho Calendar is not connected: set clientId, clientSecret and refreshToken' } };
-    let rejected: string | undefined;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      let tok: string;
-      try {
-        tok = rejected === undefined ? await session.accessToken() : await session.refresh();
-      } catch (err) {
-        return { kind: 'failed', failure: err instanceof AuthFailure ? err.failure : networkFailure(err) };
-      }
-      const url = new URL(`${api}${path}`);
-      for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-      let res: Response;
-      try {
-        res = await ctx.fetch(url, { method, headers: { authorization: `Zoho-oauthtoken ${tok}`, accept: 'application/json', ...headers }, signal: AbortSignal.timeout(30_000) });
-      } catch (err) {
-        return { kind: 'failed', failure: networkFailure(err) };
-      }
-      if (res.status === 401 && attempt === 0) {
-        await res.body?.cancel().catch(() => undefined);
-        rejected = tok;
-        continue;
-      }
-      const text = await res.text().catch(() => '');
-      let json: Record<string, unknown> | undefined;
-      try {
-        json = text ? JSON.parse(text) : undefined;
-      } catch {
-        json = undefined;
-      }
-      if (res.ok) return { kind: 'ok', status: res.status, json };
-      return { kind: 'http', status: res.status, retryAfterMs: retryAfterMs(res.headers) };
+  const token = async (rejected?: string): Promise<string | ConnectorFailure> => {
+    if (!session) return { class: 'auth', message: 'Zoho Calendar is not connected: set clientId, clientSecret and refreshToken' };
+    try {
+      return rejected === undefined ? await session.accessToken() : await session.refresh();
+    } catch (err) {
+      return err instanceof AuthFailure ? err.failure : networkFailure(err);
     }
-    return { kind: 'failed', failure: { class: 'auth', status: 401, message: 'Zoho refused the token after a refresh' } };
+  };
+
+  function call(method: string, path: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<JsonAnswer> {
+    const url = new URL(`${api}${path}`);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    return callJson(ctx, { method, url, headers }, token, (tok) => ({ authorization: `Zoho-oauthtoken ${tok}` }));
   }
 
-  function failure(a: Exclude<Answer, { kind: 'ok' }>, op: string): ConnectorFailure {
+  function failure(a: Exclude<JsonAnswer, { kind: 'ok' }>, op: string): ConnectorFailure {
     if (a.kind === 'failed') return { ...a.failure, message: `Zoho Calendar ${op}: ${a.failure.message}` };
     const message = `Zoho Calendar ${op}: HTTP ${a.status}`;
     if (a.status === 429) return { class: 'throttled', status: 429, retryAfterMs: a.retryAfterMs, message };
