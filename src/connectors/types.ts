@@ -212,14 +212,24 @@ export interface TargetClient {
   /** Remove the event. Already gone is success. */
   remove(link: LinkState, appointmentId: string): Promise<WriteOutcome<void>>;
   /** Read the event back: gone, changed by someone (times or title), or as we wrote it. */
-  inspect?(event: TargetEvent, link: LinkState): Promise<WriteOutcome<DriftState>>;
+  inspect?(event: TargetEvent, link: LinkState): Promise<WriteOutcome<Inspection>>;
+}
+
+/** A read-back: the drift, and the times the target holds now (UTC instants) when it holds the event. */
+export interface Inspection {
+  state: DriftState;
+  start?: string;
+  end?: string;
 }
 
 /** The comparison every connector makes on read-back: same instants and same title. */
-export function driftOf(expected: TargetEvent, remote: { start?: string | null; end?: string | null; title?: string | null } | undefined): DriftState {
-  if (!remote) return 'missing';
-  const same = (a: string | null | undefined, b: string) => a != null && Date.parse(a) === Date.parse(b);
-  return same(remote.start, expected.start) && same(remote.end, expected.end) && (remote.title ?? '') === expected.title ? 'in_sync' : 'changed';
+export function driftOf(expected: TargetEvent, remote: { start?: string | null; end?: string | null; title?: string | null } | undefined): Inspection {
+  if (!remote) return { state: 'missing' };
+  const instant = (t: string | null | undefined) => (t != null && Number.isFinite(Date.parse(t)) ? new Date(t).toISOString() : undefined);
+  const start = instant(remote.start);
+  const end = instant(remote.end);
+  const same = start === new Date(expected.start).toISOString() && end === new Date(expected.end).toISOString() && (remote.title ?? '') === expected.title;
+  return { state: same ? 'in_sync' : 'changed', start, end };
 }
 
 /** One appointment in a published feed: the rendered event plus its lifecycle stamps. */

@@ -1,8 +1,11 @@
-// Drift repair: read back what a calendar target holds for our events and put right what someone
-// deleted or edited by hand (policy `restore`, the default). Runs as a `target.sweep` job per
-// connection, periodically and on demand; every repair is audited and counted.
+// Drift repair and two-way edits: read back what a calendar target holds for our events. Under the
+// default policy `restore`, what someone deleted or edited by hand is put right; under `accept`
+// (connection config `twoWay: accept`), a practitioner who moves or deletes one of our events in
+// their own calendar makes a staff edit (reschedule / cancel) that flows everywhere like any other.
+// Our own writes read back unchanged are `in_sync` and never fed back in (no loops). Runs as a
+// `target.sweep` job per connection, periodically and on demand; every step is audited and counted.
 import { getTarget } from '../connectors/registry.ts';
-import type { DriftState } from '../connectors/types.ts';
+import type { DriftState, Inspection, WriteOutcome } from '../connectors/types.ts';
 import { getAppointment } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
 import type { NewJob } from '../store/outbox.ts';
@@ -11,6 +14,7 @@ import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
 import { NameBook } from './render.ts';
 import { linkFromRow, syncTarget, targetEventFor } from './targets.ts';
+import { staffCancel, staffReschedule } from './staff.ts';
 import type { JobResult } from './worker.ts';
 
 export const TARGET_SWEEP = 'target.sweep';
@@ -22,18 +26,27 @@ export function sweepJob(connectionId: string): NewJob {
   return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
 }
 
+/** What to do when a practitioner moved or deleted one of our events in their own calendar. */
+export type TwoWayPolicy = 'restore' | 'accept';
+
+export function policyOf(config: Record<string, unknown>): TwoWayPolicy {
+  return config.twoWay === 'accept' ? 'accept' : 'restore';
+}
+
 export interface SweepReport {
   checked: number;
   repaired: number;
+  /** Changes taken over from the calendar (policy `accept`). */
+  accepted: number;
   drift: Partial<Record<DriftState, number>>;
 }
 
 export async function sweepConnection(hub: Hub, connectionId: string): Promise<SweepReport | { failure: string }> {
   const conn = await loadConnection(hub, connectionId);
   const target = getTarget(conn.record.platform);
-  if (!target?.client || conn.record.status !== 'active') return { checked: 0, repaired: 0, drift: {} };
+  if (!target?.client || conn.record.status !== 'active') return { checked: 0, repaired: 0, accepted: 0, drift: {} };
   const client = target.client(connectionContext(hub, conn));
-  if (!client.inspect) return { checked: 0, repaired: 0, drift: {} };
+  if (!client.inspect) return { checked: 0, repaired: 0, accepted: 0, drift: {} };
   const now = hub.clock.now().getTime();
   const links = await hub.store.db.selectFrom('target_link').innerJoin('appointment', 'appointment.id', 'target_link.appointment_id')
     .select(['target_link.appointment_id', 'target_link.remote_id', 'target_link.calendar_id', 'target_link.etag', 'target_link.generation', 'target_link.data'])
@@ -41,27 +54,50 @@ export async function sweepConnection(hub: Hub, connectionId: string): Promise<S
     .where('appointment.end_at', '>', new Date(now - PAST_MS).toISOString()).where('appointment.start_at', '<', new Date(now + FUTURE_MS).toISOString())
     .execute();
   const book = new NameBook(hub.store.db);
-  const report: SweepReport = { checked: 0, repaired: 0, drift: {} };
+  const report: SweepReport = { checked: 0, repaired: 0, accepted: 0, drift: {} };
   for (const l of links) {
     const appt = await getAppointment(hub.store.db, l.appointment_id);
     if (!appt) continue;
     const link = linkFromRow(l);
     const expected = await targetEventFor(book, appt, conn.record, link.calendarId);
-    const state = await client.inspect(expected, link);
+    const state: WriteOutcome<Inspection> = await client.inspect(expected, link);
     if (!state.ok) {
       if (state.failure.class === 'auth' || state.failure.class === 'throttled') return { failure: `${state.failure.class}: ${state.failure.message}` };
       continue;
     }
     report.checked++;
-    report.drift[state.value] = (report.drift[state.value] ?? 0) + 1;
-    if (state.value === 'in_sync') continue;
-    hub.metrics.drift.inc({ platform: conn.record.platform, kind: state.value });
+    const drift = state.value.state;
+    report.drift[drift] = (report.drift[drift] ?? 0) + 1;
+    if (drift === 'in_sync') continue;
+    hub.metrics.drift.inc({ platform: conn.record.platform, kind: drift });
+    const actor = `target:${connectionId}`;
+    const audit = (action: string, meta: Record<string, unknown>) => hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{
+      at: hub.clock.now().toISOString(), actor, action, entityType: 'appointment', entityId: appt.id, meta: { target: connectionId, drift, ...meta },
+    }]));
+    // Two-way policy `accept`: the practitioner's own move or deletion becomes a staff edit.
+    if (policyOf(conn.record.config) === 'accept' && appt.status !== 'cancelled') {
+      const { start, end } = state.value;
+      const moved = drift === 'changed' && start && end && (start !== new Date(appt.start).toISOString() || end !== new Date(appt.end).toISOString());
+      try {
+        if (drift === 'missing') {
+          await staffCancel(hub, appt.id, `deleted in ${conn.record.name}`, actor);
+          await audit('target.change_accepted', { change: 'deleted' });
+          report.accepted++;
+          continue;
+        }
+        if (moved) {
+          await staffReschedule(hub, appt.id, { start, end, override: true }, actor);
+          await audit('target.change_accepted', { change: 'moved', start, end });
+          report.accepted++;
+          continue;
+        }
+      } catch (err) {
+        await audit('target.change_refused', { error: (err as Error).message });
+      }
+    }
     const r = await syncTarget(hub, appt.id, connectionId, { force: true });
     if (r.ok) report.repaired++;
-    await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{
-      at: hub.clock.now().toISOString(), actor: `worker:${hub.nodeId}`, action: r.ok ? 'target.drift_repaired' : 'target.drift_found',
-      entityType: 'appointment', entityId: appt.id, meta: { target: connectionId, drift: state.value, ...(r.ok ? {} : { error: r.failure.message }) },
-    }]));
+    await audit(r.ok ? 'target.drift_repaired' : 'target.drift_found', r.ok ? {} : { error: r.failure.message });
   }
   return report;
 }
@@ -70,6 +106,6 @@ export async function runSweepJob(hub: Hub, job: Job): Promise<JobResult> {
   const { connectionId } = job.payload as { connectionId: string };
   const r = await sweepConnection(hub, connectionId);
   if ('failure' in r) return { ok: false, failure: { class: r.failure.startsWith('auth') ? 'auth' : 'throttled', message: r.failure }, connectionId };
-  if (r.repaired) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
-  return { ok: true, note: `checked ${r.checked}, repaired ${r.repaired}` };
+  if (r.repaired || r.accepted) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
+  return { ok: true, note: `checked ${r.checked}, repaired ${r.repaired}, accepted ${r.accepted}` };
 }

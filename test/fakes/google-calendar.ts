@@ -18,6 +18,7 @@
 //   g.fail(n, status, headers?)   answer the next n API requests with this status (429, 500, 401, …)
 //   g.expireTokens() invalidate every access token issued so far (next call gets 401)
 //   g.deleteBehindOurBack(cal, id) delete an event as a user would in Google's UI
+//   g.editBehindOurBack(cal, id, patch) edit an event as a user would (new etag)
 //   g.refuseRestore(cal, id)       make PATCH on that deleted id answer 403 (Google refusing to undelete)
 //   g.close()
 import http from 'node:http';
@@ -71,6 +72,7 @@ export interface FakeGoogle {
   fail(n: number, status: number, headers?: Record<string, string>): void;
   expireTokens(): void;
   deleteBehindOurBack(calendarId: string, eventId: string): void;
+  editBehindOurBack(calendarId: string, eventId: string, patch: GEvent): void;
   refuseRestore(calendarId: string, eventId: string): void;
   close(): Promise<void>;
 }
@@ -101,6 +103,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     expireTokens: () => tokens.clear(),
     deleteBehindOurBack: (c, id) => { const e = cal(c).get(id); if (e) e.status = 'cancelled'; },
+    editBehindOurBack: (c, id, patch) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, ...patch, etag: `"${++etagN}"` }); },
     refuseRestore: (c, id) => refused.add(`${c}/${id}`),
     close: () => new Promise((r) => server.close(() => r())),
   };

@@ -115,13 +115,13 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     },
     async inspect(e, link) {
       const r = await get(ctx, link.remoteId);
-      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok('missing');
+      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok({ state: 'missing' });
       if (r.kind !== 'ok') return fail(failureOf(r, 'read'));
       try {
         const ev = parseCalendar(r.body ?? '').events.find((x) => x.x[X_APPOINTMENT] === e.appointmentId);
         return ok(driftOf(e, ev && { start: ev.start, end: ev.end, title: ev.summary }));
       } catch {
-        return ok('changed');
+        return ok({ state: 'changed' });
       }
     },
     async remove(link) {

@@ -94,10 +94,10 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     },
     async inspect(e, link) {
       const r = await api.get(link.calendarId ?? defaultCalendar, link.remoteId);
-      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok('missing');
+      if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok({ state: 'missing' });
       if (r.kind !== 'ok') return failed(r, 'read');
       const ev = r.data;
-      if (!ev || ev.status === 'cancelled') return ok('missing');
+      if (!ev || ev.status === 'cancelled') return ok({ state: 'missing' });
       return ok(driftOf(e, { start: ev.start?.dateTime, end: ev.end?.dateTime, title: ev.summary }));
     },
     async remove(link) {

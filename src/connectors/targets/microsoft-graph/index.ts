@@ -195,7 +195,7 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       const b = base(link.calendarId);
       if (typeof b !== 'string') return fail(b);
       const r = await call(b, 'GET', `${b}/events/${encodeURIComponent(link.remoteId)}?$select=subject,start,end`);
-      if (r.kind === 'http' && r.status === 404) return ok('missing');
+      if (r.kind === 'http' && r.status === 404) return ok({ state: 'missing' });
       if (r.kind !== 'ok') return fail(failure(r, 'read'));
       // With `Prefer: outlook.timezone="UTC"` Graph answers wall times in UTC without an offset.
       const utc = (t: unknown) => (t && typeof (t as { dateTime?: unknown }).dateTime === 'string' ? `${(t as { dateTime: string }).dateTime.replace(/Z$/, '').slice(0, 19)}Z` : undefined);

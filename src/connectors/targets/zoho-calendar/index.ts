@@ -148,7 +148,7 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       return put(cal.value, e, cur, link.generation);
     },
     async inspect(e, link) {
-      if (!link.calendarId) return ok('missing');
+      if (!link.calendarId) return ok({ state: 'missing' });
       const cur = await current(link.calendarId, link.remoteId);
       if (cur && 'class' in cur) return fail(cur);
       const t = (z: string | undefined) => (z ? fromZohoTime(z) : undefined);

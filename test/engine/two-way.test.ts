@@ -1,0 +1,80 @@
+// Two-way edits with policy `accept`: a practitioner who moves or deletes one of our events in their
+// own Google Calendar makes a staff edit; our own writes read back are never fed back in; a title
+// edited by hand is restored (the text is ours).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { applyConfig } from '../../src/config/apply.ts';
+import { staffCreate } from '../../src/engine/staff.ts';
+import { drain } from '../../src/engine/worker.ts';
+import { sweepConnection } from '../../src/engine/drift.ts';
+import { getAppointment } from '../../src/store/repo.ts';
+import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
+import { tempDir } from '../helpers.ts';
+
+let g: FakeGoogle;
+let hub: Hub;
+const dir = tempDir();
+const CAL = 'okafor@clinic';
+
+before(async () => {
+  g = await startFakeGoogle();
+  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken } });
+  const c = parseConfig(`
+clinic: { id: c, name: Clinic, timeZone: Europe/London }
+locations: [{ id: l, name: Main }]
+practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
+connections:
+  - id: google
+    platform: google-calendar
+    baseUrl: ${g.url}
+    config: { tokenUrl: ${g.tokenUrl}, twoWay: accept }
+    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
+`, 'test.yaml');
+  await applyConfig(hub, c.config, c.hash, 'test');
+});
+after(async () => {
+  await hub.store.close();
+  await g.close();
+  dir.cleanup();
+});
+
+const inFuture = (days: number, hour: number) => new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + days, hour)).toISOString();
+const eventOf = (id: string) => g.events(CAL).find((e) => e.extendedProperties?.private?.meridianAppointmentId === id)!;
+
+test('a practitioner moving our event in their calendar reschedules the appointment, once', async () => {
+  const a = await staffCreate(hub, { practitionerId: 'okafor', start: inFuture(3, 10), end: inFuture(3, 11), patient: { name: 'Ana Silva' } }, 'test');
+  await drain(hub);
+  const ev = eventOf(a.id);
+  g.editBehindOurBack(CAL, ev.id!, { start: { dateTime: inFuture(4, 14), timeZone: 'Europe/London' }, end: { dateTime: inFuture(4, 15), timeZone: 'Europe/London' } });
+  const r = await sweepConnection(hub, 'google');
+  assert.ok(!('failure' in r));
+  assert.equal(r.accepted, 1);
+  const moved = (await getAppointment(hub.store.db, a.id))!;
+  assert.equal(moved.start, inFuture(4, 14).replace('.000Z', 'Z'));
+  assert.equal(moved.revision, 2);
+  const audit = await hub.store.db.selectFrom('audit').select(['action', 'actor']).where('entity_id', '=', a.id).execute();
+  assert.ok(audit.some((x) => x.action === 'appointment.rescheduled' && x.actor === 'target:google'));
+  await drain(hub);
+  const writes = g.requests.length;
+  const again = await sweepConnection(hub, 'google');
+  assert.ok(!('failure' in again));
+  assert.deepEqual([again.accepted, again.repaired, again.drift.in_sync], [0, 0, 1], 'our own write read back is not a change');
+  assert.equal(g.requests.filter((q) => q.method !== 'GET').length, g.requests.slice(0, writes).filter((q) => q.method !== 'GET').length);
+});
+
+test('a title edited by hand is restored; an event deleted by hand cancels the appointment', async () => {
+  const a = await staffCreate(hub, { practitionerId: 'okafor', start: inFuture(5, 10), end: inFuture(5, 11), patient: { name: 'Ben Ode' } }, 'test');
+  await drain(hub);
+  g.editBehindOurBack(CAL, eventOf(a.id).id!, { summary: 'lunch' });
+  let r = await sweepConnection(hub, 'google');
+  assert.ok(!('failure' in r));
+  assert.equal(r.repaired, 1);
+  assert.equal(eventOf(a.id).summary, 'B. O. · Appointment');
+  g.deleteBehindOurBack(CAL, eventOf(a.id).id!);
+  r = await sweepConnection(hub, 'google');
+  assert.ok(!('failure' in r));
+  assert.equal(r.accepted, 1);
+  assert.equal((await getAppointment(hub.store.db, a.id))!.status, 'cancelled');
+});
