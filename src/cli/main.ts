@@ -296,9 +296,10 @@ program.command('send-sample').argument('<connection>', 'a source connection id'
       const start = localToUtc(`${day}T10:00:00`, clinic.time_zone);
       const id = o.cancel ?? (await import('node:crypto')).randomUUID();
       const hostRef = Object.keys(conn.record.refs.practitioners ?? {})[0];
+      const serviceRef = Object.keys(conn.record.refs.services ?? {})[0];
       const sample = src.sampleWebhook({
         event: o.cancel ? 'canceled' : 'created', bookingId: id, start, end: new Date(Date.parse(start) + 45 * 60_000).toISOString().replace('.000Z', 'Z'),
-        timeZone: clinic.time_zone, patient: { name: 'Jordan Rivera', email: 'jordan.rivera@example.org' }, hostRef,
+        timeZone: clinic.time_zone, patient: { name: 'Jordan Rivera', email: 'jordan.rivera@example.org' }, hostRef, serviceRef,
       }, conn.secrets, new Date());
       return { ...sample, bookingId: id };
     });

@@ -37,8 +37,11 @@ export function syncJob(appointmentId: string, targetId: string): NewJob {
 export async function targetJobsFor(db: Exec, next: Appointment, before?: Appointment, cache?: TtlCache): Promise<NewJob[]> {
   const ids = new Set((await bindingsFor(db, next, cache)).map((b) => b.connection));
   if (before && before.practitionerId !== next.practitionerId) for (const b of await bindingsFor(db, before, cache)) ids.add(b.connection);
-  const links = await db.selectFrom('target_link').select('connection_id').where('appointment_id', '=', next.id).where('state', '=', 'live').execute();
-  for (const l of links) ids.add(l.connection_id);
+  // A new appointment has no events anywhere yet; an existing one may sit in targets it no longer binds to.
+  if (before) {
+    const links = await db.selectFrom('target_link').select('connection_id').where('appointment_id', '=', next.id).where('state', '=', 'live').execute();
+    for (const l of links) ids.add(l.connection_id);
+  }
   return [...ids].sort().map((t) => syncJob(next.id, t));
 }
 
