@@ -213,6 +213,13 @@ export interface TargetClient {
   remove(link: LinkState, appointmentId: string): Promise<WriteOutcome<void>>;
   /** Read the event back: gone, changed by someone (times or title), or as we wrote it. */
   inspect?(event: TargetEvent, link: LinkState): Promise<WriteOutcome<Inspection>>;
+  /** Busy intervals in a calendar that are not our events (personal time, other meetings). */
+  busy?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<BusyInterval[]>>;
+}
+
+export interface BusyInterval {
+  start: string;
+  end: string;
 }
 
 /** A read-back: the drift, and the times the target holds now (UTC instants) when it holds the event. */

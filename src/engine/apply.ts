@@ -8,7 +8,7 @@ import { appendAudit, type AuditInput } from '../store/audit.ts';
 import { enqueue, type NewJob } from '../store/outbox.ts';
 import type { DB } from '../store/schema.ts';
 import {
-  getAppointment, getRef, overlapCandidates, saveAppointment, saveRef, type ConnectionRecord, type Exec,
+  busyOverlaps, getAppointment, getRef, overlapCandidates, saveAppointment, saveRef, type ConnectionRecord, type Exec,
 } from '../store/repo.ts';
 import type { Hub } from './hub.ts';
 import { targetJobsFor } from './targets.ts';
@@ -84,17 +84,23 @@ async function clinicZone(trx: Exec, cache: TtlCache, clinicId: string): Promise
  * Recompute conflicts for `appt` and for everything it collided with before or collides with now.
  * Returns the appointment's new conflict list. Conflict changes do not bump revisions.
  */
+/** Everything `appt` collides with: other appointments (same practitioner or room) and busy blocks of the practitioner's own calendars. */
+export async function conflictsOf(trx: Exec, appt: Appointment): Promise<string[]> {
+  const withAppointments = findConflicts(appt, await overlapCandidates(trx, appt));
+  const withBusy = (await busyOverlaps(trx, appt)).map((b) => b.id);
+  return [...withAppointments, ...withBusy];
+}
+
 export async function refreshConflicts(trx: Exec, appt: Appointment, previous: string[]): Promise<string[]> {
-  const cands = await overlapCandidates(trx, appt);
-  const now = findConflicts(appt, cands);
+  const now = await conflictsOf(trx, appt);
   if (now.join() !== appt.conflicts.join()) {
     appt.conflicts = now;
     await trx.updateTable('appointment').set({ conflicts: JSON.stringify(now) }).where('id', '=', appt.id).execute();
   }
   for (const id of new Set([...previous, ...now])) {
-    const other = await getAppointment(trx, id);
+    const other = id.startsWith('busy:') ? undefined : await getAppointment(trx, id);
     if (!other) continue;
-    const theirs = findConflicts(other, await overlapCandidates(trx, other));
+    const theirs = await conflictsOf(trx, other);
     if (theirs.join() !== other.conflicts.join()) {
       await trx.updateTable('appointment').set({ conflicts: JSON.stringify(theirs) }).where('id', '=', id).execute();
     }

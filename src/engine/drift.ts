@@ -5,9 +5,10 @@
 // Our own writes read back unchanged are `in_sync` and never fed back in (no loops). Runs as a
 // `target.sweep` job per connection, periodically and on demand; every step is audited and counted.
 import { getTarget } from '../connectors/registry.ts';
-import type { DriftState, Inspection, WriteOutcome } from '../connectors/types.ts';
-import { getAppointment } from '../store/repo.ts';
-import { appendAudit } from '../store/audit.ts';
+import type { DriftState, Inspection, TargetClient, WriteOutcome } from '../connectors/types.ts';
+import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../store/repo.ts';
+import { appendAudit, type AuditInput } from '../store/audit.ts';
+import { refreshConflicts } from './apply.ts';
 import type { NewJob } from '../store/outbox.ts';
 import type { Job } from '../store/outbox.ts';
 import { connectionContext, loadConnection } from './connections.ts';
@@ -38,6 +39,8 @@ export interface SweepReport {
   repaired: number;
   /** Changes taken over from the calendar (policy `accept`). */
   accepted: number;
+  /** Busy blocks read from the practitioners' calendars (events that are not ours). */
+  busy?: number;
   drift: Partial<Record<DriftState, number>>;
 }
 
@@ -99,7 +102,50 @@ export async function sweepConnection(hub: Hub, connectionId: string): Promise<S
     if (r.ok) report.repaired++;
     await audit(r.ok ? 'target.drift_repaired' : 'target.drift_found', r.ok ? {} : { error: r.failure.message });
   }
+  if (client.busy && conn.record.config.busyTimes !== false) report.busy = await refreshBusy(hub, conn.record.id, client);
   return report;
+}
+
+const BUSY_AHEAD_MS = 60 * 86_400_000;
+
+/**
+ * Read the busy times of every practitioner calendar this connection writes to, replace what we had,
+ * and recompute the conflicts of their upcoming appointments (a personal event over a booking is a
+ * double booking, audited like one). Returns the number of busy blocks found.
+ */
+async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient): Promise<number> {
+  const db = hub.store.db;
+  const from = hub.clock.now();
+  const to = new Date(from.getTime() + BUSY_AHEAD_MS);
+  const practitioners = await db.selectFrom('practitioner').select(['id', 'targets']).where('active', '=', 1).execute();
+  let found = 0;
+  for (const p of practitioners) {
+    const binding = (JSON.parse(p.targets) as TargetBinding[]).find((b) => b.connection === connectionId);
+    if (!binding) continue;
+    const r = await client.busy!({ from, to }, binding.calendar);
+    if (!r.ok) {
+      hub.log.warn({ connection: connectionId, practitioner: p.id, class: r.failure.class }, 'reading busy times failed');
+      continue;
+    }
+    found += r.value.length;
+    const at = hub.clock.now().toISOString();
+    await db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('busy_block').where('connection_id', '=', connectionId).where('practitioner_id', '=', p.id).execute();
+      for (const b of r.value) {
+        await trx.insertInto('busy_block').values({ connection_id: connectionId, practitioner_id: p.id, start_at: dbInstant(b.start), end_at: dbInstant(b.end), fetched_at: at }).execute();
+      }
+      const appts = await listAppointments(trx, { practitionerId: p.id, from: from.toISOString(), to: to.toISOString(), status: ['booked', 'requested'] });
+      const audit: AuditInput[] = [];
+      for (const a of appts) {
+        const before = a.conflicts;
+        const now = await refreshConflicts(trx, a, before);
+        const fresh = now.filter((id) => id.startsWith('busy:') && !before.includes(id));
+        if (fresh.length) audit.push({ at, actor: `target:${connectionId}`, action: 'appointment.double_booked', entityType: 'appointment', entityId: a.id, meta: { with: fresh, source: 'calendar' } });
+      }
+      await appendAudit(trx, hub.store.dialect, audit);
+    });
+  }
+  return found;
 }
 
 export async function runSweepJob(hub: Hub, job: Job): Promise<JobResult> {

@@ -10,7 +10,7 @@ import type { Appointment, AppointmentStatus, Patient } from '../domain/types.ts
 import { appendAudit, type AuditInput } from '../store/audit.ts';
 import { enqueue, type NewJob } from '../store/outbox.ts';
 import type { DB } from '../store/schema.ts';
-import { getAppointment, overlapCandidates, saveAppointment, type Exec } from '../store/repo.ts';
+import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type Exec } from '../store/repo.ts';
 import { auditView, refreshConflicts } from './apply.ts';
 import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
@@ -60,11 +60,14 @@ export interface RescheduleInput {
 async function checkConflicts(trx: Exec, next: Appointment, override: boolean | undefined): Promise<void> {
   const cands = await overlapCandidates(trx, next);
   const ids = findConflicts(next, cands);
-  if (ids.length === 0 || override) return;
-  const info: ConflictInfo[] = cands.filter((c) => ids.includes(c.id)).map((c) => ({
-    id: c.id, start: c.start, end: c.end, practitionerId: c.practitionerId, source: c.origin.platform,
-  }));
-  throw new StaffError(409, 'double_booking', `this would double-book: it overlaps ${ids.length} appointment(s)`, { conflicts: info });
+  const busy = await busyOverlaps(trx, next);
+  if ((ids.length === 0 && busy.length === 0) || override) return;
+  const info: ConflictInfo[] = [
+    ...cands.filter((c) => ids.includes(c.id)).map((c) => ({ id: c.id, start: c.start, end: c.end, practitionerId: c.practitionerId, source: c.origin.platform })),
+    ...busy.map((b) => ({ id: b.id, start: b.start, end: b.end, practitionerId: next.practitionerId, source: `calendar:${b.connectionId}` })),
+  ];
+  const what = [ids.length ? `${ids.length} appointment(s)` : '', busy.length ? `${busy.length} busy time(s) in the practitioner's calendar` : ''].filter(Boolean).join(' and ');
+  throw new StaffError(409, 'double_booking', `this would double-book: it overlaps ${what}`, { conflicts: info });
 }
 
 function validTimes(start: string, end: string): { start: string; end: string } {

@@ -189,5 +189,18 @@ export function migrations(_d: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_busy_blocks': {
+      // Busy times read from practitioners' own calendars (events that are not ours): conflicts too.
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('busy_block')
+          .addColumn('connection_id', 'text', (c) => c.notNull())
+          .addColumn('practitioner_id', 'text', (c) => c.notNull())
+          .addColumn('start_at', 'text', (c) => c.notNull())
+          .addColumn('end_at', 'text', (c) => c.notNull())
+          .addColumn('fetched_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('busy_block_practitioner_start').on('busy_block').columns(['practitioner_id', 'start_at']).execute();
+      },
+    },
   };
 }

@@ -123,6 +123,23 @@ export async function overlapCandidates(db: Exec, a: Pick<Appointment, 'practiti
   return rows.map(toAppointment);
 }
 
+/** A busy block in a practitioner's own calendar, as a conflict id: `busy:<connection>:<start>`. */
+export function busyId(connectionId: string, startAt: string): string {
+  return `busy:${connectionId}:${startAt}`;
+}
+
+/** Busy blocks (read from the practitioner's calendars) that overlap an active appointment. */
+export async function busyOverlaps(db: Exec, a: Pick<Appointment, 'practitionerId' | 'start' | 'end' | 'status'>): Promise<{ id: string; connectionId: string; start: string; end: string }[]> {
+  if (a.status !== 'booked' && a.status !== 'requested') return [];
+  const rows = await db.selectFrom('busy_block').selectAll()
+    .where('practitioner_id', '=', a.practitionerId)
+    .where('start_at', '<', dbInstant(a.end))
+    .where('start_at', '>', new Date(Date.parse(a.start) - MAX_APPOINTMENT_MS).toISOString())
+    .where('end_at', '>', dbInstant(a.start))
+    .execute();
+  return rows.map((r) => ({ id: busyId(r.connection_id, r.start_at), connectionId: r.connection_id, start: toUtc(r.start_at), end: toUtc(r.end_at) }));
+}
+
 export function toRef(r: AppointmentRefTable): RefState {
   return {
     externalId: r.external_id,

@@ -61,6 +61,7 @@ export interface FeedTable {
 }
 
 export interface MetaTable { key: string; value: string }
+export interface BusyBlockTable { connection_id: string; practitioner_id: string; start_at: string; end_at: string; fetched_at: string }
 
 export interface DB {
   clinic: ClinicTable;
@@ -79,4 +80,5 @@ export interface DB {
   api_key: ApiKeyTable;
   feed: FeedTable;
   meta: MetaTable;
+  busy_block: BusyBlockTable;
 }

@@ -113,6 +113,14 @@ describe('CalDAV against Radicale', { skip }, () => {
     assert.equal(theirs?.parsed.events[0].summary, 'theirs', 'the other object is untouched');
   });
 
+  test('busy times: events that are not ours, in the window', async () => {
+    const c = client();
+    await c.upsert(event({ appointmentId: '44444444-2222-4333-8444-555555555555', start: '2027-01-01T12:00:00Z', end: '2027-01-01T13:00:00Z' }), undefined);
+    const r = await c.busy!({ from: new Date('2026-12-31T00:00:00Z'), to: new Date('2027-01-02T00:00:00Z') }, 'Appointments');
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.value, [{ start: '2027-01-01T10:00:00Z', end: '2027-01-01T11:00:00Z' }], 'the foreign event only');
+  });
+
   test('the repeated hour is stored unambiguously and reads back as the same instant', async () => {
     const id = '22222222-2222-4333-8444-555555555555';
     const r = await client().upsert(event({ appointmentId: id, start: '2026-11-01T07:30:00Z', end: '2026-11-01T08:30:00Z' }), undefined);

@@ -19,6 +19,7 @@
 //   g.expireTokens() invalidate every access token issued so far (next call gets 401)
 //   g.deleteBehindOurBack(cal, id) delete an event as a user would in Google's UI
 //   g.editBehindOurBack(cal, id, patch) edit an event as a user would (new etag)
+//   g.addTheirs(cal, event)       an event the practitioner made themselves (not ours)
 //   g.refuseRestore(cal, id)       make PATCH on that deleted id answer 403 (Google refusing to undelete)
 //   g.close()
 import http from 'node:http';
@@ -73,6 +74,7 @@ export interface FakeGoogle {
   expireTokens(): void;
   deleteBehindOurBack(calendarId: string, eventId: string): void;
   editBehindOurBack(calendarId: string, eventId: string, patch: GEvent): void;
+  addTheirs(calendarId: string, event: GEvent): string;
   refuseRestore(calendarId: string, eventId: string): void;
   close(): Promise<void>;
 }
@@ -105,6 +107,11 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
     deleteBehindOurBack: (c, id) => { const e = cal(c).get(id); if (e) e.status = 'cancelled'; },
     editBehindOurBack: (c, id, patch) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, ...patch, etag: `"${++etagN}"` }); },
     refuseRestore: (c, id) => refused.add(`${c}/${id}`),
+    addTheirs: (c, ev) => {
+      const id = `own${randomBytes(8).toString('hex').replace(/[^a-v0-9]/g, 'a')}`;
+      cal(c).set(id, { status: 'confirmed', ...ev, id, etag: `"${++etagN}"` });
+      return id;
+    },
     close: () => new Promise((r) => server.close(() => r())),
   };
 
@@ -225,7 +232,11 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
           return send(204);
         }
         case 'list': {
-          const items = [...events.values()].filter((e) => query.showDeleted === 'true' || e.status !== 'cancelled');
+          const t = (e: GEvent, k: 'start' | 'end') => Date.parse(e[k]?.dateTime ?? '');
+          const items = [...events.values()]
+            .filter((e) => query.showDeleted === 'true' || e.status !== 'cancelled')
+            .filter((e) => !query.timeMin || t(e, 'end') > Date.parse(query.timeMin))
+            .filter((e) => !query.timeMax || t(e, 'start') < Date.parse(query.timeMax));
           return send(200, { kind: 'calendar#events', items });
         }
         default:

@@ -109,6 +109,8 @@ export interface ParsedIcsEvent {
   recurrenceId?: string;
   /** `X-` properties, by upper-case name. */
   x: Record<string, string>;
+  /** TRANSP:TRANSPARENT (shows as free). */
+  transparent: boolean;
 }
 
 /**
@@ -155,6 +157,7 @@ export function parseCalendar(text: string): { components: ICAL.Component; event
       location: ev.location ?? undefined,
       status: (v.getFirstPropertyValue('status') as string | null) ?? undefined,
       recurrenceId: ev.recurrenceId ? ev.recurrenceId.toString() : undefined,
+      transparent: String(v.getFirstPropertyValue('transp') ?? '').toUpperCase() === 'TRANSPARENT',
       x: Object.fromEntries(v.getAllProperties().filter((p) => p.name.toLowerCase().startsWith('x-')).map((p) => [p.name.toUpperCase(), String(p.getFirstValue())])),
     };
   });

@@ -6,9 +6,10 @@
 //   updates it; an href or UID held by something else moves to the next generation.
 // - Stored objects carry no METHOD, a VTIMEZONE for every TZID, DTEND always (iCloud refuses events
 //   without it), SEQUENCE = our revision, CLASS:PRIVATE and our ids as X- properties.
-import { driftOf, fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { parseCalendar, renderCalendar } from '../../shared/icalendar.ts';
-import { failureOf, forgetSession, get, pickCalendar, preconditions, put, remove, session } from './dav.ts';
+import { fetchCalendarObjects } from 'tsdav';
+import { authHeaders, failureOf, forgetSession, get, pickCalendar, preconditions, put, remove, session } from './dav.ts';
 
 export const PLATFORM = 'caldav';
 const MAX_GENERATION = 5;
@@ -112,6 +113,25 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (r.kind === 'ok') return ok(await linkAfterWrite(link.remoteId, r.etag, e.calendarId, link.generation, cal.value));
       if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return create(e, cal.value, link.generation);
       return fail(failureOf(r, 'update'));
+    },
+    async busy(window, calendarId) {
+      const cal = await calendarUrl(calendarId);
+      if (!cal.ok) return cal;
+      try {
+        const s = await session(ctx);
+        const calendar = s.calendars.find((c) => c.url.replace(/\/?$/, '/') === cal.value)!;
+        const objects = await fetchCalendarObjects({ calendar, timeRange: { start: window.from.toISOString(), end: window.to.toISOString() }, headers: authHeaders(ctx), fetch: ctx.fetch });
+        const out: BusyInterval[] = [];
+        for (const o of objects) {
+          for (const ev of parseCalendar(String(o.data ?? '')).events) {
+            if (ev.x[X_APPOINTMENT] || ev.status === 'CANCELLED' || ev.transparent) continue;
+            out.push({ start: ev.start, end: ev.end });
+          }
+        }
+        return ok(out);
+      } catch (err) {
+        return fail({ class: 'transient', message: `CalDAV busy times: ${(err as Error).message.slice(0, 120)}` });
+      }
     },
     async inspect(e, link) {
       const r = await get(ctx, link.remoteId);

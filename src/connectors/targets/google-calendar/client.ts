@@ -67,6 +67,10 @@ export class GoogleCalendarApi {
     return this.send({ method: 'POST', path: eventsPath(calendarId), query: WRITE_QUERY, body: event });
   }
 
+  list(calendarId: string, query: Record<string, string>): Promise<ApiAnswer<calendar_v3.Schema$Events>> {
+    return this.send({ method: 'GET', path: eventsPath(calendarId), query });
+  }
+
   get(calendarId: string, eventId: string): Promise<ApiAnswer<GoogleEvent>> {
     return this.send({ method: 'GET', path: eventPath(calendarId, eventId) });
   }

@@ -5,7 +5,7 @@
 // - update = PATCH by the stored id (404/410 → create again);
 // - remove = DELETE; 404 and 410 mean already gone, which is success.
 // Patients are never attendees (Google would e-mail them); our ids ride in extendedProperties.private.
-import { driftOf, fail, ok, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
 import { isUsageLimit, toFailure } from './errors.ts';
@@ -91,6 +91,23 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       // Deleted in Google's UI and Google refuses to restore it: move on to a fresh id.
       if (r.kind === 'http' && r.status === 403 && !isUsageLimit(r.error)) return create(e, calendarId, link.generation + 1);
       return failed(r, 'update');
+    },
+    async busy(window, calendarId) {
+      const out: BusyInterval[] = [];
+      let pageToken: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const r = await api.list(calendarId ?? defaultCalendar, {
+          timeMin: window.from.toISOString(), timeMax: window.to.toISOString(), singleEvents: 'true', maxResults: '2500', ...(pageToken ? { pageToken } : {}),
+        });
+        if (r.kind !== 'ok') return failed(r, 'list');
+        for (const ev of r.data?.items ?? []) {
+          if (ev.status === 'cancelled' || ev.transparency === 'transparent' || ev.extendedProperties?.private?.meridianAppointmentId) continue;
+          if (ev.start?.dateTime && ev.end?.dateTime) out.push({ start: new Date(ev.start.dateTime).toISOString(), end: new Date(ev.end.dateTime).toISOString() });
+        }
+        pageToken = r.data?.nextPageToken ?? undefined;
+        if (!pageToken) break;
+      }
+      return ok(out);
     },
     async inspect(e, link) {
       const r = await api.get(link.calendarId ?? defaultCalendar, link.remoteId);

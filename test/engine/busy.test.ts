@@ -1,0 +1,68 @@
+// Busy times from a practitioner's own calendar are conflicts: a personal event over an existing
+// booking flags it (audited as a double booking), a staff booking over it is refused with 409
+// unless overridden, and our own events never count as busy.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { applyConfig } from '../../src/config/apply.ts';
+import { staffCreate, StaffError } from '../../src/engine/staff.ts';
+import { drain } from '../../src/engine/worker.ts';
+import { sweepConnection } from '../../src/engine/drift.ts';
+import { getAppointment } from '../../src/store/repo.ts';
+import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
+import { tempDir } from '../helpers.ts';
+
+let g: FakeGoogle;
+let hub: Hub;
+const dir = tempDir();
+const CAL = 'okafor@clinic';
+const day = (d: number, h: number, m = 0) => new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + d, h, m)).toISOString();
+
+before(async () => {
+  g = await startFakeGoogle();
+  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken } });
+  const c = parseConfig(`
+clinic: { id: c, name: Clinic, timeZone: Europe/London }
+locations: [{ id: l, name: Main }]
+practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
+connections:
+  - id: google
+    platform: google-calendar
+    baseUrl: ${g.url}
+    config: { tokenUrl: ${g.tokenUrl} }
+    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
+`, 'test.yaml');
+  await applyConfig(hub, c.config, c.hash, 'test');
+});
+after(async () => {
+  await hub.store.close();
+  await g.close();
+  dir.cleanup();
+});
+
+test('a personal event over a booking flags it; staff cannot book over one without override', async () => {
+  const a = await staffCreate(hub, { practitionerId: 'okafor', start: day(2, 10), end: day(2, 11), patient: { name: 'Ana Silva' } }, 'test');
+  await drain(hub);
+  g.addTheirs(CAL, { summary: 'Dentist', start: { dateTime: day(2, 10, 30) }, end: { dateTime: day(2, 11, 30) } });
+  g.addTheirs(CAL, { summary: 'Free lunch', transparency: 'transparent', start: { dateTime: day(3, 12) }, end: { dateTime: day(3, 13) } });
+  const r = await sweepConnection(hub, 'google');
+  assert.ok(!('failure' in r));
+  assert.equal(r.busy, 1, 'the transparent event and our own event are not busy');
+  const flagged = (await getAppointment(hub.store.db, a.id))!;
+  assert.deepEqual(flagged.conflicts, [`busy:google:${day(2, 10, 30)}`]);
+  const audit = await hub.store.db.selectFrom('audit').select(['action', 'meta']).where('entity_id', '=', a.id).where('action', '=', 'appointment.double_booked').execute();
+  assert.equal(audit.length, 1);
+  assert.equal(JSON.parse(audit[0].meta!).source, 'calendar');
+  await assert.rejects(
+    staffCreate(hub, { practitionerId: 'okafor', start: day(2, 11), end: day(2, 12), patient: { name: 'Ben Ode' } }, 'test'),
+    (e: unknown) => e instanceof StaffError && e.status === 409 && (e.details!.conflicts as { source: string }[]).some((c) => c.source === 'calendar:google'),
+  );
+  const forced = await staffCreate(hub, { practitionerId: 'okafor', start: day(2, 11, 30), end: day(2, 12), patient: { name: 'Ben Ode' } }, 'test');
+  assert.deepEqual(forced.conflicts, [], 'back-to-back with the personal event is fine');
+  // The personal event is cancelled: the next sweep clears the flag.
+  const own = g.events(CAL).find((e) => e.summary === 'Dentist')!;
+  g.deleteBehindOurBack(CAL, own.id!);
+  await sweepConnection(hub, 'google');
+  assert.deepEqual((await getAppointment(hub.store.db, a.id))!.conflicts, []);
+});
