@@ -174,7 +174,7 @@ export const connector: TargetConnector = {
       + 'writes (If-None-Match / If-Match), so a retry never duplicates; a hand edit is detected (412) and, under the default '
       + 'restore policy, replaced by the appointment as it is. Calendars are found by discovery; a practitioner binding names the calendar by its '
       + 'display name or URL.',
-    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: true },
+    capabilities: { push: true, readChanges: true, freeBusy: true, deterministicIds: true },
   },
   client: createClient,
 };

@@ -145,7 +145,7 @@ export const connector: TargetConnector = {
       'Events created, moved and removed in each practitioner\'s calendar within seconds, without duplicates '
       + '(deterministic event ids; a retried create becomes an update). Nobody is e-mailed (sendUpdates=none; patients '
       + 'are never attendees). Text follows the connection\'s privacy level (minimal by default).',
-    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: true },
+    capabilities: { push: true, readChanges: true, freeBusy: true, deterministicIds: true },
   },
   client: createClient,
 };

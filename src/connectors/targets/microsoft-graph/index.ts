@@ -232,7 +232,7 @@ export const connector: TargetConnector = {
       'Events in Outlook.com or Microsoft 365 calendars. Delegated mode writes one user\'s calendar; application mode '
       + '(config.mode: application, a tenant admin\'s consent) writes every practitioner\'s mailbox, named by the binding. '
       + 'Retry-safe creates (lookup by our extended property + transactionId); nobody is invited or e-mailed.',
-    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: true },
+    capabilities: { push: true, readChanges: true, freeBusy: false, deterministicIds: true },
   },
   client: createClient,
 };

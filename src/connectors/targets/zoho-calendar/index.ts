@@ -185,7 +185,7 @@ export const connector: TargetConnector = {
       'Events in a Zoho Calendar of the user\'s own data centre (config.accountsServer from the OAuth callback). Zoho '
       + 'offers no idempotency key, so a marker in the description lets a retried create find its event; updates and '
       + 'deletes are guarded by the latest etag. Keep the privacy level minimal: event data travels in the URL.',
-    capabilities: { push: true, readChanges: false, freeBusy: false, deterministicIds: false },
+    capabilities: { push: true, readChanges: true, freeBusy: false, deterministicIds: false },
   },
   client: createClient,
 };
