@@ -101,3 +101,16 @@ test('a revoked refresh token is an auth failure', async () => {
   const r = await client('delegated', { refreshToken: 'revoked' }).upsert(ev({ appointmentId: '55555555-2222-4333-8444-000000000000' }), undefined);
   assert.equal(!r.ok && r.failure.class, 'auth');
 });
+
+test('busy times: the mailbox\'s own events in the window, not ours, not free', async () => {
+  const c = client('application');
+  const mbx = 'free-busy@clinic.example';
+  assert.ok((await c.upsert(ev({ appointmentId: '66666666-2222-4333-8444-000000000001', calendarId: mbx, start: '2027-05-03T09:00:00Z', end: '2027-05-03T10:00:00Z' }), undefined)).ok);
+  m.addTheirs(mbx, { subject: 'Dentist', start: { dateTime: '2027-05-03T11:00:00.0000000', timeZone: 'UTC' }, end: { dateTime: '2027-05-03T12:00:00.0000000', timeZone: 'UTC' } });
+  m.addTheirs(mbx, { subject: 'Focus', showAs: 'free', start: { dateTime: '2027-05-03T13:00:00.0000000', timeZone: 'UTC' }, end: { dateTime: '2027-05-03T14:00:00.0000000', timeZone: 'UTC' } });
+  m.addTheirs(mbx, { subject: 'Next month', start: { dateTime: '2027-06-03T13:00:00.0000000', timeZone: 'UTC' }, end: { dateTime: '2027-06-03T14:00:00.0000000', timeZone: 'UTC' } });
+  const r = await c.busy!({ from: new Date('2027-05-01T00:00:00Z'), to: new Date('2027-05-10T00:00:00Z') }, mbx);
+  assert.ok(r.ok, JSON.stringify(r));
+  assert.deepEqual(r.value, [{ start: '2027-05-03T11:00:00Z', end: '2027-05-03T12:00:00Z' }]);
+  assert.deepEqual(m.violations, []);
+});

@@ -7,11 +7,12 @@
 //   const m = await startFakeGraph({ latencyMs? });
 //   m.url, m.tokenUrl, m.credentials { clientId, clientSecret, refreshToken }
 //   m.events(mailbox)  ('me' for delegated calls)   m.requests   m.violations   m.maxInFlight(mailbox)
-//   m.fail(n, status, headers?)   m.deleteBehindOurBack(mailbox, id)   m.failAfterCreate(n)   m.close()
+//   m.fail(n, status, headers?)   m.deleteBehindOurBack(mailbox, id)   m.addTheirs(mailbox, event)   m.failAfterCreate(n)   m.close()
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
+import { localToUtc } from '../../src/domain/time.ts';
 
 const spec = JSON.parse(readFileSync(new URL('../fixtures/specs/msgraph-calendar-v1.0/msgraph-calendar-v1.0.openapi.json', import.meta.url), 'utf8'));
 
@@ -69,6 +70,8 @@ export interface FakeGraph {
   /** The next n creates succeed but answer 500 (Graph has been seen to do this). */
   failAfterCreate(n: number): void;
   deleteBehindOurBack(mailbox: string, id: string): void;
+  /** An event the practitioner made themselves (not ours). */
+  addTheirs(mailbox: string, ev: GEvent): string;
   close(): Promise<void>;
 }
 
@@ -95,6 +98,11 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     failAfterCreate: (n) => { lieAfterCreate = n; },
     deleteBehindOurBack: (m, id) => { box(m).delete(id); },
+    addTheirs: (m, ev) => {
+      const id = `AAMk${randomBytes(16).toString('base64url')}`;
+      box(m).set(id, { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` });
+      return id;
+    },
     close: () => new Promise((r) => server.close(() => r())),
   };
 
@@ -166,6 +174,13 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
             return send(500, err('UnknownError', 'An internal server error occurred.'));
           }
           return send(201, ev);
+        }
+        if (req.method === 'GET' && /\/calendarView$/.test(url.pathname)) {
+          const from = Date.parse(url.searchParams.get('startDateTime') ?? '');
+          const to = Date.parse(url.searchParams.get('endDateTime') ?? '');
+          if (!Number.isFinite(from) || !Number.isFinite(to)) return send(400, err('ErrorInvalidParameter', 'startDateTime and endDateTime are required'));
+          const at = (t: { dateTime: string; timeZone: string }) => Date.parse(localToUtc(t.dateTime.slice(0, 19), t.timeZone === 'UTC' ? 'UTC' : t.timeZone));
+          return send(200, { value: [...events.values()].filter((e) => at(e.start) < to && at(e.end) > from) });
         }
         if (req.method === 'GET' && !id) {
           const value = url.searchParams.get('$filter')?.match(/ep\/value eq '([^']+)'/)?.[1];

@@ -7,7 +7,7 @@
 // - Delete: DELETE (silent; `cancel` would mail attendees and we never add any); 404 = done.
 // - Every call: `Prefer: IdType="ImmutableId"` and `outlook.timezone`; at most 4 requests in flight
 //   per mailbox; 429/503 honour Retry-After.
-import { driftOf, fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
@@ -58,9 +58,13 @@ function wallTime(instant: string, tz: string): string {
   return utcToLocal(instant, tz).toPlainDateTime().toString({ smallestUnit: 'second' });
 }
 
-function localToInstant(t: { dateTime: string; timeZone: string }): string | undefined {
+/** A Graph dateTimeTimeZone as an instant (with `Prefer: outlook.timezone="UTC"` it is UTC wall time). */
+function asInstant(t: unknown): string | undefined {
+  const v = t as { dateTime?: unknown; timeZone?: unknown } | undefined;
+  if (!v || typeof v.dateTime !== 'string') return undefined;
+  const wall = v.dateTime.replace(/Z$/, '').slice(0, 19);
   try {
-    return localToUtc(t.dateTime.slice(0, 19), t.timeZone);
+    return localToUtc(wall, typeof v.timeZone === 'string' && v.timeZone !== 'UTC' ? v.timeZone : 'UTC');
   } catch {
     return undefined;
   }
@@ -191,18 +195,38 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (link && link.calendarId !== e.calendarId) return create(e, b, b, link.generation);
       return link ? update(e, b, b, link) : create(e, b, b, 0);
     },
+    async busy(window, calendarId) {
+      const b = base(calendarId);
+      if (typeof b !== 'string') return fail(b);
+      const out: BusyInterval[] = [];
+      const q = new URLSearchParams({
+        startDateTime: window.from.toISOString(), endDateTime: window.to.toISOString(), $select: 'start,end,showAs,isCancelled',
+        $expand: `singleValueExtendedProperties($filter=id eq '${PROP_APPOINTMENT}')`, $top: '500',
+      });
+      let path: string | undefined = `${b}/calendarView?${q}`;
+      for (let page = 0; path && page < 20; page++) {
+        const r = await call(b, 'GET', path);
+        if (r.kind !== 'ok') return fail(failure(r, 'calendarView'));
+        for (const ev of (r.json?.value as Record<string, any>[] | undefined) ?? []) {
+          if (ev.isCancelled || ev.showAs === 'free' || ev.showAs === 'workingElsewhere') continue;
+          if ((ev.singleValueExtendedProperties ?? []).some((p: { id: string }) => p.id === PROP_APPOINTMENT)) continue;
+          const start = asInstant(ev.start);
+          const end = asInstant(ev.end);
+          if (start && end) out.push({ start, end });
+        }
+        const next = r.json?.['@odata.nextLink'];
+        path = typeof next === 'string' ? next.replace(/^https?:\/\/[^/]+\/v1\.0/, '') : undefined;
+      }
+      return ok(out);
+    },
     async inspect(e, link) {
       const b = base(link.calendarId);
       if (typeof b !== 'string') return fail(b);
       const r = await call(b, 'GET', `${b}/events/${encodeURIComponent(link.remoteId)}?$select=subject,start,end`);
       if (r.kind === 'http' && r.status === 404) return ok({ state: 'missing' });
       if (r.kind !== 'ok') return fail(failure(r, 'read'));
-      // With `Prefer: outlook.timezone="UTC"` Graph answers wall times in UTC without an offset.
-      const utc = (t: unknown) => (t && typeof (t as { dateTime?: unknown }).dateTime === 'string' ? `${(t as { dateTime: string }).dateTime.replace(/Z$/, '').slice(0, 19)}Z` : undefined);
       const j = r.json as { subject?: string; start?: unknown; end?: unknown };
-      const tz = (t: unknown) => (t as { timeZone?: string } | undefined)?.timeZone;
-      const asUtc = (t: unknown) => (tz(t) === 'UTC' || tz(t) === undefined ? utc(t) : localToInstant(t as { dateTime: string; timeZone: string }));
-      return ok(driftOf(e, { start: asUtc(j.start), end: asUtc(j.end), title: j.subject }));
+      return ok(driftOf(e, { start: asInstant(j.start), end: asInstant(j.end), title: j.subject }));
     },
     async remove(link) {
       const b = base(link.calendarId);
@@ -232,7 +256,7 @@ export const connector: TargetConnector = {
       'Events in Outlook.com or Microsoft 365 calendars. Delegated mode writes one user\'s calendar; application mode '
       + '(config.mode: application, a tenant admin\'s consent) writes every practitioner\'s mailbox, named by the binding. '
       + 'Retry-safe creates (lookup by our extended property + transactionId); nobody is invited or e-mailed.',
-    capabilities: { push: true, readChanges: true, freeBusy: false, deterministicIds: true },
+    capabilities: { push: true, readChanges: true, freeBusy: true, deterministicIds: true },
   },
   client: createClient,
 };
