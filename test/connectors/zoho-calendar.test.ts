@@ -84,3 +84,12 @@ test('deleted by hand: the next write creates it again; 429 is throttled; a bad 
   const bad = await client({ refreshToken: 'revoked' }).upsert(ev({ appointmentId: '44444444-3e8b-4f06-a5d2-91c4e0b7f3a8' }), undefined);
   assert.equal(!bad.ok && bad.failure.class, 'auth');
 });
+
+test('busy times: the user\'s own events in the window, not ours', async () => {
+  const c = client();
+  assert.ok((await c.upsert(ev({ appointmentId: '55555555-3e8b-4f06-a5d2-91c4e0b7f3a8', start: '2027-06-01T09:00:00Z', end: '2027-06-01T10:00:00Z' }), undefined)).ok);
+  z.addTheirs('default-cal', { title: 'Dentist', dateandtime: { timezone: 'Europe/Berlin', start: '20270601T130000+0200', end: '20270601T140000+0200' } });
+  const r = await c.busy!({ from: new Date('2027-05-31T00:00:00Z'), to: new Date('2027-06-02T00:00:00Z') }, undefined);
+  assert.ok(r.ok, JSON.stringify(r));
+  assert.deepEqual(r.value, [{ start: '2027-06-01T11:00:00Z', end: '2027-06-01T12:00:00Z' }]);
+});

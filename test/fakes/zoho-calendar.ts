@@ -32,6 +32,8 @@ export interface FakeZoho {
   failAfterCreate(n: number): void;
   editBehindOurBack(cal: string, uid: string, patch: Partial<ZEvent>): void;
   deleteBehindOurBack(cal: string, uid: string): void;
+  /** An event the user made themselves (not ours). */
+  addTheirs(cal: string, ev: Omit<ZEvent, 'uid' | 'etag'>): string;
   close(): Promise<void>;
 }
 
@@ -57,6 +59,11 @@ export async function startFakeZoho(): Promise<FakeZoho> {
     failAfterCreate: (n) => { lie = n; },
     editBehindOurBack: (c, uid, patch) => { const e = cal(c).get(uid); if (e) cal(c).set(uid, { ...e, ...patch, etag: ++etag }); },
     deleteBehindOurBack: (c, uid) => { cal(c).delete(uid); },
+    addTheirs: (c, ev) => {
+      const uid = `${randomBytes(16).toString('hex')}@zoho.com`;
+      cal(c).set(uid, { ...ev, uid, etag: ++etag });
+      return uid;
+    },
     close: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {

@@ -6,7 +6,7 @@
 //   a create first lists the appointment's time window for that marker (a retried create updates).
 // - Updates and deletes read the latest etag first (PUT replaces the whole event and needs it).
 // - Event data travels as the `eventdata` query parameter; times in GMT `yyyyMMdd'T'HHmmss'Z'`.
-import { driftOf, fail, ok, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
@@ -147,6 +147,20 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (!cur) return create(cal.value, e, link.generation + 1);
       return put(cal.value, e, cur, link.generation);
     },
+    async busy(window, calendarId) {
+      const cal = await calendarUid(calendarId);
+      if (!cal.ok) return cal;
+      const r = await call('GET', `/calendars/${encodeURIComponent(cal.value)}/events`, { range: JSON.stringify({ start: zohoTime(window.from.toISOString()), end: zohoTime(window.to.toISOString()) }) });
+      if (r.kind !== 'ok') return fail(failure(r, 'list'));
+      const out: BusyInterval[] = [];
+      for (const ev of (r.json?.events as ZohoEvent[] | undefined) ?? []) {
+        if (ev.description?.includes('Ref: mrd-')) continue;
+        const start = ev.dateandtime && fromZohoTime(ev.dateandtime.start);
+        const end = ev.dateandtime && fromZohoTime(ev.dateandtime.end);
+        if (start && end) out.push({ start: start.replace('.000Z', 'Z'), end: end.replace('.000Z', 'Z') });
+      }
+      return ok(out);
+    },
     async inspect(e, link) {
       if (!link.calendarId) return ok({ state: 'missing' });
       const cur = await current(link.calendarId, link.remoteId);
@@ -185,7 +199,7 @@ export const connector: TargetConnector = {
       'Events in a Zoho Calendar of the user\'s own data centre (config.accountsServer from the OAuth callback). Zoho '
       + 'offers no idempotency key, so a marker in the description lets a retried create find its event; updates and '
       + 'deletes are guarded by the latest etag. Keep the privacy level minimal: event data travels in the URL.',
-    capabilities: { push: true, readChanges: true, freeBusy: false, deterministicIds: false },
+    capabilities: { push: true, readChanges: true, freeBusy: true, deterministicIds: false },
   },
   client: createClient,
 };
