@@ -16,6 +16,7 @@ import pg from 'pg';
 import { getSource } from '../src/connectors/registry.ts';
 import { startFakeGoogle, type FakeGoogle } from '../test/fakes/google-calendar.ts';
 import { runLoad, type LoadResult, type Req } from './load.ts';
+import { benchTargets } from './targets.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -176,6 +177,12 @@ async function main(): Promise<void> {
   out.push('|---|---:|---:|---:|');
   out.push(...latencies);
   out.push(`| webhook → Google write, plain server writing inline (no queue, no retry, nothing stored) | ${fmt(pl.p50, 0)} | ${fmt(pl.p99, 0)} | ${fmt(pl.max, 0)} |`);
+  process.stderr.write('calendar target writes…\n');
+  const targets = await benchTargets(200);
+  out.push('');
+  out.push('| Target write (create then move, 4 in flight) | writes/s | HTTP requests per write |');
+  out.push('|---|---:|---:|');
+  for (const t of targets) out.push(`| ${t.target} | ${fmt(t.writes / t.seconds, 0)} | ${t.requestsPerWrite === undefined ? '–' : fmt(t.requestsPerWrite, 2)} |`);
   process.stdout.write(`${out.join('\n')}\n`);
   if (g.violations.length) process.stdout.write(`\nfake Google saw ${g.violations.length} spec violations, first: ${g.violations[0]}\n`);
   await g.close();
