@@ -15,6 +15,8 @@ import { getSource } from '../../src/connectors/registry.ts';
 import type { SampleBooking } from '../../src/connectors/types.ts';
 import { parseCalendar } from '../../src/connectors/shared/icalendar.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
+import { startFakeGraph, type FakeGraph } from '../fakes/microsoft-graph.ts';
+import { startFakeZoho, type FakeZoho } from '../fakes/zoho-calendar.ts';
 import { BACKENDS, backendFor } from '../helpers.ts';
 import { createAccount, fetchCalendarObjects, fetchCalendars, makeCalendar, type DAVCalendar } from 'tsdav';
 import { radicaleMissing, startRadicale, type Radicale } from '../fakes/radicale.ts';
@@ -25,8 +27,9 @@ const calendly = getSource('calendly')!;
 const SIGNING_KEY = `e2e-${randomUUID()}`;
 const HOST = 'https://api.calendly.com/users/0c5b9a7e-3f1d-4a2b-9e8c-5d6f7a8b9c0d';
 const CAL = 'okafor@lotusclinic.example';
+const MAILBOX = 'ada.okafor@lotusclinic.example';
 
-function config(g: FakeGoogle, rad: Radicale | undefined): string {
+function config(g: FakeGoogle, rad: Radicale | undefined, ms: FakeGraph, z: FakeZoho): string {
   return `
 clinic: { id: lotus, name: Lotus Integrative Health, timeZone: America/Chicago, targets: [{ connection: feeds }] }
 locations:
@@ -38,7 +41,7 @@ practitioners:
     name: Dr. Ada Okafor
     email: dr.okafor@lotusclinic.example
     locations: [lakeview]
-    targets: [{ connection: google, calendar: "${CAL}" }, ${rad ? '{ connection: icloud, calendar: Appointments }, ' : ''}{ connection: feeds }]
+    targets: [{ connection: google, calendar: "${CAL}" }, ${rad ? '{ connection: icloud, calendar: Appointments }, ' : ''}{ connection: m365, calendar: "${MAILBOX}" }, { connection: outlook }, { connection: zoho }, { connection: feeds }]
 connections:
   - id: calendly
     platform: calendly
@@ -55,7 +58,22 @@ ${rad ? `  - id: icloud
     platform: caldav
     baseUrl: ${rad.url}
     secrets: { username: { env: E2E_DAV_USER }, password: { env: E2E_DAV_PASS } }
-` : ''}  - id: feeds
+` : ''}  - id: m365
+    platform: microsoft-graph
+    baseUrl: ${ms.url}
+    config: { mode: application, tokenUrl: ${ms.tokenUrl} }
+    secrets: { clientId: { env: E2E_MS_ID }, clientSecret: { env: E2E_MS_SECRET } }
+  - id: outlook
+    platform: microsoft-graph
+    baseUrl: ${ms.url}
+    config: { mode: delegated, tokenUrl: ${ms.tokenUrl} }
+    secrets: { clientId: { env: E2E_MS_ID }, refreshToken: { env: E2E_MS_REFRESH } }
+  - id: zoho
+    platform: zoho-calendar
+    baseUrl: ${z.url}
+    config: { accountsServer: ${z.accountsServer} }
+    secrets: { clientId: { env: E2E_Z_ID }, clientSecret: { env: E2E_Z_SECRET }, refreshToken: { env: E2E_Z_REFRESH } }
+  - id: feeds
     platform: ics-publish
 `;
 }
@@ -66,6 +84,8 @@ for (const backend of BACKENDS) {
     // Without Radicale (outside CI only: under CI=true its absence fails) the CalDAV target is left out.
     const withDav = !radicaleMissing();
     let g: FakeGoogle;
+    let ms: FakeGraph;
+    let z: FakeZoho;
     let rad: Radicale;
     let davCal: DAVCalendar;
     let srv: Served;
@@ -76,6 +96,8 @@ for (const backend of BACKENDS) {
     before(async () => {
       if (b.skip) return;
       g = await startFakeGoogle();
+      ms = await startFakeGraph();
+      z = await startFakeZoho();
       if (withDav) {
         rad = await startRadicale();
         const davHeaders = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
@@ -84,10 +106,12 @@ for (const backend of BACKENDS) {
         davCal = (await fetchCalendars({ account, headers: davHeaders })).find((c) => c.url.endsWith('/appointments/'))!;
       }
       const cfg = join(b.dataDir, 'clinic.yaml');
-      writeFileSync(cfg, config(g, withDav ? rad : undefined));
+      writeFileSync(cfg, config(g, withDav ? rad : undefined, ms, z));
       common.push('--data', b.dataDir, '--config', cfg);
       Object.assign(env, {
         E2E_CALENDLY_KEY: SIGNING_KEY, E2E_DAV_USER: rad?.username, E2E_DAV_PASS: rad?.password, E2E_G_ID: g.credentials.clientId, E2E_G_SECRET: g.credentials.clientSecret, E2E_G_REFRESH: g.credentials.refreshToken,
+        E2E_MS_ID: ms.credentials.clientId, E2E_MS_SECRET: ms.credentials.clientSecret, E2E_MS_REFRESH: ms.credentials.refreshToken,
+        E2E_Z_ID: z.credentials.clientId, E2E_Z_SECRET: z.credentials.clientSecret, E2E_Z_REFRESH: z.credentials.refreshToken,
         ...(b.databaseUrl ? { DATABASE_URL: b.databaseUrl, MERIDIAN_PG_SCHEMA: b.pgSchema } : {}),
       });
       srv = await serve(['serve', ...common], env);
@@ -98,6 +122,8 @@ for (const backend of BACKENDS) {
     after(async () => {
       if (srv) assert.equal(await srv.stop(), 0, 'clean shutdown on SIGTERM');
       await g?.close();
+      await ms?.close();
+      await z?.close();
       await rad?.stop();
       await b.cleanup();
     });
@@ -116,6 +142,11 @@ for (const backend of BACKENDS) {
     const inRadicale = async (apptId: string) => {
       const headers = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
       return (await fetchCalendarObjects({ calendar: davCal, headers })).map((o) => parseCalendar(o.data as string).events[0]).filter((e) => e.x['X-MERIDIAN-APPOINTMENT-ID'] === apptId);
+    };
+    /** Our events for an appointment in each Graph mailbox and in Zoho: [application mailbox, delegated /me, zoho]. */
+    const elsewhere = (apptId: string) => {
+      const inGraph = (mbx: string) => ms.events(mbx).filter((e) => e.singleValueExtendedProperties?.some((p: { value: string }) => p.value === apptId));
+      return { m365: inGraph(MAILBOX), outlook: inGraph('me'), zoho: z.events('default-cal').filter((e) => e.description?.includes(`mrd-${apptId}`)) };
     };
     const mine = (apptId: string) => g.events(CAL).filter((e) => e.extendedProperties?.private?.meridianAppointmentId === apptId);
     const feed = async () => {
@@ -146,6 +177,11 @@ for (const backend of BACKENDS) {
       const entries = await feed();
       const entry = entries.find((e) => e.uid.startsWith(apptId))!;
       assert.equal(entry.start, '2026-12-10T15:00:00Z');
+      const there = await eventually(() => { const e = elsewhere(apptId); return e.m365.length === 1 && e.outlook.length === 1 && e.zoho.length === 1 && e; }, 15_000, 'the Graph (both modes) and Zoho events');
+      assert.deepEqual(there.m365[0].start, { dateTime: '2026-12-10T09:00:00', timeZone: 'America/Chicago' });
+      assert.equal(there.zoho[0].dateandtime.start, '20261210T150000Z');
+      assert.deepEqual(ms.violations, []);
+      assert.deepEqual(z.violations, []);
       if (withDav) {
           const [dav] = await eventually(async () => (await inRadicale(apptId)).length === 1 && inRadicale(apptId), 15_000, 'the CalDAV object');
           assert.equal(dav.start, '2026-12-10T15:00:00Z');
@@ -167,6 +203,8 @@ for (const backend of BACKENDS) {
       assert.equal(ev.id, mine(apptId)[0].id);
       const writes = g.requests.filter((r) => r.method !== 'GET').length - writesBefore;
       assert.equal(writes, 1, 'one PATCH for the move');
+      const moved = await eventually(() => { const e = elsewhere(apptId); return e.m365[0]?.start?.dateTime === '2026-12-11T12:30:00' && e.outlook[0]?.start?.dateTime === '2026-12-11T12:30:00' && e.zoho[0]?.dateandtime.start === '20261211T183000Z' && e; }, 15_000, 'moved in Graph and Zoho');
+      assert.deepEqual([moved.m365.length, moved.outlook.length, moved.zoho.length], [1, 1, 1], 'moved in place, never duplicated');
       if (withDav) {
           await eventually(async () => (await inRadicale(apptId)).some((e) => e.start === '2026-12-11T18:30:00Z'), 15_000, 'the CalDAV object moved');
           assert.equal((await inRadicale(apptId)).length, 1, 'still one CalDAV object');
@@ -237,14 +275,17 @@ for (const backend of BACKENDS) {
           const edited = (obj.data as string).replace(/SUMMARY:[^\r\n]*/, 'SUMMARY:moved by hand');
           assert.ok((await fetch(obj.url, { method: 'PUT', headers: { ...headers, 'content-type': 'text/calendar', 'if-match': obj.etag! }, body: edited })).ok);
       }
-      for (const c of withDav ? ['google', 'icloud'] : ['google']) assert.equal((await api('POST', `/connections/${c}/sweep`)).status, 202);
+      ms.deleteBehindOurBack(MAILBOX, elsewhere(apptId).m365[0].id);
+      z.deleteBehindOurBack('default-cal', elsewhere(apptId).zoho[0].uid);
+      for (const c of withDav ? ['google', 'icloud', 'm365', 'zoho'] : ['google', 'm365', 'zoho']) assert.equal((await api('POST', `/connections/${c}/sweep`)).status, 202);
+      await eventually(() => { const e = elsewhere(apptId); return e.m365.length === 1 && e.zoho.length === 1; }, 15_000, 'restored in Graph and Zoho');
       await eventually(() => mine(apptId).some((e) => e.status === 'confirmed' && e.start?.dateTime === '2026-12-11T18:30:00Z'), 15_000, 'the Google event restored');
       if (withDav) await eventually(async () => (await inRadicale(apptId)).some((e) => e.summary === 'L. C. · Acupuncture'), 15_000, 'the CalDAV object restored');
       const repairs = await eventually(async () => {
         const items = (await api('GET', `/audit?entity=${apptId}&action=target.drift_repaired`)).body.items as { meta: { target: string; drift: string } }[];
-        return items.length >= (withDav ? 2 : 1) && items;
+        return items.length >= (withDav ? 4 : 3) && items;
       }, 15_000, 'the repairs audited');
-      assert.deepEqual(repairs.map((r) => `${r.meta.target}:${r.meta.drift}`).sort(), withDav ? ['google:missing', 'icloud:changed'] : ['google:missing']);
+      assert.deepEqual(repairs.map((r) => `${r.meta.target}:${r.meta.drift}`).sort(), withDav ? ['google:missing', 'icloud:changed', 'm365:missing', 'zoho:missing'] : ['google:missing', 'm365:missing', 'zoho:missing']);
       const m = await (await fetch(`${srv.url}/metrics`)).text();
       assert.match(m, /meridian_target_drift_total\{platform="google-calendar",kind="missing"\} 1/);
     });
@@ -254,6 +295,7 @@ for (const backend of BACKENDS) {
       assert.equal(r.body.changes[0].outcome, 'updated');
       assert.equal((await api('GET', `/appointments/${apptId}`)).body.status, 'cancelled');
       await eventually(() => mine(apptId).every((e) => e.status === 'cancelled'), 15_000, 'the event deleted');
+      await eventually(() => { const e = elsewhere(apptId); return e.m365.length + e.outlook.length + e.zoho.length === 0; }, 15_000, 'deleted in Graph and Zoho');
       if (withDav) await eventually(async () => (await inRadicale(apptId)).length === 0, 15_000, 'the CalDAV object deleted');
       const entry = (await feed()).find((e) => e.uid.startsWith(apptId))!;
       assert.equal(entry.status, 'CANCELLED');
