@@ -213,8 +213,19 @@ export interface TargetClient {
   remove(link: LinkState, appointmentId: string): Promise<WriteOutcome<void>>;
   /** Read the event back: gone, changed by someone (times or title), or as we wrote it. */
   inspect?(event: TargetEvent, link: LinkState): Promise<WriteOutcome<Inspection>>;
+  /** What changed in a calendar since `token` (all of it, `full`, when there is no valid token). */
+  changes?(calendarId: string | undefined, token: string | undefined): Promise<WriteOutcome<ChangeSet>>;
   /** Busy intervals in a calendar that are not our events (personal time, other meetings). */
   busy?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<BusyInterval[]>>;
+}
+
+export interface ChangeSet {
+  /** The token was missing or expired: everything must be checked. */
+  full: boolean;
+  /** Remote ids (as in LinkState.remoteId) that changed or were deleted since the token. */
+  changed: string[];
+  /** Token for the next call. */
+  token: string | undefined;
 }
 
 export interface BusyInterval {

@@ -58,7 +58,9 @@ export async function sweepConnection(hub: Hub, connectionId: string): Promise<S
     .execute();
   const book = new NameBook(hub.store.db);
   const report: SweepReport = { checked: 0, repaired: 0, accepted: 0, drift: {} };
-  for (const l of links) {
+  const toCheck = await narrowToChanged(hub, connectionId, client, links);
+  if ('failure' in toCheck) return toCheck;
+  for (const l of toCheck.links) {
     const appt = await getAppointment(hub.store.db, l.appointment_id);
     if (!appt) continue;
     const link = linkFromRow(l);
@@ -103,7 +105,44 @@ export async function sweepConnection(hub: Hub, connectionId: string): Promise<S
     await audit(r.ok ? 'target.drift_repaired' : 'target.drift_found', r.ok ? {} : { error: r.failure.message });
   }
   if (client.busy && conn.record.config.busyTimes !== false) report.busy = await refreshBusy(hub, conn.record.id, client);
+  await toCheck.commit();
   return report;
+}
+
+type LinkRow = { appointment_id: string; remote_id: string; calendar_id: string | null; etag: string | null; generation: number; data: string };
+
+/**
+ * With a target that reports changes since a token (Google syncToken), only the events that changed
+ * are read back; without a token, or when it expired, everything is. The new tokens are stored by
+ * `commit()` once the sweep has been done, so an interrupted sweep repeats rather than skips.
+ */
+async function narrowToChanged(hub: Hub, connectionId: string, client: TargetClient, links: LinkRow[]): Promise<{ links: LinkRow[]; commit(): Promise<void> } | { failure: string }> {
+  if (!client.changes) return { links, commit: async () => {} };
+  const byCalendar = new Map<string, LinkRow[]>();
+  for (const l of links) byCalendar.set(l.calendar_id ?? '', [...(byCalendar.get(l.calendar_id ?? '') ?? []), l]);
+  const keep: LinkRow[] = [];
+  const tokens: { key: string; value: string }[] = [];
+  for (const [calendar, group] of byCalendar) {
+    const key = `sync-token:${connectionId}:${calendar}`;
+    const stored = await hub.store.db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst();
+    const r = await client.changes(calendar || undefined, stored?.value);
+    if (!r.ok) {
+      if (r.failure.class === 'auth' || r.failure.class === 'throttled') return { failure: `${r.failure.class}: ${r.failure.message}` };
+      keep.push(...group);
+      continue;
+    }
+    const changed = new Set(r.value.changed);
+    keep.push(...(r.value.full ? group : group.filter((l) => changed.has(l.remote_id))));
+    if (r.value.token) tokens.push({ key, value: r.value.token });
+  }
+  return {
+    links: keep,
+    commit: async () => {
+      for (const t of tokens) {
+        await hub.store.db.insertInto('meta').values(t).onConflict((oc) => oc.column('key').doUpdateSet({ value: t.value })).execute();
+      }
+    },
+  };
 }
 
 const BUSY_AHEAD_MS = 60 * 86_400_000;

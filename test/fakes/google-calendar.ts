@@ -20,6 +20,7 @@
 //   g.deleteBehindOurBack(cal, id) delete an event as a user would in Google's UI
 //   g.editBehindOurBack(cal, id, patch) edit an event as a user would (new etag)
 //   g.addTheirs(cal, event)       an event the practitioner made themselves (not ours)
+//   g.expireSyncTokens()          every sync token issued so far answers 410 fullSyncRequired
 //   g.refuseRestore(cal, id)       make PATCH on that deleted id answer 403 (Google refusing to undelete)
 //   g.close()
 import http from 'node:http';
@@ -75,6 +76,7 @@ export interface FakeGoogle {
   deleteBehindOurBack(calendarId: string, eventId: string): void;
   editBehindOurBack(calendarId: string, eventId: string, patch: GEvent): void;
   addTheirs(calendarId: string, event: GEvent): string;
+  expireSyncTokens(): void;
   refuseRestore(calendarId: string, eventId: string): void;
   close(): Promise<void>;
 }
@@ -92,6 +94,8 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
   const refused = new Set<string>();
   const injected: { status: number; headers: Record<string, string> }[] = [];
   let etagN = 0;
+  /** Sync tokens older than this answer 410 (expireSyncTokens). */
+  let validFrom = 0;
   const cal = (id: string) => {
     let c = calendars.get(id);
     if (!c) calendars.set(id, (c = new Map()));
@@ -104,7 +108,8 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
     live: (c) => [...cal(c).values()].filter((e) => e.status !== 'cancelled'),
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     expireTokens: () => tokens.clear(),
-    deleteBehindOurBack: (c, id) => { const e = cal(c).get(id); if (e) e.status = 'cancelled'; },
+    deleteBehindOurBack: (c, id) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, status: 'cancelled', etag: `"${++etagN}"` }); },
+    expireSyncTokens: () => { validFrom = etagN + 1; },
     editBehindOurBack: (c, id, patch) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, ...patch, etag: `"${++etagN}"` }); },
     refuseRestore: (c, id) => refused.add(`${c}/${id}`),
     addTheirs: (c, ev) => {
@@ -232,12 +237,24 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
           return send(204);
         }
         case 'list': {
+          if (query.syncToken) {
+            // Google refuses these with a sync token (targets.md §1.5).
+            const refused = ['timeMin', 'timeMax', 'orderBy', 'privateExtendedProperty', 'q', 'updatedMin', 'iCalUID', 'sharedExtendedProperty'].filter((k) => k in query);
+            if (refused.length) {
+              state.violations.push(`list: ${refused.join(', ')} cannot be combined with syncToken`);
+              return send(400, googleError(400, 'invalid', 'Sync token cannot be combined with these parameters'));
+            }
+            const since = Number(/^st-(\d+)$/.exec(query.syncToken)?.[1] ?? NaN);
+            if (!Number.isFinite(since) || since < validFrom) return send(410, googleError(410, 'fullSyncRequired', 'Sync token is no longer valid, a full sync is required.'));
+            const items = [...events.values()].filter((e) => Number(String(e.etag).replace(/"/g, '')) > since);
+            return send(200, { kind: 'calendar#events', items, nextSyncToken: `st-${etagN}` });
+          }
           const t = (e: GEvent, k: 'start' | 'end') => Date.parse(e[k]?.dateTime ?? '');
           const items = [...events.values()]
             .filter((e) => query.showDeleted === 'true' || e.status !== 'cancelled')
             .filter((e) => !query.timeMin || t(e, 'end') > Date.parse(query.timeMin))
             .filter((e) => !query.timeMax || t(e, 'start') < Date.parse(query.timeMax));
-          return send(200, { kind: 'calendar#events', items });
+          return send(200, { kind: 'calendar#events', items, nextSyncToken: `st-${etagN}` });
         }
         default:
           return send(501, googleError(501, 'notImplemented', `${name} is not implemented by the fake`));

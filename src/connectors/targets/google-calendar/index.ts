@@ -92,6 +92,30 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (r.kind === 'http' && r.status === 403 && !isUsageLimit(r.error)) return create(e, calendarId, link.generation + 1);
       return failed(r, 'update');
     },
+    async changes(calendarId, token) {
+      // Incremental sync (targets.md §1.5): events changed since the token, deleted ones included;
+      // 410 fullSyncRequired (or no token) → a full listing, and the caller checks everything.
+      const cal = calendarId ?? defaultCalendar;
+      let full = !token;
+      const changed: string[] = [];
+      let pageToken: string | undefined;
+      for (let page = 0; page < 200; page++) {
+        const q: Record<string, string> = full ? { showDeleted: 'true', maxResults: '2500' } : { syncToken: token! };
+        if (pageToken) q.pageToken = pageToken;
+        const r = await api.list(cal, q);
+        if (!full && r.kind === 'http' && r.status === 410) {
+          full = true;
+          pageToken = undefined;
+          changed.length = 0;
+          continue;
+        }
+        if (r.kind !== 'ok') return failed(r, 'sync');
+        for (const ev of r.data?.items ?? []) if (ev.id) changed.push(ev.id);
+        pageToken = r.data?.nextPageToken ?? undefined;
+        if (!pageToken) return ok({ full, changed, token: r.data?.nextSyncToken ?? undefined });
+      }
+      return fail({ class: 'transient', message: 'Google Calendar sync: too many pages' });
+    },
     async busy(window, calendarId) {
       const out: BusyInterval[] = [];
       let pageToken: string | undefined;
