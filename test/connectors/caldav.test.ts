@@ -121,6 +121,26 @@ describe('CalDAV against Radicale', { skip }, () => {
     assert.deepEqual(r.value, [{ start: '2027-01-01T10:00:00Z', end: '2027-01-01T11:00:00Z' }], 'the foreign event only');
   });
 
+  test('sync-collection: a token, then only what changed (deleted included); a bogus token means start again', async () => {
+    const c = client();
+    const first = await c.changes!('Appointments', undefined);
+    assert.ok(first.ok, JSON.stringify(first));
+    assert.equal(first.value.full, true);
+    assert.ok(first.value.token);
+    const made = await c.upsert(event({ appointmentId: '77777777-2222-4333-8444-555555555555' }), undefined);
+    assert.ok(made.ok);
+    const next = await c.changes!('Appointments', first.value.token);
+    assert.ok(next.ok);
+    assert.deepEqual([next.value.full, next.value.changed], [false, [made.value.remoteId]]);
+    assert.ok((await c.remove(made.value, '77777777-2222-4333-8444-555555555555')).ok);
+    const gone = await c.changes!('Appointments', next.value.token);
+    assert.ok(gone.ok);
+    assert.deepEqual(gone.value.changed, [made.value.remoteId], 'a removed member is reported too');
+    const bogus = await c.changes!('Appointments', 'http://radicale.org/ns/sync/not-a-token');
+    assert.ok(bogus.ok, JSON.stringify(bogus));
+    assert.equal(bogus.value.full, true);
+  });
+
   test('the repeated hour is stored unambiguously and reads back as the same instant', async () => {
     const id = '22222222-2222-4333-8444-555555555555';
     const r = await client().upsert(event({ appointmentId: id, start: '2026-11-01T07:30:00Z', end: '2026-11-01T08:30:00Z' }), undefined);

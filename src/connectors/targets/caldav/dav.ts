@@ -101,3 +101,34 @@ export function failureOf(a: Exclude<DavAnswer, { kind: 'ok' }>, op: string): Co
   if (a.status === 412 || a.status === 409) return { class: 'conflict', status: a.status, message };
   return { class: 'permanent', status: a.status, message };
 }
+
+/**
+ * RFC 6578 sync-collection REPORT. tsdav's helper drops the new sync-token (it sits at the
+ * multistatus level), so this one request is made here; the answer is small and well defined.
+ */
+export async function syncCollection(ctx: ConnectionContext, calendarUrl: string, token: string | undefined): Promise<DavAnswer> {
+  const body = `<?xml version="1.0" encoding="utf-8"?>
+<d:sync-collection xmlns:d="DAV:"><d:sync-token>${token ? escapeXml(token) : ''}</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>`;
+  try {
+    const res = await ctx.fetch(calendarUrl, {
+      method: 'REPORT', headers: { ...authHeaders(ctx), depth: '0', 'content-type': 'application/xml; charset=utf-8' }, body, signal: AbortSignal.timeout(60_000),
+    });
+    const text = await res.text().catch(() => '');
+    if (res.ok) return { kind: 'ok', status: res.status, etag: undefined, body: text };
+    return { kind: 'http', status: res.status, body: text, retryAfterMs: retryAfterMs(res.headers) };
+  } catch (err) {
+    return { kind: 'failed', failure: networkFailure(err) };
+  }
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** The hrefs (changed or removed) and the new token of a sync-collection multistatus, whatever the prefixes. */
+export function parseSyncAnswer(xml: string, base: string): { hrefs: string[]; token: string | undefined } {
+  const hrefs = [...xml.matchAll(/<(?:[A-Za-z0-9]+:)?response\b[\s\S]*?<(?:[A-Za-z0-9]+:)?href>([^<]+)<\/(?:[A-Za-z0-9]+:)?href>/g)]
+    .map((m) => new URL(m[1].trim().replace(/&amp;/g, '&'), base).toString());
+  const token = /<(?:[A-Za-z0-9]+:)?sync-token>([^<]*)<\/(?:[A-Za-z0-9]+:)?sync-token>/.exec(xml)?.[1]?.trim();
+  return { hrefs, token: token ? token.replace(/&amp;/g, '&') : undefined };
+}

@@ -9,7 +9,7 @@
 import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { parseCalendar, renderCalendar } from '../../shared/icalendar.ts';
 import { fetchCalendarObjects } from 'tsdav';
-import { authHeaders, failureOf, forgetSession, get, pickCalendar, preconditions, put, remove, session } from './dav.ts';
+import { authHeaders, failureOf, forgetSession, get, parseSyncAnswer, pickCalendar, preconditions, put, remove, session, syncCollection } from './dav.ts';
 
 export const PLATFORM = 'caldav';
 const MAX_GENERATION = 5;
@@ -113,6 +113,20 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (r.kind === 'ok') return ok(await linkAfterWrite(link.remoteId, r.etag, e.calendarId, link.generation, cal.value));
       if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return create(e, cal.value, link.generation);
       return fail(failureOf(r, 'update'));
+    },
+    async changes(calendarId, token) {
+      const cal = await calendarUrl(calendarId);
+      if (!cal.ok) return cal;
+      let full = !token;
+      let r = await syncCollection(ctx, cal.value, token);
+      // 403 with DAV:valid-sync-token (unknown or expired token): start again from nothing.
+      if (token && r.kind === 'http' && (r.status === 403 || r.status === 409) && preconditions(r.body).includes('valid-sync-token')) {
+        full = true;
+        r = await syncCollection(ctx, cal.value, undefined);
+      }
+      if (r.kind !== 'ok') return fail(failureOf(r, 'sync-collection'));
+      const parsed = parseSyncAnswer(r.body ?? '', cal.value);
+      return ok({ full, changed: parsed.hrefs, token: parsed.token });
     },
     async busy(window, calendarId) {
       const cal = await calendarUrl(calendarId);
