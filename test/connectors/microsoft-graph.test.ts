@@ -114,3 +114,27 @@ test('busy times: the mailbox\'s own events in the window, not ours, not free', 
   assert.deepEqual(r.value, [{ start: '2027-05-03T11:00:00Z', end: '2027-05-03T12:00:00Z' }]);
   assert.deepEqual(m.violations, []);
 });
+
+test('delta: a first round (paged) gives a token; then only changes, deletions included; 410 starts again', async () => {
+  const c = client('application');
+  const mbx = 'delta@clinic.example';
+  const a = await c.upsert(ev({ appointmentId: '77777777-2222-4333-8444-000000000001', calendarId: mbx }), undefined);
+  const b = await c.upsert(ev({ appointmentId: '77777777-2222-4333-8444-000000000002', calendarId: mbx }), undefined);
+  assert.ok(a.ok && b.ok);
+  const first = await c.changes!(mbx, undefined);
+  assert.ok(first.ok, JSON.stringify(first));
+  assert.equal(first.value.full, true);
+  assert.deepEqual(first.value.changed.sort(), [a.value.remoteId, b.value.remoteId].sort());
+  const quiet = await c.changes!(mbx, first.value.token);
+  assert.ok(quiet.ok);
+  assert.deepEqual([quiet.value.full, quiet.value.changed], [false, []]);
+  m.deleteBehindOurBack(mbx, a.value.remoteId);
+  const after = await c.changes!(mbx, quiet.value.token);
+  assert.ok(after.ok);
+  assert.deepEqual(after.value.changed, [a.value.remoteId]);
+  m.expireDeltaTokens();
+  const again = await c.changes!(mbx, after.value.token);
+  assert.ok(again.ok);
+  assert.equal(again.value.full, true);
+  assert.deepEqual(m.violations, []);
+});

@@ -72,6 +72,8 @@ export interface FakeGraph {
   deleteBehindOurBack(mailbox: string, id: string): void;
   /** An event the practitioner made themselves (not ours). */
   addTheirs(mailbox: string, ev: GEvent): string;
+  /** Every delta token issued so far answers 410 (syncStateNotFound). */
+  expireDeltaTokens(): void;
   close(): Promise<void>;
 }
 
@@ -86,6 +88,10 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
   const maxSeen = new Map<string, number>();
   let lieAfterCreate = 0;
   let etagN = 0;
+  /** Deletions with the change number they happened at, per mailbox (for delta's @removed). */
+  const removed = new Map<string, { id: string; at: number }[]>();
+  const tombstone = (m: string, id: string) => removed.set(m, [...(removed.get(m) ?? []), { id, at: ++etagN }]);
+  let deltaValidFrom = 0;
   const box = (m: string) => {
     let b = boxes.get(m);
     if (!b) boxes.set(m, (b = new Map()));
@@ -97,7 +103,8 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     maxInFlight: (m) => maxSeen.get(m) ?? 0,
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     failAfterCreate: (n) => { lieAfterCreate = n; },
-    deleteBehindOurBack: (m, id) => { box(m).delete(id); },
+    deleteBehindOurBack: (m, id) => { box(m).delete(id); tombstone(m, id); },
+    expireDeltaTokens: () => { deltaValidFrom = etagN + 1; },
     addTheirs: (m, ev) => {
       const id = `AAMk${randomBytes(16).toString('base64url')}`;
       box(m).set(id, { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` });
@@ -175,6 +182,27 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
           }
           return send(201, ev);
         }
+        if (req.method === 'GET' && /\/calendarView\/delta$/.test(url.pathname)) {
+          const changeNo = (e: GEvent) => Number(/(\d+)/.exec(String(e['@odata.etag']))?.[1] ?? 0);
+          const token = url.searchParams.get('$deltatoken');
+          const base = `${state.url}${url.pathname}`;
+          if (token !== null) {
+            const since = Number(token);
+            if (!Number.isFinite(since) || since < deltaValidFrom) return send(410, err('SyncStateNotFound', 'The sync state generation is not found.'));
+            const changed = [...events.values()].filter((e) => changeNo(e) > since);
+            const gone = (removed.get(mailbox) ?? []).filter((r) => r.at > since).map((r) => ({ id: r.id, '@removed': { reason: 'deleted' } }));
+            return send(200, { value: [...changed, ...gone], '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
+          }
+          if (!url.searchParams.get('startDateTime') || !url.searchParams.get('endDateTime')) return send(400, err('ErrorInvalidParameter', 'startDateTime and endDateTime are required'));
+          // The first round comes in two pages, so nextLink is followed.
+          const all = [...events.values()];
+          const half = Math.ceil(all.length / 2);
+          if (url.searchParams.get('$skiptoken') === null && all.length > 1) {
+            return send(200, { value: all.slice(0, half), '@odata.nextLink': `${base}?${url.searchParams}&$skiptoken=${half}` });
+          }
+          const from = Number(url.searchParams.get('$skiptoken') ?? 0);
+          return send(200, { value: all.slice(from), '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
+        }
         if (req.method === 'GET' && /\/calendarView$/.test(url.pathname)) {
           const from = Date.parse(url.searchParams.get('startDateTime') ?? '');
           const to = Date.parse(url.searchParams.get('endDateTime') ?? '');
@@ -198,6 +226,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
         }
         if (req.method === 'DELETE') {
           events.delete(ev.id);
+          tombstone(mailbox, ev.id);
           return send(204);
         }
         return send(405, err('MethodNotAllowed', 'not supported by the fake'));

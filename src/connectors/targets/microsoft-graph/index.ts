@@ -195,6 +195,34 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (link && link.calendarId !== e.calendarId) return create(e, b, b, link.generation);
       return link ? update(e, b, b, link) : create(e, b, b, 0);
     },
+    async changes(calendarId, token) {
+      // calendarView/delta (targets.md §2.5): the first round pages with nextLink and ends with a
+      // deltaLink (our token, the whole URL); later rounds call it. 410 (sync state gone) → start again.
+      const b = base(calendarId);
+      if (typeof b !== 'string') return fail(b);
+      const now = ctx.now().getTime();
+      const first = `${b}/calendarView/delta?${new URLSearchParams({ startDateTime: new Date(now - 86_400_000).toISOString(), endDateTime: new Date(now + 180 * 86_400_000).toISOString() })}`;
+      const relative = (link: string) => link.replace(/^https?:\/\/[^/]+\/v1\.0/, '');
+      let full = !token;
+      let path: string | undefined = token ? relative(token) : first;
+      const changed: string[] = [];
+      for (let page = 0; path && page < 500; page++) {
+        const r = await call(b, 'GET', path);
+        if (!full && r.kind === 'http' && r.status === 410) {
+          full = true;
+          changed.length = 0;
+          path = first;
+          continue;
+        }
+        if (r.kind !== 'ok') return fail(failure(r, 'delta'));
+        for (const ev of (r.json?.value as { id?: string }[] | undefined) ?? []) if (ev.id) changed.push(ev.id);
+        const next = r.json?.['@odata.nextLink'];
+        const delta = r.json?.['@odata.deltaLink'];
+        if (typeof delta === 'string') return ok({ full, changed, token: delta });
+        path = typeof next === 'string' ? relative(next) : undefined;
+      }
+      return fail({ class: 'transient', message: 'Microsoft Graph delta: no deltaLink' });
+    },
     async busy(window, calendarId) {
       const b = base(calendarId);
       if (typeof b !== 'string') return fail(b);
