@@ -3,43 +3,23 @@
 // unless overridden, and our own events never count as busy.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import { CAL, day, googleClinic, type GoogleClinic } from './google-clinic.ts';
+import type { Hub } from '../../src/engine/hub.ts';
+import type { FakeGoogle } from '../fakes/google-calendar.ts';
 import { staffCreate, StaffError } from '../../src/engine/staff.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { sweepConnection } from '../../src/engine/drift.ts';
 import { getAppointment } from '../../src/store/repo.ts';
-import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
-import { tempDir } from '../helpers.ts';
 
 let g: FakeGoogle;
 let hub: Hub;
-const dir = tempDir();
-const CAL = 'okafor@clinic';
-const day = (d: number, h: number, m = 0) => new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + d, h, m)).toISOString();
 
+let clinic: GoogleClinic;
 before(async () => {
-  g = await startFakeGoogle();
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken } });
-  const c = parseConfig(`
-clinic: { id: c, name: Clinic, timeZone: Europe/London }
-locations: [{ id: l, name: Main }]
-practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
-connections:
-  - id: google
-    platform: google-calendar
-    baseUrl: ${g.url}
-    config: { tokenUrl: ${g.tokenUrl} }
-    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+  clinic = await googleClinic({ });
+  ({ hub, g } = clinic);
 });
-after(async () => {
-  await hub.store.close();
-  await g.close();
-  dir.cleanup();
-});
+after(() => clinic.close());
 
 test('a personal event over a booking flags it; staff cannot book over one without override', async () => {
   const a = await staffCreate(hub, { practitionerId: 'okafor', start: day(2, 10), end: day(2, 11), patient: { name: 'Ana Silva' } }, 'test');

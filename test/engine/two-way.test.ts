@@ -3,44 +3,25 @@
 // edited by hand is restored (the text is ours).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import { CAL, day, googleClinic, type GoogleClinic } from './google-clinic.ts';
+import type { Hub } from '../../src/engine/hub.ts';
+import type { FakeGoogle } from '../fakes/google-calendar.ts';
 import { staffCreate } from '../../src/engine/staff.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { sweepConnection } from '../../src/engine/drift.ts';
 import { getAppointment } from '../../src/store/repo.ts';
-import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
-import { tempDir } from '../helpers.ts';
 
 let g: FakeGoogle;
 let hub: Hub;
-const dir = tempDir();
-const CAL = 'okafor@clinic';
 
+let clinic: GoogleClinic;
 before(async () => {
-  g = await startFakeGoogle();
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken } });
-  const c = parseConfig(`
-clinic: { id: c, name: Clinic, timeZone: Europe/London }
-locations: [{ id: l, name: Main }]
-practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
-connections:
-  - id: google
-    platform: google-calendar
-    baseUrl: ${g.url}
-    config: { tokenUrl: ${g.tokenUrl}, twoWay: accept }
-    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+  clinic = await googleClinic({ config: 'twoWay: accept' });
+  ({ hub, g } = clinic);
 });
-after(async () => {
-  await hub.store.close();
-  await g.close();
-  dir.cleanup();
-});
+after(() => clinic.close());
 
-const inFuture = (days: number, hour: number) => new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + days, hour)).toISOString();
+const inFuture = (days: number, hour: number) => day(days, hour);
 const eventOf = (id: string) => g.events(CAL).find((e) => e.extendedProperties?.private?.meridianAppointmentId === id)!;
 
 test('a practitioner moving our event in their calendar reschedules the appointment, once', async () => {

@@ -4,49 +4,26 @@
 // write the appointment's state at run time.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openHub, type Hub, type Clock } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import { CAL, googleClinic, type GoogleClinic } from './google-clinic.ts';
+import type { Hub, Clock } from '../../src/engine/hub.ts';
+import type { FakeGoogle } from '../fakes/google-calendar.ts';
 import { staffCreate, staffReschedule } from '../../src/engine/staff.ts';
 import { drain, Worker } from '../../src/engine/worker.ts';
 import { saveSecrets, setConnectionStatus } from '../../src/engine/connections.ts';
 import { listJobs, retryJob } from '../../src/store/outbox.ts';
-import { makeLogger } from '../../src/engine/hub.ts';
-import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
-import { tempDir } from '../helpers.ts';
 
 let g: FakeGoogle;
 let hub: Hub;
-const dir = tempDir();
 let now = new Date('2026-03-01T12:00:00Z');
 const clock: Clock = { now: () => now };
-const CAL = 'okafor@clinic';
 const worker = () => new Worker(hub, { backoff: { baseMs: 1000, capMs: 60_000 } });
 
+let clinic: GoogleClinic;
 before(async () => {
-  g = await startFakeGoogle();
-  hub = await openHub({
-    dataDir: dir.dir, clock, log: makeLogger('silent'),
-    env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken },
-  });
-  const c = parseConfig(`
-clinic: { id: c, name: Clinic, timeZone: Europe/London }
-locations: [{ id: l, name: Main }]
-practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
-connections:
-  - id: google
-    platform: google-calendar
-    baseUrl: ${g.url}
-    config: { tokenUrl: ${g.tokenUrl} }
-    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+  clinic = await googleClinic({ clock });
+  ({ hub, g } = clinic);
 });
-after(async () => {
-  await hub.store.close();
-  await g.close();
-  dir.cleanup();
-});
+after(() => clinic.close());
 
 const advance = (ms: number) => { now = new Date(now.getTime() + ms); };
 const jobOf = async (apptId: string) => (await listJobs(hub.store.db, { limit: 1000 })).find((j) => (j.payload as { appointmentId: string }).appointmentId === apptId)!;

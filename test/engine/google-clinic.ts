@@ -1,0 +1,50 @@
+// A one-practitioner clinic whose calendar is the fake Google, with the hub in-process: the setup the
+// engine tests share. `config` adds settings to the Google connection (e.g. `twoWay: accept`).
+import { openHub, makeLogger, type Clock, type Hub } from '../../src/engine/hub.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { applyConfig } from '../../src/config/apply.ts';
+import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
+import { tempDir } from '../helpers.ts';
+
+export const CAL = 'okafor@clinic';
+
+export interface GoogleClinic {
+  hub: Hub;
+  g: FakeGoogle;
+  close(): Promise<void>;
+}
+
+export async function googleClinic(o: { clock?: Clock; config?: string } = {}): Promise<GoogleClinic> {
+  const g = await startFakeGoogle();
+  const dir = tempDir();
+  const hub = await openHub({
+    dataDir: dir.dir, clock: o.clock, log: makeLogger('silent'),
+    env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken },
+  });
+  const c = parseConfig(`
+clinic: { id: c, name: Clinic, timeZone: Europe/London }
+locations: [{ id: l, name: Main }]
+practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
+connections:
+  - id: google
+    platform: google-calendar
+    baseUrl: ${g.url}
+    config: { tokenUrl: ${g.tokenUrl}${o.config ? `, ${o.config}` : ''} }
+    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
+`, 'test.yaml');
+  await applyConfig(hub, c.config, c.hash, 'test');
+  return {
+    hub, g,
+    close: async () => {
+      await hub.store.close();
+      await g.close();
+      dir.cleanup();
+    },
+  };
+}
+
+/** An instant `days` from today at `hour`:`minute` UTC (appointments in the sweep window). */
+export function day(days: number, hour: number, minute = 0): string {
+  const n = new Date();
+  return new Date(Date.UTC(n.getUTCFullYear(), n.getUTCMonth(), n.getUTCDate() + days, hour, minute)).toISOString();
+}
