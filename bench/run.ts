@@ -180,7 +180,7 @@ async function main(): Promise<void> {
   process.stderr.write('calendar target writes…\n');
   const targets = await benchTargets(200);
   out.push('');
-  out.push('| Target write (create then move, 4 in flight) | writes/s | HTTP requests per write |');
+  out.push('| Target write (create then move; 4 in flight unless said) | writes/s | HTTP round trips per write |');
   out.push('|---|---:|---:|');
   for (const t of targets) out.push(`| ${t.target} | ${fmt(t.writes / t.seconds, 0)} | ${t.requestsPerWrite === undefined ? '–' : fmt(t.requestsPerWrite, 2)} |`);
   process.stdout.write(`${out.join('\n')}\n`);

@@ -1,6 +1,7 @@
 // Calendar target write throughput: each connector's client creating, then moving, N events against
 // its fake (Google, Graph, Zoho) and against a real Radicale when installed, 4 writes in flight.
-// Reports writes per second and HTTP requests per write (what a clinic's API quota pays).
+// Reports writes per second and HTTP round trips per write (what a clinic's API quota pays), and for
+// Graph a bulk catch-up with JSON $batch on and off.
 import { randomUUID } from 'node:crypto';
 import { getTarget } from '../src/connectors/registry.ts';
 import type { ConnectionContext, LinkState, TargetEvent } from '../src/connectors/types.ts';
@@ -12,7 +13,7 @@ import { createAccount, makeCalendar } from 'tsdav';
 
 export interface TargetRow { target: string; writes: number; seconds: number; requestsPerWrite?: number }
 
-async function drive(platform: string, ctx: ConnectionContext, calendarId: string | undefined, n: number, requests?: () => number): Promise<TargetRow> {
+async function drive(platform: string, ctx: ConnectionContext, calendarId: string | undefined, n: number, requests?: () => number, inFlight = 4): Promise<TargetRow> {
   const client = getTarget(platform)!.client!(ctx);
   const ids = Array.from({ length: n }, () => randomUUID());
   const event = (id: string, i: number, moved: boolean): TargetEvent => {
@@ -24,7 +25,7 @@ async function drive(platform: string, ctx: ConnectionContext, calendarId: strin
   const t0 = performance.now();
   for (const moved of [false, true]) {
     let k = 0;
-    await Promise.all(Array.from({ length: 4 }, async () => {
+    await Promise.all(Array.from({ length: inFlight }, async () => {
       while (k < ids.length) {
         const i = k++;
         const r = await client.upsert(event(ids[i], i, moved), links.get(ids[i]));
@@ -46,7 +47,13 @@ export async function benchTargets(n = 200): Promise<TargetRow[]> {
   rows.push(await drive('google-calendar', ctxOf('g', g.url, { tokenUrl: g.tokenUrl }, g.credentials), 'bench@clinic', n, () => g.requests.length));
   await g.close();
   const m = await startFakeGraph();
-  rows.push(await drive('microsoft-graph', ctxOf('m', m.url, { tokenUrl: m.tokenUrl, mode: 'application' }, { clientId: m.credentials.clientId, clientSecret: m.credentials.clientSecret }), 'bench@clinic.example', n, () => m.requests.length));
+  const graphSecrets = { clientId: m.credentials.clientId, clientSecret: m.credentials.clientSecret };
+  rows.push(await drive('microsoft-graph', ctxOf('m', m.url, { tokenUrl: m.tokenUrl, mode: 'application', batch: false }, graphSecrets), 'bench@clinic.example', n, () => m.roundTrips));
+  // Bulk (catch-up after a reconnection): 500 events, 20 in flight, with and without JSON $batch.
+  for (const batch of [false, true]) {
+    const row = await drive('microsoft-graph', ctxOf(`mb${batch}`, m.url, { tokenUrl: m.tokenUrl, mode: 'application', batch }, graphSecrets), `bulk-${batch}@clinic.example`, 500, () => m.roundTrips, 20);
+    rows.push({ ...row, target: `microsoft-graph bulk, 20 in flight, $batch ${batch ? 'on' : 'off'}` });
+  }
   await m.close();
   const z = await startFakeZoho();
   rows.push(await drive('zoho-calendar', ctxOf('z', z.url, { accountsServer: z.accountsServer }, z.credentials), undefined, n, () => z.requests.length));

@@ -11,9 +11,9 @@ before(async () => {
 });
 after(() => m.close());
 
-function client(mode: 'delegated' | 'application', over: Record<string, string> = {}): TargetClient {
+function client(mode: 'delegated' | 'application', over: Record<string, string> = {}, config: Record<string, unknown> = {}): TargetClient {
   const ctx: ConnectionContext = {
-    connectionId: `graph-${mode}-${Object.values(over).join()}`, config: { mode, tokenUrl: m.tokenUrl },
+    connectionId: `graph-${mode}-${Object.values(over).join()}-${JSON.stringify(config)}`, config: { mode, tokenUrl: m.tokenUrl, ...config },
     secrets: { clientId: m.credentials.clientId, ...(mode === 'application' ? { clientSecret: m.credentials.clientSecret } : { refreshToken: m.credentials.refreshToken }), ...over },
     baseUrl: m.url, fetch: globalThis.fetch, now: () => new Date(), saveSecrets: async () => {},
   };
@@ -137,4 +137,34 @@ test('delta: a first round (paged) gives a token; then only changes, deletions i
   assert.ok(again.ok);
   assert.equal(again.value.full, true);
   assert.deepEqual(m.violations, []);
+});
+
+test('$batch: concurrent writes to one mailbox share round trips (≤ 20 per batch); off, each is its own', async () => {
+  const run = async (mbx: string, config: Record<string, unknown>) => {
+    const c = client('application', {}, config);
+    const before = m.roundTrips;
+    const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => c.upsert(ev({ appointmentId: `88888888-2222-4333-8444-${String(i).padStart(12, '0')}`, calendarId: mbx }), undefined)));
+    assert.ok(rs.every((r) => r.ok), JSON.stringify(rs.find((r) => !r.ok)));
+    assert.equal(m.events(mbx).length, 40);
+    return m.roundTrips - before;
+  };
+  const batches = m.batches.length;
+  const batched = await run('batch-on@clinic.example', {});
+  const plain = await run('batch-off@clinic.example', { batch: false });
+  assert.equal(plain, 80, 'lookup + create per event');
+  assert.ok(batched <= 8, `batched round trips: ${batched}`);
+  assert.ok(m.batches.slice(batches).every((n) => n <= 20));
+  assert.deepEqual(m.violations, []);
+});
+
+test('$batch: a throttled inner request is throttled alone', async () => {
+  const c = client('application');
+  const mbx = 'batch-429@clinic.example';
+  m.fail(1, 429, { 'retry-after': '9' });
+  const rs = await Promise.all([1, 2, 3].map((i) => c.upsert(ev({ appointmentId: `99999999-2222-4333-8444-00000000000${i}`, calendarId: mbx }), undefined)));
+  const throttled = rs.filter((r) => !r.ok);
+  assert.equal(throttled.length, 1);
+  assert.equal(!throttled[0].ok && throttled[0].failure.class, 'throttled');
+  assert.equal(!throttled[0].ok && throttled[0].failure.retryAfterMs, 9000);
+  assert.equal(m.events(mbx).length, 2);
 });

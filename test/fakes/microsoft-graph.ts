@@ -7,6 +7,7 @@
 //   const m = await startFakeGraph({ latencyMs? });
 //   m.url, m.tokenUrl, m.credentials { clientId, clientSecret, refreshToken }
 //   m.events(mailbox)  ('me' for delegated calls)   m.requests   m.violations   m.maxInFlight(mailbox)
+//   m.roundTrips (outer HTTP requests)   m.batches (sizes of the $batch requests)   POST /v1.0/$batch
 //   m.fail(n, status, headers?)   m.deleteBehindOurBack(mailbox, id)   m.addTheirs(mailbox, event)   m.failAfterCreate(n)   m.close()
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -63,6 +64,9 @@ export interface FakeGraph {
   credentials: { clientId: string; clientSecret: string; refreshToken: string };
   events(mailbox: string): GEvent[];
   requests: { method: string; path: string; mailbox: string; at: number; body?: GEvent }[];
+  /** HTTP requests that reached the fake from outside (a $batch counts once). */
+  roundTrips: number;
+  batches: number[];
   violations: string[];
   tokenRequests: { grant: string }[];
   maxInFlight(mailbox: string): number;
@@ -98,7 +102,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     return b;
   };
   const state: FakeGraph = {
-    url: '', tokenUrl: '', credentials, requests: [], violations: [], tokenRequests: [],
+    url: '', tokenUrl: '', credentials, requests: [], violations: [], tokenRequests: [], roundTrips: 0, batches: [],
     events: (m) => [...box(m).values()],
     maxInFlight: (m) => maxSeen.get(m) ?? 0,
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
@@ -123,6 +127,47 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
         res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers });
         res.end(body === undefined ? undefined : JSON.stringify(body));
       };
+      const inner = req.headers['x-fake-batch-inner'] === '1';
+      if (!inner && !url.pathname.endsWith('/token')) state.roundTrips++;
+      if (url.pathname === '/v1.0/$batch' && req.method === 'POST') {
+        // JSON batching (no official schema): ≤ 20 requests, unique ids, relative urls, Content-Type with a body.
+        let batch: { requests?: { id?: string; method?: string; url?: string; headers?: Record<string, string>; body?: unknown }[] };
+        try {
+          batch = JSON.parse(raw);
+        } catch {
+          return send(400, err('BadRequest', 'Invalid batch payload.'));
+        }
+        const reqs = batch.requests ?? [];
+        const problems = [
+          reqs.length === 0 || reqs.length > 20 ? `${reqs.length} requests (1–20 allowed)` : '',
+          new Set(reqs.map((r) => r.id)).size !== reqs.length ? 'duplicate ids' : '',
+          ...reqs.map((r) => (!r.id || !r.method || !r.url?.startsWith('/') ? `request ${r.id}: id, method and a relative url are required` : '')),
+          ...reqs.map((r) => (r.body !== undefined && !Object.keys(r.headers ?? {}).some((h) => h.toLowerCase() === 'content-type') ? `request ${r.id}: Content-Type is required with a body` : '')),
+        ].filter(Boolean);
+        if (problems.length) {
+          state.violations.push(`$batch: ${problems.join('; ')}`);
+          return send(400, err('BadRequest', problems[0]));
+        }
+        state.batches.push(reqs.length);
+        // Graph hands at most four inner requests to Outlook at a time (targets.md §2.7).
+        let next = 0;
+        const results: unknown[] = [];
+        const one = async (r: (typeof reqs)[number]) => {
+          const res2 = await fetch(`${state.url}/v1.0${r.url}`, {
+            method: r.method, headers: { ...(r.headers ?? {}), authorization: req.headers.authorization ?? '', 'x-fake-batch-inner': '1' },
+            body: r.body === undefined ? undefined : JSON.stringify(r.body),
+          });
+          const text = await res2.text();
+          return { id: r.id, status: res2.status, headers: Object.fromEntries(['retry-after', 'etag'].filter((h) => res2.headers.get(h)).map((h) => [h === 'retry-after' ? 'Retry-After' : 'ETag', res2.headers.get(h)!])), body: text ? JSON.parse(text) : undefined };
+        };
+        await Promise.all(Array.from({ length: 4 }, async () => {
+          while (next < reqs.length) {
+            const i = next++;
+            results[i] = await one(reqs[i]);
+          }
+        }));
+        return send(200, { responses: results.reverse() });
+      }
       if (url.pathname.endsWith('/oauth2/v2.0/token') && req.method === 'POST') {
         const f = new URLSearchParams(raw);
         state.tokenRequests.push({ grant: f.get('grant_type') ?? '' });

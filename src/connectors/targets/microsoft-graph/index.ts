@@ -6,7 +6,9 @@
 // - Update: PATCH with If-Match; 412/409 → re-read, write ours; 404 → create again.
 // - Delete: DELETE (silent; `cancel` would mail attendees and we never add any); 404 = done.
 // - Every call: `Prefer: IdType="ImmutableId"` and `outlook.timezone`; at most 4 requests in flight
-//   per mailbox; 429/503 honour Retry-After.
+//   per mailbox; 429/503 honour Retry-After (per inner request of a batch too).
+// - Requests to one mailbox made within 5 ms travel as one JSON `$batch` (≤ 20; config `batch: false`
+//   turns it off).
 import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
@@ -49,6 +51,54 @@ const gateFor = (key: string) => {
   let g = gates.get(key);
   if (!g) gates.set(key, (g = new Gate()));
   return g;
+};
+
+interface BatchItem {
+  method: string;
+  path: string;
+  body?: unknown;
+  ifMatch?: string;
+}
+
+/**
+ * Requests to one mailbox that arrive within a few milliseconds of each other travel as one JSON
+ * `$batch` (at most 20): a bulk sync or a reconnect catch-up costs a fraction of the round trips.
+ * A lone request goes out as itself.
+ */
+class Batcher {
+  private queue: { item: BatchItem; resolve(a: JsonAnswer): void }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private send: ((items: BatchItem[]) => Promise<JsonAnswer[]>) | undefined;
+
+  submit(item: BatchItem, send: (items: BatchItem[]) => Promise<JsonAnswer[]>): Promise<JsonAnswer> {
+    this.send = send;
+    return new Promise((resolve) => {
+      this.queue.push({ item, resolve });
+      if (this.queue.length >= MAX_BATCH) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), BATCH_WINDOW_MS);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.queue.length) {
+      const group = this.queue.splice(0, MAX_BATCH);
+      const send = this.send!;
+      send(group.map((g) => g.item)).then(
+        (answers) => group.forEach((g, i) => g.resolve(answers[i])),
+        (err: Error) => group.forEach((g) => g.resolve({ kind: 'failed', failure: { class: 'transient', message: `Microsoft Graph $batch: ${err.message}` } })),
+      );
+    }
+  }
+}
+const MAX_BATCH = 20;
+const BATCH_WINDOW_MS = 5;
+const batchers = new Map<string, Batcher>();
+const batcherFor = (key: string) => {
+  let b = batchers.get(key);
+  if (!b) batchers.set(key, (b = new Batcher()));
+  return b;
 };
 
 /** Application tokens (client credentials), cached per connection until shortly before expiry. */
@@ -140,11 +190,41 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     return `/users/${encodeURIComponent(mailbox)}`;
   }
 
-  function call(mailbox: string, method: string, path: string, body?: unknown, ifMatch?: string): Promise<JsonAnswer> {
-    return gateFor(`${ctx.connectionId}|${mailbox}`).run(() => callJson(ctx, {
-      method, url: `${ctx.baseUrl}/v1.0${path}`, body,
-      headers: { prefer: 'IdType="ImmutableId", outlook.timezone="UTC"', ...(ifMatch ? { 'if-match': ifMatch } : {}) },
+  const PREFER = 'IdType="ImmutableId", outlook.timezone="UTC"';
+  const gateKey = (mailbox: string) => `${ctx.connectionId}|${mailbox}`;
+
+  function direct(mailbox: string, r: BatchItem): Promise<JsonAnswer> {
+    return gateFor(gateKey(mailbox)).run(() => callJson(ctx, {
+      method: r.method, url: `${ctx.baseUrl}/v1.0${r.path}`, body: r.body,
+      headers: { prefer: PREFER, ...(r.ifMatch ? { 'if-match': r.ifMatch } : {}) },
     }, token, (tok) => ({ authorization: `Bearer ${tok}` })));
+  }
+
+  /** One JSON `$batch` for requests to one mailbox (targets.md §2.7); each answer goes back to its caller. */
+  async function sendBatch(mailbox: string, items: BatchItem[]): Promise<JsonAnswer[]> {
+    if (items.length === 1) return [await direct(mailbox, items[0])];
+    const requests = items.map((r, i) => ({
+      id: String(i + 1), method: r.method, url: r.path,
+      headers: { Prefer: PREFER, ...(r.body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...(r.ifMatch ? { 'If-Match': r.ifMatch } : {}) },
+      ...(r.body !== undefined ? { body: r.body } : {}),
+    }));
+    const outer = await gateFor(gateKey(mailbox)).run(() =>
+      callJson(ctx, { method: 'POST', url: `${ctx.baseUrl}/v1.0/$batch`, body: { requests } }, token, (tok) => ({ authorization: `Bearer ${tok}` })));
+    if (outer.kind !== 'ok') return items.map(() => outer);
+    const byId = new Map(((outer.json?.responses as { id: string; status: number; headers?: Record<string, string>; body?: Record<string, unknown> }[] | undefined) ?? []).map((r) => [r.id, r]));
+    return requests.map((q): JsonAnswer => {
+      const r = byId.get(q.id);
+      if (!r) return { kind: 'failed', failure: { class: 'transient', message: 'Microsoft Graph $batch: no answer for a request' } };
+      if (r.status >= 200 && r.status < 300) return { kind: 'ok', status: r.status, json: r.body };
+      const ra = Object.entries(r.headers ?? {}).find(([k]) => k.toLowerCase() === 'retry-after')?.[1];
+      return { kind: 'http', status: r.status, json: r.body, retryAfterMs: ra !== undefined && Number.isFinite(Number(ra)) ? Number(ra) * 1000 : undefined };
+    });
+  }
+
+  function call(mailbox: string, method: string, path: string, body?: unknown, ifMatch?: string): Promise<JsonAnswer> {
+    const item: BatchItem = { method, path, body, ifMatch };
+    if (ctx.config.batch === false) return direct(mailbox, item);
+    return batcherFor(gateKey(mailbox)).submit(item, (items) => sendBatch(mailbox, items));
   }
 
   function failure(a: Exclude<JsonAnswer, { kind: 'ok' }>, op: string): ConnectorFailure {
