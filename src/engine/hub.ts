@@ -23,6 +23,7 @@ export interface Metrics {
   jobSeconds: Histogram<'kind'>;
   jobsWaiting: Gauge<'state'>;
   drift: Counter<'platform' | 'kind'>;
+  reauth: Counter<'connection'>;
 }
 
 export interface Hub {
@@ -68,6 +69,7 @@ export function makeMetrics(): Metrics {
     ingestSeconds: new Histogram({ name: 'meridian_ingest_seconds', help: 'Webhook verify+commit time', labelNames: ['platform'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
     jobSeconds: new Histogram({ name: 'meridian_job_seconds', help: 'Job run time', labelNames: ['kind'], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 1, 5, 15], registers: [registry] }),
     jobsWaiting: new Gauge({ name: 'meridian_jobs', help: 'Jobs by state', labelNames: ['state'], registers: [registry] }),
+    reauth: new Counter({ name: 'meridian_connection_reauth_total', help: 'Times a connection lost its authorisation and needs reconnecting', labelNames: ['connection'], registers: [registry] }),
     drift: new Counter({ name: 'meridian_target_drift_total', help: 'Target events found deleted or changed by hand (then repaired)', labelNames: ['platform', 'kind'], registers: [registry] }),
   };
 }

@@ -3,6 +3,7 @@
 import type { ConnectorFailure } from '../connectors/types.ts';
 import { claim, complete, reschedule, jobCounts, type Job } from '../store/outbox.ts';
 import { setConnectionStatus } from './connections.ts';
+import { appendAudit } from '../store/audit.ts';
 import type { Hub } from './hub.ts';
 import { TARGET_SYNC, auditTargetWrite, syncTarget } from './targets.ts';
 import { FETCH_CHANGE, runFetchJob } from './ingest.ts';
@@ -155,7 +156,15 @@ export class Worker {
     }
     const f = result.failure;
     if (f.class === 'auth' && result.connectionId) {
+      const was = await hub.store.db.selectFrom('connection').select('status').where('id', '=', result.connectionId).executeTakeFirst();
       await setConnectionStatus(hub, result.connectionId, 'needs_reauth', f.message);
+      if (was && was.status !== 'needs_reauth') {
+        // Once per lapse: staff see it in the audit log and on /metrics until credentials are renewed.
+        await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{
+          at: now(), actor: `worker:${hub.nodeId}`, action: 'connection.needs_reauth', entityType: 'connection', entityId: result.connectionId!, meta: { reason: f.message },
+        }]));
+        hub.metrics.reauth.inc({ connection: result.connectionId });
+      }
       hub.log.warn({ connection: result.connectionId }, 'connection needs reconnecting; its jobs wait');
     }
     // Throttling and a lost authorisation do not use up the job's attempts: they wait.

@@ -67,6 +67,8 @@ test('a revoked grant parks the connection until new credentials; then the waiti
   const conn = await hub.store.db.selectFrom('connection').select(['status', 'last_error']).where('id', '=', 'google').executeTakeFirstOrThrow();
   assert.equal(conn.status, 'needs_reauth');
   assert.match(conn.last_error ?? '', /invalid_grant/);
+  const alerts = await hub.store.db.selectFrom('audit').select('action').where('entity_id', '=', 'google').where('action', '=', 'connection.needs_reauth').execute();
+  assert.equal(alerts.length, 1, 'staff are told once');
   let j = await jobOf(a.id);
   assert.equal(j.state, 'pending');
   assert.equal(j.attempts, 0, 'waiting for a human does not use up attempts');
