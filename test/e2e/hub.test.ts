@@ -66,7 +66,7 @@ ${rad ? `  - id: icloud
   - id: outlook
     platform: microsoft-graph
     baseUrl: ${ms.url}
-    config: { mode: delegated, tokenUrl: ${ms.tokenUrl} }
+    config: { mode: delegated, tokenUrl: ${ms.tokenUrl}, twoWay: accept }
     secrets: { clientId: { env: E2E_MS_ID }, refreshToken: { env: E2E_MS_REFRESH } }
   - id: zoho
     platform: zoho-calendar
@@ -290,6 +290,37 @@ for (const backend of BACKENDS) {
       assert.match(m, /meridian_target_drift_total\{platform="google-calendar",kind="missing"\} 1/);
     });
 
+    t('two-way: the practitioner moves the event in Outlook; every calendar follows, and nothing loops', async () => {
+      const [ours] = elsewhere(apptId).outlook;
+      ms.events('me').find((e) => e.id === ours.id)!.start = { dateTime: '2026-12-11T14:00:00', timeZone: 'America/Chicago' };
+      Object.assign(ms.events('me').find((e) => e.id === ours.id)!, { end: { dateTime: '2026-12-11T14:45:00', timeZone: 'America/Chicago' }, '@odata.etag': 'W/"hand"' });
+      assert.equal((await api('POST', '/connections/outlook/sweep')).status, 202);
+      await eventually(async () => (await api('GET', `/appointments/${apptId}`)).body.start === '2026-12-11T20:00:00Z', 15_000, 'the appointment moved by the practitioner');
+      await eventually(() => mine(apptId).some((e) => e.status === 'confirmed' && e.start?.dateTime === '2026-12-11T20:00:00Z'), 15_000, 'Google followed');
+      await eventually(() => elsewhere(apptId).zoho[0]?.dateandtime.start === '20261211T200000Z', 15_000, 'Zoho followed');
+      const trail = (await api('GET', `/appointments/${apptId}/audit`)).body.items as { action: string; actor: string }[];
+      assert.ok(trail.some((x) => x.action === 'appointment.rescheduled' && x.actor === 'target:outlook'));
+      // A second sweep finds our own writes only: no change is fed back in.
+      const revision = (await api('GET', `/appointments/${apptId}`)).body.revision;
+      assert.equal((await api('POST', '/connections/outlook/sweep')).status, 202);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await api('GET', `/appointments/${apptId}`)).body.revision, revision);
+    });
+
+    t('a revoked Google grant parks its writes; new credentials make them happen, nothing is lost', async () => {
+      g.revokeGrant(true);
+      const booked = await api('POST', '/appointments', { practitionerId: 'okafor', start: '2026-12-14T16:00:00Z', end: '2026-12-14T16:45:00Z', patient: { name: 'Ruth Ade' }, serviceId: 'acupuncture' });
+      assert.equal(booked.status, 201);
+      await eventually(async () => (await api('GET', '/connections')).body.items.find((c: { id: string; status: string }) => c.id === 'google')?.status === 'needs_reauth', 15_000, 'google needs reconnecting');
+      assert.equal(mine(booked.body.id).length, 0);
+      const waiting = (await api('GET', '/jobs?state=pending')).body.items.filter((j: { payload: { appointmentId?: string; targetId?: string } }) => j.payload.appointmentId === booked.body.id && j.payload.targetId === 'google');
+      assert.equal(waiting.length, 1, 'the write waits, it is not dropped');
+      g.revokeGrant(false);
+      assert.equal((await api('PUT', '/connections/google/secrets', { accessToken: 'reconnected' })).status, 200);
+      await eventually(() => mine(booked.body.id).length === 1, 15_000, 'the parked write happened after reconnecting');
+      assert.equal((await api('POST', `/appointments/${booked.body.id}/cancel`, {})).status, 200);
+    });
+
     t('a patient cancellation removes the Google event and marks the feed entry cancelled', async () => {
       const r = await send({ event: 'canceled', bookingId: B, start: '2026-12-11T18:30:00Z', end: '2026-12-11T19:15:00Z', patient }, new Date(Date.now() + 2000));
       assert.equal(r.body.changes[0].outcome, 'updated');
@@ -299,7 +330,7 @@ for (const backend of BACKENDS) {
       if (withDav) await eventually(async () => (await inRadicale(apptId)).length === 0, 15_000, 'the CalDAV object deleted');
       const entry = (await feed()).find((e) => e.uid.startsWith(apptId))!;
       assert.equal(entry.status, 'CANCELLED');
-      assert.equal(entry.sequence, 3);
+      assert.equal(entry.sequence, 4, 'created, rescheduled (Calendly), moved (Outlook), cancelled');
       assert.deepEqual(g.violations, []);
       const jobs = (await api('GET', '/jobs')).body.counts;
       assert.equal(jobs.dead, 0);

@@ -77,6 +77,8 @@ export interface FakeGoogle {
   editBehindOurBack(calendarId: string, eventId: string, patch: GEvent): void;
   addTheirs(calendarId: string, event: GEvent): string;
   expireSyncTokens(): void;
+  /** The user revoked (true) or granted again (false) Meridian's access: refreshes answer invalid_grant. */
+  revokeGrant(revoked: boolean): void;
   refuseRestore(calendarId: string, eventId: string): void;
   close(): Promise<void>;
 }
@@ -94,6 +96,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
   const refused = new Set<string>();
   const injected: { status: number; headers: Record<string, string> }[] = [];
   let etagN = 0;
+  let revoked = false;
   /** Sync tokens older than this answer 410 (expireSyncTokens). */
   let validFrom = 0;
   const cal = (id: string) => {
@@ -110,6 +113,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
     expireTokens: () => tokens.clear(),
     deleteBehindOurBack: (c, id) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, status: 'cancelled', etag: `"${++etagN}"` }); },
     expireSyncTokens: () => { validFrom = etagN + 1; },
+    revokeGrant: (r) => { revoked = r; if (r) tokens.clear(); },
     editBehindOurBack: (c, id, patch) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, ...patch, etag: `"${++etagN}"` }); },
     refuseRestore: (c, id) => refused.add(`${c}/${id}`),
     addTheirs: (c, ev) => {
@@ -136,7 +140,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
         const f = new URLSearchParams(raw);
         if (f.get('grant_type') !== 'refresh_token') return send(400, { error: 'unsupported_grant_type' });
         if (f.get('client_id') !== credentials.clientId || f.get('client_secret') !== credentials.clientSecret) return send(401, { error: 'invalid_client' });
-        if (f.get('refresh_token') !== credentials.refreshToken) return send(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });
+        if (f.get('refresh_token') !== credentials.refreshToken || revoked) return send(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });
         const t = `at-${randomBytes(12).toString('hex')}`;
         tokens.add(t);
         return send(200, { access_token: t, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/calendar.events.owned' });
