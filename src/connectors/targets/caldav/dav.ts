@@ -42,12 +42,23 @@ export function session(ctx: ConnectionContext): Promise<DavSession> {
       account: { serverUrl: `${ctx.baseUrl}/`, accountType: 'caldav' },
       headers, fetch: ctx.fetch, loadCollections: false, loadObjects: false,
     });
-    const calendars = await fetchCalendars({ account, headers, fetch: ctx.fetch });
+    const calendars = (await fetchCalendars({ account, headers, fetch: ctx.fetch })).map((c) => ({ ...c, url: onHomeHost(c.url, account.homeUrl) }));
     return { account, calendars: calendars.filter((c) => !c.components || c.components.includes('VEVENT')) };
   })();
   sessions.set(key, { at: Date.now(), session: s });
   s.catch(() => sessions.delete(key));
   return s;
+}
+
+/**
+ * tsdav resolves the hrefs of the calendar listing against the discovery host, but they are relative
+ * to the calendar home, which iCloud keeps on an account-specific partition host: put them there.
+ */
+export function onHomeHost(url: string, homeUrl: string | undefined): string {
+  if (!homeUrl) return url;
+  const u = new URL(url);
+  const home = new URL(homeUrl);
+  return u.origin !== home.origin && u.pathname.startsWith(home.pathname) ? new URL(u.pathname, home).href : url;
 }
 
 /** A calendar by URL, path or display name; the first event calendar when none is named. */
