@@ -15,7 +15,7 @@ import type { Hub } from '../engine/hub.ts';
 import { Worker } from '../engine/worker.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
-import { sweepJob } from '../engine/drift.ts';
+import { checkTokenAge, sweepJob } from '../engine/drift.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
 
@@ -87,6 +87,10 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     fail(code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${port}: ${(err as Error).message}`);
   }
   worker.start();
+  // After a stop, some refresh tokens may be close to their inactivity limit: say so at once.
+  for (const c of await hub.store.db.selectFrom('connection').select('id').where('status', '!=', 'disabled').execute()) {
+    await checkTokenAge(hub, c.id).catch((e: Error) => hub.log.warn({ connection: c.id, err: { message: e.message } }, 'checking the token age failed'));
+  }
   // Finished jobs are kept a week for inspection, then forgotten (dead ones stay until handled).
   const prune = setInterval(() => {
     pruneDone(hub.store.db, new Date(hub.clock.now().getTime() - 7 * 86_400_000).toISOString()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'pruning jobs failed'));

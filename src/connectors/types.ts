@@ -51,6 +51,8 @@ interface DescriptorBase {
   fidelity: string;
   /** Default API base URL; every connection may override it (`baseUrl`). */
   defaultBaseUrl?: string;
+  /** The provider revokes a refresh token unused for this many days (Microsoft: 90). */
+  refreshTokenIdleDays?: number;
 }
 
 export interface SourceDescriptor extends DescriptorBase {

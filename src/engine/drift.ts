@@ -44,7 +44,43 @@ export interface SweepReport {
   drift: Partial<Record<DriftState, number>>;
 }
 
+/** Warn this many days before a refresh token would be revoked for inactivity. */
+const EXPIRY_WARNING_DAYS = 14;
+const TOKEN_AGE_NOTE = 'the refresh token has not been used';
+
+/**
+ * A refresh token the provider revokes after a period of inactivity (Microsoft: 90 days) that has not
+ * been used for most of it (Meridian was stopped, or the connection had nothing to do): tell staff
+ * (audit + the connection's last error) before the connection breaks. Using the connection again
+ * (this sweep) refreshes the token and clears the warning.
+ */
+export async function checkTokenAge(hub: Hub, connectionId: string): Promise<number | undefined> {
+  const conn = await loadConnection(hub, connectionId);
+  const idle = conn.connector.descriptor.refreshTokenIdleDays;
+  const at = Number(conn.secrets.refreshedAt);
+  if (!idle || !conn.secrets.refreshToken || !Number.isFinite(at) || at <= 0) return undefined;
+  const days = Math.floor((hub.clock.now().getTime() - at) / 86_400_000);
+  if (days < idle - EXPIRY_WARNING_DAYS) {
+    if (conn.record.lastError?.startsWith(TOKEN_AGE_NOTE)) {
+      await hub.store.db.updateTable('connection').set({ last_error: null }).where('id', '=', connectionId).execute();
+      hub.cache.clear();
+    }
+    return days;
+  }
+  const message = `${TOKEN_AGE_NOTE} for ${days} days; ${conn.connector.descriptor.displayName} revokes it after ${idle} days of inactivity — reconnect if writes start failing`;
+  if (conn.record.lastError !== message) {
+    await hub.store.db.updateTable('connection').set({ last_error: message, updated_at: hub.clock.now().toISOString() }).where('id', '=', connectionId).execute();
+    hub.cache.clear();
+    await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{
+      at: hub.clock.now().toISOString(), actor: 'system', action: 'connection.token_expiring', entityType: 'connection', entityId: connectionId, meta: { idleDays: days, limitDays: idle },
+    }]));
+    hub.log.warn({ connection: connectionId, idleDays: days }, 'refresh token close to its inactivity limit');
+  }
+  return days;
+}
+
 export async function sweepConnection(hub: Hub, connectionId: string): Promise<SweepReport | { failure: string }> {
+  await checkTokenAge(hub, connectionId);
   const conn = await loadConnection(hub, connectionId);
   const target = getTarget(conn.record.platform);
   if (!target?.client || conn.record.status !== 'active') return { checked: 0, repaired: 0, accepted: 0, drift: {} };

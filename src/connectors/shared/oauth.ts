@@ -67,6 +67,8 @@ export class OAuthSession {
       accessToken: this.s.accessToken,
       expiresAt: String(this.s.expiresAt),
       refreshToken: this.s.refreshToken,
+      // When the refresh token was last used: some providers expire it after a period of inactivity.
+      refreshedAt: String(this.ctx.now().getTime()),
     });
     return this.s.accessToken;
   }

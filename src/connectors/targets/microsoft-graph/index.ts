@@ -353,6 +353,7 @@ export const connector: TargetConnector = {
     kind: 'calendar',
     displayName: 'Microsoft 365 / Outlook.com (Graph)',
     defaultBaseUrl: 'https://graph.microsoft.com',
+    refreshTokenIdleDays: 90,
     defaultPrivacy: 'minimal',
     auth: [
       { key: 'clientId', label: 'Application (client) id', secret: true, required: true },
