@@ -117,6 +117,14 @@ export class ConnectionMisconfigured extends Error {
   }
 }
 
+/** Thrown by `fetch`/`list` with the platform's answer classified (auth, throttled, …). */
+export class ConnectorError extends Error {
+  constructor(public failure: ConnectorFailure) {
+    super(failure.message);
+    this.name = 'ConnectorError';
+  }
+}
+
 export interface ListWindow {
   from: Date;
   to: Date;

@@ -1,7 +1,7 @@
 // Webhook ingest: verify on the raw bytes, parse, and commit the delivery together with its effects
 // (appointment, audit, outbox) in one transaction. A verified delivery that cannot be read is kept.
 import { randomUUID } from 'node:crypto';
-import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector, type WebhookRequest } from '../connectors/types.ts';
+import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type SourceConnector, type WebhookRequest } from '../connectors/types.ts';
 import type { SourceChange } from '../domain/types.ts';
 import { enqueue } from '../store/outbox.ts';
 import type { Job } from '../store/outbox.ts';
@@ -159,6 +159,7 @@ export async function runFetchJob(hub: Hub, job: Job): Promise<JobResult> {
   try {
     full = await connector.fetch(change, connectionContext(hub, conn));
   } catch (err) {
+    if (err instanceof ConnectorError) return { ok: false, failure: err.failure, connectionId };
     return { ok: false, failure: { class: 'transient', message: (err as Error).message }, connectionId };
   }
   const at = hub.clock.now().toISOString();

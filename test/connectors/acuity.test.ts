@@ -1,0 +1,128 @@
+// Acuity contract tests from the samples, and the ids-only webhook → fetch → apply path through the
+// engine against a small fake of `GET /appointments/:id` (Basic auth with user id and API key).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { connector } from '../../src/connectors/sources/acuity/index.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type WebhookRequest } from '../../src/connectors/types.ts';
+import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { applyConfig } from '../../src/config/apply.ts';
+import { ingestWebhook } from '../../src/engine/ingest.ts';
+import { drain } from '../../src/engine/worker.ts';
+import { listAppointments } from '../../src/store/repo.ts';
+import { tempDir } from '../helpers.ts';
+
+const DIR = new URL('../fixtures/samples/acuity/', import.meta.url);
+const KEY = 'acuity-sample-api-key-7f3c9d';
+const SIGS: Record<string, string> = {
+  'webhook-static-scheduled.txt': 'QalVP8RSW4fMXXwC2bLO+stFWLexYgWG6UCflZ5G6iA=',
+  'webhook-static-canceled.txt': '85tKjHq/shNk8iWnlRG8L9wdLqWztfA1YYQ/WvKcjQE=',
+  'webhook-dynamic-rescheduled.txt': 'AnGCY8dPy09N1ac7N4QW4YoAxnjDXZI/PqnWvvlcNOo=',
+};
+const record = JSON.parse(readFileSync(new URL('get-appointment-1284401937.json', DIR), 'utf8'));
+const req = (f: string): WebhookRequest => ({ rawBody: readFileSync(new URL(f, DIR)), headers: { 'x-acuity-signature': SIGS[f], 'content-type': 'application/x-www-form-urlencoded' }, url: '', now: new Date('2026-02-03T10:00:00Z') });
+
+test('every sample verifies with the API key; tampering, wrong keys and a missing key are refused', () => {
+  for (const f of Object.keys(SIGS)) assert.deepEqual(connector.verify(req(f), { apiKey: KEY }), { ok: true }, f);
+  const r = req('webhook-static-scheduled.txt');
+  assert.equal(connector.verify({ ...r, rawBody: Buffer.from(r.rawBody.toString().replace('1284401937', '1284401938')) }, { apiKey: KEY }).ok, false);
+  assert.equal(connector.verify(r, { apiKey: 'other' }).ok, false);
+  assert.equal(connector.verify({ ...r, headers: {} }, { apiKey: KEY }).ok, false);
+  assert.throws(() => connector.verify(r, {}), ConnectionMisconfigured);
+  // the facts file's own vector
+  const body = Buffer.from('action=scheduled&id=42&calendarID=7&appointmentTypeID=9');
+  assert.deepEqual(connector.verify({ ...r, rawBody: body, headers: { 'x-acuity-signature': '8Gr7XVny6jI8WJ0sj6d9+of+xtJl2EWAr39gwrjy7Fg=' } }, { apiKey: 'test_acuity_api_key' }), { ok: true });
+});
+
+test('webhooks (static and dynamic) are ids only: a change to fetch', () => {
+  for (const f of Object.keys(SIGS)) {
+    const [c] = connector.parseWebhook(req(f));
+    assert.equal(c.externalId, '1284401937');
+    assert.equal(c.needsFetch, true);
+    assert.equal(c.kind, f.includes('canceled') ? 'cancel' : 'upsert');
+  }
+  assert.throws(() => connector.parseWebhook({ ...req('webhook-static-scheduled.txt'), rawBody: Buffer.from('action=exploded&id=1') }), UnreadablePayload);
+  assert.deepEqual(connector.parseWebhook({ ...req('webhook-static-scheduled.txt'), rawBody: Buffer.from('action=order.completed&id=5') }), []);
+});
+
+test('the fetched appointment parses to the documented facts; canceled and no-show records map', () => {
+  const [c] = connector.parseRecord!(record);
+  assert.equal(c.externalId, '1284401937');
+  assert.equal(c.kind, 'upsert');
+  assert.equal(c.appointment.status, 'booked');
+  assert.equal(c.appointment.start, '2026-02-17T15:00:00Z');
+  assert.equal(c.appointment.end, '2026-02-17T16:00:00Z');
+  assert.equal(c.appointment.timeZone, 'America/New_York');
+  assert.equal(c.appointment.practitionerRef, '8841203');
+  assert.equal(c.appointment.patient?.name, 'Nora Bellamy');
+  assert.equal(c.appointment.patient?.email, 'nora.bellamy@example.com');
+  assert.equal(connector.parseRecord!({ ...record, canceled: true })[0].kind, 'cancel');
+  assert.equal(connector.parseRecord!({ ...record, canceled: true, noShow: true })[0].kind, 'no_show');
+});
+
+let server: http.Server;
+let current = { ...record };
+let fetches = 0;
+let hub: Hub;
+const dir = tempDir();
+before(async () => {
+  server = http.createServer((rq, rs) => {
+    const auth = rq.headers.authorization === `Basic ${Buffer.from(`19088731:${KEY}`).toString('base64')}`;
+    if (!auth) return rs.writeHead(401).end('{"status_code":401,"message":"Unauthorized"}');
+    if (rq.url === '/api/v1/appointments/1284401937') {
+      fetches++;
+      return rs.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(current));
+    }
+    rs.writeHead(404).end('{}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/api/v1`;
+  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { AK: KEY, AU: '19088731' } });
+  const c = parseConfig(`
+clinic: { id: c, name: Clinic, timeZone: America/New_York }
+locations: [{ id: brooklyn, name: Brooklyn }]
+practitioners: [{ id: reyes, name: Dr. Samuel Reyes, locations: [brooklyn] }]
+connections:
+  - id: acuity
+    platform: acuity
+    baseUrl: ${base}
+    secrets: { apiKey: { env: AK }, userId: { env: AU } }
+    refs: { practitioners: { "8841203": reyes } }
+`, 'test.yaml');
+  await applyConfig(hub, c.config, c.hash, 'test');
+});
+after(async () => {
+  await hub.store.close();
+  server.close();
+  dir.cleanup();
+});
+
+const deliver = (f: string) => ingestWebhook(hub, 'acuity', { rawBody: req(f).rawBody, headers: req(f).headers, url: '' });
+
+test('through the engine: a delivery is confirmed by reading the appointment back, then applied; a reschedule keeps the id', async () => {
+  const r = await deliver('webhook-static-scheduled.txt');
+  assert.equal(r.status, 200);
+  assert.equal((r.body.changes as { outcome: string }[])[0].outcome, 'fetch_queued');
+  await drain(hub);
+  let [a] = await listAppointments(hub.store.db, {});
+  assert.equal(a.start, '2026-02-17T15:00:00Z');
+  assert.equal(a.practitionerId, 'reyes');
+  // Acuity sends `changed` too: the same state fetched again changes nothing.
+  await deliver('webhook-static-scheduled.txt');
+  await drain(hub);
+  [a] = await listAppointments(hub.store.db, {});
+  assert.equal(a.revision, 1);
+  current = { ...record, datetime: '2026-02-18T09:30:00-0500' };
+  await deliver('webhook-dynamic-rescheduled.txt');
+  await drain(hub);
+  const all = await listAppointments(hub.store.db, {});
+  assert.equal(all.length, 1);
+  assert.equal(all[0].start, '2026-02-18T14:30:00Z');
+  current = { ...record, datetime: '2026-02-18T09:30:00-0500', canceled: true };
+  await deliver('webhook-static-canceled.txt');
+  await drain(hub);
+  assert.equal((await listAppointments(hub.store.db, {}))[0].status, 'cancelled');
+  assert.equal(fetches, 4);
+});
