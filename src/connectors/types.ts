@@ -142,7 +142,7 @@ export interface WriteBackRequest {
 export interface SourceConnector {
   descriptor: SourceDescriptor;
   /** Check the signature on the raw bytes. Never throws for bad input; throws ConnectionMisconfigured when a secret is missing. */
-  verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult;
+  verify(req: WebhookRequest, secrets: Record<string, string>, config?: Record<string, unknown>): VerifyResult;
   /** Parse a verified webhook into changes; throws UnreadablePayload when it cannot. Returns [] for events we deliberately ignore. */
   parseWebhook(req: WebhookRequest): SourceChange[];
   /** Parse a record fetched from the platform's API (one object or a list). */

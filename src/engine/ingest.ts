@@ -65,7 +65,7 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
   const req: WebhookRequest = { rawBody: incoming.rawBody, headers: incoming.headers, url: incoming.url, now: hub.clock.now() };
   let verified;
   try {
-    verified = connector.verify(req, conn.secrets);
+    verified = connector.verify(req, conn.secrets, conn.record.config);
   } catch (err) {
     if (err instanceof ConnectionMisconfigured) {
       hub.metrics.webhooks.inc({ platform, outcome: 'misconfigured' });
