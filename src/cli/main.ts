@@ -16,6 +16,7 @@ import { Worker } from '../engine/worker.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
 import { checkTokenAge, sweepJob } from '../engine/drift.ts';
+import { pollConnection } from '../engine/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
 
@@ -311,6 +312,29 @@ program.command('send-sample').argument('<connection>', 'a source connection id'
     out(`${res.status} ${await res.text()}`);
     if (!o.cancel) out(`Cancel it with: bin/meridian send-sample ${connection} --to ${o.to} --cancel ${bookingId}${o.data ? ` --data ${o.data}` : ''}`);
     if (!res.ok) process.exitCode = 1;
+  });
+
+program.command('sync').description('poll booking sources for a window of bookings now (with progress)')
+  .option('--connection <id>', 'only this connection (default: every source that can be polled)')
+  .action(async (o: { connection?: string }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '!=', 'disabled').execute();
+      const ids = rows.filter((r) => (o.connection ? r.id === o.connection : Boolean(getSource(r.platform)?.list))).map((r) => r.id);
+      if (o.connection && !ids.length) throw new UsageError(`no connection ${o.connection}`);
+      for (const id of ids) {
+        const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: `${id} {bar} {value} bookings` }, cliProgress.Presets.shades_classic) : undefined;
+        bar?.start(0, 0);
+        try {
+          const r = await pollConnection(hub, id, (n) => { bar?.setTotal(n); bar?.update(n); });
+          bar?.stop();
+          out(`${id}: ${r.listed} bookings listed; ${Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'nothing to apply'}`);
+        } catch (err) {
+          bar?.stop();
+          process.exitCode = 1;
+          process.stderr.write(`meridian: ${id}: ${(err as Error).message}\n`);
+        }
+      }
+    });
   });
 
 program.command('migrate').description('create or upgrade the database schema')

@@ -9,6 +9,7 @@ import { TARGET_SYNC, auditTargetWrite, syncTarget } from './targets.ts';
 import { FETCH_CHANGE, runFetchJob } from './ingest.ts';
 import { WRITE_BACK, runWriteBack } from './staff.ts';
 import { TARGET_SWEEP, runSweepJob } from './drift.ts';
+import { SOURCE_POLL, runPollJob } from './poll.ts';
 
 export type JobResult = { ok: true; note?: string } | { ok: false; failure: ConnectorFailure; connectionId?: string };
 export type JobHandler = (hub: Hub, job: Job) => Promise<JobResult>;
@@ -198,3 +199,4 @@ export async function updateJobGauges(hub: Hub): Promise<void> {
 
 registerJobHandler(WRITE_BACK, runWriteBack);
 registerJobHandler(TARGET_SWEEP, runSweepJob);
+registerJobHandler(SOURCE_POLL, runPollJob);

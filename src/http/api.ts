@@ -13,6 +13,7 @@ import { type Scope } from '../engine/apikeys.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, retryJob } from '../store/outbox.ts';
 import { sweepJob } from '../engine/drift.ts';
+import { pollJob } from '../engine/poll.ts';
 import { getAppointment, getConnectionRow, getPractitioner, listAppointments, listConnections, listPractitioners, toConnection } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
 import { HttpError } from './errors.ts';
@@ -259,6 +260,20 @@ export const ROUTES: Route[] = [
       }
       await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.secrets_stored', entityType: 'connection', entityId: params.id, meta: { keys } }]));
       return { stored: keys };
+    },
+  },
+  {
+    method: 'POST', path: '/connections/:id/sync', scope: 'write', tag: 'operations', params: idParam, status: 202,
+    summary: 'Poll this booking source for a window of bookings now (repairs missed webhooks; also runs periodically)',
+    async handler({ hub, params }) {
+      const row = await getConnectionRow(hub.store.db, params.id);
+      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      if (!allDescriptors().some((d) => d.id === row.platform && d.role === 'source' && 'capabilities' in d && (d.capabilities as { list: boolean }).list)) {
+        throw new HttpError(422, 'not_pollable', `${row.platform} cannot be polled`);
+      }
+      await enqueue(hub.store.db, [pollJob(params.id)], hub.clock.now().toISOString());
+      hub.onJobs();
+      return { queued: 'source.poll', connection: params.id };
     },
   },
   {

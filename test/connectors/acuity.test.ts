@@ -12,6 +12,7 @@ import { applyConfig } from '../../src/config/apply.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
+import { pollConnection } from '../../src/engine/poll.ts';
 import { tempDir } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/acuity/', import.meta.url);
@@ -71,6 +72,9 @@ before(async () => {
   server = http.createServer((rq, rs) => {
     const auth = rq.headers.authorization === `Basic ${Buffer.from(`19088731:${KEY}`).toString('base64')}`;
     if (!auth) return rs.writeHead(401).end('{"status_code":401,"message":"Unauthorized"}');
+    if (rq.url?.startsWith('/api/v1/appointments?') && new URL(rq.url, 'http://x').searchParams.get('showall') === 'true') {
+      return rs.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([current, { ...record, id: 1284409999, datetime: '2026-02-20T14:00:00-0500', firstName: 'Missed', lastName: 'Webhook' }]));
+    }
     if (rq.url === '/api/v1/appointments/1284401937') {
       fetches++;
       return rs.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(current));
@@ -125,4 +129,16 @@ test('through the engine: a delivery is confirmed by reading the appointment bac
   await drain(hub);
   assert.equal((await listAppointments(hub.store.db, {}))[0].status, 'cancelled');
   assert.equal(fetches, 4);
+});
+
+test('a poll lists the window and applies what the webhooks missed; polling again changes nothing', async () => {
+  let r = await pollConnection(hub, 'acuity');
+  assert.equal(r.listed, 2);
+  const missed = (await listAppointments(hub.store.db, {})).find((a) => a.patient.name === 'Missed Webhook');
+  assert.ok(missed, 'the booking no webhook announced is there');
+  assert.equal(missed.start, '2026-02-20T19:00:00Z');
+  r = await pollConnection(hub, 'acuity');
+  assert.deepEqual(r.outcomes, { duplicate: 2 });
+  const conn = await hub.store.db.selectFrom('connection').select('last_sync_at').where('id', '=', 'acuity').executeTakeFirstOrThrow();
+  assert.ok(conn.last_sync_at);
 });
