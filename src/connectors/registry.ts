@@ -3,13 +3,14 @@ import type { Connector, Descriptor, SourceConnector, TargetConnector } from './
 import { connector as calendly } from './sources/calendly/index.ts';
 import { connector as acuity } from './sources/acuity/index.ts';
 import { connector as square } from './sources/square/index.ts';
+import { connector as calCom } from './sources/cal-com/index.ts';
 import { connector as googleCalendar } from './targets/google-calendar/index.ts';
 import { connector as icsPublish } from './targets/ics-publish/index.ts';
 import { connector as caldav } from './targets/caldav/index.ts';
 import { connector as microsoftGraph } from './targets/microsoft-graph/index.ts';
 import { connector as zohoCalendar } from './targets/zoho-calendar/index.ts';
 
-const SOURCES: SourceConnector[] = [calendly, acuity, square];
+const SOURCES: SourceConnector[] = [calendly, acuity, square, calCom];
 const TARGETS: TargetConnector[] = [googleCalendar, microsoftGraph, caldav, zohoCalendar, icsPublish];
 
 const byId = new Map<string, Connector>([...SOURCES, ...TARGETS].map((c) => [c.descriptor.id, c]));
