@@ -6,6 +6,7 @@
 // - Static webhooks send `action=scheduled`, dynamic ones `action=appointment.scheduled`: both are read.
 // - A reschedule keeps the id. Status: `canceled` (+ `noShow` on canceled records).
 // - `datetime` carries an offset without a colon (`-0500`); end = datetime + `duration` minutes.
+import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { failureFromResponse, networkFailure } from '../../shared/http.ts';
 import {
@@ -38,13 +39,7 @@ interface AcuityAppointment {
 
 /** `2026-02-17T10:00:00-0500` → `2026-02-17T15:00:00Z`. */
 export function acuityInstant(v: unknown): string {
-  if (typeof v !== 'string') throw new UnreadablePayload('datetime is missing');
-  const iso = v.replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
-  try {
-    return toUtc(iso);
-  } catch {
-    throw new UnreadablePayload('datetime is not an instant');
-  }
+  return instantField(typeof v === 'string' ? v.replace(/([+-]\d{2})(\d{2})$/, '$1:$2') : v, 'datetime');
 }
 
 export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {

@@ -2,10 +2,11 @@
 // - `X-Cal-Signature-256`: hex HMAC-SHA256 of the raw body with the webhook secret (`sha256=` prefix accepted).
 // - BOOKING_CREATED / REQUESTED / RESCHEDULED / CANCELLED / REJECTED; a reschedule is a new uid with
 //   `rescheduleUid` pointing at the booking it replaces. No delivery id: duplicates by content hash.
+import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
-import { isIanaZone, toUtc } from '../../../domain/time.ts';
+import { isIanaZone } from '../../../domain/time.ts';
 
 export const PLATFORM = 'cal-com';
 
@@ -35,15 +36,6 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
   return keys.some((k) => signatureMatches(sig, hmacSha256(k, req.rawBody), 'hex')) ? { ok: true } : { ok: false, reason: 'signature does not match' };
 }
 
-function instant(v: unknown, what: string): string {
-  if (typeof v !== 'string') throw new UnreadablePayload(`${what} is missing`);
-  try {
-    return toUtc(v);
-  } catch {
-    throw new UnreadablePayload(`${what} is not an instant`);
-  }
-}
-
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
   let env: { triggerEvent?: string; createdAt?: string; payload?: Payload };
   try {
@@ -62,12 +54,12 @@ export function parseWebhook(req: WebhookRequest): SourceChange[] {
     platform: PLATFORM,
     externalId: p.uid,
     kind,
-    occurredAt: instant(env.createdAt, 'createdAt'),
+    occurredAt: instantField(env.createdAt, 'createdAt'),
     ...(trigger === 'BOOKING_RESCHEDULED' && p.rescheduleUid && p.rescheduleUid !== p.uid ? { replacesExternalId: p.rescheduleUid } : {}),
     needsFetch: false,
     appointment: {
       status: kind === 'cancel' ? 'cancelled' : pending ? 'requested' : 'booked',
-      ...(p.startTime !== undefined ? { start: instant(p.startTime, 'startTime'), end: instant(p.endTime, 'endTime') } : {}),
+      ...(p.startTime !== undefined ? { start: instantField(p.startTime, 'startTime'), end: instantField(p.endTime, 'endTime') } : {}),
       ...(p.organizer?.email ? { practitionerRef: p.organizer.email, practitionerEmail: p.organizer.email } : {}),
       ...(p.eventTypeId != null ? { serviceRef: String(p.eventTypeId) } : {}),
       ...(p.location ? { locationRef: p.location } : {}),

@@ -3,6 +3,7 @@
 //   3-minute replay window. No delivery id: duplicates are caught by the engine's content hash.
 // - The external id is the invitee URI (not the scheduled event: group events have many invitees).
 // - A reschedule is `invitee.canceled` (rescheduled: true, new_invitee) + `invitee.created` (old_invitee).
+import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
 import { failureFromResponse, networkFailure } from '../../shared/http.ts';
 import {
@@ -10,7 +11,7 @@ import {
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
-import { isIanaZone, toUtc } from '../../../domain/time.ts';
+import { isIanaZone } from '../../../domain/time.ts';
 import { sampleWebhook } from './sample.ts';
 
 export const PLATFORM = 'calendly';
@@ -53,15 +54,6 @@ interface Envelope { event?: string; created_at?: string; payload?: Invitee }
 
 const INVITEE_URI = /^https:\/\/[^/]+\/scheduled_events\/[^/]+\/invitees\/[^/]+$/;
 
-function instant(v: unknown, what: string): string {
-  if (typeof v !== 'string') throw new UnreadablePayload(`${what} is missing`);
-  try {
-    return toUtc(v);
-  } catch {
-    throw new UnreadablePayload(`${what} is not an instant`);
-  }
-}
-
 /** One invitee (with its embedded scheduled event) as a change of `kind`. */
 function toChange(inv: Invitee, kind: SourceChange['kind'], occurredAt: string, event?: ScheduledEvent | null): SourceChange {
   if (typeof inv.uri !== 'string' || !INVITEE_URI.test(inv.uri)) throw new UnreadablePayload('the invitee has no valid uri');
@@ -76,8 +68,8 @@ function toChange(inv: Invitee, kind: SourceChange['kind'], occurredAt: string, 
     status: kind === 'cancel' ? 'cancelled' : kind === 'no_show' ? 'no_show' : 'booked',
   };
   if (ev?.start_time !== undefined || ev?.end_time !== undefined) {
-    appointment.start = instant(ev.start_time, 'scheduled_event.start_time');
-    appointment.end = instant(ev.end_time, 'scheduled_event.end_time');
+    appointment.start = instantField(ev.start_time, 'scheduled_event.start_time');
+    appointment.end = instantField(ev.end_time, 'scheduled_event.end_time');
   }
   // Calendly's zone is the invitee's (for the patient's display); the location decides the appointment's.
   if (inv.timezone && isIanaZone(inv.timezone)) appointment.timeZone = inv.timezone;
@@ -142,7 +134,7 @@ export function parseWebhook(req: WebhookRequest): SourceChange[] {
   const env = parseJson(req.rawBody) as Envelope;
   if (!env || typeof env !== 'object' || typeof env.event !== 'string') throw new UnreadablePayload('not a Calendly webhook envelope (no event)');
   const inv = env.payload;
-  const occurredAt = () => instant(env.created_at ?? inv?.updated_at, 'created_at');
+  const occurredAt = () => instantField(env.created_at ?? inv?.updated_at, 'created_at');
   const kind = Object.hasOwn(EVENT_KINDS, env.event) ? EVENT_KINDS[env.event] : undefined;
   if (!kind) return []; // routing forms, event types, recaps: not bookings
   if (!inv || typeof inv !== 'object') throw new UnreadablePayload(`${env.event} without a payload`);
@@ -161,7 +153,7 @@ export function parseRecord(record: unknown): SourceChange[] {
   if (r.resource) return parseRecord(r.resource);
   const inv: Invitee = r.invitee ?? (record as Invitee);
   const ev = typeof r.event === 'object' ? r.event : inv.scheduled_event;
-  const occurred = instant(inv.updated_at ?? inv.created_at, 'updated_at');
+  const occurred = instantField(inv.updated_at ?? inv.created_at, 'updated_at');
   const kind: SourceChange['kind'] = inv.status === 'canceled' || ev?.status === 'canceled' ? 'cancel' : inv.no_show ? 'no_show' : 'upsert';
   return [toChange(inv, kind, occurred, ev)];
 }

@@ -7,6 +7,7 @@
 //   overwrites a higher one; Square retries for 72 hours); `event_id` is the delivery id.
 // - The payload has no patient: the change is completed by reading the booking and its customer back
 //   (`needsFetch`). End = start_at + the segments' durations (the transition time is a buffer, not visit).
+import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { failureFromResponse, networkFailure } from '../../shared/http.ts';
 import {
@@ -43,20 +44,11 @@ const STATUS: Record<string, { kind: SourceChange['kind']; status: AppointmentSt
   NO_SHOW: { kind: 'no_show', status: 'no_show' },
 };
 
-function instant(v: unknown, what: string): string {
-  if (typeof v !== 'string') throw new UnreadablePayload(`${what} is missing`);
-  try {
-    return toUtc(v);
-  } catch {
-    throw new UnreadablePayload(`${what} is not an instant`);
-  }
-}
-
 export function toChange(b: Booking, o: { deliveryId?: string; customer?: Customer } = {}): SourceChange {
   if (typeof b.id !== 'string' || !b.id) throw new UnreadablePayload('the booking has no id');
   const st = Object.hasOwn(STATUS, b.status ?? '') ? STATUS[b.status!] : undefined;
   if (!st) throw new UnreadablePayload(`unknown booking status "${String(b.status).slice(0, 30)}"`);
-  const start = instant(b.start_at, 'start_at');
+  const start = instantField(b.start_at, 'start_at');
   const minutes = (b.appointment_segments ?? []).reduce((n, s) => n + (Number(s.duration_minutes) || 0), 0);
   if (minutes <= 0) throw new UnreadablePayload('the booking has no duration');
   const seg = b.appointment_segments?.[0];
@@ -66,7 +58,7 @@ export function toChange(b: Booking, o: { deliveryId?: string; customer?: Custom
     platform: PLATFORM,
     externalId: b.id,
     kind: st.kind,
-    occurredAt: instant(b.updated_at ?? b.created_at, 'updated_at'),
+    occurredAt: instantField(b.updated_at ?? b.created_at, 'updated_at'),
     ...(typeof b.version === 'number' ? { version: b.version } : {}),
     ...(o.deliveryId ? { deliveryId: o.deliveryId } : {}),
     needsFetch: !c && Boolean(b.customer_id),
