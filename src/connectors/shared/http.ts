@@ -20,20 +20,27 @@ export function classifyStatus(status: number): FailureClass {
 }
 
 export async function failureFromResponse(res: Response, message?: string): Promise<ConnectorFailure> {
-  let detail = '';
+  let json: unknown;
   try {
     const text = await res.text();
-    // Keep only the platform's error message, never the whole body (it may echo patient data).
-    const j = text ? JSON.parse(text) : undefined;
-    detail = String(j?.error?.message ?? j?.message ?? j?.error_description ?? j?.error ?? '').slice(0, 200);
+    json = text ? JSON.parse(text) : undefined;
   } catch {
     /* not JSON */
   }
+  return failureFromAnswer(res.status, json, retryAfterMs(res.headers), message);
+}
+
+/** The same classification from an answer already read (status, parsed body, headers). */
+export function failureFromAnswer(status: number, json: unknown, retryAfter: number | undefined, message?: string): ConnectorFailure {
+  // Keep only the platform's error message, never the whole body (it may echo patient data).
+  const j = json as { error?: { message?: unknown } | string; message?: unknown; error_description?: unknown } | undefined;
+  const err = j?.error;
+  const detail = String((typeof err === 'object' ? err?.message : undefined) ?? j?.message ?? j?.error_description ?? (typeof err === 'string' ? err : '') ?? '').slice(0, 200);
   return {
-    class: classifyStatus(res.status),
-    status: res.status,
-    retryAfterMs: retryAfterMs(res.headers),
-    message: message ?? `HTTP ${res.status}${detail ? `: ${detail}` : ''}`,
+    class: classifyStatus(status),
+    status,
+    retryAfterMs: retryAfter,
+    message: message ?? `HTTP ${status}${detail ? `: ${detail}` : ''}`,
   };
 }
 

@@ -8,7 +8,7 @@
 // - `datetime` carries an offset without a colon (`-0500`); end = datetime + `duration` minutes.
 import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
-import { failureFromResponse, networkFailure } from '../../shared/http.ts';
+import { requestJson } from '../../shared/json-api.ts';
 import {
   ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
@@ -99,22 +99,10 @@ export function parseRecord(record: unknown, readAt = new Date()): SourceChange[
   return [toChange(record as AcuityAppointment, toUtc(readAt))];
 }
 
-async function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<unknown> {
+function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<unknown> {
   const user = ctx.secrets.userId ?? (ctx.config.userId as string | undefined);
   if (!user || !ctx.secrets.apiKey) throw new ConnectorError({ class: 'auth', message: 'Acuity: userId and apiKey are needed to read appointments' });
-  let res: Response;
-  try {
-    res = await ctx.fetch(`${ctx.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Basic ${Buffer.from(`${user}:${ctx.secrets.apiKey}`).toString('base64')}`, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (err) {
-    throw new ConnectorError(networkFailure(err));
-  }
-  if (!res.ok) throw new ConnectorError(await failureFromResponse(res));
-  return res.json().catch(() => undefined);
+  return requestJson(ctx, { method, url: `${ctx.baseUrl}${path}`, body }, { authorization: `Basic ${Buffer.from(`${user}:${ctx.secrets.apiKey}`).toString('base64')}` });
 }
 
 async function fetchChange(change: SourceChange, ctx: ConnectionContext): Promise<SourceChange> {

@@ -5,9 +5,9 @@
 // - A reschedule is `invitee.canceled` (rescheduled: true, new_invitee) + `invitee.created` (old_invitee).
 import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
-import { failureFromResponse, networkFailure } from '../../shared/http.ts';
+import { requestJson } from '../../shared/json-api.ts';
 import {
-  ConnectionMisconfigured, UnreadablePayload, fail, ok,
+  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
@@ -160,23 +160,11 @@ export function parseRecord(record: unknown): SourceChange[] {
 
 // ------------------------------------------------------------------ API (fetch, list, write-back)
 
-async function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<{ ok: true; json: unknown } | { ok: false; failure: ReturnType<typeof networkFailure> }> {
+/** One API call with the connection's token; failures are thrown classified (ConnectorError). */
+function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<unknown> {
   const token = ctx.secrets.personalAccessToken ?? ctx.secrets.accessToken;
-  if (!token) return { ok: false, failure: { class: 'auth', message: 'the Calendly connection has no access token' } };
-  const url = path.startsWith('http') ? path : `${ctx.baseUrl}${path}`;
-  let res: Response;
-  try {
-    res = await ctx.fetch(url, {
-      method,
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (e) {
-    return { ok: false, failure: networkFailure(e) };
-  }
-  if (!res.ok) return { ok: false, failure: await failureFromResponse(res) };
-  return { ok: true, json: res.status === 204 ? undefined : await res.json().catch(() => undefined) };
+  if (!token) throw new ConnectorError({ class: 'auth', message: 'the Calendly connection has no access token' });
+  return requestJson(ctx, { method, url: `${ctx.baseUrl}${path}`, body }, { authorization: `Bearer ${token}` });
 }
 
 /** A path under the connection's base URL for a Calendly resource URI (base URL overridable in tests). */
@@ -185,55 +173,58 @@ function pathOf(uri: string): string {
 }
 
 async function fetchChange(change: SourceChange, ctx: ConnectionContext): Promise<SourceChange> {
-  const r = await api(ctx, 'GET', pathOf(change.externalId));
-  if (!r.ok) throw new Error(r.failure.message);
-  const inv = (r.json as { resource?: Invitee }).resource ?? {};
-  const evUri = inv.event;
-  const ev = evUri ? await api(ctx, 'GET', pathOf(evUri)) : undefined;
-  const event = ev?.ok ? (ev.json as { resource?: ScheduledEvent }).resource : undefined;
+  const inv = ((await api(ctx, 'GET', pathOf(change.externalId))) as { resource?: Invitee } | undefined)?.resource ?? {};
+  // The scheduled event adds times and host; without it the invitee alone is still applied.
+  const event = inv.event
+    ? await api(ctx, 'GET', pathOf(inv.event)).then((r) => (r as { resource?: ScheduledEvent } | undefined)?.resource, () => undefined)
+    : undefined;
   const [c] = parseRecord({ invitee: inv, event });
   return { ...c, kind: change.kind, occurredAt: change.occurredAt, deliveryId: change.deliveryId };
 }
+
+interface Page<T> { collection?: T[]; pagination?: { next_page_token?: string | null } }
 
 async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange> {
   const owner = (ctx.config.organization as string | undefined) ?? (ctx.config.user as string | undefined);
   if (!owner) throw new ConnectionMisconfigured('set config.organization (or config.user) to the Calendly URI to poll');
   const scope = ctx.config.organization ? 'organization' : 'user';
-  let next: string | undefined = `/scheduled_events?${new URLSearchParams({
+  const eventsPath = (pageToken?: string) => `/scheduled_events?${new URLSearchParams({
     [scope]: owner, min_start_time: window.from.toISOString(), max_start_time: window.to.toISOString(), count: '100', sort: 'start_time:asc',
+    ...(pageToken ? { page_token: pageToken } : {}),
   })}`;
+  let next: string | undefined = eventsPath();
   while (next) {
-    const page = await api(ctx, 'GET', next);
-    if (!page.ok) throw new Error(page.failure.message);
-    const body = page.json as { collection?: ScheduledEvent[]; pagination?: { next_page_token?: string | null } };
-    for (const ev of body.collection ?? []) {
+    const page = ((await api(ctx, 'GET', next)) ?? {}) as Page<ScheduledEvent>;
+    for (const ev of page.collection ?? []) {
       if (!ev.uri) continue;
-      let inviteesNext: string | undefined = `${pathOf(ev.uri)}/invitees?count=100`;
+      const inviteesPath = (pageToken?: string) => `${pathOf(ev.uri!)}/invitees?count=100${pageToken ? `&page_token=${encodeURIComponent(pageToken)}` : ''}`;
+      let inviteesNext: string | undefined = inviteesPath();
       while (inviteesNext) {
-        const inv = await api(ctx, 'GET', inviteesNext);
-        if (!inv.ok) throw new Error(inv.failure.message);
-        const ib = inv.json as { collection?: Invitee[]; pagination?: { next_page_token?: string | null } };
+        const ib = ((await api(ctx, 'GET', inviteesNext)) ?? {}) as Page<Invitee>;
         for (const i of ib.collection ?? []) yield* parseRecord({ invitee: i, event: ev });
         const tok = ib.pagination?.next_page_token;
-        inviteesNext = tok ? `${pathOf(ev.uri)}/invitees?count=100&page_token=${encodeURIComponent(tok)}` : undefined;
+        inviteesNext = tok ? inviteesPath(tok) : undefined;
       }
     }
-    const tok = body.pagination?.next_page_token;
-    next = tok ? `/scheduled_events?${new URLSearchParams({
-      [scope]: owner, min_start_time: window.from.toISOString(), max_start_time: window.to.toISOString(), count: '100', sort: 'start_time:asc', page_token: tok,
-    })}` : undefined;
+    const tok = page.pagination?.next_page_token;
+    next = tok ? eventsPath(tok) : undefined;
   }
 }
 
 async function writeBack(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>> {
-  if (req.status === 'cancelled') {
-    const eventPath = pathOf(req.externalId).replace(/\/invitees\/[^/]+$/, '');
-    const r = await api(ctx, 'POST', `${eventPath}/cancellation`, { reason: req.reason ?? 'Cancelled by the clinic' });
-    return r.ok ? ok(undefined) : fail(r.failure);
-  }
-  if (req.status === 'no_show') {
-    const r = await api(ctx, 'POST', '/invitee_no_shows', { invitee: req.externalId });
-    return r.ok ? ok(undefined) : fail(r.failure);
+  try {
+    if (req.status === 'cancelled') {
+      const eventPath = pathOf(req.externalId).replace(/\/invitees\/[^/]+$/, '');
+      await api(ctx, 'POST', `${eventPath}/cancellation`, { reason: req.reason ?? 'Cancelled by the clinic' });
+      return ok(undefined);
+    }
+    if (req.status === 'no_show') {
+      await api(ctx, 'POST', '/invitee_no_shows', { invitee: req.externalId });
+      return ok(undefined);
+    }
+  } catch (err) {
+    if (err instanceof ConnectorError) return fail(err.failure);
+    throw err;
   }
   return fail({ class: 'permanent', message: 'Calendly has no API to move a booking; the patient must use the reschedule link' });
 }

@@ -9,7 +9,7 @@
 //   (`needsFetch`). End = start_at + the segments' durations (the transition time is a buffer, not visit).
 import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
-import { failureFromResponse, networkFailure } from '../../shared/http.ts';
+import { requestJson } from '../../shared/json-api.ts';
 import {
   ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
@@ -111,19 +111,8 @@ export function parseRecord(record: unknown): SourceChange[] {
 async function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
   const token = ctx.secrets.accessToken;
   if (!token) throw new ConnectorError({ class: 'auth', message: 'Square: an access token is needed to read bookings' });
-  let res: Response;
-  try {
-    res = await ctx.fetch(`${ctx.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'square-version': API_VERSION, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (err) {
-    throw new ConnectorError(networkFailure(err));
-  }
-  if (!res.ok) throw new ConnectorError(await failureFromResponse(res));
-  return (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  const json = await requestJson(ctx, { method, url: `${ctx.baseUrl}${path}`, body, headers: { 'square-version': API_VERSION } }, { authorization: `Bearer ${token}` });
+  return (json ?? {}) as Record<string, unknown>;
 }
 
 async function fetchChange(change: SourceChange, ctx: ConnectionContext): Promise<SourceChange> {
