@@ -7,6 +7,7 @@
 import ical, { ICalEventClass, ICalEventStatus, ICalEventTransparency, type ICalCalendar } from 'ical-generator';
 import ICAL from 'ical.js';
 import { Temporal } from 'temporal-polyfill';
+import type { TargetEvent } from '../types.ts';
 import { tzlib_get_ical_block } from 'timezones-ical-library';
 
 export interface IcsEvent {
@@ -28,13 +29,14 @@ export interface IcsEvent {
 }
 
 export interface IcsCalendar {
-  name: string;
+  /** Calendar name for subscribers (feeds); stored CalDAV objects have none. */
+  name?: string;
   /** Calendar default zone (X-WR-TIMEZONE). */
   timeZone?: string;
   events: IcsEvent[];
   /** DTSTAMP of every event: when the feed was generated. */
   stamp: Date;
-  /** Suggested refresh interval for subscribers (REFRESH-INTERVAL / X-PUBLISHED-TTL). */
+  /** Suggested refresh interval for subscribers (REFRESH-INTERVAL / X-PUBLISHED-TTL); feeds only. */
   ttlSeconds?: number;
 }
 
@@ -57,14 +59,29 @@ const STATUS = {
   cancelled: ICalEventStatus.CANCELLED,
 } as const;
 
+/** The iCalendar event for one appointment as a target holds it (`uid` is the target's stable id for it). */
+export function icsEventOf(e: TargetEvent, uid: string): IcsEvent {
+  return {
+    uid,
+    sequence: e.revision,
+    start: e.start,
+    end: e.end,
+    timeZone: e.timeZone,
+    summary: e.title,
+    description: e.description,
+    location: e.location,
+    status: e.status === 'cancelled' ? 'cancelled' : e.status === 'requested' ? 'tentative' : 'confirmed',
+  };
+}
+
 export function buildCalendar(c: IcsCalendar): ICalCalendar {
   const cal = ical({
-    name: c.name,
+    name: c.name ?? null,
     prodId: { company: 'Meridian', product: 'Meridian', language: 'EN' },
     // No calendar-level zone: ical-generator would then write DTSTAMP/CREATED as floating local
     // times, while RFC 5545 wants them in UTC. Each event carries its own TZID instead.
     timezone: { name: null, generator: vtimezone },
-    ttl: c.ttlSeconds ?? 900,
+    ttl: c.ttlSeconds ?? null,
   });
   if (c.timeZone) cal.x([{ key: 'X-WR-TIMEZONE', value: c.timeZone }]);
   for (const e of c.events) {

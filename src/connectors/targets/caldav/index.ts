@@ -7,7 +7,7 @@
 // - Stored objects carry no METHOD, a VTIMEZONE for every TZID, DTEND always (iCloud refuses events
 //   without it), SEQUENCE = our revision, CLASS:PRIVATE and our ids as X- properties.
 import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
-import { parseCalendar, renderCalendar } from '../../shared/icalendar.ts';
+import { icsEventOf, parseCalendar, renderCalendar } from '../../shared/icalendar.ts';
 import { fetchCalendarObjects } from 'tsdav';
 import { authHeaders, failureOf, forgetSession, get, parseSyncAnswer, pickCalendar, preconditions, put, remove, session, syncCollection } from './dav.ts';
 
@@ -23,22 +23,13 @@ function resourceName(appointmentId: string, generation: number): string {
 export function objectFor(e: TargetEvent, generation: number, domain: string, now: Date): string {
   const name = resourceName(e.appointmentId, generation);
   return renderCalendar({
-    name: 'Meridian',
     stamp: now,
     events: [{
-      uid: `${name}@${domain}`,
-      sequence: e.revision,
-      start: e.start,
-      end: e.end,
-      timeZone: e.timeZone,
-      summary: e.title,
-      description: e.description,
-      location: e.location,
-      status: e.status === 'requested' ? 'tentative' : 'confirmed',
+      ...icsEventOf(e, `${name}@${domain}`),
       private: true,
       x: { [X_APPOINTMENT]: e.appointmentId, [X_REVISION]: String(e.revision) },
     }],
-  }).replace(/^(NAME|X-WR-CALNAME|REFRESH-INTERVAL[^:]*|X-PUBLISHED-TTL):.*\r\n/gm, '');
+  });
 }
 
 function holdsOurs(body: string | undefined, appointmentId: string): boolean {

@@ -1,7 +1,7 @@
 // ICS publish target: a subscription URL per practitioner (and per clinic) that calendar apps poll.
 // Pull-based, so no jobs: the HTTP layer asks `renderFeed` for the current state on every request.
 // The engine owns the feed tokens and picks the appointments; this renders them as RFC 5545.
-import { renderCalendar, type IcsEvent } from '../../shared/icalendar.ts';
+import { icsEventOf, renderCalendar, type IcsEvent } from '../../shared/icalendar.ts';
 import { NO_TARGET_CAPABILITIES, type FeedInput, type TargetConnector } from '../../types.ts';
 
 function uidDomain(publicUrl: string | undefined): string {
@@ -14,20 +14,8 @@ function uidDomain(publicUrl: string | undefined): string {
 
 export function renderFeed(feed: FeedInput): string {
   const domain = uidDomain(feed.publicUrl);
-  const events: IcsEvent[] = feed.events.map((e) => ({
-    // Stable for the life of the appointment, whatever happens to it.
-    uid: `${e.appointmentId}@${domain}`,
-    sequence: e.revision,
-    start: e.start,
-    end: e.end,
-    timeZone: e.timeZone,
-    summary: e.title,
-    description: e.description,
-    location: e.location,
-    status: e.status === 'cancelled' ? 'cancelled' : e.status === 'requested' ? 'tentative' : 'confirmed',
-    created: e.createdAt,
-    lastModified: e.updatedAt,
-  }));
+  // The UID is stable for the life of the appointment, whatever happens to it.
+  const events: IcsEvent[] = feed.events.map((e) => ({ ...icsEventOf(e, `${e.appointmentId}@${domain}`), created: e.createdAt, lastModified: e.updatedAt }));
   return renderCalendar({ name: feed.name, timeZone: feed.timeZone, events, stamp: feed.now, ttlSeconds: 900 });
 }
 
