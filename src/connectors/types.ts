@@ -293,3 +293,14 @@ export function ok<T>(value: T): WriteOutcome<T> {
 export function fail<T = never>(failure: ConnectorFailure): WriteOutcome<T> {
   return { ok: false, failure };
 }
+
+/** Run API work that throws ConnectorError on failure and turn it into a WriteOutcome. */
+export async function outcomeOf(work: () => Promise<unknown>): Promise<WriteOutcome<void>> {
+  try {
+    await work();
+    return ok(undefined);
+  } catch (err) {
+    if (err instanceof ConnectorError) return fail(err.failure);
+    throw err;
+  }
+}

@@ -10,7 +10,7 @@ import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok,
+  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
@@ -118,17 +118,9 @@ async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<
 
 async function writeBack(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>> {
   const id = encodeURIComponent(req.externalId);
-  try {
-    if (req.status === 'cancelled' || req.status === 'no_show') {
-      await api(ctx, 'PUT', `/appointments/${id}/cancel?admin=true&noEmail=true`, { cancelNote: req.reason ?? 'Cancelled by the clinic', ...(req.status === 'no_show' ? { noShow: true } : {}) });
-    } else {
-      await api(ctx, 'PUT', `/appointments/${id}/reschedule?admin=true`, { datetime: req.start });
-    }
-    return ok(undefined);
-  } catch (err) {
-    if (err instanceof ConnectorError) return fail(err.failure);
-    throw err;
-  }
+  return outcomeOf(() => (req.status === 'cancelled' || req.status === 'no_show'
+    ? api(ctx, 'PUT', `/appointments/${id}/cancel?admin=true&noEmail=true`, { cancelNote: req.reason ?? 'Cancelled by the clinic', ...(req.status === 'no_show' ? { noShow: true } : {}) })
+    : api(ctx, 'PUT', `/appointments/${id}/reschedule?admin=true`, { datetime: req.start })));
 }
 
 export const connector: SourceConnector = {

@@ -7,7 +7,7 @@ import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok,
+  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
@@ -212,20 +212,11 @@ async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<
 }
 
 async function writeBack(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>> {
-  try {
-    if (req.status === 'cancelled') {
-      const eventPath = pathOf(req.externalId).replace(/\/invitees\/[^/]+$/, '');
-      await api(ctx, 'POST', `${eventPath}/cancellation`, { reason: req.reason ?? 'Cancelled by the clinic' });
-      return ok(undefined);
-    }
-    if (req.status === 'no_show') {
-      await api(ctx, 'POST', '/invitee_no_shows', { invitee: req.externalId });
-      return ok(undefined);
-    }
-  } catch (err) {
-    if (err instanceof ConnectorError) return fail(err.failure);
-    throw err;
+  if (req.status === 'cancelled') {
+    const eventPath = pathOf(req.externalId).replace(/\/invitees\/[^/]+$/, '');
+    return outcomeOf(() => api(ctx, 'POST', `${eventPath}/cancellation`, { reason: req.reason ?? 'Cancelled by the clinic' }));
   }
+  if (req.status === 'no_show') return outcomeOf(() => api(ctx, 'POST', '/invitee_no_shows', { invitee: req.externalId }));
   return fail({ class: 'permanent', message: 'Calendly has no API to move a booking; the patient must use the reschedule link' });
 }
 

@@ -11,7 +11,7 @@ import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok,
+  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
@@ -135,19 +135,15 @@ async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<
 }
 
 async function writeBack(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>> {
+  if (req.status === 'no_show') return fail({ class: 'permanent', message: 'Square has no API to mark a no-show' });
   const id = encodeURIComponent(req.externalId);
-  try {
+  return outcomeOf(async () => {
     const { booking } = (await api(ctx, 'GET', `/v2/bookings/${id}`)) as { booking?: Booking };
     const version = booking?.version;
     const key = `${req.externalId}:${req.status}:${req.start}`;
     if (req.status === 'cancelled') await api(ctx, 'POST', `/v2/bookings/${id}/cancel`, { idempotency_key: key, booking_version: version });
-    else if (req.status === 'no_show') return fail({ class: 'permanent', message: 'Square has no API to mark a no-show' });
     else await api(ctx, 'PUT', `/v2/bookings/${id}`, { idempotency_key: key, booking: { version, start_at: req.start } });
-    return ok(undefined);
-  } catch (err) {
-    if (err instanceof ConnectorError) return fail(err.failure);
-    throw err;
-  }
+  });
 }
 
 export const connector: SourceConnector = {
