@@ -198,6 +198,8 @@ export function decide(input: DecideInput): Decision {
     status: statusFor(c),
     origin: { ...existing.origin, externalId: c.externalId },
   };
+  // The platform told us its state: whatever a staff edit left diverging, the two now agree again.
+  delete next.diverged;
   if (c.kind === 'upsert') {
     if (a.start) next.start = a.start;
     if (a.end) next.end = a.end;

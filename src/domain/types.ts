@@ -46,6 +46,12 @@ export interface Appointment {
   revision: number;
   /** Ids of overlapping active appointments (same practitioner or same room). */
   conflicts: string[];
+  /**
+   * Set when a staff edit could not be written back to the booking platform (it has no API for it, or
+   * refused): the patient's booking tool still tells the old story. Cleared when the platform is written
+   * or sends a newer state of its own.
+   */
+  diverged?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -84,11 +84,12 @@ function validTimes(start: string, end: string): { start: string; end: string } 
   return { start: s, end: e };
 }
 
-async function commit(trx: Transaction<DB>, hub: Hub, before: Appointment | undefined, next: Appointment, actor: string, action: string, extraJobs: NewJob[] = []): Promise<Appointment> {
+async function commit(trx: Transaction<DB>, hub: Hub, before: Appointment | undefined, next: Appointment, actor: string, action: string, extraJobs: NewJob[] = [], diverged?: string): Promise<Appointment> {
   const at = hub.clock.now().toISOString();
   await saveAppointment(trx, next, !before);
   const conflicts = await refreshConflicts(trx, next, before?.conflicts ?? []);
   const audit: AuditInput[] = [{ at, actor, action, entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next) }];
+  if (diverged) audit.push({ at, actor, action: 'source.diverged', entityType: 'appointment', entityId: next.id, meta: { connection: next.origin.connectionId, reason: diverged } });
   const fresh = conflicts.filter((id) => !(before?.conflicts ?? []).includes(id));
   if (fresh.length) audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: fresh, overridden: true } });
   await appendAudit(trx, hub.store.dialect, audit);
@@ -108,11 +109,37 @@ async function checkPractitioner(trx: Exec, id: string): Promise<{ clinicId: str
   return { clinicId: p.clinic_id, locationIds: JSON.parse(p.location_ids) };
 }
 
-function writeBackJob(a: Appointment): NewJob[] {
-  if (a.origin.platform === 'manual') return [];
-  const src = getSource(a.origin.platform);
-  if (!src?.writeBack) return [];
-  return [{ kind: WRITE_BACK, payload: { appointmentId: a.id }, dedupeKey: `${WRITE_BACK}:${a.id}` }];
+type SourceWrite = 'cancel' | 'no_show' | 'reschedule' | 'rebook';
+
+/** What a staff edit asks of the booking platform the appointment came from (nothing for a completed visit). */
+function sourceWriteFor(before: Appointment, next: Appointment): SourceWrite | undefined {
+  if (next.status !== before.status) {
+    if (next.status === 'cancelled') return 'cancel';
+    if (next.status === 'no_show') return 'no_show';
+    if (before.status === 'cancelled') return 'rebook';
+  }
+  if (next.start !== before.start || next.end !== before.end) return 'reschedule';
+  return undefined;
+}
+
+const WRITE_WORDS: Record<SourceWrite, string> = {
+  cancel: 'cancel a booking', no_show: 'mark a no-show', reschedule: 'move a booking', rebook: 'restore a cancelled booking',
+};
+
+/**
+ * A staff edit of a platform's booking: a write-back job where the platform's API can take it, else the
+ * appointment is marked as diverging (staff see that the patient's booking tool still shows the old state).
+ */
+function followSource(before: Appointment, next: Appointment): { jobs: NewJob[]; diverged?: string } {
+  if (next.origin.platform === 'manual') return { jobs: [] };
+  const write = sourceWriteFor(before, next);
+  if (!write) return { jobs: [] };
+  const src = getSource(next.origin.platform);
+  const caps = src?.descriptor.capabilities;
+  const can = Boolean(src?.writeBack) && caps !== undefined
+    && (write === 'cancel' ? caps.writeCancel : write === 'no_show' ? caps.writeNoShow : write === 'reschedule' ? caps.writeReschedule : false);
+  if (!can) return { jobs: [], diverged: `${src?.descriptor.displayName ?? next.origin.platform} cannot ${WRITE_WORDS[write]} through its API; change it there too` };
+  return { jobs: [{ kind: WRITE_BACK, payload: { appointmentId: next.id }, dedupeKey: `${WRITE_BACK}:${next.id}` }] };
 }
 
 export async function staffCreate(hub: Hub, input: CreateInput, actor: string): Promise<Appointment> {
@@ -146,7 +173,10 @@ async function edit(hub: Hub, id: string, actor: string, action: string, change:
     next.revision = before.revision + 1;
     next.updatedAt = hub.clock.now().toISOString();
     if (opts.checkConflicts) await checkConflicts(trx, next, opts.override);
-    return commit(trx, hub, before, next, actor, action, writeBackJob(next));
+    const follow = followSource(before, next);
+    if (follow.diverged) next.diverged = follow.diverged;
+    else if (follow.jobs.length) delete next.diverged; // the write-back decides again
+    return commit(trx, hub, before, next, actor, action, follow.jobs, follow.diverged);
   });
   hub.onJobs();
   return r;
@@ -195,11 +225,13 @@ export async function runWriteBack(hub: Hub, job: Job): Promise<JobResult> {
   const r = await src.writeBack(req, connectionContext(hub, conn));
   const at = hub.clock.now().toISOString();
   if (!r.ok && r.failure.class !== 'permanent') return { ok: false, failure: r.failure, connectionId: conn.record.id };
-  await hub.store.db.transaction().execute((trx) =>
-    appendAudit(trx, hub.store.dialect, [{
+  const diverged = r.ok ? null : `${src.descriptor.displayName} refused the change: ${r.failure.message}`;
+  await hub.store.db.transaction().execute(async (trx) => {
+    await trx.updateTable('appointment').set({ diverged }).where('id', '=', a.id).execute();
+    await appendAudit(trx, hub.store.dialect, [{
       at, actor: `worker:${hub.nodeId}`, action: r.ok ? 'source.written_back' : 'source.diverged', entityType: 'appointment', entityId: a.id,
-      meta: r.ok ? { connection: conn.record.id } : { connection: conn.record.id, reason: r.failure.message },
-    }]),
-  );
+      meta: r.ok ? { connection: conn.record.id } : { connection: conn.record.id, reason: diverged },
+    }]);
+  });
   return { ok: true, note: r.ok ? 'written' : 'diverged' };
 }

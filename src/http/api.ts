@@ -51,6 +51,7 @@ const appointmentQuery = z.object({
   practitioner: z.string().optional(),
   location: z.string().optional(),
   status: z.string().optional().describe('comma-separated statuses'),
+  diverged: z.enum(['true', 'false']).optional().describe('true: only appointments whose booking platform still shows something else (a staff edit it could not take)'),
   limit: z.coerce.number().int().min(1).max(5000).optional(),
 });
 
@@ -107,7 +108,7 @@ export const ROUTES: Route[] = [
       if (bad?.length) throw new HttpError(400, 'invalid_request', `unknown status ${bad.join(', ')}`);
       const items = await listAppointments(hub.store.db, {
         from: q.from && new Date(q.from).toISOString(), to: q.to && new Date(q.to).toISOString(),
-        practitionerId: q.practitioner, locationId: q.location, status: status as Appointment['status'][] | undefined, limit: q.limit,
+        practitionerId: q.practitioner, locationId: q.location, status: status as Appointment['status'][] | undefined, diverged: q.diverged === 'true', limit: q.limit,
       });
       return { items };
     },

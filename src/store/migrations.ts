@@ -202,5 +202,11 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         await db.schema.createIndex('busy_block_practitioner_start').on('busy_block').columns(['practitioner_id', 'start_at']).execute();
       },
     },
+    '0003_source_divergence': {
+      // Why a staff edit is not (yet) what the booking platform shows; null when they agree.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('appointment').addColumn('diverged', 'text').execute();
+      },
+    },
   };
 }

@@ -41,6 +41,7 @@ export function toAppointment(r: AppointmentTable): Appointment {
     origin: { platform: r.origin_platform, connectionId: r.origin_connection_id, externalId: r.origin_external_id },
     revision: r.revision,
     conflicts: JSON.parse(r.conflicts) as string[],
+    ...(r.diverged ? { diverged: r.diverged } : {}),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -68,6 +69,7 @@ export function fromAppointment(a: Appointment): AppointmentTable {
     origin_external_id: a.origin.externalId,
     revision: a.revision,
     conflicts: JSON.stringify(a.conflicts),
+    diverged: a.diverged ?? null,
     created_at: a.createdAt,
     updated_at: a.updatedAt,
   };
@@ -94,6 +96,8 @@ export interface AppointmentQuery {
   practitionerIds?: string[];
   locationId?: string;
   status?: AppointmentStatus[];
+  /** Only appointments whose source platform still shows something else. */
+  diverged?: boolean;
   limit?: number;
 }
 
@@ -105,6 +109,7 @@ export async function listAppointments(db: Exec, q: AppointmentQuery): Promise<A
   if (q.practitionerIds) s = s.where('practitioner_id', 'in', q.practitionerIds.length ? q.practitionerIds : ['']);
   if (q.locationId) s = s.where('location_id', '=', q.locationId);
   if (q.status?.length) s = s.where('status', 'in', q.status);
+  if (q.diverged) s = s.where('diverged', 'is not', null);
   const rows = await s.orderBy('start_at').orderBy('id').limit(q.limit ?? 5000).execute();
   return rows.map(toAppointment);
 }

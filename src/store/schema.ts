@@ -15,7 +15,7 @@ export interface AppointmentTable {
   room_id: string | null; patient_name: string; patient_email: string | null; patient_phone: string | null;
   patient_tz: string | null; start_at: string; end_at: string; time_zone: string; status: string; notes: string | null;
   origin_platform: string; origin_connection_id: string; origin_external_id: string; revision: number;
-  conflicts: string; created_at: string; updated_at: string;
+  conflicts: string; diverged: string | null; created_at: string; updated_at: string;
 }
 
 export interface AppointmentRefTable {
