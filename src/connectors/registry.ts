@@ -4,13 +4,18 @@ import { connector as calendly } from './sources/calendly/index.ts';
 import { connector as acuity } from './sources/acuity/index.ts';
 import { connector as square } from './sources/square/index.ts';
 import { connector as calCom } from './sources/cal-com/index.ts';
+import { connector as simplybook } from './sources/simplybook/index.ts';
+import { connector as appointlet } from './sources/appointlet/index.ts';
+import { connector as youcanbookme } from './sources/youcanbookme/index.ts';
+import { connector as timetap } from './sources/timetap/index.ts';
+import { connector as bookafy } from './sources/bookafy/index.ts';
 import { connector as googleCalendar } from './targets/google-calendar/index.ts';
 import { connector as icsPublish } from './targets/ics-publish/index.ts';
 import { connector as caldav } from './targets/caldav/index.ts';
 import { connector as microsoftGraph } from './targets/microsoft-graph/index.ts';
 import { connector as zohoCalendar } from './targets/zoho-calendar/index.ts';
 
-const SOURCES: SourceConnector[] = [calendly, acuity, square, calCom];
+const SOURCES: SourceConnector[] = [calendly, acuity, square, calCom, simplybook, appointlet, youcanbookme, timetap, bookafy];
 const TARGETS: TargetConnector[] = [googleCalendar, microsoftGraph, caldav, zohoCalendar, icsPublish];
 
 const byId = new Map<string, Connector>([...SOURCES, ...TARGETS].map((c) => [c.descriptor.id, c]));

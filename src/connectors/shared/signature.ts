@@ -49,3 +49,28 @@ export function parseKeyValueHeader(header: string | undefined): Map<string, str
 export function secretsFor(secrets: Record<string, string>, key: string): string[] {
   return [secrets[key], secrets[`${key}Previous`]].filter((s): s is string => typeof s === 'string' && s.length > 0);
 }
+
+/**
+ * For platforms that sign nothing: the connection's webhook URL carries `?token=<secret>` (an
+ * unguessable value Meridian generated), compared in constant time. A match only says the sender knows
+ * the URL; such connectors also return `needsFetch` changes so the booking is read back from the
+ * platform's API before anything is applied.
+ */
+export function urlTokenMatches(url: string, secrets: Record<string, string>, key = 'webhookToken'): boolean {
+  let token: string | null;
+  try {
+    token = new URL(url, 'http://x').searchParams.get('token');
+  } catch {
+    return false;
+  }
+  if (!token) return false;
+  const got = Buffer.from(token, 'utf8');
+  return secretsFor(secrets, key).some((s) => {
+    const want = Buffer.from(s, 'utf8');
+    if (got.length !== want.length) {
+      timingSafeEqual(want, want);
+      return false;
+    }
+    return timingSafeEqual(got, want);
+  });
+}

@@ -1,0 +1,60 @@
+// What the end-to-end source suite (test/e2e/sources.test.ts) needs from each booking platform: a fake
+// of the platform's API (what fetch, list and write-back talk to) and the webhooks the platform sends.
+// One module per platform in this folder, `export default` a `SourceDriver`; the suite finds them all.
+// The suite runs the same cycle for each: book → duplicate → reschedule → late delivery → staff
+// reschedule in Meridian (written back, or the appointment marked as diverging) → cancel, and checks
+// that the Google fake ends with exactly one event in the right state and the audit trail is complete.
+
+export interface E2EBooking {
+  /** A neutral id (a UUID); the driver turns it into the platform's own id form, always the same way. */
+  id: string;
+  /** UTC instants with Z. */
+  start: string;
+  end: string;
+  /** The zone the booking was made in (IANA). */
+  timeZone: string;
+  patient: { name: string; email: string; phone?: string };
+}
+
+export type E2EEvent = 'created' | 'rescheduled' | 'canceled';
+
+export interface E2EDelivery {
+  /** The full URL to POST to: `webhookUrl` plus whatever the platform adds (a `?token=` for unsigned platforms). */
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface SourceFake {
+  /**
+   * The connection's settings besides id, platform and refs. Secret values are given in clear here;
+   * the suite passes them to the server through environment references, never in the YAML.
+   */
+  connection: { baseUrl?: string; config?: Record<string, unknown>; secrets: Record<string, string> };
+  /** The platform's reference for the practitioner (staff id, calendar id…); the suite maps it. */
+  practitionerRef: string;
+  /** The platform's reference for the service, when its bookings carry one; the suite maps it. */
+  serviceRef?: string;
+  /** Make the fake API hold `b` in this state (what a fetch or a list answers from now on). */
+  hold(b: E2EBooking, status: 'booked' | 'cancelled'): void;
+  /**
+   * The webhook the platform would send for `event` about `b`, as of `at`, to `webhookUrl` (the
+   * connection's `/webhooks/<id>` on the server under test). Thin platforms send only ids here.
+   */
+  webhook(event: E2EEvent, b: E2EBooking, at: Date, webhookUrl: string): E2EDelivery;
+  /** The booking as the platform holds it now (after a write-back), or undefined when unknown. */
+  held(id: string): { start: string; end: string; cancelled: boolean } | undefined;
+  /** Requests Meridian sent that break the platform's documented rules or official spec (must end empty). */
+  violations: string[];
+  close(): Promise<void>;
+}
+
+export interface SourceDriver {
+  /** The platform id (the connector's folder name). */
+  platform: string;
+  /** True when the platform's API lets Meridian move a booking (else a staff move marks it diverging). */
+  writesReschedule: boolean;
+  /** True when the platform's API lets Meridian cancel a booking. */
+  writesCancel: boolean;
+  start(): Promise<SourceFake>;
+}
