@@ -16,7 +16,7 @@ import { Worker } from '../engine/worker.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
 import { checkTokenAge, sweepJob } from '../engine/drift.ts';
-import { pollConnection } from '../engine/poll.ts';
+import { pollConnection, schedulePolls, type PollReport } from '../engine/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
 
@@ -108,6 +108,12 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     })().catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling drift sweeps failed'));
   }, sweepMinutes * 60_000) : undefined;
   sweep?.unref();
+  // Periodic synchronisation: each polling connection has one pending `source.poll` job that queues the
+  // next; this re-check only picks up connections added since (and restarts a chain a crash broke).
+  const queuePolls = () => schedulePolls(hub).then(() => hub.onJobs()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling polls failed'));
+  await queuePolls();
+  const polls = setInterval(() => void queuePolls(), 10 * 60_000);
+  polls.unref();
   const url = address.replace('[::1]', 'localhost').replace('127.0.0.1', 'localhost');
   hub.publicUrl ??= url;
   if (banner) await banner(url, hub);
@@ -118,6 +124,7 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     closing = true;
     clearInterval(prune);
     if (sweep) clearInterval(sweep);
+    clearInterval(polls);
     hub.log.info({ signal }, 'shutting down');
     await app.close();
     await worker.stop();
@@ -314,20 +321,36 @@ program.command('send-sample').argument('<connection>', 'a source connection id'
     if (!res.ok) process.exitCode = 1;
   });
 
+/** One line per connection: what the poll found and did. */
+function pollSummary(id: string, r: PollReport): string {
+  if (r.busy) return `${id}: another Meridian process is polling it right now; nothing done`;
+  if (r.notModified) return `${id}: not modified since the last poll`;
+  const o = r.outcomes;
+  const n = (k: string) => o[k] ?? 0;
+  const parts = [`created ${n('created')}`, `updated ${n('updated')}`, `cancelled ${n('cancelled')}`,
+    `unchanged ${n('unchanged') + n('duplicate') + n('stale') + n('superseded') + n('tombstone')}`,
+    `held for approval ${r.held?.cancellations ?? 0}`, `failed ${n('failed')}`];
+  return `${id}: ${r.listed} bookings listed; ${parts.join(', ')}${r.held ? ` (held ${r.held.id}: approve or reject it in the API, /api/v1/held-changes)` : ''}`;
+}
+
 program.command('sync').description('poll booking sources for a window of bookings now (with progress)')
   .option('--connection <id>', 'only this connection (default: every source that can be polled)')
-  .action(async (o: { connection?: string }, cmd: Command) => {
+  .option('--since <date>', 'start the window at this date or instant (default: the connection\'s pollPastDays, 7 days)')
+  .action(async (o: { connection?: string; since?: string }, cmd: Command) => {
+    const since = o.since ? new Date(o.since) : undefined;
+    if (since && Number.isNaN(since.getTime())) throw new UsageError(`--since must be a date (2026-12-01) or an ISO-8601 instant, not "${o.since}"`);
     await withHub(globals(cmd), async (hub) => {
       const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '!=', 'disabled').execute();
       const ids = rows.filter((r) => (o.connection ? r.id === o.connection : Boolean(getSource(r.platform)?.list))).map((r) => r.id);
       if (o.connection && !ids.length) throw new UsageError(`no connection ${o.connection}`);
       for (const id of ids) {
-        const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: `${id} {bar} {value} bookings` }, cliProgress.Presets.shades_classic) : undefined;
+        const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: `${id} {bar} {value} bookings`, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
         bar?.start(0, 0);
         try {
-          const r = await pollConnection(hub, id, (n) => { bar?.setTotal(n); bar?.update(n); });
+          const r = await pollConnection(hub, id, { since, onProgress: (n) => { bar?.setTotal(n); bar?.update(n); } });
           bar?.stop();
-          out(`${id}: ${r.listed} bookings listed; ${Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'nothing to apply'}`);
+          out(pollSummary(id, r));
+          if ((r.outcomes.failed ?? 0) > 0) process.exitCode = 1;
         } catch (err) {
           bar?.stop();
           process.exitCode = 1;

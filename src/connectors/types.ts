@@ -4,7 +4,7 @@
 
 import type { AppointmentStatus, PrivacyLevel, SourceChange } from '../domain/types.ts';
 
-export type ConnectorRole = 'source' | 'target' | 'notifier';
+export type ConnectorRole = 'source' | 'target' | 'notifier' | 'lead-form';
 
 export interface AuthField {
   key: string;
@@ -24,6 +24,11 @@ export interface SourceCapabilities {
   writeCancel: boolean;
   writeReschedule: boolean;
   writeNoShow: boolean;
+  /**
+   * A listing holds every live booking of the window (a calendar feed, Setmore): a booking it no longer
+   * lists was cancelled. The poll then cancels by absence, behind the mass-change safety valve.
+   */
+  listComplete?: boolean;
 }
 
 export interface TargetCapabilities {
@@ -71,7 +76,23 @@ export interface TargetDescriptor extends DescriptorBase {
   defaultPrivacy: PrivacyLevel;
 }
 
-export type Descriptor = SourceDescriptor | TargetDescriptor;
+export interface LeadFormCapabilities {
+  /** Deliveries carry the tool's own signature (else a URL token is all that vouches for them). */
+  signedWebhooks: boolean;
+  /** The tool can send a date answer as a date (not only as free text). */
+  structuredDates: boolean;
+  /** A question can be mapped by its stable ref/key in the connection's `config.fields`. */
+  fieldRefs: boolean;
+}
+
+export interface LeadFormDescriptor extends DescriptorBase {
+  role: 'lead-form';
+  /** How deliveries are authenticated, for humans. */
+  signature: string;
+  capabilities: LeadFormCapabilities;
+}
+
+export type Descriptor = SourceDescriptor | TargetDescriptor | LeadFormDescriptor;
 
 /** What a connector gets to do its work for one connection. */
 export interface ConnectionContext {
@@ -86,6 +107,12 @@ export interface ConnectionContext {
   now: () => Date;
   /** Persist changed secrets (refreshed OAuth tokens). */
   saveSecrets?: (patch: Record<string, string>) => Promise<void>;
+  /**
+   * Non-secret sync cursors kept between polls (ETag, Last-Modified, an updated-since stamp). `list` reads
+   * and changes them in place; the poll saves them only once what was listed has been applied, so a poll
+   * that fails half-way is repeated in full rather than skipped.
+   */
+  syncState?: Record<string, string>;
 }
 
 // ---------------------------------------------------------------- sources
@@ -128,6 +155,17 @@ export class ConnectorError extends Error {
 export interface ListWindow {
   from: Date;
   to: Date;
+}
+
+/**
+ * Thrown by `list` when the platform answers that nothing changed since the cursors in `syncState`
+ * (HTTP 304): there is nothing to apply, and nothing is missing.
+ */
+export class NotModified extends Error {
+  constructor(message = 'not modified since the last poll') {
+    super(message);
+    this.name = 'NotModified';
+  }
 }
 
 export interface WriteBackRequest {
@@ -227,6 +265,8 @@ export interface TargetClient {
   changes?(calendarId: string | undefined, token: string | undefined): Promise<WriteOutcome<ChangeSet>>;
   /** Busy intervals in a calendar that are not our events (personal time, other meetings). */
   busy?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<BusyInterval[]>>;
+  /** Every event of a calendar in a window, recurring ones expanded: the calendar read as a booking source. */
+  events?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>>;
 }
 
 export interface ChangeSet {
@@ -241,6 +281,29 @@ export interface ChangeSet {
 export interface BusyInterval {
   start: string;
   end: string;
+}
+
+/** One event as a calendar holds it (`events`), in no platform's field names. */
+export interface CalendarEvent {
+  /** The event's id in the calendar (one per occurrence of a recurring event). */
+  remoteId: string;
+  /** UTC instants; an all-day event's dates at 00:00Z. */
+  start: string;
+  end: string;
+  /** The IANA zone the event names, when it names one. */
+  timeZone?: string;
+  title: string;
+  description?: string;
+  status: 'confirmed' | 'cancelled';
+  /** When the calendar last changed the event (UTC instant). */
+  updated?: string;
+  /** The attendees' e-mail addresses (the calendar's own owner left out where the platform marks it). */
+  attendees?: string[];
+  /** The event carries our markers: Meridian wrote it. */
+  ours: boolean;
+  allDay: boolean;
+  /** Shows as free. */
+  transparent: boolean;
 }
 
 /** A read-back: the drift, and the times the target holds now (UTC instants) when it holds the event. */
@@ -284,7 +347,43 @@ export interface TargetConnector {
   renderFeed?(feed: FeedInput): string;
 }
 
-export type Connector = SourceConnector | TargetConnector;
+// ---------------------------------------------------------------- lead forms
+
+/** Where an answer goes in a lead. `firstName`/`lastName` are joined into `name`. */
+export const LEAD_FIELDS = ['name', 'firstName', 'lastName', 'email', 'phone', 'service', 'practitioner', 'preferredTimes', 'notes', 'ignore'] as const;
+export type LeadField = (typeof LEAD_FIELDS)[number];
+
+/** A preferred time as the patient gave it: words, a date (optionally with a time range), or instants. */
+export type TimePreference =
+  | { text: string }
+  | { date: string; from?: string; to?: string }
+  | { start: string; end: string };
+
+/** One form submission, normalized (no tool's field names). */
+export interface Lead {
+  submissionId: string;
+  /** UTC instant with Z. */
+  submittedAt: string;
+  /** The delivery's own id, when the tool sends one (Typeform event_id, Tally eventId). */
+  deliveryId?: string;
+  name: string;
+  email?: string;
+  phone?: string;
+  service?: string;
+  practitioner?: string;
+  preferences: TimePreference[];
+  notes?: string;
+}
+
+export interface LeadFormConnector {
+  descriptor: LeadFormDescriptor;
+  /** Check the delivery on the raw bytes. Never throws for bad input; throws ConnectionMisconfigured when a secret is missing. */
+  verify(req: WebhookRequest, secrets: Record<string, string>, config?: Record<string, unknown>): VerifyResult;
+  /** Read a verified delivery; `config.fields` maps question refs/labels to lead fields. Throws UnreadablePayload. */
+  parseLead(req: WebhookRequest, config: Record<string, unknown>): Lead;
+}
+
+export type Connector = SourceConnector | TargetConnector | LeadFormConnector;
 
 export function ok<T>(value: T): WriteOutcome<T> {
   return { ok: true, value };

@@ -13,7 +13,7 @@ import { type Scope } from '../engine/apikeys.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, retryJob } from '../store/outbox.ts';
 import { sweepJob } from '../engine/drift.ts';
-import { pollJob } from '../engine/poll.ts';
+import { decideHeld, HoldError, listHeld, pollJob } from '../engine/poll.ts';
 import { getAppointment, getConnectionRow, getPractitioner, listAppointments, listConnections, listPractitioners, toConnection } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
 import { HttpError } from './errors.ts';
@@ -90,6 +90,15 @@ async function appointmentOr404(hub: Hub, id: string): Promise<Appointment> {
   const a = await getAppointment(hub.store.db, id);
   if (!a) throw new HttpError(404, 'not_found', `no appointment ${id}`);
   return a;
+}
+
+async function decideHeldOr4xx(hub: Hub, id: string, decision: 'approve' | 'reject', actor: string) {
+  try {
+    return await decideHeld(hub, id, decision, actor);
+  } catch (err) {
+    if (err instanceof HoldError) throw new HttpError(err.status, err.code, err.message);
+    throw err;
+  }
 }
 
 function connectionView(c: ReturnType<typeof toConnection>) {
@@ -276,6 +285,21 @@ export const ROUTES: Route[] = [
       hub.onJobs();
       return { queued: 'source.poll', connection: params.id };
     },
+  },
+  {
+    method: 'GET', path: '/held-changes', scope: 'read', tag: 'operations', query: z.object({ status: z.enum(['pending', 'approved', 'rejected', 'superseded']).optional() }),
+    summary: 'Mass cancellations a poll held back for approval (a feed that came back empty, say), with the appointments they would cancel',
+    handler: async ({ hub, query }) => ({ items: await listHeld(hub, (query as { status?: string }).status) }),
+  },
+  {
+    method: 'POST', path: '/held-changes/:id/approve', scope: 'write', tag: 'operations', params: idParam,
+    summary: 'Apply the held cancellations now (each through the usual path: audit, calendars, write-back)',
+    handler: ({ hub, params, actor }) => decideHeldOr4xx(hub, params.id, 'approve', actor),
+  },
+  {
+    method: 'POST', path: '/held-changes/:id/reject', scope: 'write', tag: 'operations', params: idParam,
+    summary: 'Keep the appointments; the same set of cancellations is not held again',
+    handler: ({ hub, params, actor }) => decideHeldOr4xx(hub, params.id, 'reject', actor),
   },
   {
     method: 'POST', path: '/connections/:id/sweep', scope: 'write', tag: 'operations', params: idParam, status: 202,

@@ -208,5 +208,26 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         await db.schema.alterTable('appointment').addColumn('diverged', 'text').execute();
       },
     },
+    '0004_poll_state': {
+      // Sync cursors and a lease per polling connection (one poll at a time across processes), and the
+      // mass cancellations a poll held back for staff approval.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('connection').addColumn('sync_state', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+        await db.schema.alterTable('connection').addColumn('poll_lease_until', 'text').execute();
+        await db.schema.alterTable('connection').addColumn('poll_lease_by', 'text').execute();
+        await db.schema.createTable('held_change')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('connection_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('summary', 'text', (c) => c.notNull())
+          .addColumn('changes', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('decided_by', 'text')
+          .execute();
+        await db.schema.createIndex('held_change_connection').on('held_change').columns(['connection_id', 'status']).execute();
+      },
+    },
   };
 }

@@ -27,6 +27,12 @@ export interface ConnectionTable {
   id: string; clinic_id: string; platform: string; name: string; config: string; refs: string;
   privacy: string | null; base_url: string | null; secrets_enc: string | null; secret_refs: string;
   status: string; last_sync_at: string | null; last_error: string | null; created_at: string; updated_at: string;
+  sync_state: string; poll_lease_until: string | null; poll_lease_by: string | null;
+}
+
+export interface HeldChangeTable {
+  id: string; connection_id: string; status: string; fingerprint: string; summary: string; changes: string;
+  created_at: string; updated_at: string; decided_by: string | null;
 }
 
 export interface DeliveryTable {
@@ -70,6 +76,7 @@ export interface DB {
   service: ServiceTable;
   room: RoomTable;
   appointment: AppointmentTable;
+  held_change: HeldChangeTable;
   appointment_ref: AppointmentRefTable;
   connection: ConnectionTable;
   delivery: DeliveryTable;

@@ -20,6 +20,8 @@ export interface FakeBookafy {
   /** Hold (or replace) an appointment. */
   put(a: BookafyAppointment & { id: number }): void;
   get(id: number): BookafyAppointment | undefined;
+  /** The appointment was deleted at Bookafy (in its dashboard): it is no longer listed. */
+  remove(id: number): void;
   /** An appointment Meridian deleted (cancelled) through the API, as it was. */
   deleted(id: number): BookafyAppointment | undefined;
   requests: { method: string; path: string }[];
@@ -50,6 +52,7 @@ export async function startFakeBookafy(): Promise<FakeBookafy> {
     staff: [{ id: 5123, name: 'Dr. Lena Park', email: 'lena@clinic.example' }, { id: 5124, name: 'Sam Ortiz', email: 'sam@clinic.example' }],
     put: (a) => { appts.set(a.id, { ...a }); },
     get: (id) => appts.get(id),
+    remove: (id) => { appts.delete(id); },
     deleted: (id) => gone.get(id),
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     close: () => new Promise((r) => server.close(() => r())),

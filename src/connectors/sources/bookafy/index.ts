@@ -238,7 +238,7 @@ export const connector: SourceConnector = {
       + 'appointment, so each read lists every staff member\'s appointments; an appointment no longer listed is treated as '
       + 'cancelled. Polling repairs missed webhooks. Staff cancellations (a delete in Bookafy) and moves are written back; '
       + 'no-shows cannot be. Time zones come from the practitioner unless Bookafy gives an IANA name.',
-    capabilities: { webhooks: true, signedWebhooks: false, fetch: true, list: true, writeCancel: true, writeReschedule: true, writeNoShow: false },
+    capabilities: { webhooks: true, signedWebhooks: false, fetch: true, list: true, writeCancel: true, writeReschedule: true, writeNoShow: false, listComplete: true },
   },
   verify,
   parseWebhook,
