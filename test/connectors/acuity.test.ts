@@ -1,11 +1,10 @@
 // Acuity contract tests from the samples, and the ids-only webhook → fetch → apply path through the
-// engine against a small fake of `GET /appointments/:id` (Basic auth with user id and API key).
+// engine, polling and write-back against the fake Acuity API (test/fakes/acuity.ts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { connector } from '../../src/connectors/sources/acuity/index.ts';
-import { ConnectionMisconfigured, UnreadablePayload, type WebhookRequest } from '../../src/connectors/types.ts';
+import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
 import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { applyConfig } from '../../src/config/apply.ts';
@@ -14,6 +13,7 @@ import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { tempDir } from '../helpers.ts';
+import { startFakeAcuity, type AcuityAppointment, type FakeAcuity } from '../fakes/acuity.ts';
 
 const DIR = new URL('../fixtures/samples/acuity/', import.meta.url);
 const KEY = 'acuity-sample-api-key-7f3c9d';
@@ -63,27 +63,18 @@ test('the fetched appointment parses to the documented facts; canceled and no-sh
   assert.equal(connector.parseRecord!({ ...record, canceled: true, noShow: true })[0].kind, 'no_show');
 });
 
-let server: http.Server;
-let current = { ...record };
-let fetches = 0;
+let fake: FakeAcuity;
 let hub: Hub;
 const dir = tempDir();
+const missed: AcuityAppointment = { ...record, id: 1284409999, datetime: '2026-02-20T14:00:00-0500', firstName: 'Missed', lastName: 'Webhook' };
+const fetches = () => fake.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/appointments/1284401937').length;
 before(async () => {
-  server = http.createServer((rq, rs) => {
-    const auth = rq.headers.authorization === `Basic ${Buffer.from(`19088731:${KEY}`).toString('base64')}`;
-    if (!auth) return rs.writeHead(401).end('{"status_code":401,"message":"Unauthorized"}');
-    if (rq.url?.startsWith('/api/v1/appointments?') && new URL(rq.url, 'http://x').searchParams.get('showall') === 'true') {
-      return rs.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([current, { ...record, id: 1284409999, datetime: '2026-02-20T14:00:00-0500', firstName: 'Missed', lastName: 'Webhook' }]));
-    }
-    if (rq.url === '/api/v1/appointments/1284401937') {
-      fetches++;
-      return rs.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(current));
-    }
-    rs.writeHead(404).end('{}');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/api/v1`;
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { AK: KEY, AU: '19088731' } });
+  fake = await startFakeAcuity({ userId: '19088731', apiKey: KEY });
+  fake.hold(record);
+  fake.hold(missed);
+  const base = fake.url;
+  // The samples are in February 2026: the hub's clock sits before them so the poll window holds them.
+  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { AK: KEY, AU: '19088731' }, clock: { now: () => new Date('2026-02-10T12:00:00Z') } });
   const c = parseConfig(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: brooklyn, name: Brooklyn }]
@@ -99,7 +90,7 @@ connections:
 });
 after(async () => {
   await hub.store.close();
-  server.close();
+  await fake.close();
   dir.cleanup();
 });
 
@@ -118,17 +109,18 @@ test('through the engine: a delivery is confirmed by reading the appointment bac
   await drain(hub);
   [a] = await listAppointments(hub.store.db, {});
   assert.equal(a.revision, 1);
-  current = { ...record, datetime: '2026-02-18T09:30:00-0500' };
+  fake.hold({ ...record, datetime: '2026-02-18T09:30:00-0500' });
   await deliver('webhook-dynamic-rescheduled.txt');
   await drain(hub);
   const all = await listAppointments(hub.store.db, {});
   assert.equal(all.length, 1);
   assert.equal(all[0].start, '2026-02-18T14:30:00Z');
-  current = { ...record, datetime: '2026-02-18T09:30:00-0500', canceled: true };
+  fake.hold({ ...record, datetime: '2026-02-18T09:30:00-0500', canceled: true });
   await deliver('webhook-static-canceled.txt');
   await drain(hub);
   assert.equal((await listAppointments(hub.store.db, {}))[0].status, 'cancelled');
-  assert.equal(fetches, 4);
+  assert.equal(fetches(), 4);
+  assert.deepEqual(fake.violations, []);
 });
 
 test('a poll lists the window and applies what the webhooks missed; polling again changes nothing', async () => {
@@ -141,4 +133,34 @@ test('a poll lists the window and applies what the webhooks missed; polling agai
   assert.deepEqual(r.outcomes, { duplicate: 2 });
   const conn = await hub.store.db.selectFrom('connection').select('last_sync_at').where('id', '=', 'acuity').executeTakeFirstOrThrow();
   assert.ok(conn.last_sync_at);
+});
+
+const ctx = (secrets: Record<string, string> = { apiKey: KEY, userId: '19088731' }): ConnectionContext => ({
+  connectionId: 'acuity', config: {}, secrets, baseUrl: fake.url, fetch, now: () => new Date('2026-02-10T12:00:00Z'),
+});
+
+test('write-back against the fake: a move keeps the id (admin mode), cancel, no-show; refusals are classified', async () => {
+  fake.hold({ ...record, id: 1284405555 });
+  const move = await connector.writeBack!({ externalId: '1284405555', start: '2026-03-02T15:00:00Z', end: '2026-03-02T16:00:00Z', timeZone: 'America/New_York', status: 'booked' }, ctx());
+  assert.deepEqual(move, { ok: true, value: undefined });
+  assert.equal(fake.get(1284405555)?.datetime, '2026-03-02T10:00:00-0500');
+  const put = fake.requests.at(-1)!;
+  assert.deepEqual([put.method, put.path, put.query.admin], ['PUT', '/api/v1/appointments/1284405555/reschedule', 'true']);
+  assert.ok((await connector.writeBack!({ externalId: '1284405555', start: '2026-03-02T15:00:00Z', end: '2026-03-02T16:00:00Z', timeZone: 'America/New_York', status: 'cancelled' }, ctx())).ok);
+  assert.deepEqual([fake.get(1284405555)?.canceled, fake.get(1284405555)?.noShow], [true, undefined]);
+  assert.equal(fake.requests.at(-1)!.query.noEmail, 'true', 'Acuity does not e-mail the patient about a clinic-side change');
+  fake.hold({ ...record, id: 1284406666 });
+  assert.ok((await connector.writeBack!({ externalId: '1284406666', start: '2026-02-17T15:00:00Z', end: '2026-02-17T16:00:00Z', timeZone: 'America/New_York', status: 'no_show' }, ctx())).ok);
+  assert.deepEqual([fake.get(1284406666)?.canceled, fake.get(1284406666)?.noShow], [true, true]);
+  const gone = await connector.writeBack!({ externalId: '999', start: '2026-03-02T15:00:00Z', end: '2026-03-02T16:00:00Z', timeZone: 'America/New_York', status: 'booked' }, ctx());
+  assert.equal(!gone.ok && gone.failure.class, 'gone');
+  const denied = await connector.writeBack!({ externalId: '1284405555', start: '2026-03-02T15:00:00Z', end: '2026-03-02T16:00:00Z', timeZone: 'America/New_York', status: 'booked' }, ctx({ apiKey: 'wrong', userId: '19088731' }));
+  assert.equal(!denied.ok && denied.failure.class, 'auth');
+  assert.deepEqual(fake.violations, []);
+});
+
+test('a 429 from Acuity is a throttled failure carrying Retry-After', async () => {
+  fake.fail(1, 429, { 'retry-after': '3' });
+  await assert.rejects(connector.fetch!({ platform: 'acuity', externalId: '1284401937', kind: 'upsert', occurredAt: '2026-02-10T12:00:00Z', needsFetch: true, appointment: {} }, ctx()),
+    (e: unknown) => e instanceof ConnectorError && e.failure.class === 'throttled' && e.failure.retryAfterMs === 3000);
 });

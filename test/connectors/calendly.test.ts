@@ -1,5 +1,6 @@
 // Calendly contract tests from the published samples: signatures, parsing to the documented facts,
-// the reschedule pair, the webhook schema, and the `meridian parse-webhook` command's exit codes.
+// the reschedule pair, the webhook schema, the `meridian parse-webhook` command's exit codes, and list,
+// fetch and write-back against the fake Calendly API (test/fakes/calendly.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,8 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { connector } from '../../src/connectors/sources/calendly/index.ts';
 import { sampleInviteeUri } from '../../src/connectors/sources/calendly/sample.ts';
-import { ConnectionMisconfigured, UnreadablePayload, type WebhookRequest } from '../../src/connectors/types.ts';
+import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
+import { startFakeCalendly, type FakeCalendly } from '../fakes/calendly.ts';
 
 const DIR = new URL('../fixtures/samples/calendly/', import.meta.url);
 const KEY = 'calendly-sample-signing-key-b61e04';
@@ -178,4 +180,65 @@ test('meridian parse-webhook and parse-record: output and exit codes 0, 3, 4, 2'
   const ok = await cli(['parse-record', '--platform', 'calendly', '--body', `${dir}/rec.json`]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(JSON.parse(ok.stdout).changes[0].externalId, FIRST);
+});
+
+// ------------------------------------------------------------------ against the fake Calendly API
+
+const HOST = 'https://api.calendly.com/users/0c5b9a7e-3f1d-4a2b-9e8c-5d6f7a8b9c0d';
+const ORG = 'https://api.calendly.com/organizations/5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+/** An invitee as the API holds it, made from our own signed sample (same shape as the webhook payload). */
+function apiInvitee(bookingId: string, start: string, end: string): Record<string, unknown> {
+  const s = connector.sampleWebhook!({ event: 'created', bookingId, start, end, timeZone: 'America/Chicago', patient: { name: 'Jordan Rivera', email: 'j@example.org' }, hostRef: HOST }, { signingKey: 'k' }, new Date());
+  return JSON.parse(s.rawBody.toString()).payload;
+}
+const ctxFor = (fake: FakeCalendly, config: Record<string, unknown> = { organization: ORG }): ConnectionContext => ({
+  connectionId: 'calendly', config, secrets: { personalAccessToken: fake.token }, baseUrl: fake.url, fetch, now: () => new Date(),
+});
+
+test('list pages through scheduled events and their invitees; every answer validates against Calendly\'s schema', async () => {
+  const fake = await startFakeCalendly();
+  try {
+    const ids = Array.from({ length: 103 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+    ids.forEach((id, i) => fake.put(apiInvitee(id, new Date(Date.UTC(2026, 11, 2, 8) + i * 3_600_000).toISOString(), new Date(Date.UTC(2026, 11, 2, 8, 45) + i * 3_600_000).toISOString())));
+    const seen: string[] = [];
+    for await (const c of connector.list!({ from: new Date('2026-12-01T00:00:00Z'), to: new Date('2026-12-31T00:00:00Z') }, ctxFor(fake))) seen.push(c.externalId);
+    assert.equal(seen.length, 103, 'the second page of events is read too');
+    assert.equal(seen[0], sampleInviteeUri(ids[0]));
+    assert.ok(fake.requests.some((r) => r.path.includes('page_token=100')));
+    await assert.rejects(async () => { for await (const _ of connector.list!({ from: new Date(), to: new Date() }, ctxFor(fake, {}))) void _; }, ConnectionMisconfigured);
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await fake.close();
+  }
+});
+
+test('fetch reads the invitee and its event; write-back cancels the event, marks a no-show, refuses a move', async () => {
+  const fake = await startFakeCalendly();
+  try {
+    const id = '9f8e7d6c-5b4a-4321-8fed-cba987654321';
+    const uri = sampleInviteeUri(id);
+    fake.put(apiInvitee(id, '2026-12-02T16:00:00Z', '2026-12-02T16:45:00Z'));
+    const full = await connector.fetch!({ platform: 'calendly', externalId: uri, kind: 'upsert', occurredAt: '2026-12-01T10:00:00Z', needsFetch: true, appointment: {} }, ctxFor(fake));
+    assert.deepEqual([full.appointment.start, full.appointment.end, full.appointment.practitionerRef, full.appointment.patient?.name], ['2026-12-02T16:00:00Z', '2026-12-02T16:45:00Z', HOST, 'Jordan Rivera']);
+    const req = { externalId: uri, start: '2026-12-02T16:00:00Z', end: '2026-12-02T16:45:00Z', timeZone: 'America/Chicago' };
+    assert.ok((await connector.writeBack!({ ...req, status: 'no_show' }, ctxFor(fake))).ok);
+    assert.ok(fake.invitee(uri)?.no_show, 'the invitee carries a no-show');
+    const move = await connector.writeBack!({ ...req, start: '2026-12-03T16:00:00Z', end: '2026-12-03T16:45:00Z', status: 'booked' }, ctxFor(fake));
+    assert.equal(!move.ok && move.failure.class, 'permanent');
+    assert.ok((await connector.writeBack!({ ...req, status: 'cancelled' }, ctxFor(fake))).ok);
+    assert.equal(fake.invitee(uri)?.status, 'canceled');
+    assert.equal(fake.event(uri.slice(0, uri.indexOf('/invitees/')))?.status, 'canceled');
+    const [after] = connector.parseRecord!({ invitee: fake.invitee(uri), event: fake.event(uri.slice(0, uri.indexOf('/invitees/'))) });
+    assert.equal(after.kind, 'cancel');
+    const unknown = await connector.writeBack!({ ...req, externalId: sampleInviteeUri('11111111-2222-4333-8444-555555555555'), status: 'no_show' }, ctxFor(fake));
+    assert.equal(!unknown.ok && unknown.failure.class, 'gone');
+    const denied = await connector.writeBack!({ ...req, status: 'no_show' }, { ...ctxFor(fake), secrets: { personalAccessToken: 'wrong' } });
+    assert.equal(!denied.ok && denied.failure.class, 'auth');
+    fake.fail(1, 429, { 'retry-after': '60' });
+    await assert.rejects(connector.fetch!({ platform: 'calendly', externalId: uri, kind: 'upsert', occurredAt: '2026-12-01T10:00:00Z', needsFetch: true, appointment: {} }, ctxFor(fake)),
+      (e: unknown) => e instanceof ConnectorError && e.failure.class === 'throttled' && e.failure.retryAfterMs === 60_000);
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await fake.close();
+  }
 });

@@ -1,21 +1,23 @@
 // Square contract tests from the samples (signature over URL + body, versions, statuses), the event
-// bodies validated against Square's official OpenAPI, and webhook → customer fetch → apply through the
-// engine, where a late lower version never overwrites a newer one.
+// bodies validated against Square's official OpenAPI, webhook → customer fetch → apply through the
+// engine, where a late lower version never overwrites a newer one, and polling and write-back against
+// the fake Square (test/fakes/square.ts), which checks every request against the same OpenAPI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { connector } from '../../src/connectors/sources/square/index.ts';
-import { ConnectionMisconfigured, type WebhookRequest } from '../../src/connectors/types.ts';
+import { ConnectionMisconfigured, ConnectorError, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
 import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { applyConfig } from '../../src/config/apply.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
+import { pollConnection } from '../../src/engine/poll.ts';
 import { tempDir } from '../helpers.ts';
+import { startFakeSquare, type FakeSquare } from '../fakes/square.ts';
 
 const DIR = new URL('../fixtures/samples/square/', import.meta.url);
 const KEY = 'square-sample-signature-key-4d8a1f';
@@ -72,19 +74,12 @@ test('the sample events validate against Square\'s official OpenAPI', () => {
   }
 });
 
-let server: http.Server;
-let current: Record<string, unknown>;
+let fake: FakeSquare;
 let hub: Hub;
 const dir = tempDir();
 before(async () => {
-  const customer = readFileSync(new URL('get-customer-response.json', DIR), 'utf8');
-  server = http.createServer((rq, rs) => {
-    if (rq.headers.authorization !== 'Bearer sq-token' || !rq.headers['square-version']) return rs.writeHead(401).end('{"errors":[{"category":"AUTHENTICATION_ERROR"}]}');
-    if (rq.url === '/v2/bookings/q3w9e2r7t1y5u8') return rs.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ booking: current }));
-    if (rq.url === '/v2/customers/G6H8J2K4L6M8N0P2Q4R6S8T0V2') return rs.writeHead(200, { 'content-type': 'application/json' }).end(customer);
-    rs.writeHead(404).end('{}');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  fake = await startFakeSquare({ accessToken: 'sq-token' });
+  fake.customer(JSON.parse(readFileSync(new URL('get-customer-response.json', DIR), 'utf8')).customer);
   hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { SK: KEY, ST: 'sq-token' } });
   const c = parseConfig(`
 clinic: { id: c, name: Clinic, timeZone: America/Los_Angeles }
@@ -93,7 +88,7 @@ practitioners: [{ id: kim, name: Dr. Kim, locations: [pearl] }]
 connections:
   - id: square
     platform: square
-    baseUrl: http://127.0.0.1:${(server.address() as { port: number }).port}
+    baseUrl: ${fake.url}
     config: { notificationUrl: "${URL_}" }
     secrets: { signatureKey: { env: SK }, accessToken: { env: ST } }
     refs: { practitioners: { TMq8Wv2Xb4Nc6Zd1: kim } }
@@ -102,7 +97,7 @@ connections:
 });
 after(async () => {
   await hub.store.close();
-  server.close();
+  await fake.close();
   dir.cleanup();
 });
 
@@ -110,7 +105,7 @@ const body = (f: string) => JSON.parse(readFileSync(new URL(f, DIR), 'utf8')).da
 const deliver = (f: string) => ingestWebhook(hub, 'square', { rawBody: req(f).rawBody, headers: req(f).headers, url: 'http://proxy-rewritten.invalid/x' });
 
 test('through the engine: the patient is fetched; a late lower version changes nothing; event ids dedupe', async () => {
-  current = body('booking-updated-rescheduled.json');
+  fake.put(body('booking-updated-rescheduled.json'));
   assert.equal((await deliver('booking-updated-rescheduled.json')).status, 200);
   await drain(hub);
   let [a] = await listAppointments(hub.store.db, {});
@@ -118,7 +113,7 @@ test('through the engine: the patient is fetched; a late lower version changes n
   assert.equal(a.patient.name, 'Hannah Osei');
   assert.equal(a.patient.email, 'hannah.osei@example.com');
   // Version 0 arrives late (a Square retry): it must not move the appointment back.
-  current = body('booking-created.json');
+  fake.put(body('booking-created.json'));
   await deliver('booking-created.json');
   await drain(hub);
   [a] = await listAppointments(hub.store.db, {});
@@ -126,8 +121,75 @@ test('through the engine: the patient is fetched; a late lower version changes n
   // The same event again is a duplicate delivery.
   const dup = await deliver('booking-updated-rescheduled.json');
   assert.equal(dup.body.status, 'duplicate');
-  current = body('booking-updated-cancelled-by-seller.json');
+  fake.put(body('booking-updated-cancelled-by-seller.json'));
   await deliver('booking-updated-cancelled-by-seller.json');
   await drain(hub);
   assert.equal((await listAppointments(hub.store.db, {}))[0].status, 'cancelled');
+  assert.deepEqual(fake.violations, []);
+});
+
+const ctx = (): ConnectionContext => ({ connectionId: 'square', config: {}, secrets: { accessToken: 'sq-token' }, baseUrl: fake.url, fetch, now: () => new Date() });
+const seed = (id: string, start: string) => fake.put({ ...body('booking-created.json'), id, start_at: start, version: undefined, status: 'ACCEPTED' });
+
+test('write-back: a move and a cancel carry the current version and validate against the OpenAPI; a no-show is refused', async () => {
+  const b0 = seed('wb1', '2026-03-03T17:00:00Z');
+  const move = await connector.writeBack!({ externalId: 'wb1', start: '2026-03-04T17:00:00Z', end: '2026-03-04T18:15:00Z', timeZone: 'America/Los_Angeles', status: 'booked' }, ctx());
+  assert.deepEqual(move, { ok: true, value: undefined });
+  const b1 = fake.booking('wb1')!;
+  assert.deepEqual([b1.start_at, b1.version], ['2026-03-04T17:00:00Z', b0.version + 1]);
+  const put = fake.requests.find((r) => r.method === 'PUT')!;
+  assert.equal(put.body.booking.version, b0.version, 'the update names the version it read');
+  assert.ok((await connector.writeBack!({ externalId: 'wb1', start: b1.start_at, end: '2026-03-04T18:15:00Z', timeZone: 'America/Los_Angeles', status: 'cancelled' }, ctx())).ok);
+  assert.equal(fake.booking('wb1')!.status, 'CANCELLED_BY_SELLER');
+  const noShow = await connector.writeBack!({ externalId: 'wb1', start: b1.start_at, end: '2026-03-04T18:15:00Z', timeZone: 'America/Los_Angeles', status: 'no_show' }, ctx());
+  assert.equal(!noShow.ok && noShow.failure.class, 'permanent');
+  assert.deepEqual(fake.violations, []);
+});
+
+test('the fake enforces Square\'s rules: a stale version is 409 VERSION_MISMATCH, read-only fields and unknown parameters are violations', async () => {
+  seed('wb2', '2026-03-05T17:00:00Z');
+  const v = fake.booking('wb2')!.version;
+  const call = (method: string, path: string, b?: unknown) => fetch(`${fake.url}${path}`, { method, headers: { authorization: 'Bearer sq-token', 'square-version': '2025-08-20', 'content-type': 'application/json' }, body: b === undefined ? undefined : JSON.stringify(b) });
+  const stale = await call('PUT', '/v2/bookings/wb2', { idempotency_key: 'k-stale', booking: { version: v - 1 < 0 ? v + 5 : v - 1, start_at: '2026-03-06T17:00:00Z' } });
+  assert.equal(stale.status, 409);
+  assert.equal(((await stale.json()) as { errors: { code: string }[] }).errors[0].code, 'VERSION_MISMATCH');
+  const cancelStale = await call('POST', '/v2/bookings/wb2/cancel', { idempotency_key: 'k-c', booking_version: v + 7 });
+  assert.equal(cancelStale.status, 409);
+  assert.equal(fake.violations.length, 0, 'a stale version is Square refusing, not Meridian breaking a rule');
+  assert.equal((await call('PUT', '/v2/bookings/wb2', { idempotency_key: 'k-ro', booking: { version: v, status: 'ACCEPTED' } })).status, 400);
+  assert.equal((await call('GET', '/v2/bookings?since=yesterday')).status, 400);
+  assert.equal((await call('PUT', '/v2/bookings/wb2', { booking: { version: v, start_at: '2026-03-06T17:00:00Z', colour: 'red' } })).status, 400);
+  assert.equal(fake.violations.length, 3, fake.violations.join('\n'));
+  fake.violations.length = 0;
+});
+
+test('a stale version seen by the connector is a conflict (retried with a fresh read); a 429 is throttled', async () => {
+  seed('wb3', '2026-03-07T17:00:00Z');
+  // Someone changes the booking between Meridian's read and its write: the fake answers 409.
+  const realFetch = ctx().fetch;
+  let sneaked = false;
+  const racing: typeof fetch = async (input, init) => {
+    if (init?.method === 'PUT' && !sneaked) {
+      sneaked = true;
+      fake.put({ ...fake.booking('wb3')!, version: undefined, customer_note: 'changed in the dashboard' });
+    }
+    return realFetch(input, init);
+  };
+  const r = await connector.writeBack!({ externalId: 'wb3', start: '2026-03-08T17:00:00Z', end: '2026-03-08T18:15:00Z', timeZone: 'America/Los_Angeles', status: 'booked' }, { ...ctx(), fetch: racing });
+  assert.equal(!r.ok && r.failure.class, 'conflict');
+  assert.equal(fake.booking('wb3')!.start_at, '2026-03-07T17:00:00Z');
+  fake.fail(1, 429, { 'retry-after': '2' });
+  await assert.rejects(connector.fetch!({ platform: 'square', externalId: 'wb3', kind: 'upsert', occurredAt: '2026-03-01T00:00:00Z', needsFetch: true, appointment: {} }, ctx()),
+    (e: unknown) => e instanceof ConnectorError && e.failure.class === 'throttled' && e.failure.retryAfterMs === 2000);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('a poll lists the start window through the engine and every answer validates', async () => {
+  for (let i = 0; i < 3; i++) seed(`poll${i}`, new Date(Date.now() + (i + 1) * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+  const seen: string[] = [];
+  for await (const c of connector.list!({ from: new Date(), to: new Date(Date.now() + 30 * 86_400_000) }, ctx())) seen.push(c.externalId);
+  assert.deepEqual(seen.filter((id) => id.startsWith('poll')).sort(), ['poll0', 'poll1', 'poll2']);
+  const r = await pollConnection(hub, 'square');
+  assert.ok(r.listed >= 3);
+  assert.deepEqual(fake.violations, []);
 });

@@ -101,7 +101,7 @@ ${drivers.map((d) => connectionYaml(d, fakes.get(d.platform)!)).join('\n')}
       const f = fakes.get(d.platform)!;
       const hook = `${srv.url}/webhooks/${d.platform}`;
       // Each platform books its own day (10:00 Chicago), so platforms never collide with each other.
-      const day = (n: number, hm: string) => new Date(Date.parse(`2027-02-${String(1 + i * 4 + n).padStart(2, '0')}T${hm}:00-06:00`)).toISOString().replace('.000Z', 'Z');
+      const day = (n: number, hm: string) => new Date(Date.parse(`2027-02-01T${hm}:00-06:00`) + (i * 4 + n) * 86_400_000).toISOString().replace('.000Z', 'Z');
       const booking: E2EBooking = { id: randomUUID(), start: day(0, '10:00'), end: day(0, '10:45'), timeZone: 'America/Chicago', patient: { name: 'Maya Lindqvist', email: `maya.${i}@example.net`, phone: '+15555550123' } };
       const t0 = new Date(Date.now() - 5_000);
 
@@ -170,6 +170,7 @@ ${drivers.map((d) => connectionYaml(d, fakes.get(d.platform)!)).join('\n')}
       const f = fakes.get(d.platform)!;
       const src = getSource(d.platform)!;
       const booking: E2EBooking = { id: randomUUID(), start: '2027-06-01T15:00:00Z', end: '2027-06-01T15:45:00Z', timeZone: 'America/Chicago', patient: { name: 'Jon Park', email: 'jon.park@example.net' } };
+      f.hold(booking, 'booked');
       const delivery = f.webhook('created', booking, new Date(), `https://meridian.example.org/webhooks/${d.platform}`);
       const body = join(b.dataDir, `${d.platform}-webhook.bin`);
       writeFileSync(body, delivery.body);

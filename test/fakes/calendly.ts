@@ -1,0 +1,169 @@
+// A fake Calendly API v2 (facts: ../shared/platforms/sources-a.md §2) whose answers are checked against
+// Calendly's own schema (test/fixtures/specs/calendly-v2: the `Event`, `Invitee`, `Pagination`,
+// `InviteeNoShow` and `Cancellation` definitions, `required` as published). Bearer auth; list of scheduled
+// events (exactly one of user / organization / group, count ≤ 100, page tokens), one event, its invitees (one
+// or all), cancel an event, mark an invitee no-show. The spec copy has no request schemas, so request rules
+// are checked by hand. Rule breaks are answered 400 and recorded in `violations`.
+//
+//   const c = await startFakeCalendly({ token? });
+//   c.url   c.token   c.put(invitee with its embedded scheduled_event)   c.invitee(uri)   c.event(uri)
+//   c.requests   c.violations   c.validateWebhook(body)   c.fail(n, status, headers?)   c.close()
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+
+const schema = JSON.parse(readFileSync(new URL('../fixtures/specs/calendly-v2/calendly-webhooks.schema.json', import.meta.url), 'utf8'));
+// The README's two Ajv quirks: `\-` in date patterns (unicodeRegExp off) and x-* keywords (strict off).
+const ajv = new Ajv2020Module.default({ strict: false, allErrors: true, unicodeRegExp: false });
+addFormatsModule.default(ajv);
+ajv.addSchema(schema);
+const validators = new Map<string, ReturnType<typeof ajv.compile>>();
+function problems(def: string | undefined, body: unknown): string {
+  const key = def ?? '#';
+  if (!validators.has(key)) validators.set(key, def ? ajv.getSchema(`${schema.$id}#/$defs/${def}`)! : ajv.getSchema(schema.$id)!);
+  const v = validators.get(key)!;
+  return v(body) ? '' : ajv.errorsText(v.errors);
+}
+
+type Obj = Record<string, any>;
+const MAX_COUNT = 100;
+const uuidOf = (uri: string) => uri.slice(uri.lastIndexOf('/') + 1);
+const micro = (d = new Date()) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+export interface FakeCalendly {
+  url: string;
+  token: string;
+  /** Hold an invitee as a webhook payload carries it (with `scheduled_event` embedded). */
+  put(invitee: Obj): void;
+  invitee(uri: string): Obj | undefined;
+  event(uri: string): Obj | undefined;
+  requests: { method: string; path: string; body?: Obj }[];
+  violations: string[];
+  /** Check a webhook body against the WebhookPayload schema (invitee_no_show.* is not in this spec copy). */
+  validateWebhook(body: Obj): void;
+  fail(n: number, status: number, headers?: Record<string, string>): void;
+  close(): Promise<void>;
+}
+
+export async function startFakeCalendly(o: { token?: string } = {}): Promise<FakeCalendly> {
+  const token = o.token ?? `calendly-fake-${randomUUID()}`;
+  const events = new Map<string, Obj>();
+  const invitees = new Map<string, Obj>();
+  const injected: { status: number; headers: Record<string, string> }[] = [];
+  const state: FakeCalendly = {
+    url: '', token, requests: [], violations: [],
+    put: (inv) => {
+      const { scheduled_event: ev, ...invitee } = structuredClone(inv);
+      invitees.set(uuidOf(invitee.uri), invitee);
+      if (ev) events.set(uuidOf(ev.uri), { calendar_event: null, ...ev });
+    },
+    invitee: (uri) => structuredClone(invitees.get(uuidOf(uri))),
+    event: (uri) => structuredClone(events.get(uuidOf(uri))),
+    validateWebhook: (body) => {
+      if (String(body.event).startsWith('invitee_no_show.')) return;
+      const p = problems(undefined, body);
+      if (p) state.violations.push(`webhook ${body.event}: ${p}`);
+    },
+    fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://fake');
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const where = `${req.method} ${url.pathname}`;
+      const send = (status: number, body: Obj, checks: [string, unknown][] = [], headers: Record<string, string> = {}) => {
+        for (const [def, part] of checks) {
+          const p = problems(def, part);
+          if (p) state.violations.push(`${where}: the fake's own ${def} breaks the schema: ${p}`);
+        }
+        res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+      };
+      const refuse = (rule: string, status = 400) => {
+        state.violations.push(`${where}: ${rule}`);
+        return send(status, { title: 'Invalid Argument', message: rule }, [['ErrorResponse', { title: 'Invalid Argument', message: rule }]]);
+      };
+      const notFound = () => send(404, { title: 'Resource Not Found', message: 'The server could not find the requested resource.' });
+      let body: Obj | undefined;
+      try {
+        body = raw ? JSON.parse(raw) : undefined;
+      } catch {
+        return refuse('the body is not JSON');
+      }
+      state.requests.push({ method: req.method ?? '', path: url.pathname + url.search, body });
+      if (req.headers.authorization !== `Bearer ${token}`) return send(401, { title: 'Unauthenticated', message: 'The access token is invalid' });
+      const fault = injected.shift();
+      if (fault) return send(fault.status, { title: fault.status === 429 ? 'Too Many Requests' : 'Internal Server Error', message: 'Injected' }, [], fault.headers);
+      const q = url.searchParams;
+      const count = Number(q.get('count') ?? 20);
+      if (q.has('count') && !(Number.isInteger(count) && count >= 1 && count <= MAX_COUNT)) return refuse(`count must be 1–${MAX_COUNT}`);
+      const page = <T>(items: T[]): { collection: T[]; pagination: Obj } => {
+        const from = Number(q.get('page_token') ?? 0);
+        const nextFrom = from + count < items.length ? String(from + count) : null;
+        const next = new URL(url.pathname + url.search, 'https://api.calendly.com');
+        if (nextFrom) next.searchParams.set('page_token', nextFrom);
+        return {
+          collection: items.slice(from, from + count),
+          pagination: { count: Math.min(count, Math.max(0, items.length - from)), next_page: nextFrom ? next.toString() : null, previous_page: null, next_page_token: nextFrom, previous_page_token: null },
+        };
+      };
+      const checksOf = (p: { collection: Obj[]; pagination: Obj }, def: string): [string, unknown][] => [['Pagination', p.pagination], ...p.collection.map((x): [string, unknown] => [def, x])];
+      let m: RegExpExecArray | null;
+      if (req.method === 'GET' && url.pathname === '/scheduled_events') {
+        const owners = ['user', 'organization', 'group'].filter((k) => q.has(k));
+        if (owners.length !== 1) return refuse('exactly one of user, organization or group is required');
+        const known = new Set(['user', 'organization', 'group', 'invitee_email', 'status', 'min_start_time', 'max_start_time', 'count', 'page_token', 'sort']);
+        const extra = [...q.keys()].filter((k) => !known.has(k));
+        if (extra.length) return refuse(`undocumented parameters ${extra.join(', ')}`);
+        const min = q.get('min_start_time');
+        const max = q.get('max_start_time');
+        const items = [...events.values()]
+          .filter((e) => (!min || Date.parse(e.start_time) >= Date.parse(min)) && (!max || Date.parse(e.start_time) <= Date.parse(max)) && (!q.get('status') || e.status === q.get('status')))
+          .sort((a, b) => (Date.parse(a.start_time) - Date.parse(b.start_time)) * (q.get('sort') === 'start_time:desc' ? -1 : 1));
+        const p = page(items);
+        return send(200, p, checksOf(p, 'Event'));
+      }
+      if (req.method === 'GET' && (m = /^\/scheduled_events\/([^/]+)$/.exec(url.pathname))) {
+        const ev = events.get(m[1]);
+        return ev ? send(200, { resource: ev }, [['Event', ev]]) : notFound();
+      }
+      if (req.method === 'GET' && (m = /^\/scheduled_events\/([^/]+)\/invitees$/.exec(url.pathname))) {
+        if (!events.has(m[1])) return notFound();
+        const items = [...invitees.values()].filter((i) => uuidOf(i.event) === m![1] && (!q.get('status') || i.status === q.get('status')));
+        const p = page(items);
+        return send(200, p, checksOf(p, 'Invitee'));
+      }
+      if (req.method === 'GET' && (m = /^\/scheduled_events\/([^/]+)\/invitees\/([^/]+)$/.exec(url.pathname))) {
+        const inv = invitees.get(m[2]);
+        return inv && uuidOf(inv.event) === m[1] ? send(200, { resource: inv }, [['Invitee', inv]]) : notFound();
+      }
+      if (req.method === 'POST' && (m = /^\/scheduled_events\/([^/]+)\/cancellation$/.exec(url.pathname))) {
+        const extra = Object.keys(body ?? {}).filter((k) => k !== 'reason');
+        if (extra.length || (body?.reason !== undefined && typeof body.reason !== 'string')) return refuse('the body is { reason?: string }');
+        const ev = events.get(m[1]);
+        if (!ev) return notFound();
+        const cancellation = { canceled_by: 'Clinic staff', reason: body?.reason ?? null, canceler_type: 'host', created_at: micro() };
+        Object.assign(ev, { status: 'canceled', cancellation, updated_at: micro(), invitees_counter: { ...ev.invitees_counter, active: 0 } });
+        for (const inv of invitees.values()) if (uuidOf(inv.event) === m[1]) Object.assign(inv, { status: 'canceled', cancellation, updated_at: micro() });
+        return send(201, { resource: cancellation }, [['Cancellation', cancellation]]);
+      }
+      if (req.method === 'POST' && url.pathname === '/invitee_no_shows') {
+        if (!body || typeof body.invitee !== 'string' || Object.keys(body).length !== 1) return refuse('the body is { invitee: <invitee URI> }');
+        const inv = invitees.get(uuidOf(body.invitee));
+        if (!inv || inv.uri !== body.invitee) return notFound();
+        const noShow = { uri: `https://api.calendly.com/invitee_no_shows/${randomUUID()}`, invitee: inv.uri, created_at: micro() };
+        Object.assign(inv, { no_show: { uri: noShow.uri, created_at: noShow.created_at }, updated_at: micro() });
+        return send(201, { resource: noShow }, [['InviteeNoShow', noShow]]);
+      }
+      return refuse('not a documented path and method', 404);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return state;
+}

@@ -1,0 +1,184 @@
+// A fake Square Bookings API checked against Square's official OpenAPI (test/fixtures/specs/square-bookings):
+// the method and path must be a documented operation, query parameters documented for it, request bodies valid
+// against the operation's schema made strict (unknown fields refused, read-only Booking fields refused), and the
+// fake's own answers valid against the documented response schemas. `version` is enforced like Square: an update
+// or cancel with a stale booking version answers 409 VERSION_MISMATCH; a repeated idempotency key answers what
+// it answered first. `GET /v2/customers/{id}` (Customers API, outside the trimmed spec) serves the patient.
+//
+//   const s = await startFakeSquare();
+//   s.url   s.accessToken   s.put(booking) (a new version when it changes)   s.booking(id)   s.customer(c)
+//   s.requests   s.violations   s.fail(n, status, headers?)   s.validateEvent(name, body)   s.close()
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+
+const spec = JSON.parse(readFileSync(new URL('../fixtures/specs/square-bookings/square-bookings.openapi.json', import.meta.url), 'utf8'));
+export const SQUARE_VERSION = /^\d{4}-\d{2}-\d{2}$/;
+
+/** The README's rewrite (`nullable` → null types); `strict` also closes objects that declare properties. */
+function rewrite(s: unknown, strict: boolean): unknown {
+  if (Array.isArray(s)) return s.map((x) => rewrite(x, strict));
+  if (!s || typeof s !== 'object') return s;
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) if (k !== 'nullable') o[k] = rewrite(v, strict);
+  if ((s as { nullable?: boolean }).nullable) {
+    if (typeof o.type === 'string') o.type = [o.type, 'null'];
+    else if (o.$ref) return { anyOf: [o, { type: 'null' }] };
+  }
+  if (strict && o.type === 'object' && o.properties && o.additionalProperties === undefined) o.additionalProperties = false;
+  return o;
+}
+
+const ajv = new Ajv2020Module.default({ strict: false, allErrors: true });
+addFormatsModule.default(ajv);
+ajv.addSchema({ $id: 'sq', components: rewrite(spec.components, false) });
+ajv.addSchema({ $id: 'sq-strict', components: rewrite(spec.components, true) });
+const compiled = new Map<string, ReturnType<typeof ajv.compile>>();
+function validator(ref: string, strict: boolean) {
+  const key = `${strict}:${ref}`;
+  if (!compiled.has(key)) compiled.set(key, ajv.compile({ $ref: `${strict ? 'sq-strict' : 'sq'}#/components/schemas/${ref}` }));
+  return compiled.get(key)!;
+}
+/** Schema errors of `body` against `ref`, or '' when it is valid. */
+export function squareSchemaErrors(ref: string, body: unknown, strict = false): string {
+  const v = validator(ref, strict);
+  return v(body) ? '' : ajv.errorsText(v.errors);
+}
+const READ_ONLY = Object.entries(spec.components.schemas.Booking.properties as Record<string, { readOnly?: boolean }>).filter(([, p]) => p.readOnly).map(([k]) => k);
+
+interface Op { method: string; re: RegExp; template: string; params: Set<string>; bodyRef?: string; answerRef?: string }
+const ref = (x: { $ref?: string } | undefined) => x?.$ref?.split('/').pop();
+const OPS: Op[] = Object.entries(spec.paths as Record<string, Record<string, any>>).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({
+  method: method.toUpperCase(), template: path,
+  re: new RegExp(`^${path.replace(/\{[^}]+\}/g, '([^/]+)')}$`),
+  params: new Set<string>((op.parameters ?? []).filter((p: { in: string }) => p.in === 'query').map((p: { name: string }) => p.name)),
+  bodyRef: ref(op.requestBody?.content?.['application/json']?.schema),
+  answerRef: ref((Object.values(op.responses ?? {})[0] as any)?.content?.['application/json']?.schema),
+})));
+
+export type SquareBooking = Record<string, any> & { id: string; version: number; start_at: string; status: string };
+
+export interface FakeSquare {
+  url: string;
+  accessToken: string;
+  /** Hold this booking state; without an explicit `version` a change bumps `version` and `updated_at`, as Square does. */
+  put(b: Omit<SquareBooking, 'version'> & { version?: number }): SquareBooking;
+  booking(id: string): SquareBooking | undefined;
+  customer(c: Record<string, unknown> & { id: string }): void;
+  requests: { method: string; path: string; body?: any }[];
+  violations: string[];
+  fail(n: number, status: number, headers?: Record<string, string>): void;
+  /** Check a webhook body we built against the booking.created / booking.updated event schema. */
+  validateEvent(type: 'booking.created' | 'booking.updated', body: unknown): void;
+  close(): Promise<void>;
+}
+
+const errors = (category: string, code: string, detail: string) => ({ errors: [{ category, code, detail }] });
+
+export async function startFakeSquare(o: { accessToken?: string } = {}): Promise<FakeSquare> {
+  const accessToken = o.accessToken ?? 'sq-fake-token';
+  const bookings = new Map<string, SquareBooking>();
+  const customers = new Map<string, Record<string, unknown>>();
+  const idempotent = new Map<string, { status: number; body: unknown }>();
+  const injected: { status: number; headers: Record<string, string> }[] = [];
+  const stamp = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const store = (next: SquareBooking) => { bookings.set(next.id, next); return structuredClone(next); };
+  const state: FakeSquare = {
+    url: '', accessToken, requests: [], violations: [],
+    put: (b) => {
+      const prev = bookings.get(b.id);
+      const merged = { ...(prev ?? {}), ...b } as SquareBooking;
+      if (b.version !== undefined) return store(merged); // a sample with its own version
+      if (prev && JSON.stringify(merged) === JSON.stringify(prev)) return structuredClone(prev);
+      const at = stamp();
+      return store({ ...merged, version: prev ? prev.version + 1 : 0, created_at: prev?.created_at ?? at, updated_at: at });
+    },
+    booking: (id) => structuredClone(bookings.get(id)),
+    customer: (c) => { customers.set(c.id, structuredClone(c)); },
+    fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
+    validateEvent: (type, body) => {
+      const problems = squareSchemaErrors(type === 'booking.created' ? 'BookingCreatedEvent' : 'BookingUpdatedEvent', body);
+      if (problems) state.violations.push(`webhook ${type}: ${problems}`);
+    },
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://fake');
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const where = `${req.method} ${url.pathname}`;
+      const send = (status: number, body: unknown, answerRef?: string, headers: Record<string, string> = {}) => {
+        // The fake's own answers must be what Square documents (VERSION_MISMATCH is Square's code for a stale
+        // version but is missing from this spec's ErrorCode enum, so that one answer is not checked).
+        const problems = answerRef ? squareSchemaErrors(answerRef, body) : '';
+        if (problems) state.violations.push(`${where}: the fake's own answer breaks ${answerRef}: ${problems}`);
+        res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+      };
+      const refuse = (rule: string, status = 400) => {
+        state.violations.push(`${where}: ${rule}`);
+        return send(status, errors('INVALID_REQUEST_ERROR', status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', rule.slice(0, 200)));
+      };
+      let body: any;
+      try {
+        body = raw ? JSON.parse(raw) : undefined;
+      } catch {
+        return refuse('the body is not JSON');
+      }
+      state.requests.push({ method: req.method ?? '', path: url.pathname + url.search, body });
+      if (req.headers.authorization !== `Bearer ${accessToken}`) return send(401, errors('AUTHENTICATION_ERROR', 'UNAUTHORIZED', 'This request could not be authorized.'), 'RetrieveBookingResponse');
+      if (!SQUARE_VERSION.test(String(req.headers['square-version'] ?? ''))) state.violations.push(`${where}: no Square-Version: YYYY-MM-DD header`);
+      const customerId = /^\/v2\/customers\/([^/]+)$/.exec(url.pathname)?.[1];
+      if (customerId && req.method === 'GET') {
+        const c = customers.get(decodeURIComponent(customerId));
+        return c ? send(200, { customer: c }) : send(404, errors('INVALID_REQUEST_ERROR', 'NOT_FOUND', 'Customer not found.'));
+      }
+      const op = OPS.find((x) => x.method === req.method && x.re.test(url.pathname));
+      if (!op) return refuse('not an operation of the Bookings API', 404);
+      const unknown = [...url.searchParams.keys()].filter((k) => !op.params.has(k));
+      if (unknown.length) return refuse(`query parameters not documented for ${op.template}: ${unknown.join(', ')}`);
+      if (op.bodyRef) {
+        const problems = squareSchemaErrors(op.bodyRef, body ?? {}, true);
+        if (problems) return refuse(`${op.bodyRef}: ${problems}`);
+        const readOnly = READ_ONLY.filter((k) => body?.booking && k in body.booking);
+        if (readOnly.length) return refuse(`read-only Booking fields sent: ${readOnly.join(', ')}`);
+      }
+      const fault = injected.shift();
+      if (fault) return send(fault.status, errors(fault.status === 429 ? 'RATE_LIMIT_ERROR' : 'API_ERROR', fault.status === 429 ? 'RATE_LIMITED' : 'INTERNAL_SERVER_ERROR', 'Injected'), op.answerRef, fault.headers);
+      const id = decodeURIComponent(op.re.exec(url.pathname)?.[1] ?? '');
+      if (req.method === 'GET' && op.template === '/v2/bookings') {
+        const min = Date.parse(url.searchParams.get('start_at_min') ?? new Date().toISOString());
+        const max = url.searchParams.get('start_at_max') ? Date.parse(url.searchParams.get('start_at_max')!) : min + 31 * 86_400_000;
+        const limit = Number(url.searchParams.get('limit') ?? 100);
+        const from = Number(url.searchParams.get('cursor') ?? 0);
+        const all = [...bookings.values()].filter((b) => Date.parse(b.start_at) >= min && Date.parse(b.start_at) <= max);
+        const page = all.slice(from, from + limit);
+        return send(200, { bookings: page, ...(from + limit < all.length ? { cursor: String(from + limit) } : {}), errors: [] }, op.answerRef);
+      }
+      if (op.template === '/v2/bookings/availability/search' || (req.method === 'POST' && op.template === '/v2/bookings')) return refuse('Meridian never searches availability or creates bookings');
+      const current = bookings.get(id);
+      if (!current) return send(404, errors('INVALID_REQUEST_ERROR', 'NOT_FOUND', 'Booking not found.'), op.answerRef);
+      if (req.method === 'GET') return send(200, { booking: current, errors: [] }, op.answerRef);
+      const key = body?.idempotency_key;
+      if (!key) state.violations.push(`${where}: no idempotency_key`);
+      const seen = key ? idempotent.get(key) : undefined;
+      if (seen) return send(seen.status, seen.body, op.answerRef);
+      const version = req.method === 'PUT' ? body.booking?.version : body.booking_version;
+      if (version === undefined || version === null) state.violations.push(`${where}: no booking version (optimistic concurrency)`);
+      else if (version !== current.version) return send(409, errors('INVALID_REQUEST_ERROR', 'VERSION_MISMATCH', `The booking is at version ${current.version}.`));
+      const at = stamp();
+      const next = req.method === 'PUT'
+        ? { ...current, ...body.booking, version: current.version + 1, updated_at: at }
+        : { ...current, status: 'CANCELLED_BY_SELLER', version: current.version + 1, updated_at: at };
+      const answer = { booking: store(next), errors: [] };
+      if (key) idempotent.set(key, { status: 200, body: answer });
+      return send(200, answer, op.answerRef);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return state;
+}
