@@ -92,7 +92,7 @@ export interface LeadFormDescriptor extends DescriptorBase {
   capabilities: LeadFormCapabilities;
 }
 
-export type Descriptor = SourceDescriptor | TargetDescriptor | LeadFormDescriptor;
+export type Descriptor = SourceDescriptor | TargetDescriptor | LeadFormDescriptor | NotifierDescriptor;
 
 /** What a connector gets to do its work for one connection. */
 export interface ConnectionContext {
@@ -383,7 +383,60 @@ export interface LeadFormConnector {
   parseLead(req: WebhookRequest, config: Record<string, unknown>): Lead;
 }
 
-export type Connector = SourceConnector | TargetConnector | LeadFormConnector;
+// ---------------------------------------------------------------- notifiers
+
+export interface NotifierCapabilities {
+  /** Sends e-mail (with an iMIP invitation when the message carries one). */
+  email: boolean;
+  sms: boolean;
+  /** Signed HTTP deliveries to the clinic's own tools (Standard Webhooks). */
+  webhooks: boolean;
+  /** The provider calls back with delivery status (sent, delivered, failed). */
+  deliveryStatus: boolean;
+  /** Patients can answer (SMS replies: C confirms, X cancels, STOP opts out). */
+  replies: boolean;
+}
+
+export interface NotifierDescriptor extends DescriptorBase {
+  role: 'notifier';
+  /** How inbound callbacks (status, replies) are authenticated, for humans; absent when there are none. */
+  signature?: string;
+  capabilities: NotifierCapabilities;
+}
+
+/** One message to one recipient, already rendered (no platform's field names). */
+export interface OutboundMessage {
+  /** Stable per (appointment, revision, purpose, recipient): a retried send carries the same key. */
+  key: string;
+  to: { name?: string; email?: string; phone?: string; url?: string };
+  subject?: string;
+  text: string;
+  html?: string;
+  /** iMIP (RFC 6047): the iTIP object to attach as text/calendar with this METHOD. */
+  calendar?: { method: 'REQUEST' | 'CANCEL'; ics: string };
+  /** For webhook deliveries: the event type and its JSON payload. */
+  event?: { type: string; payload: Record<string, unknown> };
+}
+
+export interface NotifierClient {
+  /** Send one message; the value is the provider's message id when it gives one. */
+  send(m: OutboundMessage): Promise<WriteOutcome<{ providerId?: string }>>;
+}
+
+/** What a provider tells us on its own (a delivery status, a patient's reply). */
+export type InboundEvent =
+  | { kind: 'status'; providerId: string; status: 'queued' | 'sent' | 'delivered' | 'failed' | 'undelivered'; error?: string }
+  | { kind: 'reply'; providerId?: string; from: string; text: string };
+
+export interface NotifierConnector {
+  descriptor: NotifierDescriptor;
+  client(ctx: ConnectionContext): NotifierClient;
+  /** Inbound callbacks: verify on the raw bytes (never throws for bad input; ConnectionMisconfigured without the secret). */
+  verifyInbound?(req: WebhookRequest, secrets: Record<string, string>, config?: Record<string, unknown>): VerifyResult;
+  parseInbound?(req: WebhookRequest): InboundEvent[];
+}
+
+export type Connector = SourceConnector | TargetConnector | LeadFormConnector | NotifierConnector;
 
 export function ok<T>(value: T): WriteOutcome<T> {
   return { ok: true, value };
