@@ -1,5 +1,5 @@
 // The one place that knows every platform: one line per connector.
-import type { Connector, Descriptor, SourceConnector, TargetConnector } from './types.ts';
+import type { Connector, Descriptor, LeadFormConnector, SourceConnector, TargetConnector } from './types.ts';
 import { connector as calendly } from './sources/calendly/index.ts';
 import { connector as acuity } from './sources/acuity/index.ts';
 import { connector as square } from './sources/square/index.ts';
@@ -9,13 +9,18 @@ import { connector as appointlet } from './sources/appointlet/index.ts';
 import { connector as youcanbookme } from './sources/youcanbookme/index.ts';
 import { connector as timetap } from './sources/timetap/index.ts';
 import { connector as bookafy } from './sources/bookafy/index.ts';
+import { connector as setmore } from './sources/setmore/index.ts';
+import { connector as jane } from './sources/jane/index.ts';
+import { connector as icsFeed } from './sources/ics-feed/index.ts';
+import { connector as simplepractice } from './sources/simplepractice/index.ts';
+import { connector as doodle } from './sources/doodle/index.ts';
 import { connector as googleCalendar } from './targets/google-calendar/index.ts';
 import { connector as icsPublish } from './targets/ics-publish/index.ts';
 import { connector as caldav } from './targets/caldav/index.ts';
 import { connector as microsoftGraph } from './targets/microsoft-graph/index.ts';
 import { connector as zohoCalendar } from './targets/zoho-calendar/index.ts';
 
-const SOURCES: SourceConnector[] = [calendly, acuity, square, calCom, simplybook, appointlet, youcanbookme, timetap, bookafy];
+const SOURCES: SourceConnector[] = [calendly, acuity, square, calCom, simplybook, appointlet, youcanbookme, timetap, bookafy, setmore, jane, icsFeed, simplepractice, doodle];
 const TARGETS: TargetConnector[] = [googleCalendar, microsoftGraph, caldav, zohoCalendar, icsPublish];
 
 const byId = new Map<string, Connector>([...SOURCES, ...TARGETS].map((c) => [c.descriptor.id, c]));
@@ -32,6 +37,11 @@ export function getSource(platform: string): SourceConnector | undefined {
 export function getTarget(platform: string): TargetConnector | undefined {
   const c = byId.get(platform);
   return c && c.descriptor.role === 'target' ? (c as TargetConnector) : undefined;
+}
+
+export function getLeadForm(platform: string): LeadFormConnector | undefined {
+  const c = byId.get(platform);
+  return c && c.descriptor.role === 'lead-form' ? (c as LeadFormConnector) : undefined;
 }
 
 export function allDescriptors(): Descriptor[] {
