@@ -14,13 +14,14 @@ import { connector as jane } from './sources/jane/index.ts';
 import { connector as icsFeed } from './sources/ics-feed/index.ts';
 import { connector as simplepractice } from './sources/simplepractice/index.ts';
 import { connector as doodle } from './sources/doodle/index.ts';
+import { connector as calendarSource } from './sources/calendar-source/index.ts';
 import { connector as googleCalendar } from './targets/google-calendar/index.ts';
 import { connector as icsPublish } from './targets/ics-publish/index.ts';
 import { connector as caldav } from './targets/caldav/index.ts';
 import { connector as microsoftGraph } from './targets/microsoft-graph/index.ts';
 import { connector as zohoCalendar } from './targets/zoho-calendar/index.ts';
 
-const SOURCES: SourceConnector[] = [calendly, acuity, square, calCom, simplybook, appointlet, youcanbookme, timetap, bookafy, setmore, jane, icsFeed, simplepractice, doodle];
+const SOURCES: SourceConnector[] = [calendly, acuity, square, calCom, simplybook, appointlet, youcanbookme, timetap, bookafy, setmore, jane, icsFeed, simplepractice, doodle, calendarSource];
 const TARGETS: TargetConnector[] = [googleCalendar, microsoftGraph, caldav, zohoCalendar, icsPublish];
 
 const byId = new Map<string, Connector>([...SOURCES, ...TARGETS].map((c) => [c.descriptor.id, c]));

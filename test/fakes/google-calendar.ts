@@ -22,6 +22,7 @@
 //   g.addTheirs(cal, event)       an event the practitioner made themselves (not ours)
 //   g.expireSyncTokens()          every sync token issued so far answers 410 fullSyncRequired
 //   g.refuseRestore(cal, id)       make PATCH on that deleted id answer 403 (Google refusing to undelete)
+//   g.pageSize(n)                 window listings hold at most n items a page (Google may page below maxResults)
 //   g.close()
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -80,6 +81,7 @@ export interface FakeGoogle {
   /** The user revoked (true) or granted again (false) Meridian's access: refreshes answer invalid_grant. */
   revokeGrant(revoked: boolean): void;
   refuseRestore(calendarId: string, eventId: string): void;
+  pageSize(n: number): void;
   close(): Promise<void>;
 }
 
@@ -97,6 +99,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
   const injected: { status: number; headers: Record<string, string> }[] = [];
   let etagN = 0;
   let revoked = false;
+  let pageLimit = Infinity;
   /** Sync tokens older than this answer 410 (expireSyncTokens). */
   let validFrom = 0;
   const cal = (id: string) => {
@@ -116,6 +119,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
     revokeGrant: (r) => { revoked = r; if (r) tokens.clear(); },
     editBehindOurBack: (c, id, patch) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, ...patch, etag: `"${++etagN}"` }); },
     refuseRestore: (c, id) => refused.add(`${c}/${id}`),
+    pageSize: (n) => { pageLimit = n; },
     addTheirs: (c, ev) => {
       const id = `own${randomBytes(8).toString('hex').replace(/[^a-v0-9]/g, 'a')}`;
       cal(c).set(id, { status: 'confirmed', ...ev, id, etag: `"${++etagN}"` });
@@ -253,12 +257,24 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
             const items = [...events.values()].filter((e) => Number(String(e.etag).replace(/"/g, '')) > since);
             return send(200, { kind: 'calendar#events', items, nextSyncToken: `st-${etagN}` });
           }
-          const t = (e: GEvent, k: 'start' | 'end') => Date.parse(e[k]?.dateTime ?? '');
+          // All-day events ({date}) are placed in UTC here; Google uses the calendar's zone.
+          const t = (e: GEvent, k: 'start' | 'end') => Date.parse(e[k]?.dateTime ?? (e[k]?.date ? `${e[k]!.date}T00:00:00Z` : ''));
           const items = [...events.values()]
             .filter((e) => query.showDeleted === 'true' || e.status !== 'cancelled')
             .filter((e) => !query.timeMin || t(e, 'end') > Date.parse(query.timeMin))
             .filter((e) => !query.timeMax || t(e, 'start') < Date.parse(query.timeMax));
-          return send(200, { kind: 'calendar#events', items, nextSyncToken: `st-${etagN}` });
+          // maxResults: default 250, at most 2500 (targets.md §1.5); pages follow with pageToken.
+          const max = Number(query.maxResults ?? 250);
+          if (!Number.isInteger(max) || max < 1 || max > 2500) {
+            state.violations.push(`list: maxResults=${query.maxResults} is not 1–2500`);
+            return send(400, googleError(400, 'invalid', 'Invalid maxResults'));
+          }
+          const from = query.pageToken ? Number(/^pt-(\d+)$/.exec(query.pageToken)?.[1] ?? NaN) : 0;
+          if (!Number.isFinite(from)) return send(400, googleError(400, 'invalid', 'Invalid page token'));
+          const size = Math.min(max, pageLimit);
+          const page = items.slice(from, from + size);
+          const more = from + size < items.length;
+          return send(200, { kind: 'calendar#events', items: page, ...(more ? { nextPageToken: `pt-${from + size}` } : { nextSyncToken: `st-${etagN}` }) });
         }
         default:
           return send(501, googleError(501, 'notImplemented', `${name} is not implemented by the fake`));

@@ -9,6 +9,7 @@
 //   m.events(mailbox)  ('me' for delegated calls)   m.requests   m.violations   m.maxInFlight(mailbox)
 //   m.roundTrips (outer HTTP requests)   m.batches (sizes of the $batch requests)   POST /v1.0/$batch
 //   m.fail(n, status, headers?)   m.deleteBehindOurBack(mailbox, id)   m.addTheirs(mailbox, event)   m.failAfterCreate(n)   m.close()
+//   m.pageSize(n)   calendarView pages hold at most n events whatever $top asks (Graph may page below it)
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -58,6 +59,17 @@ for (const [path, item] of Object.entries(spec.paths as Record<string, Record<st
 
 type GEvent = Record<string, any>;
 
+/** The query parameters the OpenAPI document gives calendarView. */
+const VIEW_PARAMS = new Set<string>((spec.paths['/me/calendarView'].get.parameters as { name?: string; $ref?: string }[])
+  .map((p) => p.name ?? spec.components.parameters[p.$ref!.split('/').pop()!].name));
+
+/** An answer's start/end in the zone `Prefer: outlook.timezone` asks for (UTC only here); all-day events keep theirs, as Graph does. */
+function inZone(e: GEvent, prefer: string): GEvent {
+  if (!/outlook\.timezone="UTC"/.test(prefer) || e.isAllDay) return e;
+  const utc = (t: { dateTime: string; timeZone: string }) => ({ dateTime: `${localToUtc(t.dateTime.slice(0, 19), t.timeZone).slice(0, 19)}.0000000`, timeZone: 'UTC' });
+  return { ...e, start: utc(e.start), end: utc(e.end) };
+}
+
 export interface FakeGraph {
   url: string;
   tokenUrl: string;
@@ -78,6 +90,7 @@ export interface FakeGraph {
   addTheirs(mailbox: string, ev: GEvent): string;
   /** Every delta token issued so far answers 410 (syncStateNotFound). */
   expireDeltaTokens(): void;
+  pageSize(n: number): void;
   close(): Promise<void>;
 }
 
@@ -96,6 +109,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
   const removed = new Map<string, { id: string; at: number }[]>();
   const tombstone = (m: string, id: string) => removed.set(m, [...(removed.get(m) ?? []), { id, at: ++etagN }]);
   let deltaValidFrom = 0;
+  let pageLimit = Infinity;
   const box = (m: string) => {
     let b = boxes.get(m);
     if (!b) boxes.set(m, (b = new Map()));
@@ -109,6 +123,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     failAfterCreate: (n) => { lieAfterCreate = n; },
     deleteBehindOurBack: (m, id) => { box(m).delete(id); tombstone(m, id); },
     expireDeltaTokens: () => { deltaValidFrom = etagN + 1; },
+    pageSize: (n) => { pageLimit = n; },
     addTheirs: (m, ev) => {
       const id = `AAMk${randomBytes(16).toString('base64url')}`;
       box(m).set(id, { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` });
@@ -249,11 +264,23 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
           return send(200, { value: all.slice(from), '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
         }
         if (req.method === 'GET' && /\/calendarView$/.test(url.pathname)) {
+          const undocumented = [...url.searchParams.keys()].filter((k) => !VIEW_PARAMS.has(k));
+          if (undocumented.length) {
+            state.violations.push(`GET calendarView: undocumented query parameter ${undocumented.join(', ')}`);
+            return send(400, err('BadRequest', `Query option '${undocumented[0]}' is not allowed.`));
+          }
           const from = Date.parse(url.searchParams.get('startDateTime') ?? '');
           const to = Date.parse(url.searchParams.get('endDateTime') ?? '');
           if (!Number.isFinite(from) || !Number.isFinite(to)) return send(400, err('ErrorInvalidParameter', 'startDateTime and endDateTime are required'));
           const at = (t: { dateTime: string; timeZone: string }) => Date.parse(localToUtc(t.dateTime.slice(0, 19), t.timeZone === 'UTC' ? 'UTC' : t.timeZone));
-          return send(200, { value: [...events.values()].filter((e) => at(e.start) < to && at(e.end) > from) });
+          const inView = [...events.values()].filter((e) => at(e.start) < to && at(e.end) > from);
+          // Pages of $top (Graph's default page size is 10), the next one linked with $skip.
+          const top = Math.min(Number(url.searchParams.get('$top') ?? 10), pageLimit);
+          const skip = Number(url.searchParams.get('$skip') ?? 0);
+          const page = inView.slice(skip, skip + top).map((e) => inZone(e, String(req.headers.prefer ?? '')));
+          const next = new URLSearchParams(url.searchParams);
+          next.set('$skip', String(skip + top));
+          return send(200, { value: page, ...(skip + top < inView.length ? { '@odata.nextLink': `${state.url}${url.pathname}?${next}` } : {}) });
         }
         if (req.method === 'GET' && !id) {
           const value = url.searchParams.get('$filter')?.match(/ep\/value eq '([^']+)'/)?.[1];

@@ -163,11 +163,14 @@ export function parseCalendar(text: string): { components: ICAL.Component; event
   const events = root.getAllSubcomponents('vevent').map((v) => {
     const ev = new ICAL.Event(v);
     const tzid = v.getFirstProperty('dtstart')?.getParameter('tzid');
+    // DTEND has its own zone (or is UTC); only an end derived from DURATION takes DTSTART's zone.
+    const dtend = v.getFirstProperty('dtend');
+    const endTzid = dtend ? dtend.getParameter('tzid') : tzid;
     return {
       uid: ev.uid,
       sequence: ev.sequence ?? 0,
       start: instantOf(ev.startDate, typeof tzid === 'string' ? tzid : undefined),
-      end: instantOf(ev.endDate, typeof (v.getFirstProperty('dtend')?.getParameter('tzid') ?? tzid) === 'string' ? String(v.getFirstProperty('dtend')?.getParameter('tzid') ?? tzid) : undefined),
+      end: instantOf(ev.endDate, typeof endTzid === 'string' ? endTzid : undefined),
       timeZone: typeof tzid === 'string' ? tzid : 'UTC',
       summary: ev.summary ?? '',
       description: ev.description ?? undefined,

@@ -6,9 +6,11 @@
 //   updates it; an href or UID held by something else moves to the next generation.
 // - Stored objects carry no METHOD, a VTIMEZONE for every TZID, DTEND always (iCloud refuses events
 //   without it), SEQUENCE = our revision, CLASS:PRIVATE and our ids as X- properties.
-import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
-import { icsEventOf, parseCalendar, renderCalendar } from '../../shared/icalendar.ts';
+import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { icsEventOf, parseCalendar, renderCalendar, type ParsedIcsEvent } from '../../shared/icalendar.ts';
 import { fetchCalendarObjects } from 'tsdav';
+import ICAL from 'ical.js';
+import { isIanaZone, localToUtc, toUtc } from '../../../domain/time.ts';
 import { authHeaders, failureOf, forgetSession, get, parseSyncAnswer, pickCalendar, preconditions, put, remove, session, syncCollection } from './dav.ts';
 
 export const PLATFORM = 'caldav';
@@ -39,6 +41,89 @@ function holdsOurs(body: string | undefined, appointmentId: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Occurrences expanded here at most, per series (a daily series over a year is 365). */
+const MAX_OCCURRENCES = 2000;
+
+/** The instant of an ICAL time as parseCalendar reads DTSTART: an IANA TZID by RFC 5545's rule, else ical.js's. */
+function instantIn(t: ICAL.Time, tzid: string | undefined): string {
+  if (t.isDate) return `${t.toString()}T00:00:00Z`;
+  if (tzid && isIanaZone(tzid)) return localToUtc(t.toString().slice(0, 19), tzid);
+  return toUtc(t.toJSDate());
+}
+
+/**
+ * The events of one calendar object as calendar events, recurring ones as their occurrences in the window:
+ * servers that expand (RFC 4791 §9.6.5) answer one VEVENT per occurrence with a RECURRENCE-ID; servers that do
+ * not (Radicale 3.1) answer the series, expanded here with ical.js (EXDATEs and overridden instances included).
+ * An occurrence's id is the href plus its RECURRENCE-ID.
+ */
+export function calendarEventsOf(ics: string, href: string, window: ListWindow): CalendarEvent[] {
+  const { components, events } = parseCalendar(ics);
+  const vevents = components.getAllSubcomponents('vevent');
+  const masters = new Set(vevents.filter((v) => v.hasProperty('rrule') || v.hasProperty('rdate')).map((v) => String(v.getFirstPropertyValue('uid'))));
+  const parsed = new Map(vevents.map((v, i) => [v, events[i]]));
+  const out: CalendarEvent[] = [];
+  events.forEach((ev, i) => {
+    const v = vevents[i];
+    if (v.hasProperty('rrule') || v.hasProperty('rdate')) out.push(...occurrencesOf(v, vevents.filter((x) => x.hasProperty('recurrence-id') && x.getFirstPropertyValue('uid') === ev.uid), parsed, href, window));
+    else if (!(ev.recurrenceId && masters.has(ev.uid))) out.push(calendarEventOf(v, ev, ev.recurrenceId ? `${href}#${ev.recurrenceId}` : href, ev.start, ev.end));
+  });
+  return out;
+}
+
+function occurrencesOf(master: ICAL.Component, overrides: ICAL.Component[], parsed: Map<ICAL.Component, ParsedIcsEvent>, href: string, window: ListWindow): CalendarEvent[] {
+  const series = new ICAL.Event(master, { exceptions: overrides });
+  const tzid = (c: ICAL.Component, prop: string) => {
+    const p = c.getFirstProperty(prop)?.getParameter('tzid') ?? master.getFirstProperty('dtstart')?.getParameter('tzid');
+    return typeof p === 'string' ? p : undefined;
+  };
+  const out: CalendarEvent[] = [];
+  const it = series.iterator();
+  for (let n = 0, t = it.next(); t && n < MAX_OCCURRENCES; n++, t = it.next()) {
+    const d = series.getOccurrenceDetails(t);
+    const item = d.item.component;
+    const start = instantIn(d.startDate, tzid(item, 'dtstart'));
+    const end = instantIn(d.endDate, tzid(item, 'dtend'));
+    if (Date.parse(start) >= window.to.getTime()) break;
+    if (Date.parse(end) <= window.from.getTime()) continue;
+    out.push(calendarEventOf(item, parsed.get(item) ?? parsed.get(master)!, `${href}#${instantIn(d.recurrenceId, tzid(master, 'dtstart'))}`, start, end));
+  }
+  return out;
+}
+
+function calendarEventOf(v: ICAL.Component, ev: ParsedIcsEvent, remoteId: string, start: string, end: string): CalendarEvent {
+  const item = new ICAL.Event(v);
+  const allDay = item.startDate.isDate;
+  const stamp = (v.getFirstPropertyValue('last-modified') ?? v.getFirstPropertyValue('dtstamp')) as ICAL.Time | null;
+  const organizer = String(v.getFirstPropertyValue('organizer') ?? '').toLowerCase();
+  const attendees = v.getAllProperties('attendee').map((p) => String(p.getFirstValue() ?? ''))
+    .filter((a) => a && a.toLowerCase() !== organizer).map((a) => a.replace(/^mailto:/i, ''));
+  return {
+    remoteId,
+    // A DATE has no instant: its day at 00:00Z (ical.js would take the host's local midnight).
+    start: allDay ? `${item.startDate.toString()}T00:00:00Z` : start,
+    end: allDay ? `${item.endDate.toString()}T00:00:00Z` : end,
+    ...(ev.timeZone !== 'UTC' && isIanaZone(ev.timeZone) ? { timeZone: ev.timeZone } : {}),
+    title: ev.summary,
+    ...(ev.description ? { description: ev.description } : {}),
+    status: ev.status?.toUpperCase() === 'CANCELLED' ? 'cancelled' : 'confirmed',
+    ...(stamp ? { updated: toUtc(stamp.toJSDate()) } : {}),
+    ...(attendees.length ? { attendees } : {}),
+    ours: Boolean(ev.x[X_APPOINTMENT]),
+    allDay,
+    transparent: ev.transparent,
+  };
+}
+
+/** A failed listing without the server's text, which may quote calendar data. */
+function listFailure(err: unknown): ConnectorFailure {
+  const status = Number(/Collection query failed: (\d{3})/.exec((err as Error).message ?? '')?.[1]);
+  if (status === 401) return { class: 'auth', status, message: 'CalDAV calendar-query: HTTP 401: the password was refused (for iCloud, an app-specific password is needed)' };
+  if (status === 429 || status === 503) return { class: 'throttled', status, message: `CalDAV calendar-query: HTTP ${status}` };
+  if (status >= 400 && status < 500) return { class: 'permanent', status, message: `CalDAV calendar-query: HTTP ${status}` };
+  return { class: 'transient', message: Number.isFinite(status) ? `CalDAV calendar-query: HTTP ${status}` : 'CalDAV calendar-query failed or answered an object that is not iCalendar' };
 }
 
 export function createClient(ctx: ConnectionContext): TargetClient {
@@ -88,6 +173,22 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     return { remoteId: href, calendarId, etag: tag, generation, data: { calendarUrl: calUrl } };
   }
 
+  /** calendar-query with a time-range, the server expanding recurring events into occurrences (RFC 4791 §7.8, §9.6.5). */
+  async function events(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>> {
+    const cal = await calendarUrl(calendarId);
+    if (!cal.ok) return cal;
+    try {
+      const s = await session(ctx);
+      const calendar = s.calendars.find((c) => c.url.replace(/\/?$/, '/') === cal.value)!;
+      const objects = await fetchCalendarObjects({
+        calendar, timeRange: { start: window.from.toISOString(), end: window.to.toISOString() }, expand: true, headers: authHeaders(ctx), fetch: ctx.fetch,
+      });
+      return ok(objects.flatMap((o) => calendarEventsOf(String(o.data ?? ''), o.url, window)));
+    } catch (err) {
+      return fail(listFailure(err));
+    }
+  }
+
   return {
     async upsert(e, link) {
       const cal = await calendarUrl(e.calendarId);
@@ -120,24 +221,11 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       return ok({ full, changed: parsed.hrefs, token: parsed.token });
     },
     async busy(window, calendarId) {
-      const cal = await calendarUrl(calendarId);
-      if (!cal.ok) return cal;
-      try {
-        const s = await session(ctx);
-        const calendar = s.calendars.find((c) => c.url.replace(/\/?$/, '/') === cal.value)!;
-        const objects = await fetchCalendarObjects({ calendar, timeRange: { start: window.from.toISOString(), end: window.to.toISOString() }, headers: authHeaders(ctx), fetch: ctx.fetch });
-        const out: BusyInterval[] = [];
-        for (const o of objects) {
-          for (const ev of parseCalendar(String(o.data ?? '')).events) {
-            if (ev.x[X_APPOINTMENT] || ev.status === 'CANCELLED' || ev.transparent) continue;
-            out.push({ start: ev.start, end: ev.end });
-          }
-        }
-        return ok(out);
-      } catch (err) {
-        return fail({ class: 'transient', message: `CalDAV busy times: ${(err as Error).message.slice(0, 120)}` });
-      }
+      const r = await events(window, calendarId);
+      if (!r.ok) return r;
+      return ok(r.value.filter((e) => e.status !== 'cancelled' && !e.transparent && !e.ours).map((e): BusyInterval => ({ start: e.start, end: e.end })));
     },
+    events,
     async inspect(e, link) {
       const r = await get(ctx, link.remoteId);
       if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok({ state: 'missing' });

@@ -5,16 +5,19 @@
 // - update = PATCH by the stored id (404/410 → create again);
 // - remove = DELETE; 404 and 410 mean already gone, which is success.
 // Patients are never attendees (Google would e-mail them); our ids ride in extendedProperties.private.
-import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type ConnectionContext, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
 import { isUsageLimit, toFailure } from './errors.ts';
 import { eventIdFor } from './event-id.ts';
+import { isIanaZone, toUtc } from '../../../domain/time.ts';
 
 export const PLATFORM = 'google-calendar';
 const DEFAULT_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 /** Generations tried before giving up (each one is a fresh id Google has never seen). */
 const MAX_GENERATION = 5;
+/** Pages of 2,500 events: beyond this the window is not a practitioner's calendar. */
+const MAX_LIST_PAGES = 20;
 
 function body(e: TargetEvent, connectionId: string, id?: string): GoogleEvent {
   const zoned = (instant: string) => ({ dateTime: instant, timeZone: e.timeZone });
@@ -37,6 +40,33 @@ function body(e: TargetEvent, connectionId: string, id?: string): GoogleEvent {
 
 function isOurs(ev: GoogleEvent | undefined, appointmentId: string): boolean {
   return ev?.extendedProperties?.private?.meridianAppointmentId === appointmentId;
+}
+
+/** An event of a listing as a calendar event; undefined when its times cannot be read (a deleted event may carry only its id). */
+export function calendarEventOf(ev: GoogleEvent, calendarZone: string | undefined): CalendarEvent | undefined {
+  const at = (t: GoogleEvent['start']) => {
+    try {
+      return t?.dateTime ? toUtc(t.dateTime) : t?.date ? `${t.date}T00:00:00Z` : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const start = at(ev.start);
+  const end = at(ev.end);
+  if (!ev.id || !start || !end) return undefined;
+  const zone = ev.start?.timeZone ?? calendarZone;
+  const attendees = (ev.attendees ?? []).filter((a) => !a.self && !a.resource && a.email).map((a) => a.email!);
+  return {
+    remoteId: ev.id, start, end, title: ev.summary ?? '',
+    ...(zone && isIanaZone(zone) ? { timeZone: zone } : {}),
+    ...(ev.description ? { description: ev.description } : {}),
+    status: ev.status === 'cancelled' ? 'cancelled' : 'confirmed',
+    ...(ev.updated && Number.isFinite(Date.parse(ev.updated)) ? { updated: toUtc(ev.updated) } : {}),
+    ...(attendees.length ? { attendees } : {}),
+    ours: Boolean(ev.extendedProperties?.private?.meridianAppointmentId),
+    allDay: Boolean(ev.start?.date),
+    transparent: ev.transparency === 'transparent',
+  };
 }
 
 type Failed = Exclude<ApiAnswer<unknown>, { kind: 'ok' }>;
@@ -78,6 +108,28 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     return fail({ class: 'permanent', message: `Google Calendar: no usable event id after ${MAX_GENERATION} generations` });
   }
 
+  /**
+   * events.list over the window with recurring events expanded (singleEvents) and deleted ones shown, every
+   * page followed: a listing cut short is a failure, because a source reading it would take the rest as gone.
+   */
+  async function events(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>> {
+    const out: CalendarEvent[] = [];
+    let pageToken: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const r = await api.list(calendarId ?? defaultCalendar, {
+        timeMin: window.from.toISOString(), timeMax: window.to.toISOString(), singleEvents: 'true', showDeleted: 'true', maxResults: '2500', ...(pageToken ? { pageToken } : {}),
+      });
+      if (r.kind !== 'ok') return failed(r, 'list');
+      for (const ev of r.data?.items ?? []) {
+        const e = calendarEventOf(ev, r.data?.timeZone ?? undefined);
+        if (e) out.push(e);
+      }
+      pageToken = r.data?.nextPageToken ?? undefined;
+      if (!pageToken) return ok(out);
+    }
+    return fail({ class: 'permanent', message: `Google Calendar list: more than ${MAX_LIST_PAGES} pages in the window` });
+  }
+
   return {
     async upsert(e, link) {
       const calendarId = e.calendarId ?? link?.calendarId ?? defaultCalendar;
@@ -117,22 +169,12 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       return fail({ class: 'transient', message: 'Google Calendar sync: too many pages' });
     },
     async busy(window, calendarId) {
-      const out: BusyInterval[] = [];
-      let pageToken: string | undefined;
-      for (let page = 0; page < 20; page++) {
-        const r = await api.list(calendarId ?? defaultCalendar, {
-          timeMin: window.from.toISOString(), timeMax: window.to.toISOString(), singleEvents: 'true', maxResults: '2500', ...(pageToken ? { pageToken } : {}),
-        });
-        if (r.kind !== 'ok') return failed(r, 'list');
-        for (const ev of r.data?.items ?? []) {
-          if (ev.status === 'cancelled' || ev.transparency === 'transparent' || ev.extendedProperties?.private?.meridianAppointmentId) continue;
-          if (ev.start?.dateTime && ev.end?.dateTime) out.push({ start: new Date(ev.start.dateTime).toISOString(), end: new Date(ev.end.dateTime).toISOString() });
-        }
-        pageToken = r.data?.nextPageToken ?? undefined;
-        if (!pageToken) break;
-      }
-      return ok(out);
+      const r = await events(window, calendarId);
+      if (!r.ok) return r;
+      const busy = r.value.filter((e) => e.status !== 'cancelled' && !e.transparent && !e.ours && !e.allDay);
+      return ok(busy.map((e): BusyInterval => ({ start: new Date(e.start).toISOString(), end: new Date(e.end).toISOString() })));
     },
+    events,
     async inspect(e, link) {
       const r = await api.get(link.calendarId ?? defaultCalendar, link.remoteId);
       if (r.kind === 'http' && (r.status === 404 || r.status === 410)) return ok({ state: 'missing' });

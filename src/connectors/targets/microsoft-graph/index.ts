@@ -9,11 +9,11 @@
 //   per mailbox; 429/503 honour Retry-After (per inner request of a batch too).
 // - Requests to one mailbox made within 5 ms travel as one JSON `$batch` (≤ 20; config `batch: false`
 //   turns it off).
-import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
-import { localToUtc, utcToLocal } from '../../../domain/time.ts';
+import { isIanaZone, localToUtc, toUtc, utcToLocal } from '../../../domain/time.ts';
 
 export const PLATFORM = 'microsoft-graph';
 /** Our own property-set GUID: every Meridian extended property lives under it. */
@@ -21,6 +21,8 @@ const PROPSET = '{9b1e4c52-6a0d-4f37-8e2b-5d41a7c3f960}';
 export const PROP_APPOINTMENT = `String ${PROPSET} Name MeridianAppointmentId`;
 export const PROP_REVISION = `String ${PROPSET} Name MeridianRevision`;
 const MAX_PER_MAILBOX = 4;
+/** Pages of `$top` events a window listing follows before it gives up (never a partial listing). */
+const MAX_LIST_PAGES = 100;
 
 type Mode = 'delegated' | 'application';
 
@@ -118,6 +120,29 @@ function asInstant(t: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A calendarView event (read with `Prefer: outlook.timezone="UTC"`) as a calendar event; undefined without readable times. */
+export function calendarEventOf(ev: Record<string, any>): CalendarEvent | undefined {
+  // All-day events ignore the UTC preference and keep their own zone (targets.md §2.9, pitfall 5): their date is what counts.
+  const at = (t: unknown) => asInstant(t) ?? (ev.isAllDay && typeof (t as { dateTime?: unknown })?.dateTime === 'string' ? `${(t as { dateTime: string }).dateTime.slice(0, 10)}T00:00:00Z` : undefined);
+  const start = at(ev.start);
+  const end = at(ev.end);
+  if (typeof ev.id !== 'string' || !start || !end) return undefined;
+  const zone = ev.originalStartTimeZone;
+  const attendees = ((ev.attendees ?? []) as { emailAddress?: { address?: unknown } }[]).map((a) => a.emailAddress?.address).filter((a): a is string => typeof a === 'string' && a !== '');
+  const updated = typeof ev.lastModifiedDateTime === 'string' && Number.isFinite(Date.parse(ev.lastModifiedDateTime)) ? toUtc(ev.lastModifiedDateTime) : undefined;
+  return {
+    remoteId: ev.id, start, end, title: typeof ev.subject === 'string' ? ev.subject : '',
+    ...(typeof zone === 'string' && isIanaZone(zone) ? { timeZone: zone } : {}),
+    ...(typeof ev.bodyPreview === 'string' && ev.bodyPreview ? { description: ev.bodyPreview } : {}),
+    status: ev.isCancelled ? 'cancelled' : 'confirmed',
+    ...(updated ? { updated } : {}),
+    ...(attendees.length ? { attendees } : {}),
+    ours: (ev.singleValueExtendedProperties ?? []).some((p: { id: string }) => p.id === PROP_APPOINTMENT),
+    allDay: ev.isAllDay === true,
+    transparent: ev.showAs === 'free' || ev.showAs === 'workingElsewhere',
+  };
 }
 
 export function eventBody(e: TargetEvent): Record<string, unknown> {
@@ -268,6 +293,31 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     return fail(failure(r, 'update'));
   }
 
+  /** calendarView (occurrences expanded) over the window, every @odata.nextLink followed: a listing cut short is a failure. */
+  async function events(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>> {
+    const b = base(calendarId);
+    if (typeof b !== 'string') return fail(b);
+    const out: CalendarEvent[] = [];
+    const q = new URLSearchParams({
+      startDateTime: window.from.toISOString(), endDateTime: window.to.toISOString(),
+      $select: 'subject,bodyPreview,start,end,showAs,isCancelled,isAllDay,lastModifiedDateTime,attendees,originalStartTimeZone',
+      $expand: `singleValueExtendedProperties($filter=id eq '${PROP_APPOINTMENT}')`, $top: '500',
+    });
+    let path: string | undefined = `${b}/calendarView?${q}`;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const r = await call(b, 'GET', path!);
+      if (r.kind !== 'ok') return fail(failure(r, 'calendarView'));
+      for (const ev of (r.json?.value as Record<string, any>[] | undefined) ?? []) {
+        const e = calendarEventOf(ev);
+        if (e) out.push(e);
+      }
+      const next = r.json?.['@odata.nextLink'];
+      if (typeof next !== 'string') return ok(out);
+      path = next.replace(/^https?:\/\/[^/]+\/v1\.0/, '');
+    }
+    return fail({ class: 'permanent', message: `Microsoft Graph calendarView: more than ${MAX_LIST_PAGES} pages in the window` });
+  }
+
   return {
     async upsert(e, link) {
       const b = base(e.calendarId);
@@ -304,29 +354,11 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       return fail({ class: 'transient', message: 'Microsoft Graph delta: no deltaLink' });
     },
     async busy(window, calendarId) {
-      const b = base(calendarId);
-      if (typeof b !== 'string') return fail(b);
-      const out: BusyInterval[] = [];
-      const q = new URLSearchParams({
-        startDateTime: window.from.toISOString(), endDateTime: window.to.toISOString(), $select: 'start,end,showAs,isCancelled',
-        $expand: `singleValueExtendedProperties($filter=id eq '${PROP_APPOINTMENT}')`, $top: '500',
-      });
-      let path: string | undefined = `${b}/calendarView?${q}`;
-      for (let page = 0; path && page < 20; page++) {
-        const r = await call(b, 'GET', path);
-        if (r.kind !== 'ok') return fail(failure(r, 'calendarView'));
-        for (const ev of (r.json?.value as Record<string, any>[] | undefined) ?? []) {
-          if (ev.isCancelled || ev.showAs === 'free' || ev.showAs === 'workingElsewhere') continue;
-          if ((ev.singleValueExtendedProperties ?? []).some((p: { id: string }) => p.id === PROP_APPOINTMENT)) continue;
-          const start = asInstant(ev.start);
-          const end = asInstant(ev.end);
-          if (start && end) out.push({ start, end });
-        }
-        const next = r.json?.['@odata.nextLink'];
-        path = typeof next === 'string' ? next.replace(/^https?:\/\/[^/]+\/v1\.0/, '') : undefined;
-      }
-      return ok(out);
+      const r = await events(window, calendarId);
+      if (!r.ok) return r;
+      return ok(r.value.filter((e) => e.status !== 'cancelled' && !e.transparent && !e.ours).map((e): BusyInterval => ({ start: e.start, end: e.end })));
     },
+    events,
     async inspect(e, link) {
       const b = base(link.calendarId);
       if (typeof b !== 'string') return fail(b);
