@@ -29,7 +29,8 @@ export interface IcsServer {
   serve(path: string, body: string, route?: FeedRoute): void;
   remove(path: string): void;
   url(path: string): string;
-  requests: { method: string; path: string; headers: Record<string, string> }[];
+  /** Every request, with when it arrived (ms since the epoch). */
+  requests: { method: string; path: string; headers: Record<string, string>; at: number }[];
   violations: string[];
   close(): Promise<void>;
 }
@@ -46,7 +47,7 @@ export async function startIcsServer(): Promise<IcsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-    requests.push({ method: req.method ?? '', path, headers });
+    requests.push({ method: req.method ?? '', path, headers, at: Date.now() });
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       violations.push(`${req.method} ${path}: a feed is only read`);
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
