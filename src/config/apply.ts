@@ -8,6 +8,8 @@ import type { Exec } from '../store/repo.ts';
 import type { Hub } from '../engine/hub.ts';
 import { createFeed } from '../engine/feeds.ts';
 import type { ClinicConfig } from './schema.ts';
+import { replanClinic } from '../engine/notify.ts';
+import type { NotificationSettings } from '../domain/notify-plan.ts';
 
 export const CONFIG_HASH_KEY = 'config_hash';
 
@@ -29,9 +31,11 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
   if (current?.value === hash && !o.force) return { applied: false, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated: 0 };
   const now = hub.clock.now().toISOString();
   let feedsCreated = 0;
+  let prevNotifications: unknown;
   await db.transaction().execute(async (trx) => {
     const prev = await trx.selectFrom('clinic').select('settings').where('id', '=', c.clinic.id).executeTakeFirst();
-    const settings = { ...(prev ? JSON.parse(prev.settings) : {}), targets: c.clinic.targets };
+    prevNotifications = prev ? JSON.parse(prev.settings).notifications : undefined;
+    const settings = { ...(prev ? JSON.parse(prev.settings) : {}), targets: c.clinic.targets, hours: c.clinic.hours ?? null, notifications: c.notifications ?? null };
     await upsert(trx, 'clinic', { id: c.clinic.id, name: c.clinic.name, time_zone: c.clinic.timeZone, language: c.clinic.language, settings: JSON.stringify(settings), updated_at: now });
     for (const l of c.locations) {
       await upsert(trx, 'location', { id: l.id, clinic_id: c.clinic.id, name: l.name, time_zone: l.timeZone ?? c.clinic.timeZone, address: l.address ?? null });
@@ -42,6 +46,7 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
       await upsert(trx, 'practitioner', {
         id: p.id, clinic_id: c.clinic.id, name: p.name, email: p.email?.toLowerCase() ?? null, time_zone: p.timeZone ?? null,
         location_ids: JSON.stringify(p.locations), targets: JSON.stringify(p.targets), active: p.active ? 1 : 0,
+        services: JSON.stringify(p.services), hours: p.hours ? JSON.stringify(p.hours) : null,
       });
     }
     const listed = c.practitioners.map((p) => p.id);
@@ -83,5 +88,7 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
     }]);
   });
   hub.cache.clear();
+  // New or removed reminder/follow-up rules reach the bookings already made.
+  if (JSON.stringify(prevNotifications ?? null) !== JSON.stringify(c.notifications ?? null)) await replanClinic(hub, c.clinic.id, prevNotifications as NotificationSettings | null | undefined);
   return { applied: true, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated };
 }

@@ -4,11 +4,49 @@
 import { z } from 'zod';
 import { isIanaZone } from '../domain/time.ts';
 import { PRIVACY_LEVELS } from '../domain/types.ts';
+import { HOURS_RANGE, WEEKDAYS } from '../domain/slots.ts';
+import { DURATION_PATTERN, HHMM_PATTERN, PURPOSES, type Purpose } from '../domain/notify-plan.ts';
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, 'ids are 1–63 letters, digits, ".", "_" or "-"');
 const zone = z.string().refine(isIanaZone, { message: 'not an IANA time zone (e.g. "Europe/London")' });
 
 const targetBinding = z.object({ connection: id, calendar: z.string().min(1).optional() }).strict();
+
+/** Weekly working hours, e.g. `{ mon: ["09:00-12:00", "13:00-17:00"], … }`, in the practitioner's zone. */
+const weeklyHours = z.partialRecord(
+  z.enum(WEEKDAYS),
+  z.array(z.string().regex(HOURS_RANGE, 'a range like "09:00-12:30" (24-hour clock)')
+    .refine((r) => r.slice(0, 5) < r.slice(6), 'a range ends after it starts')),
+);
+
+/** Notifier connection ids or kinds (`email`, `sms`), tried in order; one name or a list. */
+const channels = z.union([id, z.array(id).min(1)]).transform((c) => (Array.isArray(c) ? c : [c]));
+const duration = z.string().regex(DURATION_PATTERN, 'a duration like "48h", "90m" or "2d"');
+const message = z.object({ subject: z.string().min(1), text: z.string().min(1) }).strict();
+const ruleSet = {
+  confirmations: z.boolean().optional(),
+  changes: z.boolean().optional(),
+  cancellations: z.boolean().optional(),
+  reminders: z.array(z.object({ id: id.optional(), before: duration, channel: channels.optional() }).strict()).optional(),
+  followUps: z.array(z.object({
+    id: id.optional(), kind: z.enum(['thank_you', 'form', 'no_show']), after: duration, channel: channels.optional(), link: z.url().optional(),
+  }).strict()).optional(),
+};
+
+/** Messages to patients, practitioners and staff (engine/notify.ts); absent: Meridian sends none. */
+export const notificationsSchema = z.object({
+  channel: channels.default(['email']),
+  /** Change notices wait this long so a burst of edits (or cancel + rebook) becomes one message. */
+  graceMinutes: z.number().min(0).max(60).default(3),
+  quietHours: z.object({
+    from: z.string().regex(HHMM_PATTERN, 'a time like "21:00"'), to: z.string().regex(HHMM_PATTERN, 'a time like "08:00"'),
+  }).strict().optional(),
+  ...ruleSet,
+  templates: z.partialRecord(z.enum(PURPOSES as [Purpose, ...Purpose[]]), message).optional(),
+  services: z.record(id, z.object(ruleSet).strict()).optional(),
+  practitioners: z.object({ notify: z.boolean().default(true), privacy: z.enum(PRIVACY_LEVELS).default('minimal'), channel: channels.optional() }).strict().optional(),
+  staff: z.object({ emails: z.array(z.email()).min(1), channel: channels.optional() }).strict().optional(),
+}).strict();
 
 export const secretRef = z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'environment variable names are upper-case letters, digits and "_"') }).strict();
 
@@ -22,6 +60,8 @@ export const configSchema = z
         language: z.string().min(2).default('en'),
         /** Targets every appointment of the clinic is written to (e.g. the whole-clinic feed). */
         targets: z.array(targetBinding).default([]),
+        /** Working hours of practitioners who declare none (lead forms find slots within them). */
+        hours: weeklyHours.optional(),
       })
       .strict(),
     locations: z
@@ -51,6 +91,9 @@ export const configSchema = z
             locations: z.array(id).default([]),
             targets: z.array(targetBinding).default([]),
             active: z.boolean().default(true),
+            /** Services this practitioner offers (a lead for one is offered their free time). */
+            services: z.array(id).default([]),
+            hours: weeklyHours.optional(),
           })
           .strict(),
       )
@@ -91,6 +134,7 @@ export const configSchema = z
           .strict(),
       )
       .default([]),
+    notifications: notificationsSchema.optional(),
   })
   .strict();
 

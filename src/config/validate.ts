@@ -3,8 +3,54 @@
 // only placeholders the connection's privacy level allows.
 import { getConnector } from '../connectors/registry.ts';
 import { disallowedPlaceholders } from '../domain/render.ts';
-import { DEFAULT_PRIVACY, type PrivacyLevel } from '../domain/types.ts';
+import type { PrivacyLevel } from '../domain/types.ts';
 import type { ClinicConfig } from './schema.ts';
+import { PATIENT_VARS, unknownPlaceholders } from '../domain/notify-plan.ts';
+import { LEAD_FIELDS } from '../connectors/types.ts';
+import type { NotifierConnector } from '../connectors/types.ts';
+import { OUTBOUND_EVENTS } from '../engine/webhooks-out.ts';
+import { privacyOf } from '../engine/render.ts';
+
+/** A notifier's settings: its platform's own (`checkConfig`), and for webhook subscriptions Meridian's url / events / includePatient. */
+function notifierIssues(n: NotifierConnector, config: Record<string, unknown>, i: number): CrossIssue[] {
+  const at = (k: string) => ['connections', i, 'config', k];
+  const out: CrossIssue[] = (n.checkConfig?.(config) ?? []).map((x) => ({ path: at(x.key), message: x.message }));
+  if (!n.descriptor.capabilities.webhooks) return out;
+  const { url, events, includePatient } = config;
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof url === 'string' ? new URL(url) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !/^https?:$/.test(parsed.protocol)) out.push({ path: at('url'), message: 'the receiver\'s http(s) URL' });
+  const known = OUTBOUND_EVENTS as readonly unknown[];
+  if (!Array.isArray(events) || events.length === 0) out.push({ path: at('events'), message: `a list of event types (${OUTBOUND_EVENTS.join(', ')})` });
+  else events.forEach((e, j) => {
+    if (!known.includes(e)) out.push({ path: [...at('events'), j], message: `not an event type (one of ${OUTBOUND_EVENTS.join(', ')})` });
+  });
+  if (includePatient !== undefined && typeof includePatient !== 'boolean') out.push({ path: at('includePatient'), message: 'true or false (default false: no patient contact data)' });
+  return out;
+}
+
+/** A lead form's settings: `fields` maps questions to lead fields; the slot search's horizon and notice. */
+function leadFormIssues(config: Record<string, unknown>, i: number): CrossIssue[] {
+  const out: CrossIssue[] = [];
+  const at = (k: string, ...rest: string[]) => ['connections', i, 'config', k, ...rest];
+  const f = config.fields;
+  if (f !== undefined && (typeof f !== 'object' || f === null || Array.isArray(f))) out.push({ path: at('fields'), message: 'fields maps question refs or labels to lead fields' });
+  else for (const [q, v] of Object.entries((f ?? {}) as Record<string, unknown>)) {
+    if (!(LEAD_FIELDS as readonly unknown[]).includes(v)) out.push({ path: at('fields', q), message: `not a lead field (one of ${LEAD_FIELDS.join(', ')})` });
+  }
+  const n = (k: string, min: number, max: number) => {
+    const v = config[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)) out.push({ path: at(k), message: `a number from ${min} to ${max}` });
+  };
+  n('searchWeeks', 1, 26);
+  n('minNoticeHours', 0, 24 * 14);
+  n('defaultDurationMinutes', 5, 480);
+  return out;
+}
 
 export interface CrossIssue {
   path: (string | number)[];
@@ -41,6 +87,9 @@ export function crossCheck(c: ClinicConfig): CrossIssue[] {
       if (!locations.has(l)) out.push({ path: ['practitioners', i, 'locations', j], message: `no location "${l}" is declared` });
     });
     p.targets.forEach((t, j) => checkBinding(['practitioners', i, 'targets', j, 'connection'], t.connection));
+    p.services.forEach((s, j) => {
+      if (!services.has(s)) out.push({ path: ['practitioners', i, 'services', j], message: `no service "${s}" is declared` });
+    });
   });
 
   c.connections.forEach((conn, i) => {
@@ -67,16 +116,49 @@ export function crossCheck(c: ClinicConfig): CrossIssue[] {
     if (r.defaultPractitioner && !practitioners.has(r.defaultPractitioner)) {
       out.push({ path: ['connections', i, 'refs', 'defaultPractitioner'], message: `no practitioner "${r.defaultPractitioner}" is declared` });
     }
+    if (connector.descriptor.role === 'lead-form') out.push(...leadFormIssues(conn.config, i));
+    if (connector.descriptor.role === 'notifier') out.push(...notifierIssues(connector as NotifierConnector, conn.config, i));
     const tpl = conn.config.template as { title?: unknown; description?: unknown } | undefined;
     if (tpl !== undefined) {
       if (typeof tpl !== 'object' || tpl === null || typeof tpl.title !== 'string' || typeof tpl.description !== 'string') {
         out.push({ path: ['connections', i, 'config', 'template'], message: 'a template has a `title` and a `description`, both text' });
       } else {
-        const level: PrivacyLevel = conn.privacy ?? (connector.descriptor.role === 'target' ? connector.descriptor.defaultPrivacy : DEFAULT_PRIVACY);
+        const level: PrivacyLevel = privacyOf(conn);
         const bad = disallowedPlaceholders({ title: tpl.title, description: tpl.description }, level);
         if (bad.length) out.push({ path: ['connections', i, 'config', 'template'], message: `placeholders not allowed at privacy "${level}": ${bad.map((b) => `{{${b}}}`).join(', ')}` });
       }
     }
   });
+  out.push(...notificationIssues(c));
+  return out;
+}
+
+/** The `notifications:` block: channels name notifier connections (or a kind one provides), services exist, templates use known placeholders. */
+function notificationIssues(c: ClinicConfig): CrossIssue[] {
+  const n = c.notifications;
+  if (!n) return [];
+  const out: CrossIssue[] = [];
+  const notifiers = c.connections.map((x) => ({ id: x.id, d: getConnector(x.platform)?.descriptor })).filter((x) => x.d?.role === 'notifier');
+  const kinds = new Set(notifiers.flatMap((x) => x.d?.role === 'notifier' ? Object.entries(x.d.capabilities).filter(([k, v]) => v && (k === 'email' || k === 'sms')).map(([k]) => k) : []));
+  const channel = (path: (string | number)[], list: string[] | undefined) => list?.forEach((ch, j) => {
+    if (!notifiers.some((x) => x.id === ch) && !kinds.has(ch)) out.push({ path: [...path, j], message: `no notifier connection "${ch}" and none of kind "${ch}" is declared` });
+  });
+  const rules = (path: (string | number)[], r: { reminders?: { channel?: string[] }[]; followUps?: { channel?: string[] }[] }) => {
+    r.reminders?.forEach((x, i) => channel([...path, 'reminders', i, 'channel'], x.channel));
+    r.followUps?.forEach((x, i) => channel([...path, 'followUps', i, 'channel'], x.channel));
+  };
+  channel(['notifications', 'channel'], n.channel);
+  rules(['notifications'], n);
+  const services = new Set(c.services.map((s) => s.id));
+  for (const [sid, r] of Object.entries(n.services ?? {})) {
+    if (!services.has(sid)) out.push({ path: ['notifications', 'services', sid], message: `no service "${sid}" is declared` });
+    rules(['notifications', 'services', sid], r);
+  }
+  channel(['notifications', 'practitioners', 'channel'], n.practitioners?.channel);
+  channel(['notifications', 'staff', 'channel'], n.staff?.channel);
+  for (const [purpose, t] of Object.entries(n.templates ?? {})) {
+    const bad = t ? unknownPlaceholders(t, PATIENT_VARS) : [];
+    if (bad.length) out.push({ path: ['notifications', 'templates', purpose], message: `unknown placeholders: ${bad.map((b) => `{{${b}}}`).join(', ')} (known: ${PATIENT_VARS.join(', ')})` });
+  }
   return out;
 }

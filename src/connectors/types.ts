@@ -113,6 +113,10 @@ export interface ConnectionContext {
    * that fails half-way is repeated in full rather than skipped.
    */
   syncState?: Record<string, string>;
+  /** Meridian's public URL for this connection's inbound callbacks (notifiers: delivery statuses, replies), when known. */
+  inboundUrl?: string;
+  /** The hub's data folder (the e-mail notifier's embedded file transport writes `.eml` files under it). */
+  dataDir?: string;
 }
 
 // ---------------------------------------------------------------- sources
@@ -228,6 +232,25 @@ export interface TargetEvent {
   end: string;
   timeZone: string;
   status: AppointmentStatus;
+  /** The practitioner (our id): CRMs map it to the record's owner. */
+  practitionerId?: string;
+  /**
+   * The patient, for CRM targets only and only when the connection says the CRM is covered by the clinic's
+   * data agreement (`coveredByAgreement: true`): the CRM links the record to this person (found by e-mail).
+   */
+  person?: { name: string; email: string; phone?: string };
+}
+
+/** A lead-form submission as a CRM target receives it (only for CRMs covered by the clinic's data agreement). */
+export interface CrmLead {
+  /** Our lead id: the CRM's idempotency key where it has one. */
+  leadId: string;
+  name: string;
+  email?: string;
+  phone?: string;
+  /** Rendered at the connection's privacy level (service and notes only at `full`). */
+  description: string;
+  submittedAt: string;
 }
 
 /** What Meridian remembers about one event it wrote. Opaque to everything but the connector. */
@@ -267,6 +290,8 @@ export interface TargetClient {
   busy?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<BusyInterval[]>>;
   /** Every event of a calendar in a window, recurring ones expanded: the calendar read as a booking source. */
   events?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>>;
+  /** CRMs: make a lead-form submission a lead / contact in the CRM (idempotent per `leadId` where the CRM allows). */
+  upsertLead?(lead: CrmLead): Promise<WriteOutcome<{ remoteId: string }>>;
 }
 
 export interface ChangeSet {
@@ -345,6 +370,14 @@ export interface TargetConnector {
   client?(ctx: ConnectionContext): TargetClient;
   /** Pull-based targets: the whole feed as it should be served now. */
   renderFeed?(feed: FeedInput): string;
+  /**
+   * Targets that notify us of edits made on their side (HubSpot webhooks): check the delivery on its raw
+   * bytes (never throws for bad input; ConnectionMisconfigured without the secret), then name the remote ids
+   * (as in LinkState.remoteId) that changed. The engine reads those back through `inspect` under the
+   * connection's two-way policy, exactly as a sweep would; the payload itself is never trusted for times.
+   */
+  verifyWebhook?(req: WebhookRequest, secrets: Record<string, string>, config?: Record<string, unknown>): VerifyResult;
+  changedRemoteIds?(req: WebhookRequest): string[];
 }
 
 // ---------------------------------------------------------------- lead forms
@@ -414,13 +447,32 @@ export interface OutboundMessage {
   html?: string;
   /** iMIP (RFC 6047): the iTIP object to attach as text/calendar with this METHOD. */
   calendar?: { method: 'REQUEST' | 'CANCEL'; ics: string };
+  /**
+   * An invitation for the recipient's own calendar, described without iCalendar: the e-mail notifier turns it
+   * into the iTIP object (RFC 5546) with its own sender as ORGANIZER and the recipient as ATTENDEE (iMIP).
+   */
+  invitation?: Invitation;
   /** For webhook deliveries: the event type and its JSON payload. */
   event?: { type: string; payload: Record<string, unknown> };
 }
 
+/** One state of a calendar entry, as iTIP sends it: REQUEST (booked, moved) or CANCEL, same UID, rising SEQUENCE. */
+export interface Invitation {
+  method: 'REQUEST' | 'CANCEL';
+  /** Stable for the appointment; the notifier adds `@<its sender's domain>` when it has no `@`. */
+  uid: string;
+  sequence: number;
+  start: string;
+  end: string;
+  timeZone: string;
+  summary: string;
+  description?: string;
+  location?: string;
+}
+
 export interface NotifierClient {
   /** Send one message; the value is the provider's message id when it gives one. */
-  send(m: OutboundMessage): Promise<WriteOutcome<{ providerId?: string }>>;
+  send(m: OutboundMessage): Promise<WriteOutcome<{ providerId?: string; /** The provider's HTTP answer code. */ status?: number }>>;
 }
 
 /** What a provider tells us on its own (a delivery status, a patient's reply). */
@@ -434,6 +486,10 @@ export interface NotifierConnector {
   /** Inbound callbacks: verify on the raw bytes (never throws for bad input; ConnectionMisconfigured without the secret). */
   verifyInbound?(req: WebhookRequest, secrets: Record<string, string>, config?: Record<string, unknown>): VerifyResult;
   parseInbound?(req: WebhookRequest): InboundEvent[];
+  /** What the provider expects as the answer to an accepted callback (Twilio: empty TwiML); JSON when absent. */
+  inboundAnswer?: { contentType: string; body: string };
+  /** Problems with the connection's own settings (`config`), for `meridian validate` and startup. */
+  checkConfig?(config: Record<string, unknown>): { key: string; message: string }[];
 }
 
 export type Connector = SourceConnector | TargetConnector | LeadFormConnector | NotifierConnector;

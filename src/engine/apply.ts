@@ -11,7 +11,8 @@ import {
   busyOverlaps, getAppointment, getRef, overlapCandidates, saveAppointment, saveRef, type ConnectionRecord, type Exec,
 } from '../store/repo.ts';
 import type { Hub } from './hub.ts';
-import { targetJobsFor } from './targets.ts';
+import { effectJobsFor } from './effects.ts';
+import { staffAlertJobs } from './notify.ts';
 import { cached, type TtlCache } from './cache.ts';
 
 export type ApplyOutcome =
@@ -138,7 +139,13 @@ async function commitDecision(trx: Transaction<DB>, hub: Hub, conn: ConnectionRe
       if (newConflicts.length) {
         audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: newConflicts } });
       }
-      jobs.push(...(await targetJobsFor(trx, next, before, hub.cache)));
+      jobs.push(...(await effectJobsFor(trx, hub, next, before, at)));
+      if (newConflicts.length) {
+        jobs.push(...(await staffAlertJobs(trx, next.clinicId, {
+          type: 'double_booking', ref: `${next.id}@r${next.revision}`,
+          summary: `Appointment ${next.id} (${next.start} to ${next.end}, practitioner ${next.practitionerId}) arrived from ${c.platform} overlapping ${newConflicts.length} other booking(s): ${newConflicts.join(', ')}.`,
+        }, hub.cache)));
+      }
       result = { outcome: isNew ? 'created' : 'updated', appointmentId: next.id, conflicts };
     } else {
       audit.push({ at, actor, action: 'change.no_effect', entityType: 'appointment', entityId: next.id, meta: changeMeta });

@@ -65,6 +65,8 @@ export function connectionContext(hub: Hub, c: LoadedConnection): ConnectionCont
     baseUrl: (c.record.baseUrl ?? c.connector.descriptor.defaultBaseUrl ?? '').replace(/\/$/, ''),
     fetch: hub.fetch,
     now: () => hub.clock.now(),
+    // Where notifier callbacks for this connection go (the /notify route), once the public URL is known.
+    inboundUrl: hub.publicUrl ? `${hub.publicUrl.replace(/\/$/, '')}/notify/${encodeURIComponent(c.record.id)}` : undefined,
     saveSecrets: async (patch) => {
       Object.assign(c.secrets, patch);
       await saveSecrets(hub.store.db, hub, c.record.id, patch);

@@ -5,13 +5,13 @@
 // Our own writes read back unchanged are `in_sync` and never fed back in (no loops). Runs as a
 // `target.sweep` job per connection, periodically and on demand; every step is audited and counted.
 import { getTarget } from '../connectors/registry.ts';
-import type { DriftState, Inspection, TargetClient, WriteOutcome } from '../connectors/types.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type DriftState, type Inspection, type TargetClient, type TargetConnector, type WebhookRequest, type WriteOutcome } from '../connectors/types.ts';
 import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../store/repo.ts';
 import { appendAudit, type AuditInput } from '../store/audit.ts';
 import { refreshConflicts } from './apply.ts';
-import type { NewJob } from '../store/outbox.ts';
+import { enqueue, type NewJob } from '../store/outbox.ts';
 import type { Job } from '../store/outbox.ts';
-import { connectionContext, loadConnection } from './connections.ts';
+import { connectionContext, loadConnection, type LoadedConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
 import { NameBook } from './render.ts';
 import { linkFromRow, syncTarget, targetEventFor } from './targets.ts';
@@ -25,6 +25,11 @@ const FUTURE_MS = 180 * 86_400_000;
 
 export function sweepJob(connectionId: string): NewJob {
   return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
+}
+
+/** A sweep of one remote record the target told us changed (a HubSpot webhook): read back and judged like any sweep. */
+export function remoteChangeJob(connectionId: string, remoteId: string): NewJob {
+  return { kind: TARGET_SWEEP, payload: { connectionId, remoteIds: [remoteId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:${remoteId}`, maxAttempts: 3 };
 }
 
 /** What to do when a practitioner moved or deleted one of our events in their own calendar. */
@@ -79,7 +84,8 @@ export async function checkTokenAge(hub: Hub, connectionId: string): Promise<num
   return days;
 }
 
-export async function sweepConnection(hub: Hub, connectionId: string): Promise<SweepReport | { failure: string }> {
+/** `remoteIds`: only these remote records (the target named them as changed), without the busy-time refresh. */
+export async function sweepConnection(hub: Hub, connectionId: string, o: { remoteIds?: string[] } = {}): Promise<SweepReport | { failure: string }> {
   await checkTokenAge(hub, connectionId);
   const conn = await loadConnection(hub, connectionId);
   const target = getTarget(conn.record.platform);
@@ -91,10 +97,11 @@ export async function sweepConnection(hub: Hub, connectionId: string): Promise<S
     .select(['target_link.appointment_id', 'target_link.remote_id', 'target_link.calendar_id', 'target_link.etag', 'target_link.generation', 'target_link.data'])
     .where('target_link.connection_id', '=', connectionId).where('target_link.state', '=', 'live')
     .where('appointment.end_at', '>', new Date(now - PAST_MS).toISOString()).where('appointment.start_at', '<', new Date(now + FUTURE_MS).toISOString())
+    .$if(o.remoteIds !== undefined, (q) => q.where('target_link.remote_id', 'in', o.remoteIds!.length ? o.remoteIds! : ['']))
     .execute();
   const book = new NameBook(hub.store.db);
   const report: SweepReport = { checked: 0, repaired: 0, accepted: 0, drift: {} };
-  const toCheck = await narrowToChanged(hub, connectionId, client, links);
+  const toCheck = o.remoteIds ? { links, commit: async () => {} } : await narrowToChanged(hub, connectionId, client, links);
   if ('failure' in toCheck) return toCheck;
   for (const l of toCheck.links) {
     const appt = await getAppointment(hub.store.db, l.appointment_id);
@@ -140,7 +147,7 @@ export async function sweepConnection(hub: Hub, connectionId: string): Promise<S
     if (r.ok) report.repaired++;
     await audit(r.ok ? 'target.drift_repaired' : 'target.drift_found', r.ok ? {} : { error: r.failure.message });
   }
-  if (client.busy && conn.record.config.busyTimes !== false) report.busy = await refreshBusy(hub, conn.record.id, client);
+  if (client.busy && conn.record.config.busyTimes !== false && !o.remoteIds) report.busy = await refreshBusy(hub, conn.record.id, client);
   await toCheck.commit();
   return report;
 }
@@ -223,9 +230,52 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient)
   return found;
 }
 
+/**
+ * A webhook from a target about records edited on its side (HubSpot meetings): verified on the raw bytes,
+ * then one read-back job per record we wrote (others are none of our business). The read-back decides, under
+ * the connection's two-way policy, exactly as a sweep does — so our own writes echoed back change nothing.
+ */
+export async function ingestTargetChanges(hub: Hub, conn: LoadedConnection, incoming: { rawBody: Buffer; headers: Record<string, string>; url: string }): Promise<{ status: number; body: Record<string, unknown> }> {
+  const target = conn.connector as TargetConnector;
+  const platform = conn.record.platform;
+  if (!target.verifyWebhook || !target.changedRemoteIds || conn.record.status === 'disabled') {
+    return { status: 404, body: { code: 'unknown_connection', message: 'no such webhook endpoint' } };
+  }
+  const req: WebhookRequest = { rawBody: incoming.rawBody, headers: incoming.headers, url: incoming.url, now: hub.clock.now() };
+  try {
+    const v = target.verifyWebhook(req, conn.secrets, conn.record.config);
+    if (!v.ok) {
+      hub.metrics.webhooks.inc({ platform, outcome: 'rejected' });
+      hub.log.warn({ connection: conn.record.id, reason: v.reason }, 'webhook signature rejected');
+      return { status: 401, body: { code: 'bad_signature', message: v.reason } };
+    }
+  } catch (err) {
+    if (!(err instanceof ConnectionMisconfigured)) throw err;
+    hub.metrics.webhooks.inc({ platform, outcome: 'misconfigured' });
+    hub.log.error({ connection: conn.record.id }, `webhook refused: ${err.message}`);
+    return { status: 503, body: { code: 'connection_misconfigured', message: 'this connection is not fully configured; the delivery was not accepted' } };
+  }
+  let ids: string[];
+  try {
+    ids = [...new Set(target.changedRemoteIds(req))];
+  } catch (err) {
+    if (!(err instanceof UnreadablePayload)) throw err;
+    hub.metrics.webhooks.inc({ platform, outcome: 'unreadable' });
+    return { status: 400, body: { code: 'unreadable_payload', message: err.message } };
+  }
+  const ours = ids.length === 0 ? [] : await hub.store.db.selectFrom('target_link').select('remote_id')
+    .where('connection_id', '=', conn.record.id).where('state', '=', 'live').where('remote_id', 'in', ids).execute();
+  if (ours.length) {
+    await enqueue(hub.store.db, ours.map((l) => remoteChangeJob(conn.record.id, l.remote_id)), hub.clock.now().toISOString());
+    hub.onJobs();
+  }
+  hub.metrics.webhooks.inc({ platform, outcome: 'accepted' });
+  return { status: 200, body: { status: 'accepted', checks: ours.length } };
+}
+
 export async function runSweepJob(hub: Hub, job: Job): Promise<JobResult> {
-  const { connectionId } = job.payload as { connectionId: string };
-  const r = await sweepConnection(hub, connectionId);
+  const { connectionId, remoteIds } = job.payload as { connectionId: string; remoteIds?: string[] };
+  const r = await sweepConnection(hub, connectionId, { remoteIds });
   if ('failure' in r) return { ok: false, failure: { class: r.failure.startsWith('auth') ? 'auth' : 'throttled', message: r.failure }, connectionId };
   if (r.repaired || r.accepted) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
   return { ok: true, note: `checked ${r.checked}, repaired ${r.repaired}, accepted ${r.accepted}` };

@@ -9,6 +9,7 @@ import { applyChange, type ApplyResult } from './apply.ts';
 import { ConnectionError, connectionContext, loadConnection, type LoadedConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
 import type { JobResult } from './worker.ts';
+import { ingestTargetChanges } from './drift.ts';
 
 export const FETCH_CHANGE = 'source.fetch';
 
@@ -43,6 +44,28 @@ function summarise(results: ApplyResult[]): { status: string; error?: string } {
   return { status: 'failed', error: failed.map((f) => `${f.error?.code}: ${f.error?.message}`).join('; ') };
 }
 
+const KINDS = new Set(['upsert', 'cancel', 'no_show']);
+const isText = (v: unknown, max = 10_000) => typeof v === 'string' && v.length <= max;
+const optText = (v: unknown, max?: number) => v === undefined || v === null || isText(v, max);
+
+/** Why a parser's output cannot be applied (a wrong type anywhere), or undefined; never quotes a value. */
+export function malformedChanges(changes: unknown): string | undefined {
+  if (!Array.isArray(changes)) return 'the parser returned no list of changes';
+  for (const c of changes as Record<string, unknown>[]) {
+    if (!c || typeof c !== 'object') return 'a change is not an object';
+    if (!isText(c.externalId, 1000) || !c.externalId) return 'a change has no booking id';
+    if (!KINDS.has(c.kind as string)) return 'a change has an unknown kind';
+    for (const k of ['occurredAt', 'deliveryId', 'replacesExternalId'] as const) if (!optText(c[k], 1000)) return `a change's ${k} is not text`;
+    const a = c.appointment as Record<string, unknown> | undefined;
+    if (a === undefined) continue;
+    if (!a || typeof a !== 'object') return 'a change\'s appointment is not an object';
+    for (const k of ['start', 'end', 'timeZone', 'status', 'practitionerRef', 'serviceRef', 'locationRef', 'notes'] as const) if (!optText(a[k])) return `a change's ${k} is not text`;
+    const p = a.patient as Record<string, unknown> | undefined;
+    if (p !== undefined && (!p || typeof p !== 'object' || !optText(p.name, 500) || !optText(p.email, 500) || !optText(p.phone, 100) || !optText(p.timeZone, 100))) return 'a change\'s patient fields are not text';
+  }
+  return undefined;
+}
+
 export interface IncomingWebhook {
   rawBody: Buffer;
   headers: Record<string, string>;
@@ -57,11 +80,17 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
     if (err instanceof ConnectionError) return { status: 404, body: { code: 'unknown_connection', message: 'no such webhook endpoint' } };
     throw err;
   }
+  // A target that tells us about edits on its side (HubSpot): its records are read back under the two-way policy.
+  if (conn.connector.descriptor.role === 'target') return ingestTargetChanges(hub, conn, incoming);
   if (conn.connector.descriptor.role !== 'source') {
     return { status: 404, body: { code: 'unknown_connection', message: 'no such webhook endpoint' } };
   }
   const platform = conn.record.platform;
   const connector = conn.connector as SourceConnector;
+  // A polled source has no webhook endpoint: a post to it is the sender's mistake (4xx), not ours to retry.
+  if (!connector.descriptor.capabilities.webhooks) {
+    return { status: 404, body: { code: 'no_webhooks', message: 'this connection is polled; it receives no webhooks' } };
+  }
   const req: WebhookRequest = { rawBody: incoming.rawBody, headers: incoming.headers, url: incoming.url, now: hub.clock.now() };
   let verified;
   try {
@@ -84,10 +113,18 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
   let unreadable: string | undefined;
   try {
     changes = connector.parseWebhook(req);
+    unreadable = malformedChanges(changes);
   } catch (err) {
-    if (!(err instanceof UnreadablePayload)) throw err;
-    unreadable = err.message;
+    // A parser that trips over a verified body (a TypeError on an odd type, say) still leaves the delivery
+    // kept for staff, not a 500 that the platform retries forever. Only the error's class is kept: the
+    // message of a foreign error may quote the body.
+    if (err instanceof UnreadablePayload) unreadable = err.message;
+    else {
+      unreadable = `${platform} could not read this delivery (${(err as Error).name ?? 'error'})`;
+      hub.log.error({ connection: connectionId, err: { name: (err as Error).name, stack: (err as Error).stack } }, 'a source parser failed on a verified delivery');
+    }
   }
+  if (unreadable) changes = [];
   const at = hub.clock.now().toISOString();
   const rowId = randomUUID();
   const deliveryId = changes.find((c) => c.deliveryId)?.deliveryId ?? null;

@@ -19,6 +19,7 @@ import { connectionContext, loadConnection, type LoadedConnection } from './conn
 import type { Hub } from './hub.ts';
 import { applyChanges } from './ingest.ts';
 import type { JobResult } from './worker.ts';
+import { staffAlertJobs } from './notify.ts';
 
 export const SOURCE_POLL = 'source.poll';
 export const DEFAULT_PAST_DAYS = 7;
@@ -65,35 +66,43 @@ export function pollMinutesFor(conn: LoadedConnection): number {
   return src.descriptor.auth.every((a) => conn.secrets[a.key]) ? 60 : 0;
 }
 
-async function takeLease(hub: Hub, id: string): Promise<boolean> {
+/**
+ * The lease is held by `owner`: this process, or the `source.poll` job running the poll. A job whose process
+ * died mid-poll runs again once its job lease lapses, and may then take back the lease it held instead of
+ * waiting out LEASE_MS — else one process killed mid-poll stops the connection's polls for 15 minutes.
+ */
+async function takeLease(hub: Hub, id: string, owner: string): Promise<boolean> {
   const now = hub.clock.now();
   const r = await hub.store.db.updateTable('connection')
-    .set({ poll_lease_until: new Date(now.getTime() + LEASE_MS).toISOString(), poll_lease_by: hub.nodeId })
+    .set({ poll_lease_until: new Date(now.getTime() + LEASE_MS).toISOString(), poll_lease_by: owner })
     .where('id', '=', id)
-    .where((eb) => eb.or([eb('poll_lease_until', 'is', null), eb('poll_lease_until', '<', now.toISOString())]))
+    .where((eb) => eb.or([eb('poll_lease_until', 'is', null), eb('poll_lease_until', '<', now.toISOString()), eb('poll_lease_by', '=', owner)]))
     .executeTakeFirst();
   return Number(r.numUpdatedRows) > 0;
 }
 
-async function dropLease(hub: Hub, id: string): Promise<void> {
-  await hub.store.db.updateTable('connection').set({ poll_lease_until: null, poll_lease_by: null }).where('id', '=', id).where('poll_lease_by', '=', hub.nodeId).execute();
+async function dropLease(hub: Hub, id: string, owner: string): Promise<void> {
+  await hub.store.db.updateTable('connection').set({ poll_lease_until: null, poll_lease_by: null }).where('id', '=', id).where('poll_lease_by', '=', owner).execute();
 }
 
 export interface PollOptions {
   onProgress?: (listed: number) => void;
   /** Start the window here instead of `pollPastDays` ago (`meridian sync --since`). */
   since?: Date;
+  /** Who holds the poll lease (default: this process). */
+  leaseOwner?: string;
 }
 
 export async function pollConnection(hub: Hub, connectionId: string, o: PollOptions = {}): Promise<PollReport> {
   const conn = await loadConnection(hub, connectionId);
   const src = conn.connector as SourceConnector;
   if (conn.connector.descriptor.role !== 'source' || !src.list) throw new ConnectorError({ class: 'permanent', message: `${conn.connector.descriptor.displayName} cannot be polled` });
-  if (!(await takeLease(hub, connectionId))) return { listed: 0, outcomes: {}, busy: true };
+  const owner = o.leaseOwner ?? hub.nodeId;
+  if (!(await takeLease(hub, connectionId, owner))) return { listed: 0, outcomes: {}, busy: true };
   try {
     return await pollLeased(hub, conn, src, o);
   } finally {
-    await dropLease(hub, connectionId);
+    await dropLease(hub, connectionId, owner);
   }
 }
 
@@ -191,6 +200,11 @@ async function holdCancellations(hub: Hub, connectionId: string, changes: Source
       at, actor: `poll:${connectionId}`, action: 'poll.held', entityType: 'connection', entityId: connectionId,
       meta: { held: id, cancellations: summary.cancellations, upcoming: summary.upcoming, listedLive: summary.listedLive },
     }]);
+    const clinic = await trx.selectFrom('connection').select('clinic_id').where('id', '=', connectionId).executeTakeFirst();
+    await enqueue(trx, await staffAlertJobs(trx, clinic?.clinic_id, {
+      type: 'held_changes', ref: `${id}@${at}`,
+      summary: `A poll of ${connectionId} would cancel ${summary.cancellations} appointment(s) (${summary.upcoming} upcoming) at once. They are held until staff approve or reject them (held change ${id}).`,
+    }, hub.cache), at);
     return { id, ...held };
   });
 }
@@ -276,7 +290,7 @@ export async function runPollJob(hub: Hub, job: Job): Promise<JobResult> {
     // A scheduled poll that finds a fresh sync (another process, an on-demand run) has nothing to do.
     const last = conn.record.lastSyncAt ? Date.parse(conn.record.lastSyncAt) : 0;
     if (scheduled && minutes > 0 && hub.clock.now().getTime() - last < minutes * 30_000) return { ok: true, note: 'synced recently' };
-    const r = await pollConnection(hub, connectionId);
+    const r = await pollConnection(hub, connectionId, { leaseOwner: `job:${job.id}` });
     if (r.busy) return { ok: true, note: 'another process is polling this connection' };
     const what = r.notModified ? 'not modified' : `listed ${r.listed}: ${Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}`;
     return { ok: true, note: r.held ? `${what}; ${r.held.cancellations} cancellations held for approval` : what };

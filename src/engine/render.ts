@@ -6,9 +6,18 @@ import type { Appointment, PrivacyLevel } from '../domain/types.ts';
 import { DEFAULT_PRIVACY } from '../domain/types.ts';
 import type { ConnectionRecord, Exec } from '../store/repo.ts';
 
-export function privacyOf(conn: ConnectionRecord): PrivacyLevel {
+export function privacyOf(conn: Pick<ConnectionRecord, 'platform' | 'privacy' | 'config'>): PrivacyLevel {
   const c = getConnector(conn.platform);
-  return conn.privacy ?? (c?.descriptor.role === 'target' ? c.descriptor.defaultPrivacy : DEFAULT_PRIVACY);
+  if (conn.privacy) return conn.privacy;
+  if (c?.descriptor.role !== 'target') return DEFAULT_PRIVACY;
+  // A CRM holds full text by default only where the clinic's data agreement covers it.
+  if (c.descriptor.kind === 'crm') return coveredByAgreement(conn) ? 'full' : 'minimal';
+  return c.descriptor.defaultPrivacy;
+}
+
+/** The connection says the CRM is covered by the clinic's data agreement (then it may hold who the patient is). */
+export function coveredByAgreement(conn: Pick<ConnectionRecord, 'config'>): boolean {
+  return conn.config.coveredByAgreement === true;
 }
 
 export function templateOf(conn: ConnectionRecord): EventTemplate | undefined {

@@ -14,7 +14,7 @@ import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type 
 import { auditView, refreshConflicts } from './apply.ts';
 import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
-import { targetJobsFor } from './targets.ts';
+import { effectJobsFor } from './effects.ts';
 import type { JobResult } from './worker.ts';
 import type { Job } from '../store/outbox.ts';
 
@@ -93,7 +93,7 @@ async function commit(trx: Transaction<DB>, hub: Hub, before: Appointment | unde
   const fresh = conflicts.filter((id) => !(before?.conflicts ?? []).includes(id));
   if (fresh.length) audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: fresh, overridden: true } });
   await appendAudit(trx, hub.store.dialect, audit);
-  await enqueue(trx, [...(await targetJobsFor(trx, next, before, hub.cache)), ...extraJobs], at);
+  await enqueue(trx, [...(await effectJobsFor(trx, hub, next, before, at)), ...extraJobs], at);
   return next;
 }
 
@@ -135,10 +135,12 @@ function followSource(before: Appointment, next: Appointment): { jobs: NewJob[];
   const write = sourceWriteFor(before, next);
   if (!write) return { jobs: [] };
   const src = getSource(next.origin.platform);
-  const caps = src?.descriptor.capabilities;
-  const can = Boolean(src?.writeBack) && caps !== undefined
+  // Not a booking platform's booking (a lead form's request, say): there is nothing to write back to.
+  if (!src) return { jobs: [] };
+  const caps = src.descriptor.capabilities;
+  const can = Boolean(src.writeBack)
     && (write === 'cancel' ? caps.writeCancel : write === 'no_show' ? caps.writeNoShow : write === 'reschedule' ? caps.writeReschedule : false);
-  if (!can) return { jobs: [], diverged: `${src?.descriptor.displayName ?? next.origin.platform} cannot ${WRITE_WORDS[write]} through its API; change it there too` };
+  if (!can) return { jobs: [], diverged: `${src.descriptor.displayName} cannot ${WRITE_WORDS[write]} through its API; change it there too` };
   return { jobs: [{ kind: WRITE_BACK, payload: { appointmentId: next.id }, dedupeKey: `${WRITE_BACK}:${next.id}` }] };
 }
 

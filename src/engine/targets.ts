@@ -1,14 +1,14 @@
 // Calendar targets: which targets an appointment belongs in, and the state-based sync job that makes
 // one target match the appointment's current state.
 import { getTarget } from '../connectors/registry.ts';
-import type { ConnectorFailure, LinkState, TargetEvent, WriteOutcome } from '../connectors/types.ts';
+import type { ConnectorFailure, LinkState, TargetDescriptor, TargetEvent, WriteOutcome } from '../connectors/types.ts';
 import type { Appointment } from '../domain/types.ts';
 import type { NewJob } from '../store/outbox.ts';
 import { getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
 import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
-import { NameBook } from './render.ts';
+import { coveredByAgreement, NameBook } from './render.ts';
 import { cached, type TtlCache } from './cache.ts';
 
 export const TARGET_SYNC = 'target.sync';
@@ -45,18 +45,24 @@ export async function targetJobsFor(db: Exec, next: Appointment, before?: Appoin
   return [...ids].sort().map((t) => syncJob(next.id, t));
 }
 
-/** Appointments in these states hold an event in the practitioner's calendar. */
-function shouldExist(a: Appointment): boolean {
-  return a.status !== 'cancelled';
+/** Appointments in these states hold an event in the practitioner's calendar; a CRM keeps every one as history (the status is in the record). */
+function shouldExist(a: Appointment, kind: TargetDescriptor['kind']): boolean {
+  return kind === 'crm' || a.status !== 'cancelled';
 }
 
 export type SyncResult = { ok: true; action: 'created' | 'updated' | 'removed' | 'unchanged' | 'skipped' } | { ok: false; failure: ConnectorFailure };
 
 export async function targetEventFor(book: NameBook, appt: Appointment, conn: ConnectionRecord, calendarId: string | undefined): Promise<TargetEvent> {
   const text = await book.render(appt, conn);
+  // Only a CRM the clinic's data agreement covers learns who the patient is (to link the record to them).
+  const crm = getTarget(conn.platform)?.descriptor.kind === 'crm';
+  const person = crm && coveredByAgreement(conn) && appt.patient.email
+    ? { name: appt.patient.name, email: appt.patient.email, ...(appt.patient.phone ? { phone: appt.patient.phone } : {}) }
+    : undefined;
   return {
     appointmentId: appt.id, revision: appt.revision, calendarId, title: text.title, description: text.description,
     location: text.location, start: appt.start, end: appt.end, timeZone: appt.timeZone, status: appt.status,
+    ...(crm ? { practitionerId: appt.practitionerId } : {}), ...(person ? { person } : {}),
   };
 }
 
@@ -96,7 +102,7 @@ export async function syncTarget(hub: Hub, appointmentId: string, targetId: stri
     return r;
   };
 
-  if (!appt || !binding || !shouldExist(appt)) {
+  if (!appt || !binding || !shouldExist(appt, target.descriptor.kind)) {
     if (!link) return { ok: true, action: 'unchanged' };
     const r = await remove(link, appt?.revision ?? 0);
     return r.ok ? { ok: true, action: 'removed' } : r;

@@ -10,6 +10,18 @@ import { FETCH_CHANGE, runFetchJob } from './ingest.ts';
 import { WRITE_BACK, runWriteBack } from './staff.ts';
 import { TARGET_SWEEP, runSweepJob } from './drift.ts';
 import { SOURCE_POLL, runPollJob } from './poll.ts';
+import { CRM_LEAD, runCrmLeadJob } from './crm.ts';
+import { WEBHOOK_DELIVER, runWebhookJob } from './webhooks-out.ts';
+import { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED, alertStaff, clinicOfJob, runNotice, runStaffAlert, runTimed } from './notify.ts';
+
+/** A staff alert about a job's fate; failing to send one must never disturb the job's own bookkeeping. */
+async function tellStaff(hub: Hub, about: Record<string, unknown>, alert: Parameters<typeof alertStaff>[2]): Promise<void> {
+  try {
+    await alertStaff(hub, await clinicOfJob(hub.store.db, about), alert);
+  } catch (e) {
+    hub.log.warn({ err: { message: (e as Error).message } }, 'alerting staff failed');
+  }
+}
 
 export type JobResult = { ok: true; note?: string } | { ok: false; failure: ConnectorFailure; connectionId?: string };
 export type JobHandler = (hub: Hub, job: Job) => Promise<JobResult>;
@@ -165,6 +177,10 @@ export class Worker {
           at: now(), actor: `worker:${hub.nodeId}`, action: 'connection.needs_reauth', entityType: 'connection', entityId: result.connectionId!, meta: { reason: f.message },
         }]));
         hub.metrics.reauth.inc({ connection: result.connectionId });
+        await tellStaff(hub, { connectionId: result.connectionId }, {
+          type: 'needs_reauth', ref: `${result.connectionId}@${now()}`,
+          summary: `Connection ${result.connectionId} lost its authorisation (${f.message}). Its jobs wait until it is reconnected.`,
+        });
       }
       hub.log.warn({ connection: result.connectionId }, 'connection needs reconnecting; its jobs wait');
     }
@@ -175,6 +191,12 @@ export class Worker {
     const runAt = new Date(hub.clock.now().getTime() + delay).toISOString();
     await reschedule(hub.store.db, job.id, hub.nodeId, { error: `${f.class}: ${f.message}`, runAt, dead, countAttempt }, now());
     hub.metrics.jobs.inc({ kind: job.kind, outcome: dead ? 'dead' : f.class });
+    // A staff alert that cannot be sent is not alerted again (it would fail the same way).
+    if (dead && job.kind !== NOTIFY_STAFF) {
+      await tellStaff(hub, { ...job.payload, connectionId: result.connectionId }, {
+        type: 'dead_letter', ref: `${job.id}@${now()}`, summary: `Job ${job.id} (${job.kind}) failed for good after ${job.attempts} attempt(s): ${f.class}: ${f.message}. Retry it from the jobs list once the cause is fixed.`,
+      });
+    }
     hub.log.warn({ job: job.id, kind: job.kind, class: f.class, status: f.status, attempts: job.attempts, dead }, dead ? 'job dead-lettered' : 'job will retry');
   }
 }
@@ -200,3 +222,8 @@ export async function updateJobGauges(hub: Hub): Promise<void> {
 registerJobHandler(WRITE_BACK, runWriteBack);
 registerJobHandler(TARGET_SWEEP, runSweepJob);
 registerJobHandler(SOURCE_POLL, runPollJob);
+registerJobHandler(CRM_LEAD, runCrmLeadJob);
+registerJobHandler(WEBHOOK_DELIVER, runWebhookJob);
+registerJobHandler(NOTIFY_NOTICE, runNotice);
+registerJobHandler(NOTIFY_TIMED, runTimed);
+registerJobHandler(NOTIFY_STAFF, runStaffAlert);

@@ -3,6 +3,8 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { DB } from './schema.ts';
 
 export class SecretBox {
   private readonly keys: Map<string, Buffer>;
@@ -40,6 +42,53 @@ export class SecretBox {
   decryptJson<T>(box: string): T {
     return JSON.parse(this.decrypt(box)) as T;
   }
+
+  /** Id of the key new ciphertexts use (the first of MERIDIAN_SECRET_KEY / the key file). */
+  get currentKeyId(): string {
+    return this.current;
+  }
+
+  /** The same plaintext under the current key (unchanged when it already is). */
+  reencrypt(box: string): string {
+    return box.split(':')[1] === this.current ? box : this.encrypt(this.decrypt(box));
+  }
+}
+
+/** Every ciphertext the store holds (connection secrets, feed tokens), re-encrypted with the current key. */
+export async function reencryptStore(db: Kysely<DB>, box: SecretBox): Promise<{ reencrypted: number; total: number }> {
+  let reencrypted = 0;
+  let total = 0;
+  await db.transaction().execute(async (trx) => {
+    for (const r of await trx.selectFrom('connection').select(['id', 'secrets_enc']).where('secrets_enc', 'is not', null).execute()) {
+      total += 1;
+      const next = box.reencrypt(r.secrets_enc!);
+      if (next !== r.secrets_enc) await trx.updateTable('connection').set({ secrets_enc: next }).where('id', '=', r.id).execute();
+      if (next !== r.secrets_enc) reencrypted += 1;
+    }
+    for (const r of await trx.selectFrom('feed').select(['id', 'token_enc']).execute()) {
+      total += 1;
+      const next = box.reencrypt(r.token_enc);
+      if (next !== r.token_enc) await trx.updateTable('feed').set({ token_enc: next }).where('id', '=', r.id).execute();
+      if (next !== r.token_enc) reencrypted += 1;
+    }
+  });
+  return { reencrypted, total };
+}
+
+/** Put a fresh key first in the key file (embedded mode); returns it. Older keys stay until `dropOlderKeys`. */
+export function prependKeyFile(keyFile: string): Buffer {
+  const key = randomBytes(32);
+  const old = existsSync(keyFile) ? readFileSync(keyFile, 'utf8') : '';
+  writeFileSync(keyFile, `${key.toString('base64')}\n${old}`, { mode: 0o600 });
+  chmodSync(keyFile, 0o600);
+  return key;
+}
+
+/** Keep only the newest key in the key file (after everything was re-encrypted with it). */
+export function dropOlderKeys(keyFile: string): number {
+  const keys = readFileSync(keyFile, 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+  writeFileSync(keyFile, `${keys[0]}\n`, { mode: 0o600 });
+  return keys.length - 1;
 }
 
 function keyId(k: Buffer): string {

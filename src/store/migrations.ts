@@ -229,5 +229,137 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         await db.schema.createIndex('held_change_connection').on('held_change').columns(['connection_id', 'status']).execute();
       },
     },
+    '0005_leads': {
+      // Lead-form submissions (patient contact data stays in the database, as for appointments) and
+      // what a lead's slot search needs: the services each practitioner offers and their working hours.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('practitioner').addColumn('services', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+        await db.schema.alterTable('practitioner').addColumn('hours', 'text').execute();
+        await db.schema.createTable('lead')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('clinic_id', 'text', (c) => c.notNull())
+          .addColumn('connection_id', 'text', (c) => c.notNull())
+          .addColumn('platform', 'text', (c) => c.notNull())
+          .addColumn('submission_id', 'text', (c) => c.notNull())
+          .addColumn('delivery_row_id', 'text')
+          .addColumn('submitted_at', 'text', (c) => c.notNull())
+          .addColumn('received_at', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('appointment_id', 'text')
+          .addColumn('patient_name', 'text', (c) => c.notNull())
+          .addColumn('patient_email', 'text')
+          .addColumn('patient_phone', 'text')
+          .addColumn('service_text', 'text')
+          .addColumn('service_id', 'text')
+          .addColumn('practitioner_text', 'text')
+          .addColumn('practitioner_id', 'text')
+          .addColumn('preferences', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('notes', 'text')
+          .addColumn('triage_reason', 'text')
+          .addColumn('decided_by', 'text')
+          .addColumn('decision_reason', 'text')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('lead_submission').unique().on('lead').columns(['connection_id', 'submission_id']).execute();
+        await db.schema.createIndex('lead_status').on('lead').columns(['status', 'received_at']).execute();
+      },
+    },
+    '0006_staff_users': {
+      // Staff accounts for the web app (scrypt password hashes) and their sessions (only a SHA-256 of the
+      // session token is stored, so a copied database gives no live session).
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('staff_user')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('email', 'text', (c) => c.notNull().unique())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('practitioner_id', 'text')
+          .addColumn('password_hash', 'text', (c) => c.notNull())
+          .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('staff_session')
+          .addColumn('token_hash', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('csrf', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('staff_session_user').on('staff_session').column('user_id').execute();
+      },
+    },
+    '0007_outbound_deliveries': {
+      // Outbound webhook deliveries: one row per (subscription, event), the log staff read and replay.
+      // `data` holds ids, times and statuses only; patient contact data is read at send time, never stored here.
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('outbound_delivery')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('connection_id', 'text', (c) => c.notNull())
+          .addColumn('event_type', 'text', (c) => c.notNull())
+          .addColumn('entity_type', 'text', (c) => c.notNull())
+          .addColumn('entity_id', 'text', (c) => c.notNull())
+          .addColumn('occurred_at', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('response_code', 'integer')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('delivered_at', 'text')
+          .execute();
+        await db.schema.createIndex('outbound_delivery_connection').on('outbound_delivery').columns(['connection_id', 'created_at']).execute();
+        await db.schema.createIndex('outbound_delivery_status').on('outbound_delivery').columns(['status', 'created_at']).execute();
+        await db.schema.createIndex('outbound_delivery_entity').on('outbound_delivery').columns(['entity_id']).execute();
+      },
+    },
+    '0008_notifications': {
+      // Messages to patients, practitioners and staff (sent or suppressed, with the provider's id and the
+      // delivery status it reports), what each audience was last told of an appointment (so a burst of
+      // changes becomes one notice with the difference), and opt-outs keyed by e-mail address or phone.
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('notification')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('clinic_id', 'text', (c) => c.notNull())
+          .addColumn('appointment_id', 'text')
+          .addColumn('audience', 'text', (c) => c.notNull())
+          .addColumn('purpose', 'text', (c) => c.notNull())
+          .addColumn('connection_id', 'text')
+          .addColumn('channel', 'text')
+          .addColumn('address', 'text')
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('provider_id', 'text')
+          .addColumn('delivery_status', 'text')
+          .addColumn('sequence', 'integer')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('notification_appointment').on('notification').columns(['appointment_id', 'created_at']).execute();
+        await db.schema.createIndex('notification_provider').on('notification').columns(['provider_id']).execute();
+        await db.schema.createIndex('notification_address').on('notification').columns(['address', 'created_at']).execute();
+        await db.schema.createTable('notify_told')
+          .addColumn('appointment_id', 'text', (c) => c.notNull())
+          .addColumn('audience', 'text', (c) => c.notNull())
+          .addColumn('told', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('notify_told_pk', ['appointment_id', 'audience'])
+          .execute();
+        await db.schema.createTable('notify_optout')
+          .addColumn('address', 'text', (c) => c.primaryKey())
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0009_audit_erasable': {
+      // The salts of the digests that the audit chain covers instead of personal values (store/audit.ts),
+      // so a patient's data can be erased from old entries while `audit verify` still passes.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('audit').addColumn('pii', 'text').execute();
+      },
+    },
   };
 }

@@ -58,6 +58,27 @@ export async function enqueue(trx: Kysely<DB> | Transaction<DB>, jobs: NewJob[],
   }
 }
 
+/**
+ * Plan the pending job for `key` exactly (reminders): `job` sets its run time and payload as given — later
+ * as well as earlier, unlike `enqueue` — and `undefined` withdraws it (kept as done, with why, for inspection).
+ */
+export async function setPendingJob(trx: Kysely<DB> | Transaction<DB>, key: string, job: Omit<NewJob, 'dedupeKey'> | undefined, now: string, why = 'withdrawn'): Promise<void> {
+  if (!job) {
+    await trx.updateTable('job').set({ state: 'done', last_error: why, updated_at: now }).where('dedupe_key', '=', key).where('state', '=', 'pending').execute();
+    return;
+  }
+  const r = await trx.updateTable('job').set({ payload: JSON.stringify(job.payload), run_at: job.runAt ?? now, updated_at: now })
+    .where('dedupe_key', '=', key).where('state', '=', 'pending').executeTakeFirst();
+  if (Number(r.numUpdatedRows) === 0) await enqueue(trx, [{ ...job, dedupeKey: key }], now);
+}
+
+/** The pending jobs among these keys (one index lookup each: the partial unique index on pending keys). */
+export async function pendingJobs(trx: Kysely<DB> | Transaction<DB>, keys: string[]): Promise<Job[]> {
+  if (!keys.length) return [];
+  const rows = await trx.selectFrom('job').selectAll().where('dedupe_key', 'in', keys).where('state', '=', 'pending').execute();
+  return rows.map(toJob);
+}
+
 export async function claim(db: Kysely<DB>, dialect: Dialect, worker: string, n: number, now: Date, leaseMs: number): Promise<Job[]> {
   const nowIso = now.toISOString();
   const until = new Date(now.getTime() + leaseMs).toISOString();
@@ -68,7 +89,12 @@ export async function claim(db: Kysely<DB>, dialect: Dialect, worker: string, n:
     .where('state', 'in', ['pending', 'running'])
     .where((eb) =>
       eb.or([
-        eb.and([eb('state', '=', 'pending'), eb('run_at', '<=', nowIso)]),
+        eb.and([
+          eb('state', '=', 'pending'), eb('run_at', '<=', nowIso),
+          // One run per key at a time: a job for a key whose earlier job is still running (or died running)
+          // waits for it. Two syncs of one appointment side by side could land the older state last.
+          eb.not(eb.exists(eb.selectFrom('job as busy').select('busy.id').where('busy.state', '=', 'running').whereRef('busy.dedupe_key', '=', 'job.dedupe_key'))),
+        ]),
         eb.and([eb('state', '=', 'running'), eb('locked_until', '<', nowIso)]),
       ]),
     )

@@ -5,6 +5,7 @@ import type { Appointment, AppointmentStatus, ChangeKind, PrivacyLevel, Practiti
 import type { RefState } from '../domain/apply.ts';
 import { toUtc } from '../domain/time.ts';
 import { MAX_APPOINTMENT_MS } from '../domain/conflicts.ts';
+import type { WeeklyHours } from '../domain/slots.ts';
 
 export type Exec = Kysely<DB> | Transaction<DB>;
 
@@ -242,6 +243,10 @@ export async function listConnections(db: Exec): Promise<ConnectionRecord[]> {
 
 export interface PractitionerRecord extends Practitioner {
   targets: TargetBinding[];
+  /** Service ids offered. */
+  services: string[];
+  /** Weekly working hours in the practitioner's zone; undefined: the clinic's. */
+  hours?: WeeklyHours;
 }
 
 export function toPractitioner(r: PractitionerTable): PractitionerRecord {
@@ -254,6 +259,8 @@ export function toPractitioner(r: PractitionerTable): PractitionerRecord {
     locationIds: JSON.parse(r.location_ids),
     targets: JSON.parse(r.targets),
     active: r.active === 1,
+    services: JSON.parse(r.services ?? '[]'),
+    ...(r.hours ? { hours: JSON.parse(r.hours) as WeeklyHours } : {}),
   };
 }
 

@@ -6,6 +6,8 @@ export interface LocationTable { id: string; clinic_id: string; name: string; ti
 export interface PractitionerTable {
   id: string; clinic_id: string; name: string; email: string | null; time_zone: string | null;
   location_ids: string; targets: string; active: number;
+  /** JSON: service ids offered, and weekly working hours (null: the clinic's). */
+  services: string; hours: string | null;
 }
 export interface ServiceTable { id: string; clinic_id: string; name: string; duration_minutes: number | null }
 export interface RoomTable { id: string; location_id: string; name: string }
@@ -54,6 +56,8 @@ export interface TargetLinkTable {
 export interface AuditTable {
   seq: number; at: string; actor: string; action: string; entity_type: string; entity_id: string;
   before: string | null; after: string | null; meta: string | null; prev_hash: string; hash: string;
+  /** JSON: the salt of each personal value's digest (store/audit.ts); null for entries from before 0009. */
+  pii: string | null;
 }
 export interface AuditHeadTable { id: number; seq: number; hash: string }
 
@@ -66,8 +70,40 @@ export interface FeedTable {
   id: string; connection_id: string; scope: string; scope_id: string; token_hash: string; token_enc: string; created_at: string;
 }
 
+export interface LeadTable {
+  id: string; clinic_id: string; connection_id: string; platform: string; submission_id: string; delivery_row_id: string | null;
+  submitted_at: string; received_at: string; status: string; appointment_id: string | null;
+  patient_name: string; patient_email: string | null; patient_phone: string | null;
+  service_text: string | null; service_id: string | null; practitioner_text: string | null; practitioner_id: string | null;
+  preferences: string; notes: string | null; triage_reason: string | null; decided_by: string | null; decision_reason: string | null;
+  updated_at: string;
+}
+
+export interface StaffUserTable {
+  id: string; email: string; name: string; role: string; practitioner_id: string | null; password_hash: string;
+  disabled: number; created_at: string; updated_at: string;
+}
+export interface StaffSessionTable { token_hash: string; user_id: string; csrf: string; created_at: string; expires_at: string }
+
+/** One message (or a message deliberately not sent): `state` sending | sent | suppressed | failed. */
+export interface NotificationTable {
+  key: string; clinic_id: string; appointment_id: string | null; audience: string; purpose: string; connection_id: string | null;
+  channel: string | null; address: string | null; state: string; reason: string | null; provider_id: string | null;
+  delivery_status: string | null; sequence: number | null; created_at: string; updated_at: string;
+}
+/** JSON `told`: what the audience was last told of the appointment (domain/notify-plan.ts Told). */
+export interface NotifyToldTable { appointment_id: string; audience: string; told: string; updated_at: string }
+export interface NotifyOptoutTable { address: string; channel: string; source: string; created_at: string }
+
 export interface MetaTable { key: string; value: string }
 export interface BusyBlockTable { connection_id: string; practitioner_id: string; start_at: string; end_at: string; fetched_at: string }
+
+export interface OutboundDeliveryTable {
+  id: string; connection_id: string; event_type: string; entity_type: string; entity_id: string; occurred_at: string;
+  /** JSON: the event's data without patient contact data. */
+  data: string; status: string; attempts: number; response_code: number | null; last_error: string | null;
+  created_at: string; updated_at: string; delivered_at: string | null;
+}
 
 export interface DB {
   clinic: ClinicTable;
@@ -88,4 +124,11 @@ export interface DB {
   feed: FeedTable;
   meta: MetaTable;
   busy_block: BusyBlockTable;
+  notification: NotificationTable;
+  notify_told: NotifyToldTable;
+  notify_optout: NotifyOptoutTable;
+  lead: LeadTable;
+  outbound_delivery: OutboundDeliveryTable;
+  staff_user: StaffUserTable;
+  staff_session: StaffSessionTable;
 }

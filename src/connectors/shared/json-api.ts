@@ -5,8 +5,8 @@ import { ConnectorError, type ConnectionContext, type ConnectorFailure } from '.
 import { failureFromAnswer, networkFailure, retryAfterMs } from './http.ts';
 
 export type JsonAnswer =
-  | { kind: 'ok'; status: number; json?: Record<string, unknown> }
-  | { kind: 'http'; status: number; json?: Record<string, unknown>; retryAfterMs?: number }
+  | { kind: 'ok'; status: number; json?: Record<string, unknown>; headers?: Headers }
+  | { kind: 'http'; status: number; json?: Record<string, unknown>; retryAfterMs?: number; headers?: Headers }
   | { kind: 'failed'; failure: ConnectorFailure };
 
 export interface JsonRequest {
@@ -39,8 +39,9 @@ async function sendJson(ctx: Pick<ConnectionContext, 'fetch'>, req: JsonRequest,
   } catch {
     json = undefined;
   }
-  if (res.ok) return { kind: 'ok', status: res.status, json };
-  return { kind: 'http', status: res.status, json, retryAfterMs: retryAfterMs(res.headers) };
+  // Headers ride along for platforms that report usage on every answer (Salesforce, HubSpot).
+  if (res.ok) return { kind: 'ok', status: res.status, json, headers: res.headers };
+  return { kind: 'http', status: res.status, json, retryAfterMs: retryAfterMs(res.headers), headers: res.headers };
 }
 
 export async function callJson(ctx: Pick<ConnectionContext, 'fetch'>, req: JsonRequest, token: TokenSource, authorize: (tok: string) => Record<string, string>): Promise<JsonAnswer> {

@@ -11,6 +11,8 @@ export interface OAuthSettings {
   /** Epoch ms. */
   expiresAt?: number;
   scope?: string;
+  /** Token-answer fields to keep as secrets too, answer field → secret key (Salesforce `instance_url` → `instanceUrl`). */
+  keep?: Record<string, string>;
 }
 
 export class AuthFailure extends Error {
@@ -22,6 +24,8 @@ export class AuthFailure extends Error {
 
 export class OAuthSession {
   private refreshing: Promise<string> | undefined;
+  /** The `keep` fields of the latest token answer. */
+  readonly kept: Record<string, string> = {};
   constructor(private s: OAuthSettings, private ctx: Pick<ConnectionContext, 'fetch' | 'now' | 'saveSecrets'>) {}
 
   async accessToken(): Promise<string> {
@@ -63,7 +67,9 @@ export class OAuthSession {
     this.s.accessToken = j.access_token;
     this.s.expiresAt = this.ctx.now().getTime() + Number(j.expires_in ?? 3600) * 1000;
     if (typeof j.refresh_token === 'string') this.s.refreshToken = j.refresh_token;
+    for (const [field, key] of Object.entries(this.s.keep ?? {})) if (typeof j[field] === 'string') this.kept[key] = j[field];
     await this.ctx.saveSecrets?.({
+      ...this.kept,
       accessToken: this.s.accessToken,
       expiresAt: String(this.s.expiresAt),
       refreshToken: this.s.refreshToken,

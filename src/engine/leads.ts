@@ -1,0 +1,363 @@
+// Lead forms (the "new lead with appointment preference" trigger): verify the delivery on its raw bytes,
+// then in ONE transaction store the delivery and the lead, find the first free slot that fits the
+// patient's preferred times, and create a `requested` appointment there (audit + calendar jobs) — or
+// keep the lead as `needs_triage` for staff when nothing fits. A lead is a row of its own, so an
+// unplaced request needs no practitioner; the `lead.received` audit entry is the event CRM targets read.
+import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import { getLeadForm } from '../connectors/registry.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type Lead, type LeadFormConnector, type WebhookRequest } from '../connectors/types.ts';
+import { findConflicts, MAX_APPOINTMENT_MS } from '../domain/conflicts.ts';
+import { firstFreeSlot, intersect, preferenceWindows, workingWindows, type Horizon, type Interval, type WeeklyHours } from '../domain/slots.ts';
+import { toUtc } from '../domain/time.ts';
+import type { Appointment } from '../domain/types.ts';
+import { appendAudit, type AuditInput } from '../store/audit.ts';
+import { enqueue } from '../store/outbox.ts';
+import type { DB, LeadTable } from '../store/schema.ts';
+import { busyOverlaps, getAppointment, listPractitioners, overlapCandidates, saveAppointment, type ConnectionRecord, type Exec, type PractitionerRecord } from '../store/repo.ts';
+import { auditView, refreshConflicts } from './apply.ts';
+import { ConnectionError, loadConnection } from './connections.ts';
+import type { Hub } from './hub.ts';
+import type { IncomingWebhook, WebhookOutcome } from './ingest.ts';
+import { StaffError } from './staff.ts';
+import { effectJobsFor } from './effects.ts';
+import { crmLeadJobs } from './crm.ts';
+import { leadWebhookJobs } from './webhooks-out.ts';
+
+export const LEAD_STATUSES = ['requested', 'needs_triage', 'booked', 'declined'] as const;
+export type LeadStatus = (typeof LEAD_STATUSES)[number];
+
+const DEFAULTS = { searchWeeks: 4, minNoticeHours: 2, defaultDurationMinutes: 60 };
+const NO_PREFERENCE = /^(no preference|none|any(one| one| practitioner)?|either|doesn'?t matter|no)$/i;
+
+// ------------------------------------------------------------------ resolving what the patient asked for
+
+const norm = (s: string) => s.toLowerCase().replace(/\b(dr|doctor|mr|mrs|ms|miss|prof)\b\.?/g, ' ').replace(/[^a-z0-9]+/g, ' ').trim();
+
+/** A mapped ref (connection refs, case-insensitive), else the one name that equals or contains the text. */
+function resolve<T extends { id: string; name: string }>(text: string | undefined, refs: Record<string, string> | undefined, items: T[]): T | undefined {
+  if (!text) return undefined;
+  const key = norm(text);
+  const mapped = Object.entries(refs ?? {}).find(([k]) => norm(k) === key)?.[1];
+  if (mapped) return items.find((i) => i.id === mapped);
+  const exact = items.filter((i) => norm(i.name) === key || i.id === text);
+  if (exact.length === 1) return exact[0];
+  const near = items.filter((i) => key.length >= 3 && (norm(i.name).includes(key) || key.includes(norm(i.name))));
+  return near.length === 1 ? near[0] : undefined;
+}
+
+interface Placement {
+  practitioner: PractitionerRecord;
+  slot: Interval;
+  timeZone: string;
+  locationId?: string;
+}
+
+interface SlotSearch {
+  serviceId?: string;
+  practitionerId?: string;
+  placement?: Placement;
+  triageReason?: string;
+}
+
+const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
+
+/** Service, practitioner and the first free slot for a lead (inside the ingest transaction). */
+async function findPlacement(trx: Exec, hub: Hub, conn: ConnectionRecord, lead: Lead): Promise<SlotSearch> {
+  const services = await trx.selectFrom('service').selectAll().where('clinic_id', '=', conn.clinicId).execute();
+  const service = resolve(lead.service, conn.refs.services, services);
+  const all = (await listPractitioners(trx)).filter((p) => p.active && p.clinicId === conn.clinicId);
+  const wanted = lead.practitioner && !NO_PREFERENCE.test(lead.practitioner.trim()) ? resolve(lead.practitioner, conn.refs.practitioners, all) : undefined;
+  const out: SlotSearch = { serviceId: service?.id, practitionerId: wanted?.id };
+  if (!service) return { ...out, triageReason: lead.service ? 'the service asked for is not one of the clinic\'s' : 'the form gave no service' };
+  const offering = all.filter((p) => p.services.includes(service.id));
+  const candidates = wanted && offering.some((p) => p.id === wanted.id) ? [wanted] : offering;
+  if (candidates.length === 0) return { ...out, triageReason: `no practitioner offers ${service.name}` };
+
+  const clinic = await trx.selectFrom('clinic').select(['time_zone', 'settings']).where('id', '=', conn.clinicId).executeTakeFirstOrThrow();
+  const clinicHours = (JSON.parse(clinic.settings) as { hours?: WeeklyHours | null }).hours ?? undefined;
+  const duration = service.duration_minutes ?? num(conn.config.defaultDurationMinutes, DEFAULTS.defaultDurationMinutes);
+  const from = new Date(hub.clock.now().getTime() + num(conn.config.minNoticeHours, DEFAULTS.minNoticeHours) * 3_600_000);
+  const to = new Date(from.getTime() + num(conn.config.searchWeeks, DEFAULTS.searchWeeks) * 7 * 86_400_000);
+  // The patient's words are read in the clinic's zone; each practitioner's hours in their own.
+  const prefs = preferenceWindows(lead.preferences, { timeZone: clinic.time_zone, from, to }, duration);
+  if (prefs.windows.length === 0) return { ...out, triageReason: prefs.unread.length ? 'the preferred times could not be read' : 'the preferred times are all outside the next weeks' };
+
+  let best: Placement | undefined;
+  for (const p of candidates) {
+    const hours = p.hours ?? clinicHours;
+    if (!hours) continue;
+    const locationId = p.locationIds.length === 1 ? p.locationIds[0] : undefined;
+    const loc = locationId ? await trx.selectFrom('location').select('time_zone').where('id', '=', locationId).executeTakeFirst() : undefined;
+    const timeZone = p.timeZone ?? loc?.time_zone ?? clinic.time_zone;
+    const h: Horizon = { timeZone, from, to };
+    const span = { practitionerId: p.id, start: from.toISOString(), end: to.toISOString() };
+    const busy: Interval[] = [
+      ...(await overlapCandidates(trx, span)).map((a) => ({ start: a.start, end: a.end })),
+      ...(await busyOverlaps(trx, { ...span, status: 'requested' })),
+    ];
+    const slot = firstFreeSlot(intersect(prefs.windows, workingWindows(hours, h)), busy, duration);
+    if (slot && (!best || Date.parse(slot.start) < Date.parse(best.slot.start))) best = { practitioner: p, slot, timeZone, locationId };
+  }
+  if (!best) return { ...out, triageReason: candidates.some((p) => p.hours ?? clinicHours) ? 'no free slot matches the preferred times' : 'no working hours are set for the practitioners who offer it' };
+  return { ...out, placement: best };
+}
+
+// ------------------------------------------------------------------ ingest
+
+export interface LeadView {
+  id: string;
+  connectionId: string;
+  platform: string;
+  submissionId: string;
+  submittedAt: string;
+  receivedAt: string;
+  status: LeadStatus;
+  appointmentId?: string;
+  patient: { name: string; email?: string; phone?: string };
+  service: { text?: string; id?: string };
+  practitioner: { text?: string; id?: string };
+  preferences: Lead['preferences'];
+  notes?: string;
+  triageReason?: string;
+  decidedBy?: string;
+  decisionReason?: string;
+  updatedAt: string;
+}
+
+function leadView(r: LeadTable): LeadView {
+  const o = <T>(v: T | null) => (v === null ? undefined : v);
+  return {
+    id: r.id, connectionId: r.connection_id, platform: r.platform, submissionId: r.submission_id, submittedAt: r.submitted_at,
+    receivedAt: r.received_at, status: r.status as LeadStatus, appointmentId: o(r.appointment_id),
+    patient: { name: r.patient_name, email: o(r.patient_email), phone: o(r.patient_phone) },
+    service: { text: o(r.service_text), id: o(r.service_id) }, practitioner: { text: o(r.practitioner_text), id: o(r.practitioner_id) },
+    preferences: JSON.parse(r.preferences), notes: o(r.notes), triageReason: o(r.triage_reason), decidedBy: o(r.decided_by),
+    decisionReason: o(r.decision_reason), updatedAt: r.updated_at,
+  };
+}
+
+const notFound: WebhookOutcome = { status: 404, body: { code: 'unknown_connection', message: 'no such lead form endpoint' } };
+
+export async function ingestLead(hub: Hub, connectionId: string, incoming: IncomingWebhook): Promise<WebhookOutcome> {
+  let conn;
+  try {
+    conn = await loadConnection(hub, connectionId);
+  } catch (err) {
+    if (err instanceof ConnectionError) return notFound;
+    throw err;
+  }
+  const connector = getLeadForm(conn.record.platform);
+  if (!connector || conn.record.status === 'disabled') return notFound;
+  const platform = conn.record.platform;
+  const req: WebhookRequest = { rawBody: incoming.rawBody, headers: incoming.headers, url: incoming.url, now: hub.clock.now() };
+  const verified = verifyOrRefuse(hub, connector, req, conn.secrets, conn.record);
+  if (verified) return verified;
+
+  let lead: Lead | undefined;
+  let unreadable: string | undefined;
+  try {
+    lead = connector.parseLead(req, conn.record.config);
+  } catch (err) {
+    if (!(err instanceof UnreadablePayload)) throw err;
+    unreadable = err.message;
+  }
+  const at = req.now.toISOString();
+  const deliveryRowId = randomUUID();
+  const outcome = await hub.commits.run(async (trx) => {
+    const inserted = await trx.insertInto('delivery').values({
+      id: deliveryRowId, connection_id: connectionId, delivery_id: lead?.deliveryId ?? null, received_at: at,
+      content_type: incoming.headers['content-type'] ?? null, headers: JSON.stringify(safeHeaders(incoming.headers)),
+      body: `base64:${incoming.rawBody.toString('base64')}`, status: unreadable ? 'unreadable' : 'received', error: unreadable ?? null,
+      change_count: lead ? 1 : 0, applied_at: null,
+    }).onConflict((oc) => oc.columns(['connection_id', 'delivery_id']).doNothing()).returning('id').execute();
+    if (inserted.length === 0) return { duplicate: true as const };
+    if (!lead) return { unreadable: unreadable! };
+    const r = await recordLead(trx, hub, conn.record, lead, deliveryRowId, at);
+    await trx.updateTable('delivery').set({ status: r ? 'applied' : 'duplicate', applied_at: at }).where('id', '=', deliveryRowId).execute();
+    return r ?? { duplicate: true as const };
+  });
+  if ('duplicate' in outcome) {
+    hub.metrics.webhooks.inc({ platform, outcome: 'duplicate' });
+    return { status: 200, body: { status: 'duplicate', message: 'this submission was already received' } };
+  }
+  if ('unreadable' in outcome) {
+    hub.metrics.webhooks.inc({ platform, outcome: 'unreadable' });
+    hub.log.warn({ connection: connectionId, delivery: deliveryRowId }, 'verified lead could not be read; kept for staff');
+    return { status: 202, body: { status: 'stored', delivery: deliveryRowId, code: 'unreadable_payload', message: outcome.unreadable } };
+  }
+  hub.onJobs();
+  hub.metrics.webhooks.inc({ platform, outcome: 'accepted' });
+  hub.log.info({ connection: connectionId, lead: outcome.leadId, status: outcome.status }, 'lead received');
+  return { status: 200, body: { status: 'accepted', lead: outcome.leadId, leadStatus: outcome.status, appointmentId: outcome.appointmentId, triageReason: outcome.triageReason } };
+}
+
+function verifyOrRefuse(hub: Hub, connector: LeadFormConnector, req: WebhookRequest, secrets: Record<string, string>, conn: ConnectionRecord): WebhookOutcome | undefined {
+  try {
+    const v = connector.verify(req, secrets, conn.config);
+    if (v.ok) return undefined;
+    hub.metrics.webhooks.inc({ platform: conn.platform, outcome: 'rejected' });
+    hub.log.warn({ connection: conn.id, reason: v.reason }, 'lead delivery rejected');
+    return { status: 401, body: { code: 'bad_signature', message: v.reason } };
+  } catch (err) {
+    if (!(err instanceof ConnectionMisconfigured)) throw err;
+    hub.metrics.webhooks.inc({ platform: conn.platform, outcome: 'misconfigured' });
+    hub.log.error({ connection: conn.id }, `lead delivery refused: ${err.message}`);
+    return { status: 503, body: { code: 'connection_misconfigured', message: 'this connection is not fully configured; the delivery was not accepted' } };
+  }
+}
+
+const KEEP_OUT = new Set(['authorization', 'cookie', 'proxy-authorization']);
+const safeHeaders = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).filter(([k]) => !KEEP_OUT.has(k)));
+
+/** The lead row, the appointment (if a slot fits) and the audit, in `trx`. Undefined: a duplicate submission. */
+async function recordLead(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord, lead: Lead, deliveryRowId: string, at: string) {
+  const id = randomUUID();
+  const inserted = await trx.insertInto('lead').values({
+    id, clinic_id: conn.clinicId, connection_id: conn.id, platform: conn.platform, submission_id: lead.submissionId, delivery_row_id: deliveryRowId,
+    submitted_at: lead.submittedAt, received_at: at, status: 'needs_triage', appointment_id: null,
+    patient_name: lead.name, patient_email: lead.email ?? null, patient_phone: lead.phone ?? null,
+    service_text: lead.service ?? null, service_id: null, practitioner_text: lead.practitioner ?? null, practitioner_id: null,
+    preferences: JSON.stringify(lead.preferences), notes: lead.notes ?? null, triage_reason: null, decided_by: null, decision_reason: null, updated_at: at,
+  }).onConflict((oc) => oc.columns(['connection_id', 'submission_id']).doNothing()).returning('id').execute();
+  if (inserted.length === 0) return undefined;
+
+  const found = await findPlacement(trx, hub, conn, lead);
+  const actor = `lead:${conn.id}`;
+  const audit: AuditInput[] = [];
+  let appointmentId: string | undefined;
+  if (found.placement) {
+    const { practitioner, slot, timeZone, locationId } = found.placement;
+    const appt: Appointment = {
+      id: randomUUID(), clinicId: conn.clinicId, locationId, practitionerId: practitioner.id, serviceId: found.serviceId,
+      patient: { name: lead.name, email: lead.email, phone: lead.phone }, start: slot.start, end: slot.end, timeZone,
+      status: 'requested', notes: lead.notes, origin: { platform: conn.platform, connectionId: conn.id, externalId: lead.submissionId },
+      revision: 1, conflicts: [], createdAt: at, updatedAt: at,
+    };
+    await saveAppointment(trx, appt, true);
+    await refreshConflicts(trx, appt, []);
+    audit.push({ at, actor, action: 'appointment.created', entityType: 'appointment', entityId: appt.id, after: auditView(appt), meta: { lead: id } });
+    await enqueue(trx, await effectJobsFor(trx, hub, appt, undefined, at), at);
+    appointmentId = appt.id;
+  }
+  const status: LeadStatus = appointmentId ? 'requested' : 'needs_triage';
+  await trx.updateTable('lead').set({
+    status, appointment_id: appointmentId ?? null, service_id: found.serviceId ?? null, practitioner_id: found.placement?.practitioner.id ?? found.practitionerId ?? null,
+    triage_reason: appointmentId ? null : found.triageReason ?? null,
+  }).where('id', '=', id).execute();
+  // No contact data in the event: a CRM target reads the lead row by its id.
+  audit.push({
+    at, actor, action: 'lead.received', entityType: 'lead', entityId: id,
+    meta: { connection: conn.id, platform: conn.platform, submissionId: lead.submissionId, status, appointmentId, triageReason: appointmentId ? undefined : found.triageReason },
+  });
+  await appendAudit(trx, hub.store.dialect, audit);
+  const event = { id, clinicId: conn.clinicId, connectionId: conn.id, platform: conn.platform, submittedAt: lead.submittedAt, serviceId: found.serviceId, practitionerId: found.placement?.practitioner.id };
+  await enqueue(trx, [...await crmLeadJobs(trx, conn.clinicId, id), ...await leadWebhookJobs(trx, event, at, hub.cache)], at);
+  return { leadId: id, status, appointmentId, triageReason: appointmentId ? undefined : found.triageReason };
+}
+
+// ------------------------------------------------------------------ staff: list, confirm, decline
+
+export async function listLeads(hub: Hub, q: { status?: LeadStatus; limit?: number } = {}): Promise<LeadView[]> {
+  let s = hub.store.db.selectFrom('lead').selectAll();
+  if (q.status) s = s.where('status', '=', q.status);
+  return (await s.orderBy('received_at', 'desc').orderBy('id').limit(q.limit ?? 200).execute()).map(leadView);
+}
+
+async function openLead(trx: Exec, id: string): Promise<LeadTable> {
+  const r = await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!r) throw new StaffError(404, 'not_found', `no lead ${id}`);
+  if (r.status !== 'requested' && r.status !== 'needs_triage') throw new StaffError(409, 'already_decided', `this lead is already ${r.status}`);
+  return r;
+}
+
+export interface ConfirmInput {
+  practitionerId?: string;
+  start?: string;
+  end?: string;
+  override?: boolean;
+}
+
+function instant(s: string, what: string): string {
+  try {
+    return toUtc(s);
+  } catch {
+    throw new StaffError(400, 'invalid_time', `${what} must be an ISO-8601 instant with an offset or Z`);
+  }
+}
+
+async function assertFree(trx: Exec, a: Appointment, override: boolean | undefined): Promise<void> {
+  const clash = findConflicts(a, await overlapCandidates(trx, a));
+  const busy = await busyOverlaps(trx, a);
+  if (override || (clash.length === 0 && busy.length === 0)) return;
+  throw new StaffError(409, 'double_booking', 'this would double-book the practitioner', { conflicts: [...clash, ...busy.map((b) => b.id)] });
+}
+
+/** Staff accept a lead: its appointment (placed by Meridian, or where staff put it) becomes `booked`. */
+export async function confirmLead(hub: Hub, id: string, input: ConfirmInput, actor: string): Promise<{ lead: LeadView; appointment: Appointment }> {
+  const r = await hub.store.db.transaction().execute(async (trx) => {
+    const lead = await openLead(trx, id);
+    const at = hub.clock.now().toISOString();
+    const before = lead.appointment_id ? await getAppointment(trx, lead.appointment_id) : undefined;
+    const practitionerId = input.practitionerId ?? before?.practitionerId;
+    if (!practitionerId || (!input.start && !before)) throw new StaffError(422, 'placement_needed', 'this lead has no slot yet: give practitionerId and start');
+    const p = await trx.selectFrom('practitioner').select(['clinic_id', 'location_ids', 'time_zone']).where('id', '=', practitionerId).executeTakeFirst();
+    if (!p) throw new StaffError(422, 'unknown_practitioner', `no practitioner ${practitionerId}`);
+    const service = lead.service_id ? await trx.selectFrom('service').select('duration_minutes').where('id', '=', lead.service_id).executeTakeFirst() : undefined;
+    const lengthMs = before ? Date.parse(before.end) - Date.parse(before.start) : (service?.duration_minutes ?? DEFAULTS.defaultDurationMinutes) * 60_000;
+    const start = input.start ? instant(input.start, 'start') : before!.start;
+    const end = input.end ? instant(input.end, 'end') : input.start ? toUtc(new Date(Date.parse(start) + lengthMs)) : before!.end;
+    if (Date.parse(end) <= Date.parse(start) || Date.parse(end) - Date.parse(start) > MAX_APPOINTMENT_MS) throw new StaffError(400, 'invalid_time', 'end must be after start, within 24 hours');
+    const locs = JSON.parse(p.location_ids) as string[];
+    const locationId = before && before.practitionerId === practitionerId ? before.locationId : locs.length === 1 ? locs[0] : undefined;
+    const loc = locationId ? await trx.selectFrom('location').select('time_zone').where('id', '=', locationId).executeTakeFirst() : undefined;
+    const clinic = await trx.selectFrom('clinic').select('time_zone').where('id', '=', lead.clinic_id).executeTakeFirstOrThrow();
+    const next: Appointment = before
+      ? { ...structuredClone(before), practitionerId, locationId, start, end, status: 'booked', revision: before.revision + 1, updatedAt: at }
+      : {
+        id: randomUUID(), clinicId: lead.clinic_id, locationId, practitionerId, serviceId: lead.service_id ?? undefined,
+        patient: { name: lead.patient_name, email: lead.patient_email ?? undefined, phone: lead.patient_phone ?? undefined },
+        start, end, timeZone: p.time_zone ?? loc?.time_zone ?? clinic.time_zone, status: 'booked', notes: lead.notes ?? undefined,
+        origin: { platform: lead.platform, connectionId: lead.connection_id, externalId: lead.submission_id }, revision: 1, conflicts: [], createdAt: at, updatedAt: at,
+      };
+    if (before && before.practitionerId !== practitionerId) next.timeZone = p.time_zone ?? loc?.time_zone ?? clinic.time_zone;
+    await assertFree(trx, next, input.override);
+    await saveAppointment(trx, next, !before);
+    await refreshConflicts(trx, next, before?.conflicts ?? []);
+    await trx.updateTable('lead').set({ status: 'booked', appointment_id: next.id, practitioner_id: practitionerId, decided_by: actor, updated_at: at }).where('id', '=', id).execute();
+    await appendAudit(trx, hub.store.dialect, [
+      { at, actor, action: before ? 'appointment.confirmed' : 'appointment.created', entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next), meta: { lead: id } },
+      { at, actor, action: 'lead.confirmed', entityType: 'lead', entityId: id, meta: { appointmentId: next.id, moved: Boolean(before && (before.start !== start || before.practitionerId !== practitionerId)) } },
+    ]);
+    await enqueue(trx, await effectJobsFor(trx, hub, next, before, at), at);
+    return { lead: leadView((await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirstOrThrow())), appointment: next };
+  });
+  hub.onJobs();
+  return r;
+}
+
+/** Staff turn a lead down: its requested appointment (if any) is cancelled with the reason. */
+export async function declineLead(hub: Hub, id: string, reason: string | undefined, actor: string): Promise<LeadView> {
+  const r = await hub.store.db.transaction().execute(async (trx) => {
+    const lead = await openLead(trx, id);
+    const at = hub.clock.now().toISOString();
+    const audit: AuditInput[] = [];
+    const before = lead.appointment_id ? await getAppointment(trx, lead.appointment_id) : undefined;
+    if (before && before.status !== 'cancelled') {
+      const next: Appointment = {
+        ...structuredClone(before), status: 'cancelled', revision: before.revision + 1, updatedAt: at,
+        notes: reason ? [before.notes, `Declined: ${reason}`].filter(Boolean).join('\n') : before.notes,
+      };
+      await saveAppointment(trx, next, false);
+      await refreshConflicts(trx, next, before.conflicts);
+      audit.push({ at, actor, action: 'appointment.cancelled', entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next), meta: { lead: id } });
+      await enqueue(trx, await effectJobsFor(trx, hub, next, before, at), at);
+    }
+    await trx.updateTable('lead').set({ status: 'declined', decided_by: actor, decision_reason: reason ?? null, updated_at: at }).where('id', '=', id).execute();
+    audit.push({ at, actor, action: 'lead.declined', entityType: 'lead', entityId: id, meta: { appointmentId: lead.appointment_id ?? undefined, reason } });
+    await appendAudit(trx, hub.store.dialect, audit);
+    return leadView((await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirstOrThrow()));
+  });
+  hub.onJobs();
+  return r;
+}
