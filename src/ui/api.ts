@@ -1,0 +1,45 @@
+// The API client of the web app: same-origin JSON with the session cookie, the CSRF token on every
+// unsafe request, and errors as ApiError carrying the API's `{ code, message, details }`.
+
+export class ApiError extends Error {
+  constructor(public status: number, public code: string, message: string, public details?: Record<string, unknown>) {
+    super(message);
+  }
+}
+
+let csrf = '';
+export function setCsrf(token: string): void {
+  csrf = token;
+}
+
+/** Called when the session ended (401): the app shows the sign-in page. */
+export let onSignedOut: () => void = () => {};
+export function whenSignedOut(f: () => void): void {
+  onSignedOut = f;
+}
+
+export async function request<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET') headers['x-csrf-token'] = csrf;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    if (res.status === 401 && !path.startsWith('/auth/')) onSignedOut();
+    throw new ApiError(res.status, data?.code ?? 'error', data?.message ?? res.statusText, data?.details);
+  }
+  return data as T;
+}
+
+export const api = {
+  get: <T = any>(path: string) => request<T>('GET', `/api/v1${path}`),
+  post: <T = any>(path: string, body: unknown = {}) => request<T>('POST', `/api/v1${path}`, body),
+};
+
+export function qs(params: Record<string, string | number | undefined>): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') u.set(k, String(v));
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}

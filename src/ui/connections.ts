@@ -1,0 +1,91 @@
+// Connections and health: each connection's status, last successful sync and error, its jobs (waiting,
+// retrying, dead), the dead-letter list with Retry, failed deliveries with Replay, reconnection
+// needs, and mass changes held for approval.
+import { api } from './api.ts';
+import { announce, h } from './dom.ts';
+import { canWrite, practitionerName, zoneFor } from './state.ts';
+import { formatInstant } from './time.ts';
+
+interface Health {
+  id: string; name: string; platform: string; platformName: string; role?: string; status: string; needsReconnect: boolean; lastError?: string;
+  lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number;
+}
+interface Job { id: string; kind: string; payload: Record<string, unknown>; attempts: number; maxAttempts: number; runAt: string; lastError?: string; updatedAt: string; state: string }
+interface Held { id: string; connectionId: string; status: string; createdAt: string; summary: { cancellations: number; upcoming: number; listedLive: number; appointments: { id: string; start: string; practitionerId: string }[] } }
+
+const STATUS_TEXT: Record<string, string> = { active: 'Working', needs_reauth: 'Needs reconnecting', disabled: 'Disabled', error: 'Failing' };
+
+export async function connectionsPage(main: HTMLElement): Promise<void> {
+  const tz = zoneFor();
+  const when = (t?: string) => (t ? formatInstant(t, tz) : 'never');
+  const body = h('div', {});
+  main.append(h('h1', {}, 'Connections and health'), body);
+
+  async function action(path: string, done: string): Promise<void> {
+    try {
+      await api.post(path);
+      announce(done);
+    } catch (e) {
+      announce((e as Error).message, 'error');
+    }
+    await render();
+  }
+
+  async function render(): Promise<void> {
+    const [health, dead, pending, held, failed] = await Promise.all([
+      api.get<{ items: Health[]; jobs: Record<string, number> }>('/health/connections'),
+      api.get<{ items: Job[] }>('/jobs?state=dead&limit=200'),
+      api.get<{ items: Job[] }>('/jobs?state=pending&limit=200'),
+      api.get<{ items: Held[] }>('/held-changes?status=pending'),
+      api.get<{ items: { id: string; connection_id: string; received_at: string; status: string; error: string | null }[] }>('/deliveries?status=failed&limit=50'),
+    ]);
+    const reconnect = health.items.filter((c) => c.needsReconnect);
+    const retrying = pending.items.filter((j) => j.lastError);
+    const c = health.jobs;
+    const sections: HTMLElement[] = [];
+    sections.push(h('section', { class: 'summary', 'aria-label': 'Summary' },
+      h('div', { class: 'stat' }, h('strong', {}, String(c.pending ?? 0)), ' jobs waiting'),
+      h('div', { class: 'stat' }, h('strong', {}, String(retrying.length)), ' retrying after an error'),
+      h('div', { class: `stat ${c.dead ? 'bad' : ''}` }, h('strong', {}, String(c.dead ?? 0)), ' in dead letter'),
+      h('div', { class: `stat ${reconnect.length ? 'bad' : ''}` }, h('strong', {}, String(reconnect.length)), ' need reconnecting'),
+      h('div', { class: `stat ${held.items.length ? 'warn' : ''}` }, h('strong', {}, String(held.items.length)), ' mass changes held')));
+    if (reconnect.length) {
+      sections.push(h('section', { class: 'card broken', 'aria-labelledby': 'reconnect' }, h('h2', { id: 'reconnect' }, 'Connections needing reconnection'),
+        h('ul', {}, reconnect.map((r) => h('li', {}, h('strong', {}, r.name), ` (${r.platformName}): ${r.lastError ?? 'the authorisation was revoked or expired'}. Store new credentials: `, h('code', {}, `bin/meridian connections set-secret ${r.id} <key>`), ' or PUT /api/v1/connections/', r.id, '/secrets.')))));
+    }
+    sections.push(h('section', { 'aria-labelledby': 'held' }, h('h2', { id: 'held' }, 'Mass changes held for approval'),
+      held.items.length ? h('ul', { class: 'held' }, held.items.map((x) => h('li', { class: 'card' },
+        h('p', {}, h('strong', {}, `${x.summary.cancellations} cancellations`), ` from ${x.connectionId} (held ${when(x.createdAt)}; ${x.summary.upcoming} upcoming; the platform listed ${x.summary.listedLive} live bookings)`),
+        h('details', {}, h('summary', {}, 'Appointments it would cancel'), h('ul', {}, x.summary.appointments.map((a) => h('li', {}, `${formatInstant(a.start, tz)} · ${practitionerName(a.practitionerId)}`)))),
+        canWrite() ? h('div', { class: 'row' },
+          h('button', { type: 'button', class: 'danger', onclick: () => void action(`/held-changes/${x.id}/approve`, 'Held cancellations applied') }, 'Approve (cancel them)'),
+          h('button', { type: 'button', onclick: () => void action(`/held-changes/${x.id}/reject`, 'Held cancellations rejected: the appointments stay') }, 'Reject (keep them)')) : undefined)))
+        : h('p', { class: 'muted' }, 'Nothing held.')));
+    sections.push(h('section', { 'aria-labelledby': 'conns' }, h('h2', { id: 'conns' }, 'Connections'),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'conns' },
+        h('thead', {}, h('tr', {}, ['Connection', 'Kind', 'Status', 'Last successful sync', 'Last error', 'Jobs waiting', 'Dead letter', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, health.items.map((r) => h('tr', { dataset: { connection: r.id } },
+          h('th', { scope: 'row' }, r.name, h('div', { class: 'muted' }, `${r.platformName} · ${r.id}`)),
+          h('td', {}, r.role ?? '—'),
+          h('td', {}, h('span', { class: `pill s-${r.status}` }, STATUS_TEXT[r.status] ?? r.status)),
+          h('td', {}, when(r.lastSuccessAt)),
+          h('td', { class: 'err' }, r.lastError ?? (r.failedDeliveries ? `${r.failedDeliveries} failed deliveries` : '—')),
+          h('td', {}, `${r.jobs.waiting + r.jobs.retrying}${r.jobs.retrying ? ` (${r.jobs.retrying} retrying)` : ''}`),
+          h('td', { class: r.jobs.dead ? 'err' : '' }, String(r.jobs.dead)),
+          h('td', {}, canWrite() && r.role === 'source' ? h('button', { type: 'button', onclick: () => void action(`/connections/${r.id}/sync`, `Sync of ${r.name} queued`) }, 'Sync now')
+            : canWrite() && r.role === 'target' && r.platform !== 'ics-publish' ? h('button', { type: 'button', onclick: () => void action(`/connections/${r.id}/sweep`, `Check of ${r.name} queued`) }, 'Check calendar') : ''))))))));
+    const jobRow = (j: Job) => h('tr', { dataset: { job: j.id } }, h('td', {}, h('code', {}, j.kind)), h('td', {}, String(j.payload.targetId ?? j.payload.connectionId ?? '—')),
+      h('td', {}, `${j.attempts}/${j.maxAttempts}`), h('td', { class: 'err' }, j.lastError ?? '—'), h('td', {}, when(j.state === 'dead' ? j.updatedAt : j.runAt)),
+      h('td', {}, canWrite() ? h('button', { type: 'button', onclick: () => void action(`/jobs/${j.id}/retry`, `Job ${j.kind} queued again`) }, j.state === 'dead' ? 'Retry' : 'Retry now') : ''));
+    const jobTable = (id: string, title: string, jobs: Job[], whenLabel: string) => h('section', { 'aria-labelledby': id }, h('h2', { id }, `${title} (${jobs.length})`),
+      jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['Job', 'Connection', 'Attempts', 'Last error', whenLabel, ''].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, jobs.map(jobRow))))
+        : h('p', { class: 'muted' }, 'None.'));
+    sections.push(jobTable('dead', 'Dead letter', dead.items, 'Gave up at'), jobTable('retrying', 'Retrying', retrying, 'Next try'));
+    sections.push(h('section', { 'aria-labelledby': 'deliveries' }, h('h2', { id: 'deliveries' }, `Failed webhook deliveries (${failed.items.length})`),
+      failed.items.length ? h('ul', {}, failed.items.map((d) => h('li', {}, `${when(d.received_at)} · ${d.connection_id} · ${d.error ?? d.status} `,
+        canWrite() ? h('button', { type: 'button', onclick: () => void action(`/deliveries/${d.id}/replay`, 'Delivery replayed') }, 'Replay') : ''))) : h('p', { class: 'muted' }, 'None.')));
+    sections.push(h('p', {}, h('button', { type: 'button', onclick: () => void render() }, 'Refresh')));
+    body.replaceChildren(...sections);
+  }
+  await render();
+}
