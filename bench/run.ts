@@ -5,86 +5,25 @@
 //     signature and answers.
 //  2. Webhook → calendar write latency against the fake Google Calendar: Meridian (durable queue,
 //     worker) beside the baseline writing to the calendar API inline before answering.
+//  3. The web app: the week view of 20 practitioners with 1,000 appointments in Chromium (bench/ui.ts).
 // Options: --seconds N (default 5), --pg (also run Meridian on the PostgreSQL of MERIDIAN_TEST_PG).
-import { spawn, type ChildProcess } from 'node:child_process';
+// --peers: the comparison with Node-RED and n8n, reconciliation, cold start and the ingest profile (bench/peers.ts).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID, randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { getSource } from '../src/connectors/registry.ts';
 import { startFakeGoogle, type FakeGoogle } from '../test/fakes/google-calendar.ts';
-import { runLoad, type LoadResult, type Req } from './load.ts';
+import { runLoad, type LoadResult } from './load.ts';
 import { benchTargets } from './targets.ts';
+import { KEY, benchConfig, benchEnv, fakeToken, fmt, node, stop, webhookFactory } from './common.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf('--seconds') + 1]) || 5;
 const WITH_PG = args.includes('--pg');
 const PG_URL = process.env.MERIDIAN_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-const KEY = `bench-${randomBytes(8).toString('hex')}`;
-const HOST = 'https://api.calendly.com/users/bench-host';
-const calendly = getSource('calendly')!;
-
-function start(cmd: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, cmd, { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve({ url: m[1].replace('localhost', '127.0.0.1'), proc });
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-    proc.on('exit', (c) => reject(new Error(`${cmd.join(' ')} exited ${c}: ${out}`)));
-  });
-}
-
-function stop(p: ChildProcess): Promise<void> {
-  return new Promise((r) => {
-    if (p.exitCode !== null) return r();
-    p.once('exit', () => r());
-    p.kill('SIGTERM');
-  });
-}
-
-/** A fresh, validly signed booking webhook every call (unique ids: nothing is deduplicated away). */
-function webhookFactory(path: string): () => Req {
-  let n = 0;
-  return () => {
-    n++;
-    const start = new Date(Date.UTC(2027, 0, 1, 8) + (n % 5000) * 3_600_000).toISOString();
-    const end = new Date(Date.parse(start) + 45 * 60_000).toISOString();
-    const s = calendly.sampleWebhook!({ event: 'created', bookingId: randomUUID(), start, end, timeZone: 'America/Chicago', patient: { name: 'Bench Patient', email: 'p@example.org' }, hostRef: HOST }, { signingKey: KEY }, new Date());
-    return { path, headers: s.headers, body: s.rawBody };
-  };
-}
-
-function config(g: FakeGoogle, practitioners: number): string {
-  const ps = Array.from({ length: practitioners }, (_, i) => `  - { id: p${i}, name: Practitioner ${i}, locations: [main], targets: [{ connection: google, calendar: "p${i}@bench" }] }`).join('\n');
-  return `
-clinic: { id: bench, name: Bench Clinic, timeZone: America/Chicago }
-locations: [{ id: main, name: Main, timeZone: America/Chicago }]
-practitioners:
-${ps}
-connections:
-  - id: calendly
-    platform: calendly
-    secrets: { signingKey: { env: BENCH_KEY } }
-    refs: { defaultPractitioner: p0, practitioners: { "${HOST}": p0 } }
-  - id: google
-    platform: google-calendar
-    baseUrl: ${g.url}
-    config: { tokenUrl: ${g.tokenUrl} }
-    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
-`;
-}
 
 interface Row { what: string; meridian: LoadResult; plain: LoadResult }
-
-const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 
 async function latencyRun(url: string, g: FakeGoogle, idOf: (res: Record<string, any>, externalId: string) => string, n: number): Promise<{ p50: number; p99: number; max: number }> {
   const make = webhookFactory('/webhooks/calendly');
@@ -110,7 +49,7 @@ async function latencyRun(url: string, g: FakeGoogle, idOf: (res: Record<string,
 
 async function main(): Promise<void> {
   const g = await startFakeGoogle();
-  const tok = await (await fetch(g.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: g.credentials.refreshToken, client_id: g.credentials.clientId, client_secret: g.credentials.clientSecret }) })).json() as { access_token: string };
+  const tok = { access_token: await fakeToken(g) };
   const plainEnv = { SECRET: KEY, PLATFORM: 'calendly' };
   const backends: { name: string; env: NodeJS.ProcessEnv }[] = [{ name: 'SQLite', env: {} }];
   if (WITH_PG) {
@@ -122,10 +61,10 @@ async function main(): Promise<void> {
   const latencies: string[] = [];
   for (const be of backends) {
     const dir = mkdtempSync(join(tmpdir(), 'meridian-bench-'));
-    writeFileSync(join(dir, 'clinic.yaml'), config(g, 20));
-    const env = { ...be.env, BENCH_KEY: KEY, G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken };
-    const meridian = await start(['bin/meridian', 'serve', '--data', dir, '--config', join(dir, 'clinic.yaml'), '--port', '0'], env);
-    const plain = await start(['--import', 'tsx', 'bench/plain-server.ts'], plainEnv);
+    writeFileSync(join(dir, 'clinic.yaml'), benchConfig(g, 20));
+    const env = { ...be.env, ...benchEnv(g) };
+    const meridian = await node(['bin/meridian', 'serve', '--data', dir, '--config', join(dir, 'clinic.yaml'), '--port', '0'], env);
+    const plain = await node(['--import', 'tsx', 'bench/plain-server.ts'], plainEnv);
     try {
       for (const c of [10, 50]) {
         process.stderr.write(`ingest, ${be.name}, ${c} connections…\n`);
@@ -161,7 +100,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const inline = await start(['--import', 'tsx', 'bench/plain-server.ts'], { ...plainEnv, CALENDAR_URL: `${g.url}/calendar/v3/calendars/plain%40bench/events?sendUpdates=none`, TOKEN: tok.access_token });
+  const inline = await node(['--import', 'tsx', 'bench/plain-server.ts'], { ...plainEnv, CALENDAR_URL: `${g.url}/calendar/v3/calendars/plain%40bench/events?sendUpdates=none`, TOKEN: tok.access_token });
   // The plain server sends the fake's token it is given.
   const pl = await latencyRun(inline.url, g, (_res, externalId) => externalId, 100);
   await stop(inline.proc);
@@ -183,9 +122,13 @@ async function main(): Promise<void> {
   out.push('| Target write (create then move; 4 in flight unless said) | writes/s | HTTP round trips per write |');
   out.push('|---|---:|---:|');
   for (const t of targets) out.push(`| ${t.target} | ${fmt(t.writes / t.seconds, 0)} | ${t.requestsPerWrite === undefined ? '–' : fmt(t.requestsPerWrite, 2)} |`);
+  process.stderr.write('web app week view…\n');
+  out.push('', ...(await (await import('./ui.ts')).uiBenchRows()));
   process.stdout.write(`${out.join('\n')}\n`);
   if (g.violations.length) process.stdout.write(`\nfake Google saw ${g.violations.length} spec violations, first: ${g.violations[0]}\n`);
   await g.close();
 }
 
-await main();
+// `--peers`: Meridian beside the plain baseline, Node-RED and n8n; reconciliation; cold start (bench/peers.ts).
+if (args.includes('--peers')) await (await import('./peers.ts')).main(args);
+else await main();

@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
+import { sql } from 'kysely';
 import cliProgress from 'cli-progress';
 import { allDescriptors, getSource, getTarget } from '../connectors/registry.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
@@ -19,6 +20,10 @@ import { checkTokenAge, sweepJob } from '../engine/drift.ts';
 import { pollConnection, schedulePolls, type PollReport } from '../engine/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
+import { demoLogins, seedDemoSchedule } from './demo-staff.ts';
+import { createUser, listUsers, ROLES, type Role } from '../http/auth.ts';
+import { dropOlderKeys, prependKeyFile, reencryptStore } from '../store/crypto.ts';
+import { erasePatient } from '../engine/erase.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -78,7 +83,12 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
   }
   const app = await buildServer(hub, { trustProxy: process.env.MERIDIAN_TRUST_PROXY === '1' });
   const workerCount = Number(o.workers ?? process.env.MERIDIAN_WORKERS ?? 4);
-  const worker = new Worker(hub, { concurrency: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 4 });
+  // A job claimed by a process that dies (SIGKILL, a lost machine) runs again once its lease lapses (default 120 s).
+  const leaseSeconds = Number(process.env.MERIDIAN_JOB_LEASE_SECONDS ?? 120);
+  const worker = new Worker(hub, {
+    concurrency: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 4,
+    leaseMs: Number.isFinite(leaseSeconds) && leaseSeconds > 0 ? leaseSeconds * 1000 : 120_000,
+  });
   let address: string;
   try {
     address = await app.listen({ port, host });
@@ -166,6 +176,9 @@ async function demoSetup(o: GlobalOptions): Promise<void> {
       const { key } = await createApiKey(hub, 'demo', ['admin']);
       writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
     }
+    // People who can sign in to the web app, and a day's schedule to look at.
+    await demoLogins(hub, dataDir);
+    await seedDemoSchedule(hub);
   });
 }
 
@@ -177,6 +190,7 @@ async function demoBanner(url: string, hub: Hub, o: GlobalOptions): Promise<void
     '',
     'Meridian demo clinic is ready.',
     `  Web:        ${url}/`,
+    ...(await demoLogins(hub, dataDirOf(o))).map((l) => `  Sign in:    ${l.email} / ${l.password}   (${l.role === 'owner' ? 'owner: everything' : `practitioner: only ${l.practitionerId}'s schedule`})`),
     `  API:        ${url}/api/v1/openapi.json   (API key: ${key})`,
     `  Try:        curl -H "Authorization: Bearer ${key}" ${url}/api/v1/appointments`,
     ...sources.map((s) => `  Webhook:    ${url}/webhooks/${s.id}`),
@@ -417,6 +431,36 @@ audit.command('export').description('write the audit log as JSON Lines to stdout
     });
   });
 
+const secrets = program.command('secrets').description('secrets at rest (connection secrets and feed tokens, AES-256-GCM)');
+secrets.command('rotate')
+  .description('re-encrypt every stored secret with the newest key. With MERIDIAN_SECRET_KEY=<new>,<old>: to <new> (then drop <old> and restart). With the key file: a fresh key is made, everything re-encrypted, and the old keys removed from the file (restart the server afterwards)')
+  .option('--keep-old', 'key file: keep the older keys in the file')
+  .action(async (o: { keepOld?: boolean }, cmd: Command) => {
+    const keyFile = join(dataDirOf(globals(cmd)), 'secret.key');
+    const inFile = !process.env.MERIDIAN_SECRET_KEY && existsSync(keyFile);
+    if (inFile) prependKeyFile(keyFile);
+    await withHub(globals(cmd), async (hub) => {
+      // Old ciphertexts must not linger in freed pages or the WAL (the old key may be the compromised one).
+      if (hub.store.dialect === 'sqlite') await sql`pragma secure_delete = on`.execute(hub.store.db);
+      const r = await reencryptStore(hub.store.db, hub.box);
+      if (hub.store.dialect === 'sqlite') await sql`pragma wal_checkpoint(TRUNCATE)`.execute(hub.store.db);
+      const dropped = inFile && !o.keepOld ? dropOlderKeys(keyFile) : 0;
+      out(`${r.reencrypted} of ${r.total} stored secrets re-encrypted with key ${hub.box.currentKeyId}${dropped ? `; ${dropped} older key(s) removed from ${keyFile}` : ''}`);
+      if (!inFile) out('every secret now uses the first key of MERIDIAN_SECRET_KEY: the others can be dropped');
+    });
+  });
+
+const patients = program.command('patients').description('patients\' personal data');
+patients.command('erase').requiredOption('--email <address>', 'the patient\'s e-mail address')
+  .description('erase a patient\'s personal data everywhere Meridian keeps it (appointments stay, as "Erased patient"; calendars are re-rendered; the audit chain still verifies)')
+  .action(async (o: { email: string }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const r = await erasePatient(hub, { email: o.email }, 'cli:patients-erase');
+      out(r);
+      if (r.auditLegacy) process.stderr.write(`meridian: ${r.auditLegacy} audit entries from before erasable entries still hold this patient's data (erasing them would break the chain)\n`);
+    });
+  });
+
 const jobs = program.command('jobs').description('the outbox: calendar writes, fetches, write-backs');
 jobs.command('list').description('list jobs (newest first)')
   .addOption(new Option('--state <state>', 'only this state').choices(['pending', 'running', 'done', 'dead']))
@@ -437,6 +481,47 @@ jobs.command('retry').argument('<id>').description('run a dead or waiting job ag
       out(`job ${id} will run at the next poll of a running server`);
     });
   });
+
+/** A password typed at the terminal without echo (twice), or read from stdin with --password-stdin. */
+async function readPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin) return readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+  if (!process.stdin.isTTY) throw new UsageError('no terminal to ask for the password: pipe it in with --password-stdin');
+  const { createInterface } = await import('node:readline');
+  const ask = (q: string) => new Promise<string>((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    const w = rl as unknown as { _writeToOutput(s: string): void };
+    w._writeToOutput = (s: string) => { if (s.startsWith(q)) process.stderr.write(q); };
+    rl.question(q, (a) => { rl.close(); process.stderr.write('\n'); resolve(a); });
+  });
+  const first = await ask('Password: ');
+  if ((await ask('Again: ')) !== first) throw new UsageError('the two passwords differ');
+  return first;
+}
+
+const users = program.command('users').description('staff accounts of the web app');
+users.command('add').argument('<email>')
+  .description('add a staff account (the first one is usually the owner)')
+  .addOption(new Option('--role <role>', 'owner (everything), front_desk (schedule and operations), practitioner (own schedule only)').choices([...ROLES]).makeOptionMandatory())
+  .option('--name <name>', 'display name')
+  .option('--practitioner <id>', 'the practitioner a practitioner account belongs to')
+  .option('--password-stdin', 'read the password from stdin instead of asking')
+  .action(async (email: string, o: { role: Role; name?: string; practitioner?: string; passwordStdin?: boolean }, cmd: Command) => {
+    const password = await readPassword(Boolean(o.passwordStdin));
+    await withHub(globals(cmd), async (hub) => {
+      try {
+        const u = await createUser(hub, { email, name: o.name, role: o.role, password, practitionerId: o.practitioner }, 'cli:users');
+        out(`added ${u.email} (${u.role}${u.practitionerId ? `, ${u.practitionerId}` : ''}); sign in at the server's web address`);
+      } catch (err) {
+        if ((err as { status?: number }).status && (err as { status: number }).status < 500) fail((err as Error).message, 2);
+        throw err;
+      }
+    });
+  });
+users.command('list').action(async (_o, cmd: Command) => {
+  await withHub(globals(cmd), async (hub) => {
+    for (const u of await listUsers(hub)) out(`${u.email}  ${u.role}${u.practitionerId ? ` (${u.practitionerId})` : ''}${u.disabled ? '  DISABLED' : ''}`);
+  });
+});
 
 const keys = program.command('keys').description('API keys');
 keys.command('create').argument('<name>')
@@ -488,9 +573,12 @@ program.command('platforms').description('every connector with its capabilities 
   .action((o: { json?: boolean }) => {
     const ds = allDescriptors();
     if (o.json) return out(ds);
+    const idWidth = Math.max(...ds.map((d) => d.id.length)) + 1;
+    const roleWidth = Math.max(...ds.map((d) => d.role.length)) + 1;
+    const indent = ' '.repeat(idWidth + roleWidth + 2);
     for (const d of ds) {
       const caps = Object.entries(d.capabilities).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none';
-      out(`${d.id.padEnd(18)} ${d.role.padEnd(7)} ${d.displayName}\n${' '.repeat(27)}capabilities: ${caps}\n${' '.repeat(27)}${'signature' in d ? `webhooks: ${d.signature}\n${' '.repeat(27)}` : ''}fidelity: ${d.fidelity}`);
+      out(`${d.id.padEnd(idWidth)} ${d.role.padEnd(roleWidth)} ${d.displayName}\n${indent}capabilities: ${caps}\n${indent}${'signature' in d && d.signature ? `webhooks: ${d.signature}\n${indent}` : ''}fidelity: ${d.fidelity}`);
     }
   });
 

@@ -1,5 +1,6 @@
 // REST API v1. Each route is declared once in ROUTES (method, path, scope, schemas, handler); the
 // router and the OpenAPI document are both generated from that table, so they cannot disagree.
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { allDescriptors } from '../connectors/registry.ts';
 import { APPOINTMENT_STATUSES, PRIVACY_LEVELS, type Appointment } from '../domain/types.ts';
@@ -7,6 +8,8 @@ import { isIanaZone } from '../domain/time.ts';
 import type { Hub } from '../engine/hub.ts';
 import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../engine/staff.ts';
 import { replayDelivery } from '../engine/ingest.ts';
+import { listOutboundDeliveries, replayOutboundDelivery } from '../engine/webhooks-out.ts';
+import { confirmLead, declineLead, LEAD_STATUSES, listLeads, type ConfirmInput, type LeadStatus } from '../engine/leads.ts';
 import { listFeeds, rotateFeed } from '../engine/feeds.ts';
 import { saveSecrets, setConnectionStatus } from '../engine/connections.ts';
 import { type Scope } from '../engine/apikeys.ts';
@@ -16,7 +19,10 @@ import { sweepJob } from '../engine/drift.ts';
 import { decideHeld, HoldError, listHeld, pollJob } from '../engine/poll.ts';
 import { getAppointment, getConnectionRow, getPractitioner, listAppointments, listConnections, listPractitioners, toConnection } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
+import { erasePatient } from '../engine/erase.ts';
 import { HttpError } from './errors.ts';
+import { contactRef, listNotifications, listOptOuts, optIn, optOut } from '../engine/notify.ts';
+import { createUser, listUsers, ROLES, setUserDisabled, type Principal, type Role } from './auth.ts';
 
 const instant = z.string().refine((s) => Number.isFinite(Date.parse(s)) && /T.*(Z|[+-]\d\d:?\d\d)$/.test(s), 'an ISO-8601 instant with Z or an offset');
 const zone = z.string().refine(isIanaZone, 'an IANA time zone');
@@ -28,6 +34,13 @@ export interface RouteContext {
   query: Record<string, unknown>;
   body: unknown;
   actor: string;
+  /** Who is asking (API key or staff session). */
+  principal?: Principal;
+}
+
+/** A handler's answer sent as a file download instead of JSON. */
+export class Download {
+  constructor(public contentType: string, public filename: string, public body: string) {}
 }
 
 export interface Route {
@@ -85,6 +98,16 @@ const rescheduleBody = z.object({
 }).strict();
 
 const targetBinding = z.object({ connection: z.string().min(1), calendar: z.string().optional() }).strict();
+
+const auditQuery = z.object({
+  entity: z.string().optional().describe('an appointment (or other entity) id'),
+  action: z.string().optional().describe('an action; `appointment.*` for every action starting so'),
+  actor: z.string().optional().describe('an actor (`user:…`, `api:…`, `worker:…`); a trailing * matches a prefix'),
+  patient: z.string().min(2).max(200).optional().describe('part of a patient\'s name or e-mail: entries about their appointments'),
+  from: instant.optional(), to: instant.optional(),
+});
+type AuditFilter = z.infer<typeof auditQuery>;
+const AUDIT_EXPORT_MAX = 200_000;
 
 async function appointmentOr404(hub: Hub, id: string): Promise<Appointment> {
   const a = await getAppointment(hub.store.db, id);
@@ -326,19 +349,75 @@ export const ROUTES: Route[] = [
   },
   {
     method: 'GET', path: '/audit', scope: 'read', tag: 'audit', summary: 'The audit log, newest first',
-    query: z.object({
-      entity: z.string().optional(), action: z.string().optional(), actor: z.string().optional(),
+    query: auditQuery.extend({
       before: z.coerce.number().int().optional().describe('sequence number to page from'), limit: z.coerce.number().int().min(1).max(1000).optional(),
     }),
     async handler({ hub, query }) {
-      const q = query as { entity?: string; action?: string; actor?: string; before?: number; limit?: number };
-      let s = hub.store.db.selectFrom('audit').selectAll();
-      if (q.entity) s = s.where('entity_id', '=', q.entity);
-      if (q.action) s = s.where('action', '=', q.action);
-      if (q.actor) s = s.where('actor', '=', q.actor);
+      const q = query as AuditFilter & { before?: number; limit?: number };
+      let s = await auditSelect(hub, q);
       if (q.before) s = s.where('seq', '<', q.before);
       const rows = await s.orderBy('seq', 'desc').limit(q.limit ?? 100).execute();
       return { items: rows.map(auditRow) };
+    },
+  },
+  {
+    method: 'GET', path: '/audit/export', scope: 'read', tag: 'audit',
+    summary: 'The audit entries matching the same filters as /audit, oldest first, as CSV or JSON Lines (with each entry\'s hash and its predecessor\'s)',
+    query: auditQuery.extend({ format: z.enum(['csv', 'jsonl']).default('jsonl') }),
+    async handler({ hub, query }) {
+      const q = query as AuditFilter & { format: 'csv' | 'jsonl' };
+      const rows = await (await auditSelect(hub, q)).orderBy('seq').limit(AUDIT_EXPORT_MAX).execute();
+      const stamp = hub.clock.now().toISOString().slice(0, 19).replace(/[:T]/g, '-');
+      if (q.format === 'jsonl') return new Download('application/x-ndjson; charset=utf-8', `meridian-audit-${stamp}.jsonl`, rows.map((r) => `${JSON.stringify({ ...auditRow(r), prevHash: r.prev_hash, hash: r.hash })}\n`).join(''));
+      const cols = ['seq', 'at', 'actor', 'action', 'entity_type', 'entity_id', 'before', 'after', 'meta', 'prev_hash', 'hash'] as const;
+      const lines = [cols.join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))];
+      return new Download('text/csv; charset=utf-8', `meridian-audit-${stamp}.csv`, `${lines.join('\r\n')}\r\n`);
+    },
+  },
+  {
+    method: 'GET', path: '/users', scope: 'admin', tag: 'setup', summary: 'Staff accounts of the web app (password hashes are never returned)',
+    handler: async ({ hub }) => ({ items: await listUsers(hub) }),
+  },
+  {
+    method: 'POST', path: '/users', scope: 'admin', tag: 'setup', status: 201,
+    summary: 'Add a staff account: owner (admin), front_desk (write) or practitioner (reads only their own schedule; needs practitionerId)',
+    body: z.object({ email: z.string().min(3).max(320), name: z.string().max(200).optional(), role: z.enum(ROLES), password: z.string().min(1).max(200), practitionerId: z.string().optional() }).strict(),
+    handler: ({ hub, body, actor }) => createUser(hub, body as { email: string; name?: string; role: Role; password: string; practitionerId?: string }, actor),
+  },
+  {
+    method: 'PATCH', path: '/users/:id', scope: 'admin', tag: 'setup', params: idParam, summary: 'Disable (signs them out everywhere) or re-enable a staff account',
+    body: z.object({ disabled: z.boolean() }).strict(),
+    handler: ({ hub, params, body, actor }) => setUserDisabled(hub, params.id, (body as { disabled: boolean }).disabled, actor),
+  },
+  {
+    method: 'POST', path: '/patients/erase', scope: 'admin', tag: 'privacy',
+    summary: 'Erase a patient\'s personal data everywhere Meridian keeps it (appointments stay as "Erased patient", calendars are re-rendered, the audit chain still verifies). Erase them at the booking platform too, or its next delivery brings the data back.',
+    body: z.object({ email: z.email() }).strict(),
+    handler: ({ hub, body, actor }) => erasePatient(hub, body as { email: string }, actor),
+  },
+  {
+    method: 'GET', path: '/health/connections', scope: 'read', tag: 'operations',
+    summary: 'Each connection\'s health: status, last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries',
+    async handler({ hub }) {
+      const db = hub.store.db;
+      const roles = new Map(allDescriptors().map((d) => [d.id, { role: d.role, displayName: d.displayName }]));
+      const items = [];
+      for (const c of await listConnections(db)) {
+        // Jobs name their connection in the payload (targetId for calendar writes, connectionId otherwise).
+        const mine = (q: ReturnType<typeof db.selectFrom<'job'>>) => q.where((eb) => eb.or([eb('payload', 'like', `%"targetId":${JSON.stringify(c.id)}%`), eb('payload', 'like', `%"connectionId":${JSON.stringify(c.id)}%`)]));
+        const open = await mine(db.selectFrom('job')).select(['state', 'last_error']).where('state', 'in', ['pending', 'running', 'dead']).execute();
+        const lastJob = await mine(db.selectFrom('job')).select('updated_at').where('state', '=', 'done').orderBy('updated_at', 'desc').limit(1).executeTakeFirst();
+        const lastDelivery = await db.selectFrom('delivery').select('applied_at').where('connection_id', '=', c.id).where('applied_at', 'is not', null).orderBy('applied_at', 'desc').limit(1).executeTakeFirst();
+        const failedDeliveries = await db.selectFrom('delivery').select((eb) => eb.fn.countAll<number>().as('n')).where('connection_id', '=', c.id).where('status', 'in', ['failed', 'unreadable']).executeTakeFirst();
+        const lastSuccessAt = [c.lastSyncAt, lastJob?.updated_at, lastDelivery?.applied_at ?? undefined].filter((x): x is string => Boolean(x)).sort().at(-1);
+        items.push({
+          id: c.id, name: c.name, platform: c.platform, platformName: roles.get(c.platform)?.displayName ?? c.platform, role: roles.get(c.platform)?.role,
+          status: c.status, needsReconnect: c.status === 'needs_reauth', lastError: c.lastError, lastPollAt: c.lastSyncAt, lastSuccessAt,
+          jobs: { waiting: open.filter((j) => j.state !== 'dead' && !j.last_error).length, retrying: open.filter((j) => j.state !== 'dead' && j.last_error).length, dead: open.filter((j) => j.state === 'dead').length },
+          failedDeliveries: Number(failedDeliveries?.n ?? 0),
+        });
+      }
+      return { items, jobs: await jobCounts(db) };
     },
   },
   {
@@ -382,10 +461,123 @@ export const ROUTES: Route[] = [
     },
   },
   {
+    method: 'GET', path: '/outbound-deliveries', scope: 'read', tag: 'operations',
+    summary: 'Outbound webhook deliveries, newest first: status (pending, retrying, delivered, failed), attempts and the receiver\'s answer code (bodies are not listed)',
+    query: z.object({
+      status: z.enum(['pending', 'retrying', 'delivered', 'failed']).optional(), connection: z.string().optional(),
+      entity: z.string().optional().describe('an appointment or lead id'), limit: z.coerce.number().int().min(1).max(1000).optional(),
+    }),
+    handler: async ({ hub, query }) => ({ items: await listOutboundDeliveries(hub.store.db, query as { status?: string; connection?: string; entity?: string; limit?: number }) }),
+  },
+  {
+    method: 'POST', path: '/outbound-deliveries/:id/replay', scope: 'write', tag: 'operations', params: idParam, status: 202,
+    summary: 'Send an outbound webhook delivery again now (the same webhook-id, a fresh timestamp and signature)',
+    async handler({ hub, params, actor }) {
+      const d = await replayOutboundDelivery(hub, params.id, actor);
+      if (!d) throw new HttpError(404, 'not_found', `no outbound delivery ${params.id}`);
+      return d;
+    },
+  },
+  {
+    method: 'GET', path: '/leads', scope: 'read', tag: 'leads',
+    summary: 'Lead-form submissions, newest first: `requested` (Meridian placed a requested appointment), `needs_triage` (nothing fitted: staff place it), `booked`, `declined`',
+    query: z.object({ status: z.enum(LEAD_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
+    handler: async ({ hub, query }) => ({ items: await listLeads(hub, query as { status?: LeadStatus; limit?: number }) }),
+  },
+  {
+    method: 'POST', path: '/leads/:id/confirm', scope: 'write', tag: 'leads', params: idParam,
+    summary: 'Confirm a lead: its appointment becomes booked and goes to calendars. Optionally put it elsewhere (practitionerId, start, end); a lead in triage needs practitionerId and start. 409 double_booking unless `override`.',
+    body: z.object({ practitionerId: z.string().min(1).optional(), start: instant.optional(), end: instant.optional(), override: z.boolean().optional() }).strict(),
+    handler: ({ hub, params, body, actor }) => confirmLead(hub, params.id, (body ?? {}) as ConfirmInput, actor),
+  },
+  {
+    method: 'POST', path: '/leads/:id/decline', scope: 'write', tag: 'leads', params: idParam,
+    summary: 'Decline a lead: its requested appointment (if any) is cancelled with the reason',
+    body: z.object({ reason: z.string().max(500).optional() }).strict(),
+    handler: ({ hub, params, body, actor }) => declineLead(hub, params.id, (body as { reason?: string } | undefined)?.reason, actor),
+  },
+  {
+    method: 'GET', path: '/notifications', scope: 'read', tag: 'notifications',
+    query: z.object({ appointment: z.string().min(1).max(200).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
+    summary: 'Messages sent, suppressed (with why) or refused, newest first; addresses masked',
+    handler: async ({ hub, query }) => {
+      const q = query as { appointment?: string; limit?: number };
+      return { items: await listNotifications(hub, { appointmentId: q.appointment, limit: q.limit }) };
+    },
+  },
+  {
+    method: 'GET', path: '/notification-settings', scope: 'read', tag: 'notifications',
+    summary: 'The clinics\' notification rules as applied from the configuration file (`notifications:`); null when a clinic sends none',
+    handler: async ({ hub }) => {
+      const rows = await hub.store.db.selectFrom('clinic').select(['id', 'settings']).orderBy('id').execute();
+      return { items: rows.map((r) => ({ clinic: r.id, notifications: JSON.parse(r.settings).notifications ?? null })) };
+    },
+  },
+  {
+    method: 'GET', path: '/opt-outs', scope: 'read', tag: 'notifications', summary: 'Addresses that receive no messages (masked), with where the opt-out came from',
+    handler: async ({ hub }) => ({ items: await listOptOuts(hub) }),
+  },
+  {
+    method: 'POST', path: '/opt-outs', scope: 'write', tag: 'notifications', status: 201,
+    summary: 'Opt an e-mail address or phone number out of every message, at once',
+    body: z.object({ address: z.string().min(3).max(200), source: z.string().max(100).optional() }).strict(),
+    handler: async ({ hub, body, actor }) => {
+      const b = body as { address: string; source?: string };
+      await optOut(hub, b.address, b.source ?? 'staff', actor);
+      return { contact: contactRef(b.address), optedOut: true };
+    },
+  },
+  {
+    method: 'POST', path: '/opt-outs/remove', scope: 'write', tag: 'notifications',
+    summary: 'The patient consents again: messages to this address resume (the address is in the body, never the URL)',
+    body: z.object({ address: z.string().min(3).max(200) }).strict(),
+    handler: async ({ hub, body, actor }) => {
+      const b = body as { address: string };
+      if (!(await optIn(hub, b.address, actor))) throw new HttpError(404, 'not_found', 'that address is not opted out');
+      return { contact: contactRef(b.address), optedOut: false };
+    },
+  },
+  {
     method: 'GET', path: '/platforms', scope: 'read', tag: 'setup', summary: 'Every connector with its capabilities and fidelity',
     handler: async () => ({ items: allDescriptors() }),
   },
 ];
+
+
+/** LIKE with an explicit escape character, so `%`, `_` and a backslash in a search match themselves on SQLite too. */
+const escapeLike = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
+const likeEscaped = (column: string, pattern: string) => sql<boolean>`${sql.ref(column)} like ${pattern} escape '\\'`;
+const lowerLikeEscaped = (column: string, pattern: string) => sql<boolean>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`;
+
+/** `x*` matches a prefix; anything else matches exactly. */
+function textMatch(column: 'action' | 'actor', v: string) {
+  return v.endsWith('*') ? likeEscaped(column, `${escapeLike(v.slice(0, -1))}%`) : sql<boolean>`${sql.ref(column)} = ${v}`;
+}
+
+async function auditSelect(hub: Hub, q: AuditFilter) {
+  let s = hub.store.db.selectFrom('audit').selectAll();
+  if (q.entity) s = s.where('entity_id', '=', q.entity);
+  if (q.action) s = s.where(textMatch('action', q.action));
+  if (q.actor) s = s.where(textMatch('actor', q.actor));
+  if (q.from) s = s.where('at', '>=', new Date(q.from).toISOString());
+  if (q.to) s = s.where('at', '<', new Date(q.to).toISOString());
+  if (q.patient) {
+    // Matched on the appointments as they are now: the patient's whole trail, whatever each entry holds.
+    const like = `%${escapeLike(q.patient.toLowerCase())}%`;
+    const ids = await hub.store.db.selectFrom('appointment').select('id')
+      .where((eb) => eb.or([lowerLikeEscaped('patient_name', like), lowerLikeEscaped('patient_email', like)])).limit(5000).execute();
+    s = s.where('entity_id', 'in', ids.length ? ids.map((r) => r.id) : ['']);
+  }
+  return s;
+}
+
+/** One CSV cell (RFC 4180 quoting); a leading = + - @ is defused so a spreadsheet never runs it as a formula. */
+function csvCell(v: string | number | null): string {
+  if (v === null) return '';
+  let t = String(v);
+  if (/^[=+\-@\t\r]/.test(t)) t = `'${t}`;
+  return /[",\r\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+}
 
 function auditRow(r: { seq: number; at: string; actor: string; action: string; entity_type: string; entity_id: string; before: string | null; after: string | null; meta: string | null }) {
   const j = (s: string | null) => (s === null ? undefined : JSON.parse(s));

@@ -5,13 +5,18 @@ import formbody from '@fastify/formbody';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { ingestWebhook } from '../engine/ingest.ts';
+import { ingestLead } from '../engine/leads.ts';
+import { receiveNotifierCallback } from '../engine/notify-inbound.ts';
 import { renderFeedForToken } from '../engine/feeds.ts';
-import { checkApiKey, hasScope, type ApiKeyInfo } from '../engine/apikeys.ts';
+import { hasScope, type ApiKeyInfo } from '../engine/apikeys.ts';
 import { StaffError } from '../engine/staff.ts';
 import { updateJobGauges } from '../engine/worker.ts';
 import type { Hub } from '../engine/hub.ts';
-import { ROUTES, openApiDocument } from './api.ts';
+import { Download, ROUTES, openApiDocument } from './api.ts';
+import { authenticate, guardRoute, redactFor, registerAuth } from './auth.ts';
+import { registerUi } from './ui-assets.ts';
 import { HttpError, errorBody } from './errors.ts';
+import { RateLimiter, bucketOf, rateLimitsFromEnv, type RateLimitOptions } from './ratelimit.ts';
 
 export const VERSION = '0.1.0';
 /** Webhook bodies above this are refused (413) before verification. */
@@ -20,6 +25,8 @@ export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 export interface ServerOptions {
   /** Trust X-Forwarded-* (behind a reverse proxy). */
   trustProxy?: boolean;
+  /** Per-client limits on the public routes (default: MERIDIAN_RATE_LIMIT_* from the hub's environment). */
+  rateLimit?: RateLimitOptions;
 }
 
 declare module 'fastify' {
@@ -39,15 +46,38 @@ function publicUrlOf(hub: Hub, req: FastifyRequest): string {
 }
 
 export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, trustProxy: o.trustProxy ?? false, bodyLimit: 256 * 1024, return503OnClosing: true });
-  await app.register(formbody);
-
-  app.addHook('onSend', async (_req, reply, payload) => {
+  const securityHeaders = (reply: FastifyReply) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     reply.header('x-frame-options', 'DENY');
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    // Nothing but the web app's own page (which sets its own policy) may run or embed anything.
+    if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'");
+    if (hub.publicUrl?.startsWith('https:')) reply.header('strict-transport-security', 'max-age=31536000');
+  };
+  const app = Fastify({
+    logger: false, trustProxy: o.trustProxy ?? false, bodyLimit: 256 * 1024, return503OnClosing: true,
+    // The router's own refusals (a malformed %-escape, an over-long id) get our headers and error shape too.
+    frameworkErrors: (err, _req, res) => {
+      const reply = res as unknown as FastifyReply;
+      securityHeaders(reply);
+      const long = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      return reply.status(long ? 414 : 400).send(errorBody(long ? 'uri_too_long' : 'invalid_url', long ? 'a path segment is too long' : 'the URL is not valid'));
+    },
+  });
+  await app.register(formbody);
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    securityHeaders(reply);
     return payload;
+  });
+
+  // Public routes draw from a per-client token bucket before anything is read or parsed.
+  const limiter = new RateLimiter(o.rateLimit ?? rateLimitsFromEnv(hub.env));
+  app.addHook('onRequest', async (req, reply) => {
+    const bucket = bucketOf(req.method, req.url);
+    const wait = bucket ? limiter.take(bucket, req.ip) : 0;
+    if (wait > 0) return reply.status(429).header('retry-after', String(wait)).send(errorBody('rate_limited', `too many requests from this address: try again in ${wait} s`));
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -76,6 +106,18 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       const out = await ingestWebhook(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url });
       hub.metrics.ingestSeconds.observe({ platform: 'all' }, Number(process.hrtime.bigint() - t0) / 1e9);
       return reply.status(out.status).send(out.body);
+    });
+    // Lead forms (Typeform, Jotform, Tally, a plain JSON or form post): the same raw bytes, verified first.
+    scope.post<{ Params: { connectionId: string } }>('/leads/:connectionId', async (req, reply) => {
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const out = await ingestLead(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      return reply.status(out.status).send(out.body);
+    });
+    // Notification providers' callbacks (SMS delivery statuses and replies): verified on these bytes too.
+    scope.post<{ Params: { connectionId: string } }>('/notify/:connectionId', async (req, reply) => {
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const out = await receiveNotifierCallback(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      return reply.status(out.status).type(out.contentType).send(out.body);
     });
   });
 
@@ -106,37 +148,38 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
 
   // ---------------------------------------------------------------- API
   app.get('/api/v1/openapi.json', async () => openApiDocument(VERSION));
+  // An API key, or a staff session cookie (then unsafe methods need the CSRF token and our own origin).
   app.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/api/v1/') || req.url.startsWith('/api/v1/openapi.json')) return;
-    const auth = req.headers.authorization;
-    const key = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : (req.headers['x-api-key'] as string | undefined);
-    if (!key) throw new HttpError(401, 'unauthenticated', 'send an API key: Authorization: Bearer mer_…');
-    const info = await checkApiKey(hub, key);
-    if (!info) throw new HttpError(401, 'unauthenticated', 'this API key is not valid or was revoked');
-    req.apiKey = info;
+    req.principal = await authenticate(hub, req);
   });
+  await registerAuth(app, hub);
   for (const r of ROUTES) {
     app.route({
       method: r.method,
       url: `/api/v1${r.path}`,
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
-        const key = req.apiKey!;
-        if (!hasScope(key.scopes, r.scope)) throw new HttpError(403, 'forbidden', `this API key lacks the "${r.scope}" scope`);
+        const who = req.principal!;
+        if (!hasScope(who.scopes, r.scope)) throw new HttpError(403, 'forbidden', who.kind === 'key' ? `this API key lacks the "${r.scope}" scope` : `your role (${who.user?.role}) cannot do this`);
         const params = r.params ? r.params.parse(req.params) : (req.params as Record<string, string>);
         const query = r.query ? r.query.parse(req.query ?? {}) : {};
         const body = r.body ? r.body.parse(req.body ?? {}) : undefined;
-        const result = await r.handler({ hub, params: params as Record<string, string>, query, body, actor: `api:${key.name}` });
-        return reply.status(r.status ?? 200).send(result);
+        await guardRoute(hub, who, r, params as Record<string, string>, query);
+        const result = await r.handler({ hub, params: params as Record<string, string>, query, body, actor: who.actor, principal: who });
+        if (result instanceof Download) return reply.type(result.contentType).header('content-disposition', `attachment; filename="${result.filename}"`).send(result.body);
+        return reply.status(r.status ?? 200).send(redactFor(who, result));
       },
     });
   }
 
-  app.get('/', async (req, reply) => {
+  // The web app (built from src/ui by `npm run build:ui`, which `npm start` runs first).
+  if (!registerUi(app)) app.get('/', async (req, reply) => {
     const base = publicUrlOf(hub, req);
     return reply.type('text/html; charset=utf-8').send(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Meridian</title>
 <body style="font:16px system-ui;max-width:40rem;margin:3rem auto;color:#1b1b1b"><h1>Meridian is running</h1>
 <p>Appointment hub API: <a href="${base}/api/v1/openapi.json">OpenAPI document</a> · <a href="${base}/healthz">health</a> · <a href="${base}/metrics">metrics</a>.</p>
-<p>Webhooks go to <code>${base}/webhooks/&lt;connection id&gt;</code>.</p></body></html>`);
+<p>Webhooks go to <code>${base}/webhooks/&lt;connection id&gt;</code>.</p>
+<p>The web app is not built: run <code>npm run build:ui</code> and restart.</p></body></html>`);
   });
   return app;
 }

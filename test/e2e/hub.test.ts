@@ -313,8 +313,9 @@ for (const backend of BACKENDS) {
       assert.equal(booked.status, 201);
       await eventually(async () => (await api('GET', '/connections')).body.items.find((c: { id: string; status: string }) => c.id === 'google')?.status === 'needs_reauth', 15_000, 'google needs reconnecting');
       assert.equal(mine(booked.body.id).length, 0);
-      const waiting = (await api('GET', '/jobs?state=pending')).body.items.filter((j: { payload: { appointmentId?: string; targetId?: string } }) => j.payload.appointmentId === booked.body.id && j.payload.targetId === 'google');
-      assert.equal(waiting.length, 1, 'the write waits, it is not dropped');
+      // The connection is marked before the worker puts the job back to wait: give it that moment.
+      const parked = async () => (await api('GET', '/jobs?state=pending')).body.items.filter((j: { payload: { appointmentId?: string; targetId?: string } }) => j.payload.appointmentId === booked.body.id && j.payload.targetId === 'google');
+      await eventually(async () => (await parked()).length === 1, 15_000, 'the write waits, it is not dropped');
       g.revokeGrant(false);
       assert.equal((await api('PUT', '/connections/google/secrets', { accessToken: 'reconnected' })).status, 200);
       await eventually(() => mine(booked.body.id).length === 1, 15_000, 'the parked write happened after reconnecting');

@@ -192,6 +192,11 @@ describe('web app sign-in, sessions and roles', () => {
     assert.deepEqual(byPatient.body.trim().split('\n').map((l) => JSON.parse(l).entityId), [okaforAppt, okaforAppt]);
     const byActor = await get('format=jsonl&actor=api:*&action=appointment.*');
     assert.deepEqual(byActor.body.trim().split('\n').map((l) => JSON.parse(l).actor), ['api:robot']);
+    // LIKE wildcards in a search are literal: an e-mail with "_" finds its patient, and "_" alone finds no one else.
+    const underscored = await staffCreate(hub, { practitionerId: 'nakamura', start: '2030-04-02T15:00:00Z', end: '2030-04-02T15:30:00Z', patient: { name: 'Jo Ng', email: 'jo_ng@example.net' } }, 'test');
+    const byEmail = await get('format=jsonl&patient=jo_ng@');
+    assert.deepEqual([...new Set(byEmail.body.trim().split('\n').map((l) => JSON.parse(l).entityId))], [underscored.id]);
+    assert.equal((await get('format=jsonl&patient=a_a')).body, '');
     const none = await get('format=jsonl&to=2000-01-01T00:00:00Z');
     assert.equal(none.body, '');
     const csv = await get('format=csv&patient=hyperlink');

@@ -104,7 +104,7 @@ export function toChange(a: BookafyAppointment, readAt: Date): SourceChange {
       ...(idOf(a.user_id) ? { practitionerRef: idOf(a.user_id) } : {}),
       ...(idOf(a.service_id) ? { serviceRef: idOf(a.service_id) } : {}),
       patient: {
-        name: who.name?.trim() || 'Unknown patient',
+        name: (typeof who.name === 'string' && who.name.trim()) || 'Unknown patient',
         ...(who.email ? { email: who.email } : {}), ...(who.phone ? { phone: who.phone } : {}),
       },
       ...(a.description ? { notes: a.description } : {}),

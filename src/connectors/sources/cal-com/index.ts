@@ -65,7 +65,7 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
 function patientOf(p: Person | undefined): NonNullable<SourceChange['appointment']['patient']> | undefined {
   if (!p) return undefined;
   return {
-    name: p.name?.trim() || 'Unknown patient', ...(p.email ? { email: p.email } : {}), ...(p.phoneNumber ? { phone: p.phoneNumber } : {}),
+    name: (typeof p.name === 'string' && p.name.trim()) || 'Unknown patient', ...(p.email ? { email: p.email } : {}), ...(p.phoneNumber ? { phone: p.phoneNumber } : {}),
     ...(p.timeZone && isIanaZone(p.timeZone) ? { timeZone: p.timeZone } : {}),
   };
 }

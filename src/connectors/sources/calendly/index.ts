@@ -59,9 +59,10 @@ function toChange(inv: Invitee, kind: SourceChange['kind'], occurredAt: string, 
   if (typeof inv.uri !== 'string' || !INVITEE_URI.test(inv.uri)) throw new UnreadablePayload('the invitee has no valid uri');
   const ev = event ?? inv.scheduled_event ?? undefined;
   const host = ev?.event_memberships?.[0];
-  const name = inv.name?.trim() || [inv.first_name, inv.last_name].filter(Boolean).join(' ').trim();
-  const notes = (inv.questions_and_answers ?? [])
-    .filter((q) => q.answer)
+  // Types are checked, not trusted: a field of the wrong type is as unreadable as a missing one.
+  const name = (typeof inv.name === 'string' ? inv.name.trim() : '') || [inv.first_name, inv.last_name].filter((x) => typeof x === 'string' && x).join(' ').trim();
+  const notes = (Array.isArray(inv.questions_and_answers) ? inv.questions_and_answers : [])
+    .filter((q) => q && typeof q.answer === 'string' && q.answer)
     .map((q) => `${q.question ?? 'Question'}: ${q.answer}`)
     .join('\n');
   const appointment: SourceChange['appointment'] = {

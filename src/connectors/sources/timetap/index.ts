@@ -59,6 +59,9 @@ const idOf = (a: TimeTapAppointment): string | undefined => {
 /** `2026-02-17` + `830` in a zone → the UTC instant; `2400` is midnight at the end of the day. */
 export function timetapInstant(date: unknown, time: unknown, zone: string, what: string): string {
   if (typeof date !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new UnreadablePayload(`${what}Date is missing`);
+  // A real calendar day (2031-16-14 matches the pattern; Temporal would throw a RangeError on it).
+  const midnight = Date.parse(`${date}T00:00:00Z`);
+  if (!Number.isFinite(midnight) || new Date(midnight).toISOString().slice(0, 10) !== date) throw new UnreadablePayload(`${what}Date is not a calendar date`);
   const hhmm = Number(time);
   if (!Number.isInteger(hhmm) || hhmm < 0 || hhmm > 2400 || hhmm % 100 >= 60) throw new UnreadablePayload(`${what}Time is not an HHMM time`);
   const day = hhmm === 2400 ? new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10) : date;
