@@ -1,5 +1,6 @@
 // One verification helper for every source connector: constant-time compare, several secrets
 // (rotation), optional timestamp window. Never throws on bad input.
+import { ConnectionMisconfigured, type VerifyResult } from '../types.ts';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export type Encoding = 'hex' | 'base64';
@@ -73,4 +74,12 @@ export function urlTokenMatches(url: string, secrets: Record<string, string>, ke
     }
     return timingSafeEqual(got, want);
   });
+}
+
+/** `verify` of a platform that signs nothing: a delivery must carry the connection's URL token (`webhookToken`). */
+export function verifyUrlToken(req: { url: string }, secrets: Record<string, string>, platform: string): VerifyResult {
+  if (secretsFor(secrets, 'webhookToken').length === 0) {
+    throw new ConnectionMisconfigured(`the ${platform} connection has no webhookToken; ${platform} signs nothing, so deliveries are only accepted with the URL token`);
+  }
+  return urlTokenMatches(req.url, secrets) ? { ok: true } : { ok: false, reason: 'the webhook URL has no token or a wrong one (?token=…)' };
 }

@@ -4,8 +4,8 @@
 //   a JSON text whose answer keys are `q<question id>_<field name>` (the name Jotform derives from the
 //   label). Composite answers are objects (`{first,last}`, `{month,day,year}`, …).
 // - No submission time is sent: the lead's time is when Meridian received it.
-import { urlTokenMatches, secretsFor } from '../../shared/signature.ts';
-import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
+import { verifyUrlToken } from '../../shared/signature.ts';
+import { UnreadablePayload, type LeadFormConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { formFields } from '../form-body.ts';
 import { buildLead, str, type Answer } from '../mapping.ts';
 
@@ -13,8 +13,7 @@ export const PLATFORM = 'jotform';
 const ANSWER_KEY = /^q(\d+)_(.+)$/;
 
 export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {
-  if (secretsFor(secrets, 'webhookToken').length === 0) throw new ConnectionMisconfigured('the Jotform connection has no webhookToken; Jotform signs nothing, so the URL token is required');
-  return urlTokenMatches(req.url, secrets, 'webhookToken') ? { ok: true } : { ok: false, reason: 'missing or wrong ?token= in the webhook URL' };
+  return verifyUrlToken(req, secrets, 'Jotform');
 }
 
 const pad = (s: string) => s.padStart(2, '0');

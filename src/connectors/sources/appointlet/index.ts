@@ -8,8 +8,8 @@
 //   The Activity id is the delivery id and its `created_at` orders late deliveries. A reschedule is an
 //   action on the same meeting, so it keeps the id.
 import { instantField } from '../../shared/fields.ts';
-import { secretsFor, urlTokenMatches } from '../../shared/signature.ts';
-import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
+import { verifyUrlToken } from '../../shared/signature.ts';
+import { UnreadablePayload, type SourceConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
 
 export const PLATFORM = 'appointlet';
@@ -40,10 +40,7 @@ interface Activity {
 }
 
 export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {
-  if (secretsFor(secrets, 'webhookToken').length === 0) {
-    throw new ConnectionMisconfigured('the Appointlet connection has no webhookToken; deliveries without it are never accepted');
-  }
-  return urlTokenMatches(req.url, secrets) ? { ok: true } : { ok: false, reason: 'the webhook URL token is missing or wrong' };
+  return verifyUrlToken(req, secrets, 'Appointlet');
 }
 
 function readActivity(raw: Buffer): Activity {

@@ -9,11 +9,11 @@
 // - Write-back: cancel = `DELETE /appointments/:id`, reschedule = `PUT /appointments/:id` (form-encoded,
 //   date + 12-hour times + a time-zone label, sent in UTC). No no-show in the API.
 import { instantField } from '../../shared/fields.ts';
-import { urlTokenMatches, secretsFor } from '../../shared/signature.ts';
+import { verifyUrlToken } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import { failureFromResponse, networkFailure } from '../../shared/http.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, outcomeOf,
+  ConnectorError, UnreadablePayload, fail, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
@@ -49,10 +49,7 @@ function bookafyInstant(v: unknown, what: string): string {
 }
 
 export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {
-  if (secretsFor(secrets, 'webhookToken').length === 0) {
-    throw new ConnectionMisconfigured('the Bookafy connection has no webhookToken; its unsigned deliveries are never accepted without it');
-  }
-  return urlTokenMatches(req.url, secrets) ? { ok: true } : { ok: false, reason: 'the webhook URL token is missing or wrong' };
+  return verifyUrlToken(req, secrets, 'Bookafy');
 }
 
 /** The body names an appointment (as the API's `appointment` object, or a bare appointment record); nothing in it is trusted. */

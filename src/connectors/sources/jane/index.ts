@@ -14,9 +14,9 @@
 import { callJson } from '../../shared/json-api.ts';
 import { failureFromAnswer } from '../../shared/http.ts';
 import { instantField } from '../../shared/fields.ts';
-import { secretsFor, urlTokenMatches } from '../../shared/signature.ts';
+import { verifyUrlToken } from '../../shared/signature.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload,
+  ConnectorError, UnreadablePayload,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest,
 } from '../../types.ts';
 import type { AppointmentStatus, Patient, SourceChange } from '../../../domain/types.ts';
@@ -97,10 +97,7 @@ export function parseRecord(record: unknown, readAt = new Date(), patient?: Pati
 }
 
 export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {
-  if (secretsFor(secrets, 'webhookToken').length === 0) {
-    throw new ConnectionMisconfigured('the Jane connection has no webhookToken; Jane\'s webhook signature is not publicly documented, so deliveries are only accepted with the URL token');
-  }
-  return urlTokenMatches(req.url, secrets) ? { ok: true } : { ok: false, reason: 'the webhook URL has no token or a wrong one (?token=…)' };
+  return verifyUrlToken(req, secrets, 'Jane');
 }
 
 /** A delivery only triggers a read-back of the appointment it names; one naming none (a ping) is ignored. */

@@ -15,9 +15,9 @@
 import { createHash } from 'node:crypto';
 import { callJson, requestJson, type JsonAnswer, type TokenSource } from '../../shared/json-api.ts';
 import { failureFromAnswer } from '../../shared/http.ts';
-import { secretsFor, urlTokenMatches } from '../../shared/signature.ts';
+import { verifyUrlToken } from '../../shared/signature.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, outcomeOf,
+  ConnectorError, UnreadablePayload, fail, outcomeOf,
   type ConnectionContext, type ConnectorFailure, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
@@ -113,10 +113,7 @@ export function parseRecord(record: unknown, readAt = new Date(), fallbackZone?:
 }
 
 export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {
-  if (secretsFor(secrets, 'webhookToken').length === 0) {
-    throw new ConnectionMisconfigured('the TimeTap connection has no webhookToken; TimeTap signs nothing, so deliveries are only accepted with the URL token');
-  }
-  return urlTokenMatches(req.url, secrets) ? { ok: true } : { ok: false, reason: 'the webhook URL has no token or a wrong one (?token=…)' };
+  return verifyUrlToken(req, secrets, 'TimeTap');
 }
 
 /** The unsigned body is trusted for nothing but the id: the appointment is read back before it is applied. */

@@ -9,9 +9,9 @@
 //   answer is read back and a time YCBM did not take is a permanent failure (the appointment diverges).
 import { instantField } from '../../shared/fields.ts';
 import { requestJson } from '../../shared/json-api.ts';
-import { secretsFor, urlTokenMatches } from '../../shared/signature.ts';
+import { verifyUrlToken } from '../../shared/signature.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, outcomeOf,
+  ConnectorError, UnreadablePayload, fail, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
@@ -58,10 +58,7 @@ interface YcbmBooking {
 }
 
 export function verify(req: WebhookRequest, secrets: Record<string, string>): VerifyResult {
-  if (secretsFor(secrets, 'webhookToken').length === 0) {
-    throw new ConnectionMisconfigured('the YouCanBookMe connection has no webhookToken; unauthenticated deliveries are never accepted');
-  }
-  return urlTokenMatches(req.url, secrets) ? { ok: true } : { ok: false, reason: 'the webhook URL token is missing or wrong' };
+  return verifyUrlToken(req, secrets, 'YouCanBookMe');
 }
 
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
