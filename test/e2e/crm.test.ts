@@ -15,7 +15,7 @@ import type { E2EBooking, E2EDelivery, SourceFake } from './sources/driver.ts';
 import { startFakeSalesforce, type FakeSalesforce } from '../fakes/salesforce.ts';
 import { startFakeHubSpot, type FakeHubSpot } from '../fakes/hubspot.ts';
 import { backendFor } from '../helpers.ts';
-import { ROOT, serve, eventually, type Served } from './serve.ts';
+import { ROOT, apiClient, createKey, serve, eventually, type Served } from './serve.ts';
 
 const run = promisify(execFile);
 
@@ -25,7 +25,7 @@ describe('CRM targets end to end through the real server', async () => {
   let hs: FakeHubSpot;
   let cal: SourceFake;
   let srv: Served;
-  let apiKey: string;
+  let api: ReturnType<typeof apiClient>;
   const env: NodeJS.ProcessEnv = {};
 
   before(async () => {
@@ -69,8 +69,7 @@ connections:
 `);
     const common = ['--data', b.dataDir, '--config', cfg];
     srv = await serve(['serve', ...common], env);
-    const k = await run(process.execPath, ['bin/meridian', 'keys', 'create', 'e2e', '--scope', 'admin', ...common], { cwd: ROOT, env: { ...process.env, ...env } });
-    apiKey = k.stdout.split('\n')[0].trim();
+    api = apiClient(srv.url, await createKey(common, env));
   });
   after(async () => {
     if (srv) assert.equal(await srv.stop(), 0, 'clean shutdown on SIGTERM');
@@ -80,10 +79,6 @@ connections:
     await b.cleanup();
   });
 
-  const api = async (method: string, path: string) => {
-    const res = await fetch(`${srv.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${apiKey}` } });
-    return { status: res.status, body: await res.json() as Record<string, any> };
-  };
   const post = async (d: E2EDelivery) => {
     const res = await fetch(d.url, { method: 'POST', headers: d.headers, body: new Uint8Array(d.body) });
     return { status: res.status, body: await res.json() as Record<string, any> };

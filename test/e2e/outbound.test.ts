@@ -7,8 +7,6 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { connector as sms } from '../../src/connectors/notify/sms/index.ts';
@@ -17,16 +15,15 @@ import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.ts';
 import { startReceiver, type Receiver, type Received } from '../fakes/webhook-receiver.ts';
 import calendly from './sources/calendly.ts';
 import type { E2EBooking, E2EDelivery, SourceFake } from './sources/driver.ts';
-import { ROOT, serve, eventually, type Served } from './serve.ts';
+import { apiClient, createKey, serve, eventually, type Served } from './serve.ts';
 
-const run = promisify(execFile);
 const HOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const FLAKY_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 describe('outbound webhooks and SMS callbacks through the real server', async () => {
   const b = await backendFor('sqlite');
   let srv: Served;
-  let apiKey: string;
+  let api: ReturnType<typeof apiClient>;
   let cal: SourceFake;
   let hooks: Receiver;
   let flaky: Receiver;
@@ -70,8 +67,7 @@ connections:
 `);
     const common = ['--data', b.dataDir, '--config', cfg];
     srv = await serve(['serve', ...common], env);
-    const k = await run(process.execPath, ['bin/meridian', 'keys', 'create', 'e2e', '--scope', 'admin', ...common], { cwd: ROOT, env: { ...process.env, ...env } });
-    apiKey = k.stdout.split('\n')[0].trim();
+    api = apiClient(srv.url, await createKey(common, env));
   });
   after(async () => {
     if (srv) assert.equal(await srv.stop(), 0, 'clean shutdown on SIGTERM');
@@ -82,10 +78,6 @@ connections:
     await b.cleanup();
   });
 
-  const api = async (method: string, path: string) => {
-    const res = await fetch(`${srv.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${apiKey}` } });
-    return { status: res.status, body: await res.json() as Record<string, any> };
-  };
   const post = (d: E2EDelivery) => fetch(d.url, { method: 'POST', headers: d.headers, body: new Uint8Array(d.body) });
   const verified = (r: Received, secret: string) => new Webhook(secret).verify(r.body, r.headers) as { type: string; data: Record<string, any> };
   const deliveries = async (connection: string) => (await api('GET', `/outbound-deliveries?connection=${connection}`)).body.items as Record<string, any>[];

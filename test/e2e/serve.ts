@@ -1,8 +1,10 @@
 // Start the real `bin/meridian serve` as a child process and wait for its URL.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const run = promisify(execFile);
 
 export interface Served {
   url: string;
@@ -57,4 +59,18 @@ export async function eventually<T>(check: () => Promise<T> | T, ms = 15_000, wh
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/** An API key of `scope`, made with the CLI on the store `common` names (`--data …`, `--config …`), as a user would. */
+export async function createKey(common: string[], env: NodeJS.ProcessEnv = {}, scope: 'read' | 'write' | 'admin' = 'admin', name = 'e2e'): Promise<string> {
+  const k = await run(process.execPath, ['bin/meridian', 'keys', 'create', name, '--scope', scope, ...common], { cwd: ROOT, env: { ...process.env, ...env } });
+  return k.stdout.split('\n')[0].trim();
+}
+
+/** JSON calls to a served `/api/v1` with a key: the status and the parsed answer. */
+export function apiClient(url: string, key: string) {
+  return async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    return { status: res.status, body: await res.json() as Record<string, any> };
+  };
 }

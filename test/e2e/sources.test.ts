@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { getSource } from '../../src/connectors/registry.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { backendFor } from '../helpers.ts';
-import { ROOT, serve, eventually, type Served } from './serve.ts';
+import { ROOT, apiClient, createKey, serve, eventually, type Served } from './serve.ts';
 import type { E2EBooking, E2EDelivery, SourceDriver, SourceFake } from './sources/driver.ts';
 
 const run = promisify(execFile);
@@ -47,7 +47,7 @@ describe('every booking platform end to end through the real server', async () =
   const b = await backendFor('sqlite');
   let g: FakeGoogle;
   let srv: Served;
-  let apiKey: string;
+  let api: ReturnType<typeof apiClient>;
   const fakes = new Map<string, SourceFake>();
 
   before(async () => {
@@ -72,8 +72,7 @@ ${drivers.map((d) => connectionYaml(d, fakes.get(d.platform)!)).join('\n')}
 `);
     const common = ['--data', b.dataDir, '--config', cfg];
     srv = await serve(['serve', ...common], env);
-    const k = await run(process.execPath, ['bin/meridian', 'keys', 'create', 'e2e', '--scope', 'admin', ...common], { cwd: ROOT, env: { ...process.env, ...env } });
-    apiKey = k.stdout.split('\n')[0].trim();
+    api = apiClient(srv.url, await createKey(common, env));
   });
   after(async () => {
     if (srv) assert.equal(await srv.stop(), 0, 'clean shutdown on SIGTERM');
@@ -82,10 +81,6 @@ ${drivers.map((d) => connectionYaml(d, fakes.get(d.platform)!)).join('\n')}
     await b.cleanup();
   });
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${srv.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
-    return { status: res.status, body: await res.json() as Record<string, any> };
-  };
   const post = async (d: E2EDelivery) => {
     const res = await fetch(d.url, { method: 'POST', headers: d.headers, body: new Uint8Array(d.body) });
     return { status: res.status, body: await res.json() as Record<string, any> };
