@@ -12,3 +12,12 @@ export function instantField(v: unknown, what: string): string {
     throw new UnreadablePayload(`${what} is not an instant`);
   }
 }
+
+/** A delivery's body read as JSON; a body that is not JSON is an UnreadablePayload saying `message`. */
+export function jsonBody(raw: Buffer, message = 'the body is not JSON'): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new UnreadablePayload(message);
+  }
+}

@@ -10,7 +10,7 @@ import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok, outcomeOf,
+  ConnectionMisconfigured, ConnectorError, UnreadablePayload, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';

@@ -7,7 +7,7 @@
 //   the Meeting has `id`, `name` (its meeting type's), `location`, `start`, `end` (UTC, `Z`) and `cancelled`.
 //   The Activity id is the delivery id and its `created_at` orders late deliveries. A reschedule is an
 //   action on the same meeting, so it keeps the id.
-import { instantField } from '../../shared/fields.ts';
+import { instantField, jsonBody } from '../../shared/fields.ts';
 import { verifyUrlToken } from '../../shared/signature.ts';
 import { UnreadablePayload, type SourceConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
@@ -44,12 +44,7 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
 }
 
 function readActivity(raw: Buffer): Activity {
-  let body: unknown;
-  try {
-    body = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new UnreadablePayload('the body is not JSON');
-  }
+  const body = jsonBody(raw);
   if (!body || typeof body !== 'object' || (body as Activity).type !== 'Activity' || typeof (body as Activity).action !== 'string') {
     throw new UnreadablePayload('the body is not an Appointlet activity');
   }

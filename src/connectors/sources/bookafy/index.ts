@@ -8,7 +8,7 @@
 //   cancel is a delete) or `is_active: false` is a cancellation.
 // - Write-back: cancel = `DELETE /appointments/:id`, reschedule = `PUT /appointments/:id` (form-encoded,
 //   date + 12-hour times + a time-zone label, sent in UTC). No no-show in the API.
-import { instantField } from '../../shared/fields.ts';
+import { instantField, jsonBody } from '../../shared/fields.ts';
 import { verifyUrlToken } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import { failureFromResponse, networkFailure } from '../../shared/http.ts';
@@ -54,12 +54,7 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
 
 /** The body names an appointment (as the API's `appointment` object, or a bare appointment record); nothing in it is trusted. */
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(req.rawBody.toString('utf8'));
-  } catch {
-    throw new UnreadablePayload('a Bookafy delivery must be JSON');
-  }
+  const body = jsonBody(req.rawBody, 'a Bookafy delivery must be JSON') as Record<string, unknown>;
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new UnreadablePayload('a Bookafy delivery must be a JSON object');
   const event = String(body.event ?? body.event_type ?? '');
   const record = (body.appointment && typeof body.appointment === 'object' ? body.appointment : body) as BookafyAppointment;

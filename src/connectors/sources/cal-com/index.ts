@@ -4,7 +4,7 @@
 //   `rescheduleUid` pointing at the booking it replaces. No delivery id: duplicates by content hash.
 // - API v2 (`cal-api-version: 2024-08-13`, Bearer API key): get one booking, list by start window, cancel,
 //   reschedule (a new uid again: the old booking's `rescheduledToUid` points at it), mark an attendee absent.
-import { instantField } from '../../shared/fields.ts';
+import { instantField, jsonBody } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import {
@@ -71,12 +71,7 @@ function patientOf(p: Person | undefined): NonNullable<SourceChange['appointment
 }
 
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
-  let env: { triggerEvent?: string; createdAt?: string; payload?: Payload };
-  try {
-    env = JSON.parse(req.rawBody.toString('utf8'));
-  } catch {
-    throw new UnreadablePayload('the body is not JSON');
-  }
+  const env = jsonBody(req.rawBody) as { triggerEvent?: string; createdAt?: string; payload?: Payload };
   const trigger = env?.triggerEvent ?? '';
   const kind = Object.hasOwn(KINDS, trigger) ? KINDS[trigger] : undefined;
   if (!kind) return []; // meetings started/ended, recordings, forms, payments

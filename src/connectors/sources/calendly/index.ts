@@ -7,7 +7,7 @@ import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok, outcomeOf,
+  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';

@@ -13,7 +13,7 @@
 // - A reschedule keeps the appointment id. No write-back: the API has no create, move or cancel.
 import { callJson } from '../../shared/json-api.ts';
 import { failureFromAnswer } from '../../shared/http.ts';
-import { instantField } from '../../shared/fields.ts';
+import { instantField, jsonBody } from '../../shared/fields.ts';
 import { verifyUrlToken } from '../../shared/signature.ts';
 import {
   ConnectorError, UnreadablePayload,
@@ -102,12 +102,7 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
 
 /** A delivery only triggers a read-back of the appointment it names; one naming none (a ping) is ignored. */
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
-  let body: { id?: unknown; appointment_id?: unknown; event_id?: unknown; data?: { id?: unknown; appointment_id?: unknown } };
-  try {
-    body = JSON.parse(req.rawBody.toString('utf8'));
-  } catch {
-    throw new UnreadablePayload('the body is not JSON');
-  }
+  const body = jsonBody(req.rawBody) as { id?: unknown; appointment_id?: unknown; event_id?: unknown; data?: { id?: unknown; appointment_id?: unknown } };
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new UnreadablePayload('the body is not a JSON object');
   const data = body.data && typeof body.data === 'object' ? body.data : {};
   // The appointment's own field first: a top-level `id` may be the event's.

@@ -7,11 +7,11 @@
 //   overwrites a higher one; Square retries for 72 hours); `event_id` is the delivery id.
 // - The payload has no patient: the change is completed by reading the booking and its customer back
 //   (`needsFetch`). End = start_at + the segments' durations (the transition time is a buffer, not visit).
-import { instantField } from '../../shared/fields.ts';
+import { instantField, jsonBody } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import {
-  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, ok, outcomeOf,
+  ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
@@ -85,12 +85,7 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>, con
 }
 
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
-  let env: { type?: string; event_id?: string; data?: { object?: { booking?: Booking } } };
-  try {
-    env = JSON.parse(req.rawBody.toString('utf8'));
-  } catch {
-    throw new UnreadablePayload('the body is not JSON');
-  }
+  const env = jsonBody(req.rawBody) as { type?: string; event_id?: string; data?: { object?: { booking?: Booking } } };
   if (!env || typeof env !== 'object') throw new UnreadablePayload('not a Square event');
   if (env.type !== 'booking.created' && env.type !== 'booking.updated') return [];
   const booking = env.data?.object?.booking;

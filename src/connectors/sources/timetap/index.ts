@@ -12,6 +12,7 @@
 //   and since every change is read back, a late delivery only ever applies the current state.
 // - Write-back: cancellation only (`PUT /appointments/{id}/cancel/{sendStaffEmail}/{sendClientEmail}`); moves and
 //   no-shows are not documented, so they fail permanently and Meridian marks the appointment as diverging.
+import { jsonBody } from '../../shared/fields.ts';
 import { createHash } from 'node:crypto';
 import { callJson, requestJson, type JsonAnswer, type TokenSource } from '../../shared/json-api.ts';
 import { failureFromAnswer } from '../../shared/http.ts';
@@ -118,12 +119,7 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
 
 /** The unsigned body is trusted for nothing but the id: the appointment is read back before it is applied. */
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
-  let body: unknown;
-  try {
-    body = JSON.parse(req.rawBody.toString('utf8'));
-  } catch {
-    throw new UnreadablePayload('the body is not JSON');
-  }
+  const body = jsonBody(req.rawBody);
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new UnreadablePayload('the body is not a TimeTap appointment object');
   const externalId = idOf(body as TimeTapAppointment);
   if (!externalId) throw new UnreadablePayload('the delivery has no calendarId');

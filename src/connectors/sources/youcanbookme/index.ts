@@ -7,7 +7,7 @@
 // - `startsAt`/`endsAt` are wall-clock times in the booking's `timeZone` (no offset); an offset or `Z` is honoured.
 // - Write-back: `PATCH /v1/bookings/{id}` with `cancelled`, `noShow` or `startsAt`/`endsAt`/`timeZone`; the
 //   answer is read back and a time YCBM did not take is a permanent failure (the appointment diverges).
-import { instantField } from '../../shared/fields.ts';
+import { instantField, jsonBody } from '../../shared/fields.ts';
 import { requestJson } from '../../shared/json-api.ts';
 import { verifyUrlToken } from '../../shared/signature.ts';
 import {
@@ -62,12 +62,7 @@ export function verify(req: WebhookRequest, secrets: Record<string, string>): Ve
 }
 
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
-  let body: unknown;
-  try {
-    body = JSON.parse(req.rawBody.toString('utf8'));
-  } catch {
-    throw new UnreadablePayload('the delivery is not JSON; paste the payload template exactly');
-  }
+  const body = jsonBody(req.rawBody, 'the delivery is not JSON; paste the payload template exactly');
   const { event, bookingId } = (body ?? {}) as { event?: unknown; bookingId?: unknown };
   const word = typeof event === 'string' ? event.trim().toLowerCase() : '';
   if (IGNORED.has(word)) return [];
