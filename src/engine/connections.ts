@@ -1,4 +1,5 @@
 // Connections: secrets from environment references or stored encrypted; the context a connector gets.
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ConnectionContext, Connector } from '../connectors/types.ts';
 import { getConnector } from '../connectors/registry.ts';
@@ -24,12 +25,21 @@ export function storedSecrets(hub: Hub, enc: string | null): Record<string, stri
   return enc ? hub.box.decryptJson<Record<string, string>>(enc) : {};
 }
 
-/** Stored secrets, overlaid by environment references (an env reference always wins). */
+/**
+ * Stored secret recording, per key, a digest of the environment value a provider's rotation replaced (a
+ * refresh token the provider exchanged for a new one): while the environment still holds that old value, the
+ * stored newer one is used; once someone puts a new value in the environment, that wins again.
+ */
+const ROTATED_FROM = '__rotatedFrom';
+const digest = (v: string) => createHash('sha256').update(v).digest('hex');
+
+/** Stored secrets, overlaid by environment references (which win, unless the provider rotated that very value). */
 export function resolveSecrets(hub: Hub, enc: string | null, refs: Record<string, string>): Record<string, string> {
-  const out = storedSecrets(hub, enc);
+  const { [ROTATED_FROM]: rotatedJson, ...out } = storedSecrets(hub, enc);
+  const rotated = rotatedJson ? (JSON.parse(rotatedJson) as Record<string, string>) : {};
   for (const [key, envName] of Object.entries(refs)) {
     const v = hub.env[envName];
-    if (v !== undefined && v !== '') out[key] = v;
+    if (v !== undefined && v !== '' && rotated[key] !== digest(v)) out[key] = v;
   }
   return out;
 }
@@ -68,8 +78,17 @@ export function connectionContext(hub: Hub, c: LoadedConnection): ConnectionCont
     // Where notifier callbacks for this connection go (the /notify route), once the public URL is known.
     inboundUrl: hub.publicUrl ? `${hub.publicUrl.replace(/\/$/, '')}/notify/${encodeURIComponent(c.record.id)}` : undefined,
     saveSecrets: async (patch) => {
+      // A rotated secret that came from the environment: remember which value it replaced (see resolveSecrets).
+      const row = await getConnectionRow(hub.store.db, c.record.id);
+      const refs: Record<string, string> = row ? JSON.parse(row.secret_refs) : {};
+      const before = row ? storedSecrets(hub, row.secrets_enc)[ROTATED_FROM] : undefined;
+      const rotated: Record<string, string> = before ? JSON.parse(before) : {};
+      for (const key of Object.keys(patch)) {
+        const envValue = refs[key] ? hub.env[refs[key]] : undefined;
+        if (envValue && envValue !== patch[key]) rotated[key] = digest(envValue);
+      }
       Object.assign(c.secrets, patch);
-      await saveSecrets(hub.store.db, hub, c.record.id, patch);
+      await saveSecrets(hub.store.db, hub, c.record.id, Object.keys(rotated).length ? { ...patch, [ROTATED_FROM]: JSON.stringify(rotated) } : patch);
     },
   };
 }
