@@ -27,7 +27,7 @@ export function sweepJob(connectionId: string): NewJob {
   return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
 }
 
-/** A sweep of one remote record the target told us changed (a HubSpot webhook): read back and judged like any sweep. */
+/** A sweep of one remote record the target told us changed (a CRM's webhook): read back and judged like any sweep. */
 export function remoteChangeJob(connectionId: string, remoteId: string): NewJob {
   return { kind: TARGET_SWEEP, payload: { connectionId, remoteIds: [remoteId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:${remoteId}`, maxAttempts: 3 };
 }
@@ -231,7 +231,7 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient)
 }
 
 /**
- * A webhook from a target about records edited on its side (HubSpot meetings): verified on the raw bytes,
+ * A webhook from a target about records edited on its side (a CRM's meetings): verified on the raw bytes,
  * then one read-back job per record we wrote (others are none of our business). The read-back decides, under
  * the connection's two-way policy, exactly as a sweep does — so our own writes echoed back change nothing.
  */

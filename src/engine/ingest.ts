@@ -80,7 +80,7 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
     if (err instanceof ConnectionError) return { status: 404, body: { code: 'unknown_connection', message: 'no such webhook endpoint' } };
     throw err;
   }
-  // A target that tells us about edits on its side (HubSpot): its records are read back under the two-way policy.
+  // A target that tells us about edits on its side (a CRM): its records are read back under the two-way policy.
   if (conn.connector.descriptor.role === 'target') return ingestTargetChanges(hub, conn, incoming);
   if (conn.connector.descriptor.role !== 'source') {
     return { status: 404, body: { code: 'unknown_connection', message: 'no such webhook endpoint' } };

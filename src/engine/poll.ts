@@ -1,6 +1,6 @@
 // Periodic synchronisation of a booking source: list the bookings of a window through the connector
 // and apply each through the same path as a webhook (dedupe, ordering, audit, outbox), so a missed
-// webhook is repaired by the next poll. Where a listing holds every live booking (feeds, Setmore), a
+// webhook is repaired by the next poll. Where a listing holds every live booking (feeds, some polled platforms), a
 // booking it no longer lists is cancelled — unless the poll would cancel too much at once: then the
 // cancellations are held for staff approval (a feed that comes back empty must not wipe the week).
 //

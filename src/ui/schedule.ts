@@ -22,7 +22,7 @@ export function disposeSchedule(): void {
   calendar = undefined;
 }
 
-/** Why an appointment collides, in staff words: `Calendly + Meridian (staff)`. */
+/** Why an appointment collides, in staff words: `<platform> + Meridian (staff)`. */
 export function collisionSources(a: Appointment, byId: Map<string, Appointment>): string {
   const names = new Set([sourceName(a.origin.platform)]);
   for (const id of a.conflicts) {
