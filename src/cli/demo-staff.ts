@@ -1,6 +1,6 @@
 // The demo's people and day: an owner and a practitioner who can sign in (random passwords, kept in
 // the data folder with mode 0600 and printed at start), and a schedule for today and tomorrow that
-// shows what the web app marks: a Calendly booking, a double booking, a request waiting for triage.
+// shows what the web app marks: a booking platform's booking, a double booking, a request waiting for triage.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,7 +66,7 @@ export async function seedDemoSchedule(hub: Hub): Promise<number> {
       }
     }
   }
-  // A booking from the clinic's Calendly, through the real webhook path, then a front-desk booking on top of it.
+  // A booking from the demo's booking platform, through the real webhook path, then a front-desk booking on top of it.
   const cal = await hub.store.db.selectFrom('connection').select(['id', 'platform']).execute();
   const src = cal.map((c) => ({ c, s: getSource(c.platform) })).find((x) => x.s?.sampleWebhook);
   const calStart = at(tz, 0, '11:30', now);

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { ROOT, serve, type Served } from './serve.ts';
-import type { E2EBooking, E2EDelivery, E2EEvent, SourceDriver, SourceFake } from './sources/driver.ts';
+import { platformConnection, type E2EBooking, type E2EDelivery, type E2EEvent, type SourceDriver, type SourceFake } from './sources/driver.ts';
 
 export const run = promisify(execFile);
 export const LONG = process.env.MERIDIAN_LONG === '1';
@@ -55,7 +55,6 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-const envName = (platform: string, key: string) => `E2E_SRC_${platform.replace(/\W/g, '_').toUpperCase()}_${key.replace(/\W/g, '_').toUpperCase()}`;
 
 /** The Google fake, the platforms' fakes and a clinic config naming them all; `extraConnections` is YAML appended to `connections:`. */
 export async function startRig(dir: string, extraConnections = ''): Promise<Rig> {
@@ -74,19 +73,10 @@ export async function startRig(dir: string, extraConnections = ''): Promise<Rig>
   };
   const yaml: string[] = [];
   for (const [name, { fake }] of platforms) {
-    const c = fake.connection;
-    for (const [k, v] of Object.entries(c.secrets)) env[envName(name, k)] = v;
-    yaml.push(
-      `  - id: ${name}`,
-      `    platform: ${name}`,
-      ...(c.baseUrl ? [`    baseUrl: ${JSON.stringify(c.baseUrl)}`] : []),
-      // No periodic polls of these: the stream is what they send (polls are the several-nodes suite's feed).
-      `    config: ${JSON.stringify({ ...c.config, pollMinutes: 0 })}`,
-      `    secrets: { ${Object.keys(c.secrets).map((k) => `${k}: { env: ${envName(name, k)} }`).join(', ')} }`,
-      `    refs:`,
-      `      practitioners: { ${JSON.stringify(fake.practitionerRef)}: okafor }`,
-      ...(fake.serviceRef ? [`      services: { ${JSON.stringify(fake.serviceRef)}: acupuncture }`] : []),
-    );
+    // No periodic polls of these: the stream is what they send (polls are the several-nodes suite's feed).
+    const c = platformConnection(name, fake, { pollMinutes: 0 });
+    Object.assign(env, c.env);
+    yaml.push(c.yaml);
   }
   const configFile = join(dir, 'clinic.yaml');
   writeFileSync(configFile, `

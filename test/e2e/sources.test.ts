@@ -15,7 +15,7 @@ import { getSource } from '../../src/connectors/registry.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { backendFor } from '../helpers.ts';
 import { ROOT, apiClient, createKey, serve, eventually, type Served } from './serve.ts';
-import type { E2EBooking, E2EDelivery, SourceDriver, SourceFake } from './sources/driver.ts';
+import { platformConnection, type E2EBooking, type E2EDelivery, type SourceDriver, type SourceFake } from './sources/driver.ts';
 
 const run = promisify(execFile);
 const CAL = 'okafor@lotusclinic.example';
@@ -24,23 +24,6 @@ const DIR = new URL('./sources/', import.meta.url);
 const drivers: SourceDriver[] = [];
 for (const f of readdirSync(DIR).filter((n) => n.endsWith('.ts') && n !== 'driver.ts').sort()) {
   drivers.push((await import(new URL(f, DIR).href) as { default: SourceDriver }).default);
-}
-
-const envName = (platform: string, key: string) => `E2E_SRC_${platform.replace(/\W/g, '_').toUpperCase()}_${key.replace(/\W/g, '_').toUpperCase()}`;
-
-function connectionYaml(d: SourceDriver, f: SourceFake): string {
-  const c = f.connection;
-  const secrets = Object.keys(c.secrets).map((k) => `${k}: { env: ${envName(d.platform, k)} }`).join(', ');
-  return [
-    `  - id: ${d.platform}`,
-    `    platform: ${d.platform}`,
-    ...(c.baseUrl ? [`    baseUrl: ${JSON.stringify(c.baseUrl)}`] : []),
-    ...(c.config ? [`    config: ${JSON.stringify(c.config)}`] : []),
-    `    secrets: { ${secrets} }`,
-    `    refs:`,
-    `      practitioners: { ${JSON.stringify(f.practitionerRef)}: okafor }`,
-    ...(f.serviceRef ? [`      services: { ${JSON.stringify(f.serviceRef)}: acupuncture }`] : []),
-  ].join('\n');
 }
 
 describe('every booking platform end to end through the real server', async () => {
@@ -54,7 +37,8 @@ describe('every booking platform end to end through the real server', async () =
     g = await startFakeGoogle();
     for (const d of drivers) fakes.set(d.platform, await d.start());
     const env: NodeJS.ProcessEnv = { E2E_G_ID: g.credentials.clientId, E2E_G_SECRET: g.credentials.clientSecret, E2E_G_REFRESH: g.credentials.refreshToken };
-    for (const d of drivers) for (const [k, v] of Object.entries(fakes.get(d.platform)!.connection.secrets)) env[envName(d.platform, k)] = v;
+    const connections = drivers.map((d) => platformConnection(d.platform, fakes.get(d.platform)!));
+    for (const c of connections) Object.assign(env, c.env);
     const cfg = join(b.dataDir, 'clinic.yaml');
     writeFileSync(cfg, `
 clinic: { id: lotus, name: Lotus Integrative Health, timeZone: America/Chicago }
@@ -68,7 +52,7 @@ connections:
     baseUrl: ${g.url}
     config: { tokenUrl: ${g.tokenUrl} }
     secrets: { clientId: { env: E2E_G_ID }, clientSecret: { env: E2E_G_SECRET }, refreshToken: { env: E2E_G_REFRESH } }
-${drivers.map((d) => connectionYaml(d, fakes.get(d.platform)!)).join('\n')}
+${connections.map((c) => c.yaml).join('\n')}
 `);
     const common = ['--data', b.dataDir, '--config', cfg];
     srv = await serve(['serve', ...common], env);

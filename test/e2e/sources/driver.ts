@@ -58,3 +58,26 @@ export interface SourceDriver {
   writesCancel: boolean;
   start(): Promise<SourceFake>;
 }
+
+const envName = (platform: string, key: string) => `E2E_SRC_${platform.replace(/\W/g, '_').toUpperCase()}_${key.replace(/\W/g, '_').toUpperCase()}`;
+
+/**
+ * A platform's connection as clinic YAML (one entry of `connections:`) with its secrets as environment
+ * references, and the environment that gives them. Refs map the fake's practitioner (and service) to the
+ * suites' `okafor` (and `acupuncture`); `config` is merged over the fake's own.
+ */
+export function platformConnection(platform: string, f: SourceFake, config?: Record<string, unknown>): { yaml: string; env: Record<string, string> } {
+  const c = f.connection;
+  const merged = c.config || config ? { ...c.config, ...config } : undefined;
+  const yaml = [
+    `  - id: ${platform}`,
+    `    platform: ${platform}`,
+    ...(c.baseUrl ? [`    baseUrl: ${JSON.stringify(c.baseUrl)}`] : []),
+    ...(merged ? [`    config: ${JSON.stringify(merged)}`] : []),
+    `    secrets: { ${Object.keys(c.secrets).map((k) => `${k}: { env: ${envName(platform, k)} }`).join(', ')} }`,
+    `    refs:`,
+    `      practitioners: { ${JSON.stringify(f.practitionerRef)}: okafor }`,
+    ...(f.serviceRef ? [`      services: { ${JSON.stringify(f.serviceRef)}: acupuncture }`] : []),
+  ].join('\n');
+  return { yaml, env: Object.fromEntries(Object.entries(c.secrets).map(([k, v]) => [envName(platform, k), v])) };
+}
