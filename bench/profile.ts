@@ -1,4 +1,5 @@
-// Where the ingest time goes: the real `bin/meridian serve` (SQLite) under `node --cpu-prof` while the
+// Where the ingest time goes: the real `bin/meridian serve` (SQLite, run from its TypeScript so that
+// samples name src/ files) under `node --cpu-prof` while the
 // closed-loop load runs, then the profile's samples from the first to the last one inside
 // ingestWebhook, attributed (a) by self time to a component (SQLite's native calls, Kysely, Fastify,
 // pino, Node core, each src/ file) and (b) by inclusive time to our own functions.
@@ -91,7 +92,7 @@ export async function profileIngest(seconds: number): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'meridian-prof-'));
   const profDir = join(dir, 'prof');
   writeFileSync(join(dir, 'clinic.yaml'), benchConfig(g, 20));
-  const server = await node(['--cpu-prof', `--cpu-prof-dir=${profDir}`, 'bin/meridian', 'serve', '--data', dir, '--config', join(dir, 'clinic.yaml'), '--port', '0'], benchEnv(g));
+  const server = await node(['--cpu-prof', `--cpu-prof-dir=${profDir}`, 'bin/meridian', 'serve', '--data', dir, '--config', join(dir, 'clinic.yaml'), '--port', '0'], { ...benchEnv(g), MERIDIAN_TSX: '1' });
   const factory = webhookFactory('/webhooks/calendly');
   const warm = await runLoad(server.url, 10, 2, factory);
   const load = await runLoad(server.url, 10, seconds, factory);

@@ -28,12 +28,17 @@ export class GroupCommitter {
     if (this.dialect !== 'sqlite') return this.db.transaction().execute(work);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work: work as Work<unknown>, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.running) void this.drain();
+      // Start on the next turn of the event loop, not now: better-sqlite3 runs a whole unit without
+      // yielding, so a batch started at once would never hold more than the one unit. Every request
+      // read in this turn of the loop joins the same commit.
+      if (!this.running) {
+        this.running = true;
+        setImmediate(() => void this.drain());
+      }
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
     try {
       while (this.queue.length) await this.commitBatch(this.queue.splice(0, this.maxBatch));
     } finally {

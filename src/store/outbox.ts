@@ -82,29 +82,29 @@ export async function pendingJobs(trx: Kysely<DB> | Transaction<DB>, keys: strin
 export async function claim(db: Kysely<DB>, dialect: Dialect, worker: string, n: number, now: Date, leaseMs: number): Promise<Job[]> {
   const nowIso = now.toISOString();
   const until = new Date(now.getTime() + leaseMs).toISOString();
+  // Two bounded lookups rather than one `state in (…)` with an OR: SQLite answered that with a
+  // multi-index OR and a sort of every due job, so each claim cost grew with the backlog. Here the
+  // pending jobs are read in (state, run_at) index order and the scan stops at the n-th.
   let due = db
     .selectFrom('job')
     .select('id')
-    // `state in (…)` first so the (state, run_at) index bounds the scan to live jobs, not the history.
-    .where('state', 'in', ['pending', 'running'])
-    .where((eb) =>
-      eb.or([
-        eb.and([
-          eb('state', '=', 'pending'), eb('run_at', '<=', nowIso),
-          // One run per key at a time: a job for a key whose earlier job is still running (or died running)
-          // waits for it. Two syncs of one appointment side by side could land the older state last.
-          eb.not(eb.exists(eb.selectFrom('job as busy').select('busy.id').where('busy.state', '=', 'running').whereRef('busy.dedupe_key', '=', 'job.dedupe_key'))),
-        ]),
-        eb.and([eb('state', '=', 'running'), eb('locked_until', '<', nowIso)]),
-      ]),
-    )
+    .where('state', '=', 'pending')
+    .where('run_at', '<=', nowIso)
+    // One run per key at a time: a job for a key whose earlier job is still running (or died running)
+    // waits for it. Two syncs of one appointment side by side could land the older state last.
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('job as busy').select('busy.id').where('busy.state', '=', 'running').whereRef('busy.dedupe_key', '=', 'job.dedupe_key'))))
     .orderBy('run_at')
     .limit(n);
-  if (dialect === 'postgres') due = due.forUpdate().skipLocked();
+  // Jobs whose worker died holding the lease.
+  let expired = db.selectFrom('job').select('id').where('state', '=', 'running').where('locked_until', '<', nowIso).orderBy('locked_until').limit(n);
+  if (dialect === 'postgres') {
+    due = due.forUpdate().skipLocked();
+    expired = expired.forUpdate().skipLocked();
+  }
   const rows = await db
     .updateTable('job')
     .set({ state: 'running', locked_by: worker, locked_until: until, attempts: sql`attempts + 1`, updated_at: nowIso })
-    .where('id', 'in', due)
+    .where((eb) => eb.or([eb('id', 'in', due), eb('id', 'in', expired)]))
     .returningAll()
     .execute();
   return rows.map(toJob);
