@@ -17,6 +17,7 @@ import { Worker } from '../engine/worker.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
 import { checkTokenAge, sweepJob } from '../engine/drift.ts';
+import { reconcileConnection, repairReconciled } from '../engine/reconcile.ts';
 import { pollConnection, schedulePolls, type PollReport } from '../engine/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
@@ -370,6 +371,41 @@ program.command('sync').description('poll booking sources for a window of bookin
           process.exitCode = 1;
           process.stderr.write(`meridian: ${id}: ${(err as Error).message}\n`);
         }
+      }
+    });
+  });
+
+program.command('reconcile').description('compare each calendar target with the store in full: missing, moved or retitled, orphaned events (exit 3: drift found and not repaired)')
+  .option('--connection <id>', 'only this target connection (default: every calendar target that can list its events)')
+  .option('--days <n>', 'how far ahead to compare (default 180; from yesterday)')
+  .option('--repair', 'write again every event found missing or changed (orphans are only listed)')
+  .action(async (o: { connection?: string; days?: string; repair?: boolean }, cmd: Command) => {
+    const days = o.days === undefined ? 180 : Number(o.days);
+    if (!Number.isInteger(days) || days < 1 || days > 3660) throw new UsageError(`--days must be a whole number of days from 1 to 3660, not "${o.days}"`);
+    await withHub(globals(cmd), async (hub) => {
+      const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '!=', 'disabled').execute();
+      const ids = rows.filter((r) => (o.connection ? r.id === o.connection : getTarget(r.platform)?.descriptor.kind === 'calendar')).map((r) => r.id);
+      if (o.connection && !ids.length) throw new UsageError(`no connection ${o.connection}`);
+      const now = hub.clock.now().getTime();
+      const window = { from: new Date(now - 86_400_000), to: new Date(now + days * 86_400_000) };
+      for (const id of ids) {
+        const r = await reconcileConnection(hub, id, { window });
+        if (!r.ok) {
+          process.exitCode = 1;
+          process.stderr.write(`meridian: ${id}: ${r.failure.message}\n`);
+          continue;
+        }
+        const v = r.value;
+        const list = (f: { count: number; ids: string[] }) => (f.count ? ` (${f.ids.slice(0, 10).join(', ')}${f.count > 10 ? ', …' : ''})` : '');
+        out(`${id}: ${v.checked} appointments in ${v.calendars} calendar(s), ${v.inSync} in sync; missing ${v.missing.count}${list(v.missing)}; changed ${v.changed.count}${list(v.changed)}; orphaned ${v.orphaned.count}${list(v.orphaned)}`);
+        if (o.repair && v.missing.count + v.changed.count > 0) {
+          const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: `${id} repairing {bar} {value}/{total}`, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+          bar?.start(v.missing.ids.length + v.changed.ids.length, 0);
+          const fixed = await repairReconciled(hub, id, v, (done) => bar?.update(done));
+          bar?.stop();
+          out(`${id}: repaired ${fixed.repaired}${fixed.failed.length ? `, ${fixed.failed.length} failed: ${fixed.failed.slice(0, 5).map((f) => `${f.appointmentId} ${f.error}`).join('; ')}` : ''}`);
+          if (fixed.failed.length) process.exitCode = 1;
+        } else if (v.missing.count + v.changed.count > 0 && !process.exitCode) process.exitCode = 3;
       }
     });
   });

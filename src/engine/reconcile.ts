@@ -11,6 +11,7 @@ import { toAppointment, type ConnectionRecord, type Exec } from '../store/repo.t
 import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
 import { NameBook } from './render.ts';
+import { auditTargetWrite, syncTarget } from './targets.ts';
 
 /** A slice of the window read at a time: a week holds a few thousand events in a busy calendar. */
 const SLICE_MS = 7 * 86_400_000;
@@ -155,4 +156,28 @@ export async function reconcileConnection(hub: Hub, connectionId: string, o: { w
     }
   }
   return { ok: true, value: total };
+}
+
+export interface RepairReport {
+  repaired: number;
+  failed: { appointmentId: string; error: string }[];
+}
+
+/**
+ * Make the calendar match the store for what a reconciliation found missing or changed: each one is
+ * written again (forced, as a sweep repairs drift) and audited. Orphans are reported, never deleted:
+ * an event with our markers that no appointment claims may be a copy a practitioner made on purpose.
+ */
+export async function repairReconciled(hub: Hub, connectionId: string, report: ReconcileReport, onProgress?: (done: number, total: number) => void): Promise<RepairReport> {
+  const ids = [...new Set([...report.missing.ids, ...report.changed.ids])];
+  const out: RepairReport = { repaired: 0, failed: [] };
+  for (const [i, id] of ids.entries()) {
+    const r = await syncTarget(hub, id, connectionId, { force: true });
+    if (r.ok) {
+      out.repaired++;
+      await auditTargetWrite(hub, id, connectionId, 'target.drift_repaired', { via: 'reconcile' });
+    } else out.failed.push({ appointmentId: id, error: `${r.failure.class}: ${r.failure.message}` });
+    onProgress?.(i + 1, ids.length);
+  }
+  return out;
 }

@@ -11,16 +11,17 @@ export const CAL = 'okafor@clinic';
 export interface GoogleClinic {
   hub: Hub;
   g: FakeGoogle;
+  /** The store's folder and the environment its connection's secrets come from (for CLI runs on it). */
+  dataDir: string;
+  env: NodeJS.ProcessEnv;
   close(): Promise<void>;
 }
 
 export async function googleClinic(o: { clock?: Clock; config?: string } = {}): Promise<GoogleClinic> {
   const g = await startFakeGoogle();
   const dir = tempDir();
-  const hub = await openHub({
-    dataDir: dir.dir, clock: o.clock, log: makeLogger('silent'),
-    env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken },
-  });
+  const env = { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken };
+  const hub = await openHub({ dataDir: dir.dir, clock: o.clock, log: makeLogger('silent'), env });
   const c = parseConfig(`
 clinic: { id: c, name: Clinic, timeZone: Europe/London }
 locations: [{ id: l, name: Main }]
@@ -34,7 +35,7 @@ connections:
 `, 'test.yaml');
   await applyConfig(hub, c.config, c.hash, 'test');
   return {
-    hub, g,
+    hub, g, dataDir: dir.dir, env,
     close: async () => {
       await hub.store.close();
       await g.close();

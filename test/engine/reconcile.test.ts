@@ -11,6 +11,21 @@ import { reconcile, reconcileConnection, type ReconcileReport } from '../../src/
 import { connectionContext, loadConnection } from '../../src/engine/connections.ts';
 import { getTarget } from '../../src/connectors/registry.ts';
 import type { Appointment } from '../../src/domain/types.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** `bin/meridian reconcile …` on the test's store, as staff would run it: exit code and output. */
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, ['bin/meridian', 'reconcile', '--data', clinic.dataDir, ...args], { cwd: ROOT, env: { ...process.env, ...clinic.env } });
+    return { code: 0, ...r };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
 
 let g: FakeGoogle;
 let hub: Hub;
@@ -69,6 +84,31 @@ test('deleted, moved (also into another slice), retitled and left-behind events 
 
   const capped = await run({ maxIds: 1 });
   assert.deepEqual([capped.changed.count, capped.changed.ids.length, capped.orphaned.count, capped.orphaned.ids.length], [2, 1, 2, 1], 'ids capped, counts exact');
+  assert.deepEqual(g.violations, []);
+});
+
+test('`meridian reconcile` reports the drift and exits 3; with --repair the calendar matches again, orphans left alone', async () => {
+  // The state the previous test left: one event deleted, two moved, one retitled, one left behind, one copy.
+  const [deleted, moved] = appts;
+  const found = await cli('--connection', 'google');
+  assert.equal(found.code, 3, found.stderr);
+  assert.match(found.stdout, /google: 6 appointments in 1 calendar\(s\), 1 in sync; missing 1 \([^)]+\); changed 3 \([^)]+\); orphaned 2/);
+  assert.ok(found.stdout.includes(deleted.id));
+
+  const fixed = await cli('--repair');
+  assert.equal(fixed.code, 0, fixed.stderr);
+  assert.match(fixed.stdout, /google: repaired 4\n/);
+  const after = await reconcileConnection(hub, 'google', { window: window() });
+  assert.ok(after.ok);
+  assert.deepEqual([after.value.missing.count, after.value.changed.count, after.value.orphaned.count], [0, 0, 2], 'orphans are listed, never deleted');
+  const event = g.events(CAL).find((e) => e.extendedProperties?.private?.meridianAppointmentId === moved.id && e.status !== 'cancelled');
+  assert.equal(event && new Date(event.start?.dateTime ?? '').toISOString(), new Date(moved.start).toISOString(), 'the moved event is back at the booked time');
+  const audits = await hub.store.db.selectFrom('audit').select('entity_id').where('action', '=', 'target.drift_repaired').execute();
+  assert.equal(audits.length, 4);
+
+  const bad = await cli('--days', 'soon');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--days must be a whole number/);
   assert.deepEqual(g.violations, []);
 });
 
