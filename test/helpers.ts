@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { openHub, makeLogger, type Hub, type HubOptions } from '../src/engine/hub.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { applyConfig } from '../src/config/apply.ts';
 
 export const PG_URL = process.env.MERIDIAN_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -58,4 +61,15 @@ export async function backendFor(backend: Backend): Promise<{ dataDir: string; d
 export function tempDir(prefix = 'meridian-test-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * An in-process hub on `o.dataDir` with a clinic configuration applied, as `bin/meridian` applies its
+ * file at start: the setup most engine and connector tests share. Logs are silent unless `o.log` says.
+ */
+export async function configuredHub(yaml: string, o: HubOptions): Promise<Hub> {
+  const hub = await openHub({ log: makeLogger('silent'), ...o });
+  const c = parseConfig(yaml, 'test.yaml');
+  await applyConfig(hub, c.config, c.hash, 'test');
+  return hub;
 }

@@ -5,14 +5,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector } from '../../src/connectors/sources/acuity/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 import { startFakeAcuity, type AcuityAppointment, type FakeAcuity } from '../fakes/acuity.ts';
 
 const DIR = new URL('../fixtures/samples/acuity/', import.meta.url);
@@ -74,8 +72,7 @@ before(async () => {
   fake.hold(missed);
   const base = fake.url;
   // The samples are in February 2026: the hub's clock sits before them so the poll window holds them.
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { AK: KEY, AU: '19088731' }, clock: { now: () => new Date('2026-02-10T12:00:00Z') } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: brooklyn, name: Brooklyn }]
 practitioners: [{ id: reyes, name: Dr. Samuel Reyes, locations: [brooklyn] }]
@@ -85,8 +82,7 @@ connections:
     baseUrl: ${base}
     secrets: { apiKey: { env: AK }, userId: { env: AU } }
     refs: { practitioners: { "8841203": reyes } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { AK: KEY, AU: '19088731' }, clock: { now: () => new Date('2026-02-10T12:00:00Z') } });
 });
 after(async () => {
   await hub.store.close();

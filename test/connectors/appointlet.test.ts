@@ -7,16 +7,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector } from '../../src/connectors/sources/appointlet/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { staffReschedule } from '../../src/engine/staff.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { startFakeAppointlet, type FakeAppointlet } from '../fakes/appointlet.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/appointlet/', import.meta.url);
 const TOKEN = 'q8VdJ2s0mXrT5yKpL3nB7cWz';
@@ -89,8 +87,7 @@ let now = new Date('2024-05-29T19:00:00Z');
 const dir = tempDir();
 before(async () => {
   fake = await startFakeAppointlet();
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { AT: fake.token }, clock: { now: () => now } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: brooklyn, name: Brooklyn }]
 practitioners: [{ id: reyes, name: Dr. Samuel Reyes, locations: [brooklyn] }]
@@ -100,8 +97,7 @@ connections:
     baseUrl: ${fake.url}
     secrets: { webhookToken: { env: AT } }
     refs: { practitioners: { "Example Meeting Type (Group)": reyes } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { AT: fake.token }, clock: { now: () => now } });
 });
 after(async () => {
   await hub.store.close();

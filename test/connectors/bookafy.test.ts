@@ -6,15 +6,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector, bookafyDateTime } from '../../src/connectors/sources/bookafy/index.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { startFakeBookafy, type FakeBookafy } from '../fakes/bookafy.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/bookafy/', import.meta.url);
 const sample = (f: string) => readFileSync(new URL(f, DIR));
@@ -79,8 +77,7 @@ const dir = tempDir();
 const base = { ...listed.response.appointment[0], id: 884120, user_id: 5123 };
 before(async () => {
   fake = await startFakeBookafy();
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { BK: fake.apiKey, BT: TOKEN } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: brooklyn, name: Brooklyn }]
 practitioners: [{ id: park, name: Dr. Lena Park, locations: [brooklyn] }, { id: ortiz, name: Sam Ortiz, locations: [brooklyn] }]
@@ -90,8 +87,7 @@ connections:
     baseUrl: ${fake.url}
     secrets: { apiKey: { env: BK }, webhookToken: { env: BT } }
     refs: { practitioners: { "5123": park, "5124": ortiz } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { BK: fake.apiKey, BT: TOKEN } });
 });
 after(async () => {
   await hub.store.close();

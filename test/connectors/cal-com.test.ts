@@ -10,12 +10,10 @@ import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type Connec
 import { drain } from '../../src/engine/worker.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { startFakeCalCom, type CalBooking, type FakeCalCom } from '../fakes/cal-com.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { listAppointments } from '../../src/store/repo.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const SECRET = 'cal-sample-secret';
 const VECTOR = 'd3c822233d408432b0af316f2ab7dc682a49c6f87e7c6ab39a967ee1c53a19d4';
@@ -84,8 +82,7 @@ const dir = tempDir();
 let fake: FakeCalCom;
 before(async () => {
   fake = await startFakeCalCom();
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { CS: SECRET, CK: fake.apiKey } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: Asia/Kolkata }
 locations: [{ id: hq, name: HQ }]
 practitioners: [{ id: pro, name: Pro Example, email: pro@example.com, locations: [hq] }]
@@ -98,8 +95,7 @@ connections:
     baseUrl: ${fake.url}
     secrets: { webhookSecret: { env: CS }, apiKey: { env: CK } }
     refs: { practitioners: { "host@clinic.example": pro } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { CS: SECRET, CK: fake.apiKey } });
 });
 after(async () => {
   await hub.store.close();

@@ -10,12 +10,10 @@ import { connector, changeOf } from '../../src/connectors/sources/calendar-sourc
 import { PROP_APPOINTMENT } from '../../src/connectors/targets/microsoft-graph/index.ts';
 import { ConnectionMisconfigured, ConnectorError, type ConnectionContext, type CalendarEvent } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { listAppointments } from '../../src/store/repo.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { startFakeGraph, type FakeGraph } from '../fakes/microsoft-graph.ts';
 import { radicaleMissing, startRadicale, type Radicale } from '../fakes/radicale.ts';
@@ -231,11 +229,7 @@ describe('through the engine: polls into appointments', () => {
   before(async () => {
     g = await startFakeGoogle();
     seedGoogle(g);
-    hub = await openHub({
-      dataDir: dir.dir, log: makeLogger('silent'), clock: { now: () => new Date('2026-10-15T12:00:00Z') },
-      env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken },
-    });
-    const c = parseConfig(`
+    hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: l, name: Main }]
 practitioners: [{ id: okafor, name: Dr Okafor, locations: [l] }]
@@ -246,8 +240,8 @@ connections:
     config: { calendarPlatform: google-calendar, calendar: "${CAL}", tokenUrl: ${g.tokenUrl}, ignoreTitles: [Outside] }
     secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
     refs: { practitioners: { "${CAL}": okafor } }
-`, 'test.yaml');
-    await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, clock: { now: () => new Date('2026-10-15T12:00:00Z') },
+      env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken } });
   });
   after(async () => {
     await hub.store.close();

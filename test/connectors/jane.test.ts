@@ -9,15 +9,13 @@ import { authorizeUrl, codeChallengeS256, createCodeVerifier, exchangeCode } fro
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type ListWindow, type WebhookRequest } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
 import { getSource } from '../../src/connectors/registry.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { appointmentOf, patientOf as fakePatient, startFakeJane, webhookBodyOf, STAFF_MEMBER_ID, type FakeJane } from '../fakes/jane.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/jane/', import.meta.url);
 const read = (f: string) => JSON.parse(readFileSync(new URL(f, DIR), 'utf8'));
@@ -116,8 +114,7 @@ before(async () => {
   fake.putPatient(fakePatient(PATIENT, { name: 'Ingrid Solberg', email: 'ingrid.solberg@example.no', phone: '+47 412 55 019' }));
   fake.put(record, new Date('2026-02-20T22:14:08Z'));
   if (!registered) return;
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: {}, clock: { now: () => new Date('2026-02-25T10:00:00Z') } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/Vancouver }
 locations: [{ id: main, name: Main }]
 practitioners: [{ id: lund, name: Dr. Eva Lund, locations: [main] }]
@@ -127,8 +124,7 @@ connections:
     baseUrl: ${fake.url}
     config: { clinicHost: myclinic.janeapp.com, authServer: "${fake.authServer}" }
     refs: { practitioners: { "${STAFF_MEMBER_ID}": lund } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: {}, clock: { now: () => new Date('2026-02-25T10:00:00Z') } });
 });
 after(async () => {
   await hub?.store.close();

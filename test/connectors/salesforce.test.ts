@@ -10,12 +10,10 @@ import { connector, eventBody, subjectOf, DEFAULT_EXTERNAL_ID_FIELD } from '../.
 import { jwtAssertion } from '../../src/connectors/targets/salesforce/auth.ts';
 import { failureOf, errorsOf, parseLimitInfo, resetUsage, LIMIT_PAUSE_MS } from '../../src/connectors/targets/salesforce/api.ts';
 import type { ConnectionContext, TargetEvent } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/staff.ts';
 import { drain } from '../../src/engine/worker.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const sample = (f: string) => JSON.parse(readFileSync(new URL(`../fixtures/samples/salesforce/${f}`, import.meta.url), 'utf8'));
 
@@ -243,8 +241,7 @@ test('leads: upserted by the Lead external-id field (once over retries), or crea
 
 async function clinic(covered: boolean): Promise<{ hub: Hub; close(): Promise<void> }> {
   const dir = tempDir();
-  const hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { SF_ID: sf.credentials.clientId, SF_USER: sf.credentials.username, SF_KEY: sf.credentials.privateKey } });
-  const c = parseConfig(`
+  const hub = await configuredHub(`
 clinic: { id: c, name: Cedar Clinic, timeZone: America/Denver, targets: [{ connection: sf }] }
 locations: [{ id: l, name: Cedar Street }]
 services: [{ id: acu, name: Acupuncture, durationMinutes: 50 }]
@@ -255,8 +252,7 @@ connections:
     baseUrl: ${sf.loginUrl}
     config: { coveredByAgreement: ${covered}, owners: { okafor: "0055g00000HqT2kAAF" } }
     secrets: { clientId: { env: SF_ID }, username: { env: SF_USER }, privateKey: { env: SF_KEY } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { SF_ID: sf.credentials.clientId, SF_USER: sf.credentials.username, SF_KEY: sf.credentials.privateKey } });
   return { hub, close: async () => { await hub.store.close(); dir.cleanup(); } };
 }
 

@@ -8,13 +8,11 @@ import { connector, parseRecord, queryDates, setmoreDate } from '../../src/conne
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type ListWindow } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
 import { getSource } from '../../src/connectors/registry.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { appointmentOf, startFakeSetmore, STAFF_KEY, type FakeSetmore } from '../fakes/setmore.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const sample = JSON.parse(readFileSync(new URL('../fixtures/samples/setmore/appointments-list-response.json', import.meta.url), 'utf8'));
 const NOW = new Date('2026-02-20T12:00:00Z');
@@ -163,8 +161,7 @@ const dir = tempDir();
 before(async () => {
   fake = await startFakeSetmore();
   if (!registered) return;
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { SM_REFRESH: fake.refreshToken }, clock: { now: () => new Date('2026-03-02T12:00:00Z') } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: main, name: Main }]
 practitioners: [{ id: reyes, name: Dr. Samuel Reyes, locations: [main] }]
@@ -174,8 +171,7 @@ connections:
     baseUrl: ${fake.url}
     secrets: { refreshToken: { env: SM_REFRESH } }
     refs: { practitioners: { "${STAFF_KEY}": reyes } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { SM_REFRESH: fake.refreshToken }, clock: { now: () => new Date('2026-03-02T12:00:00Z') } });
 });
 after(async () => {
   await hub?.store.close();

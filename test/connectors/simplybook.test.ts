@@ -6,16 +6,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector } from '../../src/connectors/sources/simplybook/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { staffCancel, staffReschedule, staffSetStatus } from '../../src/engine/staff.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { SimplyBookFake } from '../fakes/simplybook.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/simplybook/', import.meta.url);
 const TOKEN = 'sb-url-token-5e1f0c7a9d';
@@ -88,8 +86,7 @@ const booking = {
 };
 before(async () => {
   await fake.start();
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { SBT: TOKEN, SBL: 'frontdesk', SBP: 'pw-7Yq2' }, clock });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: brooklyn, name: Brooklyn }]
 practitioners: [{ id: reyes, name: Dr. Samuel Reyes, locations: [brooklyn] }]
@@ -100,8 +97,7 @@ connections:
     config: { companyLogin: MeridianClinic, timeZone: ${ZONE} }
     secrets: { webhookToken: { env: SBT }, userLogin: { env: SBL }, userPassword: { env: SBP } }
     refs: { practitioners: { "3": reyes } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { SBT: TOKEN, SBL: 'frontdesk', SBP: 'pw-7Yq2' }, clock });
 });
 after(async () => {
   await hub.store.close();

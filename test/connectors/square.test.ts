@@ -9,14 +9,12 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { connector } from '../../src/connectors/sources/square/index.ts';
 import { ConnectionMisconfigured, ConnectorError, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 import { startFakeSquare, type FakeSquare } from '../fakes/square.ts';
 
 const DIR = new URL('../fixtures/samples/square/', import.meta.url);
@@ -80,8 +78,7 @@ const dir = tempDir();
 before(async () => {
   fake = await startFakeSquare({ accessToken: 'sq-token' });
   fake.customer(JSON.parse(readFileSync(new URL('get-customer-response.json', DIR), 'utf8')).customer);
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { SK: KEY, ST: 'sq-token' } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/Los_Angeles }
 locations: [{ id: pearl, name: Pearl District }]
 practitioners: [{ id: kim, name: Dr. Kim, locations: [pearl] }]
@@ -92,8 +89,7 @@ connections:
     config: { notificationUrl: "${URL_}" }
     secrets: { signatureKey: { env: SK }, accessToken: { env: ST } }
     refs: { practitioners: { TMq8Wv2Xb4Nc6Zd1: kim } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { SK: KEY, ST: 'sq-token' } });
 });
 after(async () => {
   await hub.store.close();

@@ -7,16 +7,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector, parseRecord, sessionSignature, timetapInstant } from '../../src/connectors/sources/timetap/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { staffCancel, staffReschedule } from '../../src/engine/staff.ts';
 import { appointmentOf, startFakeTimeTap, webhookBodyOf, type FakeTimeTap } from '../fakes/timetap.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/timetap/', import.meta.url);
 const TOKEN = 'tt-hook-6Qm2vXr9Lp0aZs4Kd8Wn';
@@ -93,8 +91,7 @@ const ctx = (): ConnectionContext => ({
 before(async () => {
   fake = await startFakeTimeTap();
   fake.put(booking);
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { TK: fake.apiKey, TP: fake.privateKey, TW: TOKEN } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/Bogota }
 locations: [{ id: centro, name: Centro }]
 practitioners: [{ id: reyes, name: Dr. Samuel Reyes, locations: [centro] }]
@@ -104,8 +101,7 @@ connections:
     baseUrl: ${fake.url}
     secrets: { apiKey: { env: TK }, privateKey: { env: TP }, webhookToken: { env: TW } }
     refs: { practitioners: { "42441": reyes } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { TK: fake.apiKey, TP: fake.privateKey, TW: TOKEN } });
 });
 after(async () => {
   await hub.store.close();

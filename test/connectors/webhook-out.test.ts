@@ -9,12 +9,11 @@ import { Webhook } from 'standardwebhooks';
 import { connector, signatureHeader, signingKey } from '../../src/connectors/notify/webhook-out/index.ts';
 import type { ConnectionContext } from '../../src/connectors/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/staff.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listOutboundDeliveries, replayOutboundDelivery } from '../../src/engine/webhooks-out.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 import { startReceiver, type Receiver, type Received } from '../fakes/webhook-receiver.ts';
 
 const secret = () => `whsec_${randomBytes(32).toString('base64')}`;
@@ -90,8 +89,7 @@ before(async () => {
   ops = await startReceiver();
   crm = await startReceiver();
   // Near the real clock: the reference verifier allows 5 minutes either side of its own.
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { S1, S2, S2_OLD }, clock: { now: () => new Date(Date.now() + offset) } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/Chicago }
 locations: [{ id: loop, name: Loop }]
 practitioners: [{ id: okafor, name: Dr. Ada Okafor, locations: [loop] }]
@@ -104,8 +102,7 @@ connections:
     platform: webhook-out
     config: { url: "${crm.url}", events: [appointment.created, appointment.updated, appointment.cancelled], includePatient: true }
     secrets: { signingSecret: { env: S2 }, signingSecretPrevious: { env: S2_OLD } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { S1, S2, S2_OLD }, clock: { now: () => new Date(Date.now() + offset) } });
 });
 after(async () => {
   await hub.store.close();

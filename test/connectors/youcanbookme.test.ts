@@ -7,16 +7,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector, WEBHOOK_TEMPLATES } from '../../src/connectors/sources/youcanbookme/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/poll.ts';
 import { staffReschedule } from '../../src/engine/staff.ts';
 import { startFakeYcbm, instantsOf, ycbmRecord, type FakeYcbm, type YcbmRecord } from '../fakes/youcanbookme.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/youcanbookme/', import.meta.url);
 const ID = '5b8f3c2e-7d41-4a9e-9c1f-2e6a8d0b4f17';
@@ -91,8 +89,7 @@ const ctxOf = (f: FakeYcbm, fetchImpl: typeof fetch = fetch): ConnectionContext 
 before(async () => {
   fake = await startFakeYcbm();
   fake.put(record);
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { YA: fake.accountId, YK: fake.apiKey, YT: TOKEN } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: brooklyn, name: Brooklyn }]
 practitioners: [{ id: reyes, name: Dr. Samuel Reyes, locations: [brooklyn] }]
@@ -103,8 +100,7 @@ connections:
     secrets: { accountId: { env: YA }, apiKey: { env: YK }, webhookToken: { env: YT } }
     config: { pollPastDays: 3650, pollFutureDays: 3650 }
     refs: { practitioners: { "tm-4c1d9e": reyes } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { YA: fake.accountId, YK: fake.apiKey, YT: TOKEN } });
 });
 after(async () => {
   await hub.store.close();

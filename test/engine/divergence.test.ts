@@ -6,15 +6,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { getSource } from '../../src/connectors/registry.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestWebhook } from '../../src/engine/ingest.ts';
 import { staffCancel, staffReschedule, staffSetStatus } from '../../src/engine/staff.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { getAppointment, listAppointments } from '../../src/store/repo.ts';
 import type { SampleBooking } from '../../src/connectors/types.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const KEY = 'divergence-signing-key';
 const TOKEN = 'divergence-pat';
@@ -38,8 +36,7 @@ before(async () => {
     rs.writeHead(404).end('{}');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { CK: KEY, CT: TOKEN } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: l, name: Main }]
 practitioners: [{ id: reyes, name: Dr Reyes, locations: [l] }]
@@ -49,8 +46,7 @@ connections:
     baseUrl: http://127.0.0.1:${(server.address() as { port: number }).port}
     secrets: { signingKey: { env: CK }, personalAccessToken: { env: CT } }
     refs: { practitioners: { "${HOST}": reyes } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { CK: KEY, CT: TOKEN } });
 });
 after(async () => {
   await hub.store.close();

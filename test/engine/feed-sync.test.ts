@@ -4,15 +4,13 @@
 // back empty is held for staff instead of wiping the week.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { listHeld, pollConnection } from '../../src/engine/poll.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { startIcsServer, type IcsServer } from '../fakes/ics-server.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const CAL = 'lee@clinic.example';
 const dir = tempDir();
@@ -39,11 +37,7 @@ function feed(uids: number[]): string {
 before(async () => {
   g = await startFakeGoogle();
   feeds = await startIcsServer();
-  hub = await openHub({
-    dataDir: dir.dir, log: makeLogger('silent'),
-    env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken, FEED: feeds.url('/lee.ics') },
-  });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: l, name: Main }]
 practitioners: [{ id: lee, name: Sam Lee, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
@@ -58,8 +52,8 @@ connections:
     baseUrl: ${g.url}
     config: { tokenUrl: ${g.tokenUrl} }
     secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir,
+    env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken, FEED: feeds.url('/lee.ics') } });
 });
 after(async () => {
   await hub.store.close();

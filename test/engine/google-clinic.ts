@@ -1,10 +1,8 @@
 // A one-practitioner clinic whose calendar is the fake Google, with the hub in-process: the setup the
 // engine tests share. `config` adds settings to the Google connection (e.g. `twoWay: accept`).
-import { openHub, makeLogger, type Clock, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Clock, Hub } from '../../src/engine/hub.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 export const CAL = 'okafor@clinic';
 
@@ -21,8 +19,7 @@ export async function googleClinic(o: { clock?: Clock; config?: string } = {}): 
   const g = await startFakeGoogle();
   const dir = tempDir();
   const env = { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken };
-  const hub = await openHub({ dataDir: dir.dir, clock: o.clock, log: makeLogger('silent'), env });
-  const c = parseConfig(`
+  const hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: Europe/London }
 locations: [{ id: l, name: Main }]
 practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: google, calendar: "${CAL}" }] }]
@@ -32,8 +29,7 @@ connections:
     baseUrl: ${g.url}
     config: { tokenUrl: ${g.tokenUrl}${o.config ? `, ${o.config}` : ''} }
     secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, clock: o.clock, env });
   return {
     hub, g, dataDir: dir.dir, env,
     close: async () => {

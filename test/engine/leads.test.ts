@@ -6,9 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { ingestLead, listLeads, confirmLead, declineLead } from '../../src/engine/leads.ts';
 import { staffCreate, StaffError } from '../../src/engine/staff.ts';
 import { drain } from '../../src/engine/worker.ts';
@@ -16,7 +14,7 @@ import { getAppointment } from '../../src/store/repo.ts';
 import { createApiKey } from '../../src/engine/apikeys.ts';
 import { buildServer } from '../../src/http/server.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 const CAL = 'okafor@clinic';
 const NOW = new Date('2026-03-04T17:00:00Z'); // Wed 4 Mar 2026, 12:00 in New York
@@ -31,11 +29,7 @@ let dir: ReturnType<typeof tempDir>;
 before(async () => {
   g = await startFakeGoogle();
   dir = tempDir();
-  hub = await openHub({
-    dataDir: dir.dir, clock: { now: () => NOW }, log: makeLogger('silent'),
-    env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken, TF_SECRET, WEB_TOKEN: 'web-token-123' },
-  });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York, hours: { mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], thu: ["09:00-17:00"], fri: ["09:00-17:00"] } }
 locations: [{ id: l, name: Main }]
 services:
@@ -53,8 +47,8 @@ connections:
     secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
   - { id: tf, platform: typeform, secrets: { webhookSecret: { env: TF_SECRET } } }
   - { id: web, platform: lead-form, secrets: { webhookToken: { env: WEB_TOKEN } }, config: { searchWeeks: 2 } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, clock: { now: () => NOW },
+    env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken, TF_SECRET, WEB_TOKEN: 'web-token-123' } });
 });
 after(async () => {
   await hub.store.close();

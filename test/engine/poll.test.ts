@@ -4,13 +4,11 @@
 // processes (the lease), and the scheduler's one pending poll per connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Hub } from '../../src/engine/hub.ts';
 import { decideHeld, listHeld, pollConnection, runPollJob, schedulePolls, SOURCE_POLL } from '../../src/engine/poll.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { startFakeBookafy, type FakeBookafy } from '../fakes/bookafy.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 import type { Job } from '../../src/store/outbox.ts';
 
 const inDays = (d: number, minutes = 0) => new Date(Math.floor(Date.now() / 86_400_000 + d) * 86_400_000 + 15 * 3_600_000 + minutes * 60_000).toISOString();
@@ -18,8 +16,7 @@ const inDays = (d: number, minutes = 0) => new Date(Math.floor(Date.now() / 86_4
 async function clinic(config = ''): Promise<{ hub: Hub; fake: FakeBookafy; close(): Promise<void> }> {
   const fake = await startFakeBookafy();
   const dir = tempDir();
-  const hub = await openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { BK: fake.apiKey, BT: 'tok' } });
-  const c = parseConfig(`
+  const hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: America/New_York }
 locations: [{ id: l, name: Main }]
 practitioners: [{ id: park, name: Dr. Lena Park, locations: [l] }]
@@ -30,8 +27,7 @@ connections:
     config: { ${config} }
     secrets: { apiKey: { env: BK }, webhookToken: { env: BT } }
     refs: { practitioners: { "5123": park } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, env: { BK: fake.apiKey, BT: 'tok' } });
   return { hub, fake, close: async () => { await hub.store.close(); await fake.close(); dir.cleanup(); } };
 }
 

@@ -2,15 +2,13 @@
 // before it breaks; using the connection refreshes it and the warning is not repeated.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openHub, makeLogger, type Clock, type Hub } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
+import type { Clock, Hub } from '../../src/engine/hub.ts';
 import { saveSecrets } from '../../src/engine/connections.ts';
 import { checkTokenAge } from '../../src/engine/drift.ts';
 import { staffCreate } from '../../src/engine/staff.ts';
 import { drain } from '../../src/engine/worker.ts';
 import { startFakeGraph, type FakeGraph } from '../fakes/microsoft-graph.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, configuredHub } from '../helpers.ts';
 
 let m: FakeGraph;
 let hub: Hub;
@@ -20,8 +18,7 @@ const clock: Clock = { now: () => now };
 
 before(async () => {
   m = await startFakeGraph();
-  hub = await openHub({ dataDir: dir.dir, clock, log: makeLogger('silent'), env: { MS_ID: m.credentials.clientId, MS_REFRESH: m.credentials.refreshToken } });
-  const c = parseConfig(`
+  hub = await configuredHub(`
 clinic: { id: c, name: Clinic, timeZone: Europe/London }
 locations: [{ id: l, name: Main }]
 practitioners: [{ id: okafor, name: Dr Okafor, locations: [l], targets: [{ connection: outlook }] }]
@@ -31,8 +28,7 @@ connections:
     baseUrl: ${m.url}
     config: { mode: delegated, tokenUrl: ${m.tokenUrl} }
     secrets: { clientId: { env: MS_ID }, refreshToken: { env: MS_REFRESH } }
-`, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+`, { dataDir: dir.dir, clock, env: { MS_ID: m.credentials.clientId, MS_REFRESH: m.credentials.refreshToken } });
 });
 after(async () => {
   await hub.store.close();
