@@ -110,8 +110,35 @@ export function erasedEntry(r: Pick<AuditTable, SealedColumn | 'pii'>, which: (p
   return out;
 }
 
+/** Transactions whose audit entries are held until their work is done (see withDeferredAudit). */
+const deferred = new WeakMap<Transaction<DB>, AuditInput[]>();
+
+/**
+ * Run `work` in `trx` with its audit entries held back and appended, in the same order, once it has
+ * returned: the last statements before COMMIT. Appending locks the chain's head row until COMMIT and so
+ * serialises every writer on PostgreSQL; held to the end, the lock covers two statements and the commit
+ * instead of everything after the first entry. All or nothing as before: it is the same transaction.
+ */
+export async function withDeferredAudit<T>(trx: Transaction<DB>, dialect: Dialect, work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  const held: AuditInput[] = [];
+  deferred.set(trx, held);
+  try {
+    const value = await work(trx);
+    deferred.delete(trx);
+    await appendAudit(trx, dialect, held);
+    return value;
+  } finally {
+    deferred.delete(trx);
+  }
+}
+
 export async function appendAudit(trx: Transaction<DB>, dialect: Dialect, entries: AuditInput[]): Promise<void> {
   if (entries.length === 0) return;
+  const held = deferred.get(trx);
+  if (held) {
+    held.push(...entries);
+    return;
+  }
   let q = trx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
   if (dialect === 'postgres') q = q.forUpdate();
   const head = await q.executeTakeFirstOrThrow();

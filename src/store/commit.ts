@@ -3,10 +3,12 @@
 // failing rolls back only itself. Every caller's promise settles only after the shared COMMIT, so an
 // acknowledged delivery is always committed. SQLite writes each touched page once per commit, so a
 // batch writes far less than the same units committed one by one. PostgreSQL runs units in parallel
-// transactions on its pool instead.
+// transactions on its pool instead, each appending its audit entries last (withDeferredAudit), so the
+// chain's head lock that serialises them is held as briefly as possible.
 import type { Kysely, Transaction } from 'kysely';
 import type { DB } from './schema.ts';
 import type { Dialect } from './migrations.ts';
+import { withDeferredAudit } from './audit.ts';
 
 export type Work<T> = (trx: Transaction<DB>) => Promise<T>;
 
@@ -25,7 +27,7 @@ export class GroupCommitter {
   constructor(private db: Kysely<DB>, private dialect: Dialect, private maxBatch = 64) {}
 
   run<T>(work: Work<T>): Promise<T> {
-    if (this.dialect !== 'sqlite') return this.db.transaction().execute(work);
+    if (this.dialect !== 'sqlite') return this.db.transaction().execute((trx) => withDeferredAudit(trx, this.dialect, work));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work: work as Work<unknown>, resolve: resolve as (v: unknown) => void, reject });
       // Start on the next turn of the event loop, not now: better-sqlite3 runs a whole unit without

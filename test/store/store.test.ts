@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { openStore, migrate, type Store } from '../../src/store/db.ts';
 import { claim, complete, enqueue, jobCounts, reschedule, retryJob, pruneDone } from '../../src/store/outbox.ts';
-import { appendAudit, verifyAudit } from '../../src/store/audit.ts';
+import { appendAudit, verifyAudit, withDeferredAudit } from '../../src/store/audit.ts';
 import { SecretBox, loadSecretBox } from '../../src/store/crypto.ts';
 import { BACKENDS, backendFor } from '../helpers.ts';
 
@@ -117,6 +117,27 @@ for (const backend of BACKENDS) {
       r = await verifyAudit(store.db);
       assert.equal(r.ok, false);
       assert.match(r.reason ?? '', /head/);
+    });
+
+    t('deferred audit: entries land in order as the last statements of the transaction, or not at all', async () => {
+      const at = now.toISOString();
+      const entry = (id: string) => ({ at, actor: 'test', action: 'deferred.x', entityType: 'thing', entityId: id });
+      const headBefore = await store.db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+      await store.db.transaction().execute((trx) => withDeferredAudit(trx, store.dialect, async (inner) => {
+        await appendAudit(inner, store.dialect, [entry('first')]);
+        const seen = await inner.selectFrom('audit').select('seq').where('action', '=', 'deferred.x').execute();
+        assert.equal(seen.length, 0, 'held back while the work runs (the head row is not locked yet)');
+        await appendAudit(inner, store.dialect, [entry('second'), entry('third')]);
+      }));
+      const rows = await store.db.selectFrom('audit').selectAll().where('action', '=', 'deferred.x').orderBy('seq').execute();
+      assert.deepEqual(rows.map((r) => r.entity_id), ['first', 'second', 'third']);
+      assert.deepEqual(rows.map((r) => r.seq), [headBefore.seq + 1, headBefore.seq + 2, headBefore.seq + 3]);
+      assert.equal(rows[0].prev_hash, headBefore.hash, 'linked to the chain as an immediate append would be');
+      await assert.rejects(store.db.transaction().execute((trx) => withDeferredAudit(trx, store.dialect, async (inner) => {
+        await appendAudit(inner, store.dialect, [entry('never')]);
+        throw new Error('the work failed');
+      })), /the work failed/);
+      assert.equal((await store.db.selectFrom('audit').select('seq').where('entity_id', '=', 'never').execute()).length, 0);
     });
 
     t('group commit: concurrent units commit together, a failing unit rolls back alone', async () => {
