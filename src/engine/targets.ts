@@ -82,7 +82,12 @@ async function saveLink(hub: Hub, appointmentId: string, connectionId: string, l
 }
 
 /** Make target `targetId` match appointment `appointmentId` as it is now. Idempotent. `force` rewrites even when the link says the revision is already there (drift repair). */
-export async function syncTarget(hub: Hub, appointmentId: string, targetId: string, o: { force?: boolean } = {}): Promise<SyncResult> {
+/**
+ * Make one target hold what the appointment says now. `interrupted`: an earlier run of this write was
+ * cut off (its job is being run again after a crash or a lost answer), so a create may have reached the
+ * platform without its link being saved; an appointment that must not exist then has that event removed.
+ */
+export async function syncTarget(hub: Hub, appointmentId: string, targetId: string, o: { force?: boolean; interrupted?: boolean } = {}): Promise<SyncResult> {
   const db = hub.store.db;
   const appt = await getAppointment(db, appointmentId);
   const conn = await loadConnection(hub, targetId);
@@ -103,6 +108,12 @@ export async function syncTarget(hub: Hub, appointmentId: string, targetId: stri
   };
 
   if (!appt || !binding || !shouldExist(appt, target.descriptor.kind)) {
+    if (!link && o.interrupted && client.removeUnrecorded) {
+      const calendar = binding?.calendar ?? linkRow?.calendar_id ?? (conn.record.config.calendarId as string | undefined);
+      const r = await client.removeUnrecorded(appointmentId, calendar, linkRow?.generation ?? 0);
+      if (!r.ok) return r;
+      return { ok: true, action: r.value ? 'removed' : 'unchanged' };
+    }
     if (!link) return { ok: true, action: 'unchanged' };
     const r = await remove(link, appt?.revision ?? 0);
     return r.ok ? { ok: true, action: 'removed' } : r;

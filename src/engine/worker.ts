@@ -34,7 +34,8 @@ export function registerJobHandler(kind: string, h: JobHandler): void {
 
 registerJobHandler(TARGET_SYNC, async (hub, job) => {
   const { appointmentId, targetId } = job.payload as { appointmentId: string; targetId: string };
-  const r = await syncTarget(hub, appointmentId, targetId);
+  // A second attempt may follow one that wrote and died before recording it (claiming counts attempts).
+  const r = await syncTarget(hub, appointmentId, targetId, { interrupted: job.attempts > 1 });
   if (r.ok) {
     if (r.action !== 'unchanged' && r.action !== 'skipped') await auditTargetWrite(hub, appointmentId, targetId, `target.${r.action}`, {});
     return { ok: true, note: r.action };

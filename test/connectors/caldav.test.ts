@@ -100,6 +100,25 @@ describe('CalDAV against Radicale', { skip }, () => {
     assert.ok((await c.remove(link, event().appointmentId)).ok);
   });
 
+  test('an unrecorded create (answer lost) is found at its deterministic href and removed; nothing there, or not ours, is left', async () => {
+    const c = client();
+    const id = '5d1e7a90-3b2c-4f8e-9a61-2c7b4e0d9f13';
+    const r = await c.upsert(event({ appointmentId: id }), undefined);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal((await ours(id)).length, 1);
+    const removed = await c.removeUnrecorded!(id, 'Appointments', 0);
+    assert.deepEqual(removed, { ok: true, value: true });
+    assert.equal((await ours(id)).length, 0);
+    assert.deepEqual(await c.removeUnrecorded!(id, 'Appointments', 0), { ok: true, value: false }, 'nothing there');
+    // Someone else's object at that href is not ours to delete.
+    const href = `${cal.url}meridian-${id}.ics`;
+    const theirs = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//them//EN\r\nBEGIN:VEVENT\r\nUID:theirs-1@example.org\r\nDTSTAMP:20260301T120000Z\r\nDTSTART:20270312T090000Z\r\nDTEND:20270312T100000Z\r\nSUMMARY:Lunch\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';
+    assert.ok((await fetch(href, { method: 'PUT', headers: { ...headers(), 'content-type': 'text/calendar' }, body: theirs })).ok);
+    assert.deepEqual(await c.removeUnrecorded!(id, 'Appointments', 0), { ok: true, value: false });
+    assert.equal((await fetch(href, { headers: headers() })).status, 200, 'their object is still there');
+    await fetch(href, { method: 'DELETE', headers: headers() });
+  });
+
   test('our resource name held by someone else moves to the next generation', async () => {
     const id = '11111111-2222-4333-8444-555555555555';
     const foreign = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//x//EN\r\nBEGIN:VEVENT\r\nUID:someone-else\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20270101T100000Z\r\nDTEND:20270101T110000Z\r\nSUMMARY:theirs\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { CAL, googleClinic, type GoogleClinic } from './google-clinic.ts';
 import type { Hub, Clock } from '../../src/engine/hub.ts';
 import type { FakeGoogle } from '../fakes/google-calendar.ts';
-import { staffCreate, staffReschedule } from '../../src/engine/staff.ts';
+import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/staff.ts';
+import { syncTarget } from '../../src/engine/targets.ts';
 import { drain, Worker } from '../../src/engine/worker.ts';
 import { saveSecrets, setConnectionStatus } from '../../src/engine/connections.ts';
 import { listJobs, retryJob } from '../../src/store/outbox.ts';
@@ -114,4 +115,25 @@ test('transient failures back off exponentially and dead-letter after the last a
   assert.equal(j.attempts, 3);
   assert.equal(delays.length, 2);
   assert.ok(delays[0] <= 1000 && delays[1] <= 2000, `full jitter under the exponential ceiling: ${delays}`);
+});
+
+test('a create that reached Google but died before its link was saved is removed when the rerun finds the booking cancelled', async () => {
+  const a = await staffCreate(hub, { practitionerId: 'okafor', start: '2026-03-09T16:00:00Z', end: '2026-03-09T17:00:00Z', patient: { name: 'Cy Lund' } }, 'test');
+  const first = await jobOf(a.id);
+  // Its first run: Google answers the insert, then the process is killed before the link is recorded,
+  // leaving the job running under a lease that lapses.
+  assert.equal((await syncTarget(hub, a.id, 'google')).ok, true);
+  await hub.store.db.deleteFrom('target_link').where('appointment_id', '=', a.id).execute();
+  await hub.store.db.updateTable('job').set({ state: 'running', attempts: 1, locked_by: 'killed-node', locked_until: new Date(now.getTime() - 1000).toISOString() }).where('id', '=', first.id).execute();
+  const ours = () => g.live(CAL).filter((e) => e.extendedProperties?.private?.meridianAppointmentId === a.id);
+  assert.equal(ours().length, 1);
+  // The patient cancels before the job runs again.
+  await staffCancel(hub, a.id, undefined, 'test');
+  await drain(hub, { worker: worker() });
+  assert.deepEqual(ours(), [], 'the unrecorded event is gone, not left live in the practitioner\'s calendar');
+  const rerun = (await listJobs(hub.store.db, { limit: 1000 })).find((j) => j.id === first.id)!;
+  assert.deepEqual([rerun.state, rerun.attempts], ['done', 2]);
+  const removed = await hub.store.db.selectFrom('audit').select('action').where('entity_id', '=', a.id).where('action', '=', 'target.removed').execute();
+  assert.equal(removed.length, 1, 'the removal is audited');
+  assert.deepEqual(g.violations, []);
 });

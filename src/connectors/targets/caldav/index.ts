@@ -237,6 +237,18 @@ export function createClient(ctx: ConnectionContext): TargetClient {
         return ok({ state: 'changed' });
       }
     },
+    async removeUnrecorded(appointmentId, calendarId, generation) {
+      const cal = await calendarUrl(calendarId);
+      if (!cal.ok) return cal;
+      const href = `${cal.value}${resourceName(appointmentId, generation)}.ics`;
+      const cur = await get(ctx, href);
+      if (cur.kind === 'http' && (cur.status === 404 || cur.status === 410)) return ok(false);
+      if (cur.kind !== 'ok') return fail(failureOf(cur, 'read'));
+      if (!holdsOurs(cur.body, appointmentId)) return ok(false);
+      const r = await remove(ctx, href, cur.etag);
+      if (r.kind === 'ok' || (r.kind === 'http' && (r.status === 404 || r.status === 410))) return ok(true);
+      return fail(failureOf(r, 'delete'));
+    },
     async remove(link) {
       let r = await remove(ctx, link.remoteId, link.etag);
       if (r.kind === 'http' && r.status === 412) {

@@ -183,6 +183,17 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (!ev || ev.status === 'cancelled') return ok({ state: 'missing' });
       return ok(driftOf(e, { start: ev.start?.dateTime, end: ev.end?.dateTime, title: ev.summary }));
     },
+    async removeUnrecorded(appointmentId, calendarId, generation) {
+      const cal = calendarId ?? defaultCalendar;
+      const id = eventIdFor(appointmentId, generation);
+      const got = await api.get(cal, id);
+      if (got.kind === 'http' && (got.status === 404 || got.status === 410)) return ok(false);
+      if (got.kind !== 'ok') return failed(got, 'read');
+      if (!isOurs(got.data, appointmentId) || got.data?.status === 'cancelled') return ok(false);
+      const r = await api.delete(cal, id);
+      if (r.kind === 'ok' || (r.kind === 'http' && (r.status === 404 || r.status === 410))) return ok(true);
+      return failed(r, 'delete');
+    },
     async remove(link) {
       const calendarId = link.calendarId ?? defaultCalendar;
       const r = await api.delete(calendarId, link.remoteId);
