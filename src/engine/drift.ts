@@ -16,12 +16,11 @@ import type { Hub } from './hub.ts';
 import { NameBook } from './render.ts';
 import { linkFromRow, syncTarget, targetEventFor } from './targets.ts';
 import { staffCancel, staffReschedule } from './staff.ts';
+import { FUTURE_MS, PAST_MS, reconcile } from './reconcile.ts';
 import type { JobResult } from './worker.ts';
 
 export const TARGET_SWEEP = 'target.sweep';
 /** How far back and ahead a sweep looks (past appointments are history; far future ones are few). */
-const PAST_MS = 86_400_000;
-const FUTURE_MS = 180 * 86_400_000;
 
 export function sweepJob(connectionId: string): NewJob {
   return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
@@ -94,16 +93,19 @@ export async function sweepConnection(hub: Hub, connectionId: string, o: { remot
   if (!client.inspect) return { checked: 0, repaired: 0, accepted: 0, drift: {} };
   const now = hub.clock.now().getTime();
   const links = await hub.store.db.selectFrom('target_link').innerJoin('appointment', 'appointment.id', 'target_link.appointment_id')
-    .select(['target_link.appointment_id', 'target_link.remote_id', 'target_link.calendar_id', 'target_link.etag', 'target_link.generation', 'target_link.data'])
+    .select(['target_link.appointment_id', 'target_link.remote_id', 'target_link.calendar_id', 'target_link.etag', 'target_link.generation', 'target_link.data', 'appointment.start_at'])
     .where('target_link.connection_id', '=', connectionId).where('target_link.state', '=', 'live')
     .where('appointment.end_at', '>', new Date(now - PAST_MS).toISOString()).where('appointment.start_at', '<', new Date(now + FUTURE_MS).toISOString())
     .$if(o.remoteIds !== undefined, (q) => q.where('target_link.remote_id', 'in', o.remoteIds!.length ? o.remoteIds! : ['']))
     .execute();
   const book = new NameBook(hub.store.db);
   const report: SweepReport = { checked: 0, repaired: 0, accepted: 0, drift: {} };
-  const toCheck = o.remoteIds ? { links, commit: async () => {} } : await narrowToChanged(hub, connectionId, client, links);
+  const toCheck = o.remoteIds ? { links, full: new Set<string>(), commit: async () => {} } : await narrowToChanged(hub, connectionId, client, links);
   if ('failure' in toCheck) return toCheck;
-  for (const l of toCheck.links) {
+  const window = { from: new Date(now - PAST_MS), to: new Date(now + FUTURE_MS) };
+  const listed = await narrowByListing(hub, conn.record, client, toCheck.links, toCheck.full, window, book, report);
+  if ('failure' in listed) return listed;
+  for (const l of listed.links) {
     const appt = await getAppointment(hub.store.db, l.appointment_id);
     if (!appt) continue;
     const link = linkFromRow(l);
@@ -152,17 +154,53 @@ export async function sweepConnection(hub: Hub, connectionId: string, o: { remot
   return report;
 }
 
-type LinkRow = { appointment_id: string; remote_id: string; calendar_id: string | null; etag: string | null; generation: number; data: string };
+type LinkRow = { appointment_id: string; remote_id: string; calendar_id: string | null; etag: string | null; generation: number; data: string; start_at: string };
+
+/**
+ * The calendars that need a full check (no change token, or it expired) are compared with one listing
+ * per slice (`reconcile`) instead of one read per event; only the events it finds missing or changed are
+ * then read back one by one, for the repair and the two-way policy. Links starting outside the window,
+ * and every link of a calendar whose listing failed, are still read one by one.
+ */
+async function narrowByListing(hub: Hub, record: LoadedConnection['record'], client: TargetClient, links: LinkRow[], full: Set<string>, window: { from: Date; to: Date }, book: NameBook, report: SweepReport): Promise<{ links: LinkRow[] } | { failure: string }> {
+  if (!client.events || full.size === 0) return { links };
+  const flagged = new Set<string>();
+  const listedCalendars = new Set<string>();
+  for (const calendar of full) {
+    const r = await reconcile({
+      db: hub.store.db, client, connectionId: record.id, calendarId: calendar || undefined, window, maxIds: links.length,
+      expectedTitle: async (a) => (await book.render(a, record)).title,
+    });
+    if (!r.ok) {
+      if (r.failure.class === 'auth' || r.failure.class === 'throttled') return { failure: `${r.failure.class}: ${r.failure.message}` };
+      continue;
+    }
+    listedCalendars.add(calendar);
+    for (const id of [...r.value.missing.ids, ...r.value.changed.ids]) flagged.add(id);
+    report.checked += r.value.inSync;
+    if (r.value.inSync) report.drift.in_sync = (report.drift.in_sync ?? 0) + r.value.inSync;
+  }
+  const from = window.from.getTime();
+  const to = window.to.getTime();
+  return {
+    links: links.filter((l) => {
+      if (!listedCalendars.has(l.calendar_id ?? '')) return true;
+      const start = Date.parse(l.start_at);
+      return flagged.has(l.appointment_id) || start < from || start >= to;
+    }),
+  };
+}
 
 /**
  * With a target that reports changes since a token (Google syncToken), only the events that changed
  * are read back; without a token, or when it expired, everything is. The new tokens are stored by
  * `commit()` once the sweep has been done, so an interrupted sweep repeats rather than skips.
  */
-async function narrowToChanged(hub: Hub, connectionId: string, client: TargetClient, links: LinkRow[]): Promise<{ links: LinkRow[]; commit(): Promise<void> } | { failure: string }> {
-  if (!client.changes) return { links, commit: async () => {} };
+async function narrowToChanged(hub: Hub, connectionId: string, client: TargetClient, links: LinkRow[]): Promise<{ links: LinkRow[]; full: Set<string>; commit(): Promise<void> } | { failure: string }> {
   const byCalendar = new Map<string, LinkRow[]>();
   for (const l of links) byCalendar.set(l.calendar_id ?? '', [...(byCalendar.get(l.calendar_id ?? '') ?? []), l]);
+  if (!client.changes) return { links, full: new Set(byCalendar.keys()), commit: async () => {} };
+  const full = new Set<string>();
   const keep: LinkRow[] = [];
   const tokens: { key: string; value: string }[] = [];
   for (const [calendar, group] of byCalendar) {
@@ -172,14 +210,17 @@ async function narrowToChanged(hub: Hub, connectionId: string, client: TargetCli
     if (!r.ok) {
       if (r.failure.class === 'auth' || r.failure.class === 'throttled') return { failure: `${r.failure.class}: ${r.failure.message}` };
       keep.push(...group);
+      full.add(calendar);
       continue;
     }
     const changed = new Set(r.value.changed);
+    if (r.value.full) full.add(calendar);
     keep.push(...(r.value.full ? group : group.filter((l) => changed.has(l.remote_id))));
     if (r.value.token) tokens.push({ key, value: r.value.token });
   }
   return {
     links: keep,
+    full,
     commit: async () => {
       for (const t of tokens) {
         await hub.store.db.insertInto('meta').values(t).onConflict((oc) => oc.column('key').doUpdateSet({ value: t.value })).execute();

@@ -14,16 +14,15 @@ import { NameBook } from './render.ts';
 import { auditTargetWrite, syncTarget } from './targets.ts';
 
 /**
- * The window is read a slice at a time, each sized to hold about one listing page of appointments
- * (`PER_SLICE`): a quiet calendar is read a month at a time (few round trips), a crowded one a day
- * at a time (little held in memory at once, so little that outlives a young-generation collection).
+ * The window is read a slice at a time, each sized to hold about PER_SLICE appointments: a calendar
+ * with fewer is read in one listing (one round trip, or a few pages), a crowded one down to a day at a
+ * time (little held in memory at once, so little that outlives a young-generation collection).
  */
 const PER_SLICE = 1_000;
 const MIN_SLICE_MS = 86_400_000;
-const MAX_SLICE_MS = 31 * 86_400_000;
 /** The sweep's window: yesterday to six months ahead. */
-const PAST_MS = 86_400_000;
-const FUTURE_MS = 180 * 86_400_000;
+export const PAST_MS = 86_400_000;
+export const FUTURE_MS = 180 * 86_400_000;
 
 export interface Found {
   count: number;
@@ -133,8 +132,8 @@ async function sliceFor(o: ReconcileInput): Promise<number> {
   q = o.calendarId === undefined ? q.where('target_link.calendar_id', 'is', null) : q.where('target_link.calendar_id', '=', o.calendarId);
   const n = Number((await q.executeTakeFirst())?.n ?? 0);
   const span = o.window.to.getTime() - o.window.from.getTime();
-  const even = n > 0 ? (span * PER_SLICE) / n : MAX_SLICE_MS;
-  return Math.min(MAX_SLICE_MS, Math.max(MIN_SLICE_MS, Math.round(even)));
+  const even = n > PER_SLICE ? (span * PER_SLICE) / n : span;
+  return Math.max(MIN_SLICE_MS, Math.round(even));
 }
 
 /** Live links of this calendar whose appointment starts in [from, to), in start order (an index range scan). */
