@@ -284,9 +284,10 @@ export interface TargetClient {
   remove(link: LinkState, appointmentId: string): Promise<WriteOutcome<void>>;
   /**
    * Remove the event an interrupted create may have left without our having recorded it (the platform
-   * answered, the process died before the link was saved). Only targets whose event ids are known before
-   * the write (`deterministicIds`) can: they look at the id of `generation` for this appointment. Answers
-   * whether an event of ours was there and is now gone; nothing there, or someone else's event, is left alone.
+   * answered, the process died before the link was saved). Targets that can find that event without a
+   * link (`deterministicIds`: the id of `generation` for this appointment, or a lookup by our marker) look
+   * for it. Answers whether an event of ours was there and is now gone; nothing there, or someone else's
+   * event, is left alone.
    */
   removeUnrecorded?(appointmentId: string, calendarId: string | undefined, generation: number): Promise<WriteOutcome<boolean>>;
   /** Read the event back: gone, changed by someone (times or title), or as we wrote it. */

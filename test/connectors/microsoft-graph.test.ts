@@ -70,6 +70,19 @@ test('a create that errs after succeeding is found again, never duplicated', asy
   assert.equal(ours('me', id).length, 1);
 });
 
+test('a create whose answer was lost is found by our property and removed when the booking must not exist', async () => {
+  const c = client('delegated');
+  const id = '22222222-2222-4333-8444-000000000009';
+  m.failAfterCreate(1);
+  const lost = await c.upsert(ev({ appointmentId: id }), undefined);
+  assert.equal(!lost.ok && lost.failure.class, 'transient');
+  assert.equal(ours('me', id).length, 1, 'Graph made it though we never heard');
+  assert.deepEqual(await c.removeUnrecorded!(id, undefined, 0), { ok: true, value: true });
+  assert.equal(ours('me', id).length, 0);
+  assert.deepEqual(await c.removeUnrecorded!(id, undefined, 0), { ok: true, value: false }, 'nothing left to remove');
+  assert.deepEqual(m.violations, []);
+});
+
 test('an event deleted by hand is created again on the next update; a hand edit does not block ours', async () => {
   const c = client('delegated');
   const id = '33333333-2222-4333-8444-000000000001';

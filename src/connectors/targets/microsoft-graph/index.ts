@@ -368,6 +368,17 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       const j = r.json as { subject?: string; start?: unknown; end?: unknown };
       return ok(driftOf(e, { start: asInstant(j.start), end: asInstant(j.end), title: j.subject }));
     },
+    async removeUnrecorded(appointmentId, calendarId) {
+      // Ids are the server's, but our extended property finds the event the lost answer would have named.
+      const b = base(calendarId);
+      if (typeof b !== 'string') return fail(b);
+      const found = await findOurs(b, b, appointmentId);
+      if (found && 'class' in found) return fail(found);
+      if (!found?.id) return ok(false);
+      const r = await call(b, 'DELETE', `${b}/events/${encodeURIComponent(found.id)}`);
+      if (r.kind === 'ok' || (r.kind === 'http' && (r.status === 404 || r.status === 410))) return ok(true);
+      return fail(failure(r, 'delete'));
+    },
     async remove(link) {
       const b = base(link.calendarId);
       if (typeof b !== 'string') return fail(b);
