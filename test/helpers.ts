@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { openHub, makeLogger, type Hub, type HubOptions } from '../src/engine/hub.ts';
 import { parseConfig } from '../src/config/load.ts';
@@ -72,4 +74,16 @@ export async function configuredHub(yaml: string, o: HubOptions): Promise<Hub> {
   const c = parseConfig(yaml, 'test.yaml');
   await applyConfig(hub, c.config, c.hash, 'test');
   return hub;
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** `bin/meridian <args>` as staff run it, `input` on its stdin: its exit code (0 on success) and what it printed. */
+export function meridian(args: string[], o: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = execFile(process.execPath, ['bin/meridian', ...args], { cwd: ROOT, env: { ...process.env, ...o.env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    p.stdin!.end(o.input ?? '');
+  });
 }

@@ -4,8 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { createHmac } from 'node:crypto';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -13,6 +11,7 @@ import { connector } from '../../src/connectors/sources/calendly/index.ts';
 import { sampleInviteeUri } from '../../src/connectors/sources/calendly/sample.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
 import { startFakeCalendly, type FakeCalendly } from '../fakes/calendly.ts';
+import { meridian } from '../helpers.ts';
 
 const DIR = new URL('../fixtures/samples/calendly/', import.meta.url);
 const KEY = 'calendly-sample-signing-key-b61e04';
@@ -140,16 +139,7 @@ test('parseRecord reads API invitees (one, wrapped, or a list)', () => {
   assert.throws(() => connector.parseRecord!(42), UnreadablePayload);
 });
 
-const run = promisify(execFile);
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['bin/meridian', ...args], { cwd: new URL('../..', import.meta.url).pathname });
-    return { code: 0, ...r };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const cli = (args: string[]) => meridian(args);
 
 test('meridian parse-webhook and parse-record: output and exit codes 0, 3, 4, 2', async () => {
   const body = new URL('invitee-created.json', DIR).pathname;

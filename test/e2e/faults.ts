@@ -12,11 +12,11 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { ROOT, serve, type Served } from './serve.ts';
-import { platformConnection, type E2EBooking, type E2EDelivery, type E2EEvent, type SourceDriver, type SourceFake } from './sources/driver.ts';
+import { CAL, clinicYaml, googleEnv, platformConnection, type E2EBooking, type E2EDelivery, type E2EEvent, type SourceDriver, type SourceFake } from './sources/driver.ts';
 
 export const run = promisify(execFile);
 export const LONG = process.env.MERIDIAN_LONG === '1';
-export const CAL = 'okafor@lotusclinic.example';
+export { CAL };
 /** Platforms with different shapes: JSON signed with a timestamp, URL-signed versions, ids-only read back, uid chains. */
 export const PLATFORMS = ['calendly', 'square', 'acuity', 'cal-com'];
 /** Job kinds that carry a delivery's or an edit's effect: none may be left over at the end. */
@@ -65,7 +65,7 @@ export async function startRig(dir: string, extraConnections = ''): Promise<Rig>
     platforms.set(name, { driver, fake: await driver.start() });
   }
   const env: NodeJS.ProcessEnv = {
-    E2E_G_ID: g.credentials.clientId, E2E_G_SECRET: g.credentials.clientSecret, E2E_G_REFRESH: g.credentials.refreshToken,
+    ...googleEnv(g),
     // Several processes share one database: they must share the key its stored secrets are sealed with.
     MERIDIAN_SECRET_KEY: randomBytes(32).toString('base64'),
     // No drift sweeps (they rewrite events on purpose); a dead process's jobs come back after 3 s, not 120.
@@ -80,17 +80,7 @@ export async function startRig(dir: string, extraConnections = ''): Promise<Rig>
   }
   const configFile = join(dir, 'clinic.yaml');
   writeFileSync(configFile, `
-clinic: { id: lotus, name: Lotus Integrative Health, timeZone: America/Chicago }
-locations: [{ id: lakeview, name: Lakeview, timeZone: America/Chicago }]
-services: [{ id: acupuncture, name: Acupuncture, durationMinutes: 45 }]
-practitioners:
-  - { id: okafor, name: Dr. Ada Okafor, email: dr.okafor@lotusclinic.example, locations: [lakeview], targets: [{ connection: google, calendar: "${CAL}" }] }
-connections:
-  - id: google
-    platform: google-calendar
-    baseUrl: ${g.url}
-    config: { tokenUrl: ${g.tokenUrl} }
-    secrets: { clientId: { env: E2E_G_ID }, clientSecret: { env: E2E_G_SECRET }, refreshToken: { env: E2E_G_REFRESH } }
+${clinicYaml(g)}
   - id: mail
     platform: email
     config: { from: "Lotus Integrative Health <appointments@lotusclinic.example>" }

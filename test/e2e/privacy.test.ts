@@ -9,20 +9,19 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import driver from './sources/calendly.ts';
-import type { E2EBooking, E2EDelivery, SourceFake } from './sources/driver.ts';
+import { CAL, clinicYaml, type E2EBooking, type E2EDelivery, type SourceFake } from './sources/driver.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
-import { backendFor, tempDir } from '../helpers.ts';
+import { backendFor, meridian, tempDir } from '../helpers.ts';
 import { openHub } from '../../src/engine/hub.ts';
 import { saveSecrets, storedSecrets } from '../../src/engine/connections.ts';
 import { appendAudit, erasedEntry, verifyAudit } from '../../src/store/audit.ts';
 import { ROOT, serve, eventually, type Served } from './serve.ts';
 
 const run = promisify(execFile);
-const CAL = 'okafor@lotusclinic.example';
 const KEY_OLD = randomBytes(32).toString('base64');
 const KEY_NEW = randomBytes(32).toString('base64');
 const keyId = (b64: string) => createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex').slice(0, 8);
@@ -57,15 +56,7 @@ describe('secrets at rest, patient data in logs and metrics, erasure and key rot
   const secrets: Record<string, string> = {};
   let first: E2EDelivery;
   const env = (keys: string) => ({ ...process.env, MERIDIAN_SECRET_KEY: keys, LOG_LEVEL: 'debug' });
-  const cli = (args: string[], keys = KEY_OLD, input?: string) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn(process.execPath, ['bin/meridian', ...args, ...common], { cwd: ROOT, env: env(keys) });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d; });
-    p.stderr.on('data', (d: Buffer) => { stderr += d; });
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(input ?? '');
-  });
+  const cli = (args: string[], keys = KEY_OLD, input?: string) => meridian([...args, ...common], { env: env(keys), input });
   const api = async (method: string, path: string, body?: unknown, headers: Record<string, string> = { authorization: `Bearer ${admin}` }) => {
     const res = await fetch(`${srv.url}/api/v1${path}`, { method, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
     return { status: res.status, body: await res.json() as Record<string, any> };
@@ -81,17 +72,7 @@ describe('secrets at rest, patient data in logs and metrics, erasure and key rot
     cal = await driver.start();
     cfg = join(b.dataDir, 'clinic.yaml');
     writeFileSync(cfg, `
-clinic: { id: lotus, name: Lotus Integrative Health, timeZone: America/Chicago }
-locations: [{ id: lakeview, name: Lakeview, timeZone: America/Chicago }]
-services: [{ id: acupuncture, name: Acupuncture, durationMinutes: 45 }]
-practitioners:
-  - { id: okafor, name: Dr. Ada Okafor, email: dr.okafor@lotusclinic.example, locations: [lakeview], targets: [{ connection: google, calendar: "${CAL}" }] }
-connections:
-  - id: google
-    platform: google-calendar
-    baseUrl: ${g.url}
-    privacy: full
-    config: { tokenUrl: ${g.tokenUrl} }
+${clinicYaml(g, { google: ['privacy: full'], secrets: 'stored' })}
   - id: calendly
     platform: calendly
     baseUrl: ${cal.connection.baseUrl}

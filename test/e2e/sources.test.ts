@@ -15,10 +15,9 @@ import { getSource } from '../../src/connectors/registry.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { backendFor } from '../helpers.ts';
 import { ROOT, apiClient, createKey, serve, eventually, type Served } from './serve.ts';
-import { platformConnection, type E2EBooking, type E2EDelivery, type SourceDriver, type SourceFake } from './sources/driver.ts';
+import { CAL, clinicYaml, googleEnv, platformConnection, type E2EBooking, type E2EDelivery, type SourceDriver, type SourceFake } from './sources/driver.ts';
 
 const run = promisify(execFile);
-const CAL = 'okafor@lotusclinic.example';
 const DIR = new URL('./sources/', import.meta.url);
 
 const drivers: SourceDriver[] = [];
@@ -36,22 +35,12 @@ describe('every booking platform end to end through the real server', async () =
   before(async () => {
     g = await startFakeGoogle();
     for (const d of drivers) fakes.set(d.platform, await d.start());
-    const env: NodeJS.ProcessEnv = { E2E_G_ID: g.credentials.clientId, E2E_G_SECRET: g.credentials.clientSecret, E2E_G_REFRESH: g.credentials.refreshToken };
+    const env: NodeJS.ProcessEnv = googleEnv(g);
     const connections = drivers.map((d) => platformConnection(d.platform, fakes.get(d.platform)!));
     for (const c of connections) Object.assign(env, c.env);
     const cfg = join(b.dataDir, 'clinic.yaml');
     writeFileSync(cfg, `
-clinic: { id: lotus, name: Lotus Integrative Health, timeZone: America/Chicago }
-locations: [{ id: lakeview, name: Lakeview, timeZone: America/Chicago }]
-services: [{ id: acupuncture, name: Acupuncture, durationMinutes: 45 }]
-practitioners:
-  - { id: okafor, name: Dr. Ada Okafor, email: dr.okafor@lotusclinic.example, locations: [lakeview], targets: [{ connection: google, calendar: "${CAL}" }] }
-connections:
-  - id: google
-    platform: google-calendar
-    baseUrl: ${g.url}
-    config: { tokenUrl: ${g.tokenUrl} }
-    secrets: { clientId: { env: E2E_G_ID }, clientSecret: { env: E2E_G_SECRET }, refreshToken: { env: E2E_G_REFRESH } }
+${clinicYaml(g)}
 ${connections.map((c) => c.yaml).join('\n')}
 `);
     const common = ['--data', b.dataDir, '--config', cfg];

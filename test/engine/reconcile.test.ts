@@ -11,21 +11,10 @@ import { reconcile, reconcileConnection, type ReconcileReport } from '../../src/
 import { connectionContext, loadConnection } from '../../src/engine/connections.ts';
 import { getTarget } from '../../src/connectors/registry.ts';
 import type { Appointment } from '../../src/domain/types.ts';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
+import { meridian } from '../helpers.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** `bin/meridian reconcile …` on the test's store, as staff would run it: exit code and output. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await promisify(execFile)(process.execPath, ['bin/meridian', 'reconcile', '--data', clinic.dataDir, ...args], { cwd: ROOT, env: { ...process.env, ...clinic.env } });
-    return { code: 0, ...r };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+/** `bin/meridian reconcile …` on the test's store, as staff would run it. */
+const cli = (...args: string[]) => meridian(['reconcile', '--data', clinic.dataDir, ...args], { env: clinic.env });
 
 let g: FakeGoogle;
 let hub: Hub;

@@ -4,7 +4,6 @@
 // the audit export with its filters; and `meridian users add --password-stdin` end to end.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import { applyConfig } from '../../src/config/apply.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -13,8 +12,7 @@ import { openHub, type Hub } from '../../src/engine/hub.ts';
 import { staffCreate } from '../../src/engine/staff.ts';
 import { createUser, hashPassword, redactFor, verifyPassword } from '../../src/http/auth.ts';
 import { buildServer } from '../../src/http/server.ts';
-import { ROOT } from '../e2e/serve.ts';
-import { tempDir } from '../helpers.ts';
+import { meridian, tempDir } from '../helpers.ts';
 
 const YAML = `
 clinic: { id: lotus, name: Lotus, timeZone: America/Chicago }
@@ -211,10 +209,10 @@ describe('web app sign-in, sessions and roles', () => {
 describe('meridian users add', () => {
   test('adds an account from --password-stdin, refuses weak passwords and unknown roles', async () => {
     const tmp = tempDir();
-    const cli = (args: string[], input: string) => new Promise<{ code: number; out: string }>((resolve) => {
-      const p = execFile(process.execPath, ['bin/meridian', ...args, '--data', tmp.dir], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' } }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, out: stdout + stderr }));
-      p.stdin!.end(input);
-    });
+    const cli = async (args: string[], input: string) => {
+      const r = await meridian([...args, '--data', tmp.dir], { env: { LOG_LEVEL: 'warn' }, input });
+      return { code: r.code, out: r.stdout + r.stderr };
+    };
     try {
       const weak = await cli(['users', 'add', 'owner@clinic.test', '--role', 'owner', '--password-stdin'], 'short\n');
       assert.equal(weak.code, 2);

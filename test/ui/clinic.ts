@@ -1,19 +1,16 @@
 // The clinic the web-app tests run against: the real `bin/meridian serve` with three practitioners,
 // Calendly (signed webhooks made by the connector's sampleWebhook), Okafor's Google Calendar (the
 // fake), ICS feeds; staff accounts added through `meridian users add --password-stdin`.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { getSource } from '../../src/connectors/registry.ts';
 import { parseCalendar } from '../../src/connectors/shared/icalendar.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
-import { tempDir } from '../helpers.ts';
-import { ROOT, serve, type Served } from '../e2e/serve.ts';
+import { meridian, tempDir } from '../helpers.ts';
+import { createKey, serve, type Served } from '../e2e/serve.ts';
 import { addDays, fromWall, todayIn } from '../../src/ui/time.ts';
 
-const run = promisify(execFile);
 export const TZ = 'America/Chicago';
 export const HOST = 'https://api.calendly.com/users/okafor-host';
 export const EVENT_TYPE = 'https://api.calendly.com/event_types/acu';
@@ -74,14 +71,11 @@ export async function startClinic(): Promise<Clinic> {
   const env = { UI_CALENDLY_KEY: signingKey, UI_G_ID: google.credentials.clientId, UI_G_SECRET: google.credentials.clientSecret, UI_G_REFRESH: google.credentials.refreshToken };
   const common = ['--data', tmp.dir, '--config', cfg];
   const srv = await serve(['serve', ...common], env);
-  const cli = (args: string[], input?: string) => new Promise<{ code: number; out: string }>((resolve) => {
-    const p = execFile(process.execPath, ['bin/meridian', ...args, ...common], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-    });
-    p.stdin!.end(input ?? '');
-  });
-  const k = await run(process.execPath, ['bin/meridian', 'keys', 'create', 'ui-tests', '--scope', 'admin', ...common], { cwd: ROOT, env: { ...process.env, ...env } });
-  const apiKey = k.stdout.split('\n')[0].trim();
+  const cli = async (args: string[], input?: string) => {
+    const r = await meridian([...args, ...common], { env: { ...env, LOG_LEVEL: 'warn' }, input });
+    return { code: r.code, out: `${r.stdout}${r.stderr}` };
+  };
+  const apiKey = await createKey(common, env, 'admin', 'ui-tests');
   const day = addDays(todayIn(TZ), 2);
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${srv.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });

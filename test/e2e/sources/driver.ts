@@ -5,6 +5,8 @@
 // reschedule in Meridian (written back, or the appointment marked as diverging) → cancel, and checks
 // that the Google fake ends with exactly one event in the right state and the audit trail is complete.
 
+import type { FakeGoogle } from '../../fakes/google-calendar.ts';
+
 export interface E2EBooking {
   /** A neutral id (a UUID); the driver turns it into the platform's own id form, always the same way. */
   id: string;
@@ -80,4 +82,34 @@ export function platformConnection(platform: string, f: SourceFake, config?: Rec
     ...(f.serviceRef ? [`      services: { ${JSON.stringify(f.serviceRef)}: acupuncture }`] : []),
   ].join('\n');
   return { yaml, env: Object.fromEntries(Object.entries(c.secrets).map(([k, v]) => [envName(platform, k), v])) };
+}
+
+/** The practitioner's Google calendar in the suites' clinic. */
+export const CAL = 'okafor@lotusclinic.example';
+
+/** The environment the Google connection's secret references (`secrets: env`) read. */
+export const googleEnv = (g: FakeGoogle): Record<string, string> =>
+  ({ E2E_G_ID: g.credentials.clientId, E2E_G_SECRET: g.credentials.clientSecret, E2E_G_REFRESH: g.credentials.refreshToken });
+
+/**
+ * The clinic the end-to-end suites share, up to and including its Google connection (one practitioner,
+ * `okafor`, writing to CAL): callers append their other `connections:` entries and settings. `google` adds
+ * lines to the Google connection; `secrets: 'env'` takes its secrets from googleEnv, `'stored'` leaves them
+ * to be set through the CLI.
+ */
+export function clinicYaml(g: FakeGoogle, o: { google?: string[]; secrets?: 'env' | 'stored' } = {}): string {
+  return [
+    'clinic: { id: lotus, name: Lotus Integrative Health, timeZone: America/Chicago }',
+    'locations: [{ id: lakeview, name: Lakeview, timeZone: America/Chicago }]',
+    'services: [{ id: acupuncture, name: Acupuncture, durationMinutes: 45 }]',
+    'practitioners:',
+    `  - { id: okafor, name: Dr. Ada Okafor, email: dr.okafor@lotusclinic.example, locations: [lakeview], targets: [{ connection: google, calendar: "${CAL}" }] }`,
+    'connections:',
+    '  - id: google',
+    '    platform: google-calendar',
+    `    baseUrl: ${g.url}`,
+    ...(o.google ?? []).map((l) => `    ${l}`),
+    `    config: { tokenUrl: ${g.tokenUrl} }`,
+    ...((o.secrets ?? 'env') === 'env' ? ['    secrets: { clientId: { env: E2E_G_ID }, clientSecret: { env: E2E_G_SECRET }, refreshToken: { env: E2E_G_REFRESH } }'] : []),
+  ].join('\n');
 }
