@@ -63,11 +63,13 @@ export function freePort(): Promise<number> {
 }
 
 /** A fresh, validly signed booking webhook every call (unique ids: nothing is deduplicated away). */
+/** Shared by every factory of a run, so that no two bookings of a run overlap (double bookings are another cost). */
+let booked = 0;
+
 export function webhookFactory(path: string): () => Req {
-  let n = 0;
   return () => {
-    n++;
-    const start = new Date(Date.UTC(2027, 0, 1, 8) + (n % 5000) * 3_600_000).toISOString();
+    const n = ++booked;
+    const start = new Date(Date.UTC(2027, 0, 1, 8) + n * 3_600_000).toISOString();
     const end = new Date(Date.parse(start) + 45 * 60_000).toISOString();
     const s = calendly.sampleWebhook!({ event: 'created', bookingId: randomUUID(), start, end, timeZone: 'America/Chicago', patient: { name: 'Bench Patient', email: 'p@example.org' }, hostRef: HOST }, { signingKey: KEY }, new Date());
     return { path, headers: s.headers, body: s.rawBody };

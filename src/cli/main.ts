@@ -14,6 +14,7 @@ import { loadConnection, saveSecrets, storedSecrets } from '../engine/connection
 import { listFeeds } from '../engine/feeds.ts';
 import type { Hub } from '../engine/hub.ts';
 import { Worker } from '../engine/worker.ts';
+import { inboxOf } from '../engine/ingest.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
 import { checkTokenAge, sweepJob } from '../engine/drift.ts';
@@ -99,6 +100,10 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     fail(code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${port}: ${(err as Error).message}`);
   }
   worker.start();
+  // Deliveries acknowledged but not applied when a process died are applied now (and found later, if
+  // another node dies).
+  const inbox = inboxOf(hub);
+  inbox.start();
   // After a stop, some refresh tokens may be close to their inactivity limit: say so at once.
   for (const c of await hub.store.db.selectFrom('connection').select('id').where('status', '!=', 'disabled').execute()) {
     await checkTokenAge(hub, c.id).catch((e: Error) => hub.log.warn({ connection: c.id, err: { message: e.message } }, 'checking the token age failed'));
@@ -138,6 +143,7 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     clearInterval(polls);
     hub.log.info({ signal }, 'shutting down');
     await app.close();
+    await inbox.stop();
     await worker.stop();
     await hub.store.close();
     process.exit(0);

@@ -7,6 +7,7 @@ import { openStore, migrate, type Store } from '../store/db.ts';
 import { loadSecretBox, type SecretBox } from '../store/crypto.ts';
 import { TtlCache } from './cache.ts';
 import { GroupCommitter } from '../store/commit.ts';
+import { IngestPressure } from './pressure.ts';
 
 export interface Clock {
   now(): Date;
@@ -46,6 +47,8 @@ export interface Hub {
   cache: TtlCache;
   /** Transactions for webhook ingest (group commit on SQLite). */
   commits: GroupCommitter;
+  /** The rate of incoming deliveries; background work yields to a burst of them. */
+  pressure: IngestPressure;
 }
 
 /** Paths and values that must never reach a log line. */
@@ -104,6 +107,7 @@ export async function openHub(o: HubOptions): Promise<Hub> {
     publicUrl: o.publicUrl ?? env.MERIDIAN_PUBLIC_URL,
     cache: new TtlCache(),
     commits: new GroupCommitter(store.db, store.dialect),
+    pressure: new IngestPressure(),
   };
 }
 

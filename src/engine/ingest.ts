@@ -1,8 +1,12 @@
-// Webhook ingest: verify on the raw bytes, parse, and commit the delivery together with its effects
-// (appointment, audit, outbox) in one transaction. A verified delivery that cannot be read is kept.
+// Webhook ingest: verify on the raw bytes, parse, commit the delivery, then apply it with its effects
+// (appointment, audit, outbox) in one transaction through the inbox (inbox.ts). A verified delivery
+// that cannot be read is kept for staff.
 import { randomUUID } from 'node:crypto';
+import { Gauge } from 'prom-client';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type SourceConnector, type WebhookRequest } from '../connectors/types.ts';
 import type { SourceChange } from '../domain/types.ts';
+import type { Transaction } from 'kysely';
+import type { DB } from '../store/schema.ts';
 import { enqueue } from '../store/outbox.ts';
 import type { Job } from '../store/outbox.ts';
 import { applyChange, type ApplyResult } from './apply.ts';
@@ -10,12 +14,14 @@ import { ConnectionError, connectionContext, loadConnection, type LoadedConnecti
 import type { Hub } from './hub.ts';
 import type { JobResult } from './worker.ts';
 import { ingestTargetChanges } from './drift.ts';
+import { Inbox, WAIT_AHEAD, type Applied, type ApplyStored } from './inbox.ts';
 
 export const FETCH_CHANGE = 'source.fetch';
 
 export interface WebhookOutcome {
   status: number;
   body: Record<string, unknown>;
+  headers?: Record<string, string>;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -125,56 +131,154 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
     }
   }
   if (unreadable) changes = [];
-  const at = hub.clock.now().toISOString();
+  const inbox = inboxOf(hub);
+  // Past the bound on unapplied deliveries, refuse before storing anything: the platform keeps the
+  // delivery and sends it again, which is better than a backlog that grows without limit.
+  if (inbox.full) {
+    hub.metrics.webhooks.inc({ platform, outcome: 'busy' });
+    hub.log.warn({ connection: connectionId, waiting: inbox.waiting }, 'webhook refused: too many deliveries waiting to be applied');
+    return { status: 503, headers: { 'retry-after': String(BUSY_RETRY_SECONDS) }, body: { code: 'busy', message: `${inbox.waiting} deliveries are waiting to be applied; send this one again in ${BUSY_RETRY_SECONDS} s` } };
+  }
   const rowId = randomUUID();
-  const deliveryId = changes.find((c) => c.deliveryId)?.deliveryId ?? null;
-  const outcome = await hub.commits.run(async (trx) => {
-    const inserted = await trx
-      .insertInto('delivery')
-      .values({
-        id: rowId, connection_id: connectionId, delivery_id: deliveryId, received_at: at,
-        content_type: incoming.headers['content-type'] ?? null, headers: storableHeaders(incoming.headers),
-        body: storableBody(incoming.rawBody), status: unreadable ? 'unreadable' : 'received', error: unreadable ?? null,
-        change_count: changes.length, applied_at: null,
-      })
-      .onConflict((oc) => oc.columns(['connection_id', 'delivery_id']).doNothing())
-      .returning('id')
-      .execute();
-    if (inserted.length === 0) return { duplicate: true as const };
-    if (unreadable) return { unreadable };
-    const results: ApplyResult[] = [];
-    for (const c of changes) {
-      if (c.needsFetch) {
-        await enqueue(trx, [{ kind: FETCH_CHANGE, payload: { connectionId, deliveryRowId: rowId, change: c }, maxAttempts: 10 }], at);
-        results.push({ outcome: 'fetch_queued' });
-      } else {
-        results.push(await applyChange(trx, hub, conn.record, c, `source:${connectionId}`, { delivery: rowId }));
-      }
-    }
-    const s = summarise(results);
-    await trx.updateTable('delivery').set({ status: s.status, error: s.error ?? null, applied_at: at }).where('id', '=', rowId).execute();
-    return { results };
+  hub.pressure.receipt();
+  const stored = await inbox.store({
+    id: rowId, connection_id: connectionId, delivery_id: changes.find((c) => c.deliveryId)?.deliveryId ?? null, received_at: hub.clock.now().toISOString(),
+    content_type: incoming.headers['content-type'] ?? null, headers: storableHeaders(incoming.headers),
+    body: storableBody(incoming.rawBody), status: unreadable ? 'unreadable' : 'received', error: unreadable ?? null,
+    change_count: changes.length, applied_at: null,
   });
-  if ('duplicate' in outcome) {
+  if (!stored) {
     hub.metrics.webhooks.inc({ platform, outcome: 'duplicate' });
     return { status: 200, body: { status: 'duplicate', message: 'this delivery was already received' } };
   }
-  if ('unreadable' in outcome) {
+  if (unreadable) {
     hub.metrics.webhooks.inc({ platform, outcome: 'unreadable' });
     hub.log.warn({ connection: connectionId, delivery: rowId }, 'verified delivery could not be read; kept for staff');
-    return { status: 202, body: { status: 'stored', delivery: rowId, code: 'unreadable_payload', message: outcome.unreadable } };
+    return { status: 202, body: { status: 'stored', delivery: rowId, code: 'unreadable_payload', message: unreadable } };
   }
-  hub.onJobs();
-  for (const r of outcome.results) hub.metrics.changes.inc({ outcome: r.outcome });
-  hub.metrics.webhooks.inc({ platform, outcome: 'accepted' });
-  return {
-    status: 200,
-    body: {
-      status: 'accepted',
-      delivery: rowId,
-      changes: outcome.results.map((r) => ({ outcome: r.outcome, appointmentId: r.appointmentId, conflicts: r.conflicts?.length ? r.conflicts : undefined, error: r.error })),
-    },
-  };
+  // The delivery is committed: from here on it cannot be lost. Answer with its outcome when the apply
+  // comes at once; under a burst, answer now and let the inbox apply it in turn.
+  const queued = inbox.enqueue(rowId, connectionId);
+  const applied = queued.ahead < WAIT_AHEAD ? await queued.result() : undefined;
+  if (applied?.applied) {
+    hub.metrics.webhooks.inc({ platform, outcome: 'accepted' });
+    return {
+      status: 200,
+      body: {
+        status: 'accepted',
+        delivery: rowId,
+        changes: applied.results.map((r) => ({ outcome: r.outcome, appointmentId: r.appointmentId, conflicts: r.conflicts?.length ? r.conflicts : undefined, error: r.error })),
+      },
+    };
+  }
+  if (applied?.reason === 'failed') {
+    hub.metrics.webhooks.inc({ platform, outcome: 'failed' });
+    return { status: 202, body: { status: 'stored', delivery: rowId, code: 'apply_failed', message: 'the delivery is kept but could not be applied; staff can replay it' } };
+  }
+  hub.metrics.webhooks.inc({ platform, outcome: 'queued' });
+  return { status: 202, body: { status: 'queued', delivery: rowId, message: 'the delivery is stored and will be applied shortly' } };
+}
+
+const BUSY_RETRY_SECONDS = 30;
+
+/** Run parsed changes of a stored delivery and record the delivery's outcome, inside `trx`. */
+async function applyParsed(trx: Transaction<DB>, hub: Hub, conn: LoadedConnection, rowId: string, changes: SourceChange[], actor: string, meta: Record<string, unknown>): Promise<ApplyResult[]> {
+  const at = hub.clock.now().toISOString();
+  const results: ApplyResult[] = [];
+  for (const c of changes) {
+    if (c.needsFetch) {
+      await enqueue(trx, [{ kind: FETCH_CHANGE, payload: { connectionId: conn.record.id, deliveryRowId: rowId, change: c }, maxAttempts: 10 }], at);
+      results.push({ outcome: 'fetch_queued' });
+    } else {
+      results.push(await applyChange(trx, hub, conn.record, c, actor, { delivery: rowId, ...meta }));
+    }
+  }
+  const s = summarise(results);
+  await trx.updateTable('delivery').set({ status: s.status, error: s.error ?? null, applied_at: at }).where('id', '=', rowId).execute();
+  return results;
+}
+
+/**
+ * The inbox's apply of one stored delivery: parsed again from the stored bytes (the same path a
+ * delivery left by a crashed process takes) and applied in one transaction with the row's new state.
+ * A row no longer 'received', or locked by another node applying it, is left alone.
+ */
+const applyStored: ApplyStored<ApplyResult> = {
+  async prepare(hub, rowId, connectionId) {
+    let conn: LoadedConnection;
+    try {
+      conn = await loadConnection(hub, connectionId);
+    } catch (err) {
+      if (!(err instanceof ConnectionError)) throw err;
+      await hub.store.db.updateTable('delivery').set({ status: 'failed', error: `its connection is gone: ${err.message}` }).where('id', '=', rowId).where('status', '=', 'received').execute();
+      return { applied: false, reason: 'gone', error: err.message };
+    }
+    const connector = conn.connector as SourceConnector;
+    return async (trx): Promise<Applied<ApplyResult>> => {
+      let q = trx.selectFrom('delivery').select(['headers', 'body', 'received_at']).where('id', '=', rowId).where('status', '=', 'received');
+      if (hub.store.dialect === 'postgres') q = q.forUpdate().skipLocked();
+      const d = await q.executeTakeFirst();
+      if (!d) return { applied: false, reason: 'elsewhere' };
+      let changes: SourceChange[] | undefined;
+      let unreadable: string | undefined;
+      try {
+        // Read as at its arrival: a platform that dates its changes by arrival orders them by that.
+        changes = connector.parseWebhook({ rawBody: bodyBytes(d.body), headers: JSON.parse(d.headers), url: '', now: new Date(d.received_at) });
+        unreadable = malformedChanges(changes);
+      } catch (err) {
+        unreadable = err instanceof UnreadablePayload ? err.message : `could not be read again (${(err as Error).name ?? 'error'})`;
+      }
+      if (unreadable || !changes) {
+        await trx.updateTable('delivery').set({ status: 'unreadable', error: unreadable ?? 'unreadable' }).where('id', '=', rowId).execute();
+        return { applied: false, reason: 'failed', error: unreadable };
+      }
+      const results = await applyParsed(trx, hub, conn, rowId, changes, `source:${connectionId}`, {});
+      return { applied: true, status: summarise(results).status, results };
+    };
+  },
+  applied(hub, out) {
+    if (out.applied) for (const r of out.results) hub.metrics.changes.inc({ outcome: r.outcome });
+  },
+};
+
+/**
+ * Before a staff edit of a booking from `connectionId`: apply every stored, not yet applied delivery
+ * about that booking first (under a burst some wait in the inbox). In the order things reached
+ * Meridian, those came before the edit; applied after it, they could undo it. Usually there are none,
+ * and this is one indexed query.
+ */
+export async function settleDeliveriesFor(hub: Hub, connectionId: string, externalId: string): Promise<void> {
+  const rows = await hub.store.db.selectFrom('delivery').select(['id', 'headers', 'body', 'received_at'])
+    .where('status', '=', 'received').where('connection_id', '=', connectionId).orderBy('received_at').execute();
+  if (rows.length === 0) return;
+  let connector: SourceConnector;
+  try {
+    connector = (await loadConnection(hub, connectionId)).connector as SourceConnector;
+  } catch {
+    return;
+  }
+  const about = rows.filter((d) => {
+    try {
+      return connector.parseWebhook({ rawBody: bodyBytes(d.body), headers: JSON.parse(d.headers), url: '', now: new Date(d.received_at) })
+        .some((c) => c.externalId === externalId || c.replacesExternalId === externalId);
+    } catch {
+      return false;
+    }
+  });
+  if (about.length) await inboxOf(hub).expedite(about.map((d) => ({ id: d.id, connectionId })));
+}
+
+const inboxes = new WeakMap<Hub, Inbox<ApplyResult>>();
+
+/** The hub's webhook inbox (made on first use). `serve` starts its scan for deliveries left unapplied. */
+export function inboxOf(hub: Hub): Inbox<ApplyResult> {
+  let i = inboxes.get(hub);
+  if (!i) {
+    const inbox = new Inbox(hub, applyStored);
+    inboxes.set(hub, (i = inbox));
+    new Gauge({ name: 'meridian_inbox_waiting', help: 'Webhook deliveries stored and not yet applied (this process)', registers: [hub.metrics.registry], collect() { this.set(inbox.waiting); } });
+  }
+  return i;
 }
 
 /** Apply changes found by a poll or a fetch, each in its own transaction. */
@@ -225,19 +329,7 @@ export async function replayDelivery(hub: Hub, deliveryRowId: string): Promise<W
   } catch (err) {
     return { status: 422, body: { code: 'unreadable_payload', message: (err as Error).message } };
   }
-  const at = hub.clock.now().toISOString();
-  const results = await hub.store.db.transaction().execute(async (trx) => {
-    const rs: ApplyResult[] = [];
-    for (const c of changes) {
-      if (c.needsFetch) {
-        await enqueue(trx, [{ kind: FETCH_CHANGE, payload: { connectionId: conn.record.id, deliveryRowId, change: c } }], at);
-        rs.push({ outcome: 'fetch_queued' });
-      } else rs.push(await applyChange(trx, hub, conn.record, c, 'staff:replay', { delivery: deliveryRowId, replay: true }));
-    }
-    const s = summarise(rs);
-    await trx.updateTable('delivery').set({ status: s.status, error: s.error ?? null, applied_at: at }).where('id', '=', deliveryRowId).execute();
-    return rs;
-  });
+  const results = await hub.store.db.transaction().execute((trx) => applyParsed(trx, hub, conn, deliveryRowId, changes, 'staff:replay', { replay: true }));
   hub.onJobs();
   return { status: 200, body: { status: 'replayed', changes: results } };
 }

@@ -15,6 +15,7 @@ import { auditView, refreshConflicts } from './apply.ts';
 import { connectionContext, loadConnection } from './connections.ts';
 import type { Hub } from './hub.ts';
 import { effectJobsFor } from './effects.ts';
+import { settleDeliveriesFor } from './ingest.ts';
 import type { JobResult } from './worker.ts';
 import type { Job } from '../store/outbox.ts';
 
@@ -169,6 +170,9 @@ export async function staffCreate(hub: Hub, input: CreateInput, actor: string): 
 }
 
 async function edit(hub: Hub, id: string, actor: string, action: string, change: (a: Appointment) => Appointment, opts: { override?: boolean; checkConflicts: boolean }): Promise<Appointment> {
+  // Deliveries about this booking that arrived before the edit are applied before it.
+  const origin = (await getAppointment(hub.store.db, id))?.origin;
+  if (origin?.connectionId && origin.externalId) await settleDeliveriesFor(hub, origin.connectionId, origin.externalId);
   const r = await hub.store.db.transaction().execute(async (trx) => {
     const before = await load(trx, id);
     const next = change(structuredClone(before));

@@ -1,5 +1,6 @@
 // Outbox workers: claim due jobs with a lease, run them, retry with exponential backoff + full jitter
 // (honouring Retry-After), and dead-letter what keeps failing.
+import { performance } from 'node:perf_hooks';
 import type { ConnectorFailure } from '../connectors/types.ts';
 import { claim, complete, reschedule, jobCounts, type Job } from '../store/outbox.ts';
 import { setConnectionStatus } from './connections.ts';
@@ -123,14 +124,18 @@ export class Worker {
     this.polling = true;
     this.again = false;
     try {
-      const free = this.opts.concurrency - this.running;
+      // Under a burst of webhooks, one job at a time, each followed by a pause (pressure.ts).
+      const free = (this.hub.pressure.busy ? 1 : this.opts.concurrency) - this.running;
       if (free > 0) {
         const jobs = await claim(this.hub.store.db, this.hub.store.dialect, this.hub.nodeId, free, this.hub.clock.now(), this.opts.leaseMs);
         for (const j of jobs) {
           this.running++;
+          const t0 = performance.now();
           void this.run(j).finally(() => {
             this.running--;
-            this.wake();
+            const pause = this.hub.pressure.pauseAfter(performance.now() - t0);
+            if (pause >= 1) setTimeout(() => this.wake(), pause);
+            else this.wake();
             this.settle();
           });
         }

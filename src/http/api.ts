@@ -397,7 +397,7 @@ export const ROUTES: Route[] = [
   },
   {
     method: 'GET', path: '/health/connections', scope: 'read', tag: 'operations',
-    summary: 'Each connection\'s health: status, last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries',
+    summary: 'Each connection\'s health: status, last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries, deliveries waiting to be applied',
     async handler({ hub }) {
       const db = hub.store.db;
       const roles = new Map(allDescriptors().map((d) => [d.id, { role: d.role, displayName: d.displayName }]));
@@ -409,12 +409,15 @@ export const ROUTES: Route[] = [
         const lastJob = await mine(db.selectFrom('job')).select('updated_at').where('state', '=', 'done').orderBy('updated_at', 'desc').limit(1).executeTakeFirst();
         const lastDelivery = await db.selectFrom('delivery').select('applied_at').where('connection_id', '=', c.id).where('applied_at', 'is not', null).orderBy('applied_at', 'desc').limit(1).executeTakeFirst();
         const failedDeliveries = await db.selectFrom('delivery').select((eb) => eb.fn.countAll<number>().as('n')).where('connection_id', '=', c.id).where('status', 'in', ['failed', 'unreadable']).executeTakeFirst();
+        // Stored and acknowledged, not yet applied (the inbox works them off after a burst).
+        const waitingDeliveries = await db.selectFrom('delivery').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '=', 'received').where('connection_id', '=', c.id).executeTakeFirst();
         const lastSuccessAt = [c.lastSyncAt, lastJob?.updated_at, lastDelivery?.applied_at ?? undefined].filter((x): x is string => Boolean(x)).sort().at(-1);
         items.push({
           id: c.id, name: c.name, platform: c.platform, platformName: roles.get(c.platform)?.displayName ?? c.platform, role: roles.get(c.platform)?.role,
           status: c.status, needsReconnect: c.status === 'needs_reauth', lastError: c.lastError, lastPollAt: c.lastSyncAt, lastSuccessAt,
           jobs: { waiting: open.filter((j) => j.state !== 'dead' && !j.last_error).length, retrying: open.filter((j) => j.state !== 'dead' && j.last_error).length, dead: open.filter((j) => j.state === 'dead').length },
           failedDeliveries: Number(failedDeliveries?.n ?? 0),
+          waitingDeliveries: Number(waitingDeliveries?.n ?? 0),
         });
       }
       return { items, jobs: await jobCounts(db) };

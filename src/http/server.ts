@@ -105,6 +105,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       const url = `${publicUrlOf(hub, req)}${req.url}`;
       const out = await ingestWebhook(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url });
       hub.metrics.ingestSeconds.observe({ platform: 'all' }, Number(process.hrtime.bigint() - t0) / 1e9);
+      if (out.headers) reply.headers(out.headers);
       return reply.status(out.status).send(out.body);
     });
     // Lead forms (Typeform, Jotform, Tally, a plain JSON or form post): the same raw bytes, verified first.

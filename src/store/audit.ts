@@ -132,6 +132,16 @@ export async function withDeferredAudit<T>(trx: Transaction<DB>, dialect: Dialec
   }
 }
 
+/** Run `work` with the audit entries it appends in `trx` collected into `held` instead (the caller appends them). */
+export async function holdAudit<T>(trx: Transaction<DB>, held: AuditInput[], work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  deferred.set(trx, held);
+  try {
+    return await work(trx);
+  } finally {
+    deferred.delete(trx);
+  }
+}
+
 export async function appendAudit(trx: Transaction<DB>, dialect: Dialect, entries: AuditInput[]): Promise<void> {
   if (entries.length === 0) return;
   const held = deferred.get(trx);

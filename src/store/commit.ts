@@ -8,7 +8,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { DB } from './schema.ts';
 import type { Dialect } from './migrations.ts';
-import { withDeferredAudit } from './audit.ts';
+import { appendAudit, holdAudit, withDeferredAudit, type AuditInput } from './audit.ts';
 
 export type Work<T> = (trx: Transaction<DB>) => Promise<T>;
 
@@ -38,6 +38,41 @@ export class GroupCommitter {
         setImmediate(() => void this.drain());
       }
     });
+  }
+
+  /**
+   * Units that need not answer anyone soon (the inbox's backlog). On SQLite they join the group commit
+   * like any others; on PostgreSQL they share ONE transaction, each in its own savepoint, with all their
+   * audit entries appended at the end: the chain's head is locked once for the batch, not once per unit.
+   */
+  async runBatch<T>(works: Work<T>[]): Promise<PromiseSettledResult<T>[]> {
+    if (this.dialect === 'sqlite' || works.length === 1) return Promise.allSettled(works.map((w) => this.run(w)));
+    const trx = await this.db.startTransaction().execute();
+    try {
+      const held: AuditInput[] = [];
+      const out: PromiseSettledResult<T>[] = [];
+      for (const [i, work] of works.entries()) {
+        const name = `unit${i}`;
+        const sp = await trx.savepoint(name).execute();
+        const mine: AuditInput[] = [];
+        try {
+          const value = await holdAudit(sp, mine, work);
+          await sp.releaseSavepoint(name).execute();
+          held.push(...mine);
+          out.push({ status: 'fulfilled', value });
+        } catch (reason) {
+          await sp.rollbackToSavepoint(name).execute();
+          await sp.releaseSavepoint(name).execute();
+          out.push({ status: 'rejected', reason });
+        }
+      }
+      await appendAudit(trx, this.dialect, held);
+      await trx.commit().execute();
+      return out;
+    } catch (error) {
+      await trx.rollback().execute().catch(() => undefined);
+      throw error;
+    }
   }
 
   private async drain(): Promise<void> {

@@ -8,7 +8,7 @@ import { formatInstant } from './time.ts';
 
 interface Health {
   id: string; name: string; platform: string; platformName: string; role?: string; status: string; needsReconnect: boolean; lastError?: string;
-  lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number;
+  lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number; waitingDeliveries?: number;
 }
 interface Job { id: string; kind: string; payload: Record<string, unknown>; attempts: number; maxAttempts: number; runAt: string; lastError?: string; updatedAt: string; state: string }
 interface Held { id: string; connectionId: string; status: string; createdAt: string; summary: { cancellations: number; upcoming: number; listedLive: number; appointments: { id: string; start: string; practitionerId: string }[] } }
@@ -70,7 +70,7 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
           h('td', {}, h('span', { class: `pill s-${r.status}` }, STATUS_TEXT[r.status] ?? r.status)),
           h('td', {}, when(r.lastSuccessAt)),
           h('td', { class: 'err' }, r.lastError ?? (r.failedDeliveries ? `${r.failedDeliveries} failed deliveries` : '—')),
-          h('td', {}, `${r.jobs.waiting + r.jobs.retrying}${r.jobs.retrying ? ` (${r.jobs.retrying} retrying)` : ''}`),
+          h('td', {}, `${r.jobs.waiting + r.jobs.retrying}${r.jobs.retrying ? ` (${r.jobs.retrying} retrying)` : ''}${r.waitingDeliveries ? ` · ${r.waitingDeliveries} deliveries to apply` : ''}`),
           h('td', { class: r.jobs.dead ? 'err' : '' }, String(r.jobs.dead)),
           h('td', {}, canWrite() && r.role === 'source' ? h('button', { type: 'button', onclick: () => void action(`/connections/${r.id}/sync`, `Sync of ${r.name} queued`) }, 'Sync now')
             : canWrite() && r.role === 'target' && r.platform !== 'ics-publish' ? h('button', { type: 'button', onclick: () => void action(`/connections/${r.id}/sweep`, `Check of ${r.name} queued`) }, 'Check calendar') : ''))))))));

@@ -436,6 +436,8 @@ export async function findProblems(rig: Rig, traffic: Traffic, expected: Expecte
     else if (EFFECT_JOBS.has(j.kind)) problems.push(`job ${j.kind} ${j.id} still ${j.state}${j.lastError ? ` (${j.lastError})` : ''}`);
   }
   problems.push(...reminderProblems(appts, expected, open));
+  // A delivery answered 202 is applied moments later: part of what must settle.
+  problems.push(...await unappliedAcks(traffic));
   return { problems, surplusWrites, googleWrites };
 }
 

@@ -159,6 +159,28 @@ for (const backend of BACKENDS) {
       if (store.dialect === 'sqlite') assert.ok(sizes.some((n) => n > 1), `batches: ${sizes.join(',')}`);
     });
 
+    t('batch of background units: one failing unit loses its writes and its audit entries, the rest commit linked', async () => {
+      const { GroupCommitter } = await import('../../src/store/commit.ts');
+      const gc = new GroupCommitter(store.db, store.dialect);
+      const at = now.toISOString();
+      const headBefore = await store.db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+      const row = (id: string) => ({ id, connection_id: 'rb', delivery_id: id, received_at: at, content_type: null, headers: '{}', body: '{}', status: 'received', error: null, change_count: 0, applied_at: null });
+      const settled = await gc.runBatch(Array.from({ length: 5 }, (_, i) => async (trx: Parameters<Parameters<typeof gc.run>[0]>[0]) => {
+        await trx.insertInto('delivery').values(row(`rb${i}`)).execute();
+        await appendAudit(trx, store.dialect, [{ at, actor: 'test', action: 'batch.x', entityType: 'thing', entityId: `rb${i}` }]);
+        if (i === 2) throw new Error('unit 2 fails');
+        return i;
+      }));
+      assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      const ids = (await store.db.selectFrom('delivery').select('id').where('connection_id', '=', 'rb').orderBy('id').execute()).map((r) => r.id);
+      assert.deepEqual(ids, ['rb0', 'rb1', 'rb3', 'rb4']);
+      const audit = await store.db.selectFrom('audit').selectAll().where('action', '=', 'batch.x').orderBy('seq').execute();
+      assert.deepEqual(audit.map((a) => a.entity_id), ['rb0', 'rb1', 'rb3', 'rb4'], 'the failed unit left no entry');
+      assert.deepEqual(audit.map((a) => a.seq), [1, 2, 3, 4].map((k) => headBefore.seq + k), 'no gap in the chain');
+      assert.equal(audit[0].prev_hash, headBefore.hash);
+      for (let i = 1; i < audit.length; i++) assert.equal(audit[i].prev_hash, audit[i - 1].hash, 'each entry linked to the one before');
+    });
+
     t('unique delivery ids per connection are enforced by the database', async () => {
       const row = { id: 'd1', connection_id: 'c', delivery_id: 'x', received_at: now.toISOString(), content_type: null, headers: '{}', body: '{}', status: 'received', error: null, change_count: 0, applied_at: null };
       await store.db.insertInto('delivery').values(row).execute();

@@ -1,0 +1,54 @@
+// Ingest pressure (src/engine/pressure.ts): background work is paced only while deliveries arrive
+// faster than the busy rate, and all consumers share one budget.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IngestPressure } from '../../src/engine/pressure.ts';
+
+function clocked() {
+  let t = 1_000;
+  const p = new IngestPressure(1_000, 0.2, () => t);
+  return { p, advance: (ms: number) => void (t += ms) };
+}
+
+test('below the busy rate nothing is paced; above it each step is followed by four times its length', () => {
+  const { p, advance } = clocked();
+  for (let i = 0; i < 50; i++) {
+    p.receipt();
+    advance(2); // 500 a second
+  }
+  assert.equal(p.busy, false, `rate ${p.rate}`);
+  assert.equal(p.pauseAfter(10), 0);
+  for (let i = 0; i < 300; i++) {
+    p.receipt();
+    advance(0.5); // 2,000 a second
+  }
+  assert.ok(p.busy, `rate ${p.rate}`);
+  assert.equal(p.pauseAfter(10), 40, 'share 0.2: 10 ms of work, 40 ms left to receipts');
+});
+
+test('two consumers share the budget: the second waits for the first one\'s pause too', () => {
+  const { p, advance } = clocked();
+  for (let i = 0; i < 300; i++) {
+    p.receipt();
+    advance(0.5);
+  }
+  assert.equal(p.pauseAfter(10), 40);
+  assert.equal(p.pauseAfter(5), 60, 'pushed back behind the first pause');
+  for (let i = 0; i < 120; i++) {
+    p.receipt(); // the burst goes on for the 60 ms of those pauses
+    advance(0.5);
+  }
+  assert.equal(p.pauseAfter(5), 20, 'after the pauses ran out, only its own');
+});
+
+test('the burst ends: within two buckets of silence the rate falls to nothing', () => {
+  const { p, advance } = clocked();
+  for (let i = 0; i < 300; i++) {
+    p.receipt();
+    advance(0.5);
+  }
+  assert.ok(p.busy);
+  advance(250);
+  assert.equal(p.rate, 0);
+  assert.equal(p.pauseAfter(10), 0);
+});
