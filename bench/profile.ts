@@ -75,7 +75,7 @@ export function analyse(p: CpuProfile, requests: number, skipMs = 0): string[] {
   const busy = total - idle;
   const per = (ms: number) => fmt((ms * 1000) / requests, 0);
   const out = [
-    `Profiled window ${fmt(total / 1000, 2)} s, CPU busy ${fmt((100 * busy) / total, 0)} % of it (one thread), ${requests} webhooks acknowledged: ${fmt((busy * 1000) / requests, 0)} µs of main-thread CPU per webhook (its calendar write by the worker included).`,
+    `Profiled window ${fmt(total / 1000, 2)} s, CPU busy ${fmt((100 * busy) / total, 0)} % of it (one thread), ${requests} webhooks acknowledged: ${fmt((busy * 1000) / requests, 0)} µs of main-thread CPU per acknowledged webhook (with whatever applying and calendar writing the burst left room for: most of it follows the burst, see the flow table's calendar writes/s).`,
     '',
     '| Component (self time) | ms | % of busy | µs per webhook |',
     '|---|---:|---:|---:|',

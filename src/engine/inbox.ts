@@ -45,6 +45,8 @@ export interface ApplyStored<R> {
 interface Entry<R> {
   id: string;
   connectionId: string;
+  /** performance.now() when it was queued. */
+  since: number;
   attempts: number;
   waiters: Array<(a: Applied<R> | undefined) => void>;
 }
@@ -129,7 +131,7 @@ export class Inbox<R> {
     let e = this.byId.get(id);
     const ahead = this.waiting;
     if (!e) {
-      e = { id, connectionId, attempts: 0, waiters: [] };
+      e = { id, connectionId, since: performance.now(), attempts: 0, waiters: [] };
       this.byId.set(id, e);
       this.queue.push(e);
       this.kick();
@@ -157,7 +159,7 @@ export class Inbox<R> {
       let e = this.byId.get(r.id);
       const i = e ? this.queue.indexOf(e) : -1;
       if (i >= 0) this.queue.splice(i, 1);
-      if (!e) this.byId.set(r.id, (e = { id: r.id, connectionId: r.connectionId, attempts: 0, waiters: [] }));
+      if (!e) this.byId.set(r.id, (e = { id: r.id, connectionId: r.connectionId, since: performance.now(), attempts: 0, waiters: [] }));
       if (i >= 0 || !this.inProgress.has(e)) this.queue.unshift(e);
       const entry = e;
       return new Promise<Applied<R> | undefined>((resolve) => {
@@ -236,6 +238,7 @@ export class Inbox<R> {
         // so that the next requests are read (and stored) before more applying. Otherwise apply a batch.
         const busy = this.receiptCount !== seen;
         seen = this.receiptCount;
+        this.hub.pressure.noteBacklog(this.queue[0]?.since); // first in, first out: the oldest (near enough)
         const t0 = performance.now();
         const batch = this.queue.splice(0, busy ? BUSY_STEP : sqlite ? 8 : 6);
         this.inFlight += batch.length;
@@ -251,6 +254,7 @@ export class Inbox<R> {
       }
     } finally {
       this.draining = false;
+      if (this.queue.length === 0) this.hub.pressure.noteBacklog(undefined);
       this.settle();
       this.kick();
     }

@@ -145,7 +145,7 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
     id: rowId, connection_id: connectionId, delivery_id: changes.find((c) => c.deliveryId)?.deliveryId ?? null, received_at: hub.clock.now().toISOString(),
     content_type: incoming.headers['content-type'] ?? null, headers: storableHeaders(incoming.headers),
     body: storableBody(incoming.rawBody), status: unreadable ? 'unreadable' : 'received', error: unreadable ?? null,
-    change_count: changes.length, applied_at: null,
+    change_count: changes.length, applied_at: null, external_ids: bookingsOf(changes),
   });
   if (!stored) {
     hub.metrics.webhooks.inc({ platform, outcome: 'duplicate' });
@@ -248,8 +248,11 @@ const applyStored: ApplyStored<ApplyResult> = {
  * and this is one indexed query.
  */
 export async function settleDeliveriesFor(hub: Hub, connectionId: string, externalId: string): Promise<void> {
-  const rows = await hub.store.db.selectFrom('delivery').select(['id', 'headers', 'body', 'received_at'])
-    .where('status', '=', 'received').where('connection_id', '=', connectionId).orderBy('received_at').execute();
+  const rows = await hub.store.db.selectFrom('delivery').select(['id', 'external_ids', 'headers', 'body', 'received_at'])
+    .where('status', '=', 'received').where('connection_id', '=', connectionId)
+    // (A % or _ in the id only widens the LIKE; the exact test follows.)
+    .where((eb) => eb.or([eb('external_ids', 'like', `%|${externalId}|%`), eb('external_ids', 'is', null)]))
+    .orderBy('received_at').execute();
   if (rows.length === 0) return;
   let connector: SourceConnector;
   try {
@@ -257,7 +260,9 @@ export async function settleDeliveriesFor(hub: Hub, connectionId: string, extern
   } catch {
     return;
   }
+  // Rows stored before the bookings were recorded beside them are read to find out.
   const about = rows.filter((d) => {
+    if (d.external_ids) return d.external_ids.includes(`|${externalId}|`);
     try {
       return connector.parseWebhook({ rawBody: bodyBytes(d.body), headers: JSON.parse(d.headers), url: '', now: new Date(d.received_at) })
         .some((c) => c.externalId === externalId || c.replacesExternalId === externalId);
@@ -266,6 +271,12 @@ export async function settleDeliveriesFor(hub: Hub, connectionId: string, extern
     }
   });
   if (about.length) await inboxOf(hub).expedite(about.map((d) => ({ id: d.id, connectionId })));
+}
+
+/** `|id|id|` of the bookings `changes` are about (those they replace included). */
+function bookingsOf(changes: SourceChange[]): string | null {
+  const ids = new Set(changes.flatMap((c) => [c.externalId, c.replacesExternalId].filter((x): x is string => Boolean(x))));
+  return ids.size ? `|${[...ids].join('|')}|` : null;
 }
 
 const inboxes = new WeakMap<Hub, Inbox<ApplyResult>>();

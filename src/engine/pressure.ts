@@ -3,7 +3,8 @@
 // that waits too long gives up or sends again. So while deliveries arrive faster than `busyRate` per
 // second, background work (applying stored deliveries, running jobs) pauses after each step for long
 // enough to leave receipts (1 − share) of the time, all consumers together. Below that rate nothing is
-// paced.
+// paced, nor once a delivery has waited `maxDeferMs` for its apply: then the backlog is worked off at
+// full speed and the answers slow down instead (they are still given once a delivery is stored).
 import { performance } from 'node:perf_hooks';
 
 const BUCKET_MS = 100;
@@ -14,7 +15,14 @@ export class IngestPressure {
   private previous = 0;
   private resumeAt = 0;
 
-  constructor(readonly busyRate = 1_000, readonly share = 0.2, private now: () => number = () => performance.now()) {}
+  private oldestWaiting: number | undefined;
+
+  constructor(readonly busyRate = 1_000, readonly share = 0.1, readonly maxDeferMs = 30_000, private now: () => number = () => performance.now()) {}
+
+  /** When the oldest delivery still waiting to be applied arrived (`performance.now()`), if any. */
+  noteBacklog(since: number | undefined): void {
+    this.oldestWaiting = since;
+  }
 
   /** One delivery received. */
   receipt(): void {
@@ -29,7 +37,9 @@ export class IngestPressure {
     return ((this.previous + this.current) * 1000) / span;
   }
 
+  /** A burst is on, and no delivery has waited for its apply longer than `maxDeferMs` (then applying comes first again). */
   get busy(): boolean {
+    if (this.oldestWaiting !== undefined && this.now() - this.oldestWaiting > this.maxDeferMs) return false;
     return this.rate > this.busyRate;
   }
 

@@ -361,5 +361,12 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         await db.schema.alterTable('audit').addColumn('pii', 'text').execute();
       },
     },
+    '0010_delivery_bookings': {
+      // The bookings a delivery is about (`|id|id|`), so a staff edit finds the stored deliveries about
+      // its booking that wait in the inbox without reading their bodies.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('delivery').addColumn('external_ids', 'text').execute();
+      },
+    },
   };
 }

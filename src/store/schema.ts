@@ -40,6 +40,8 @@ export interface HeldChangeTable {
 export interface DeliveryTable {
   id: string; connection_id: string; delivery_id: string | null; received_at: string; content_type: string | null;
   headers: string; body: string; status: string; error: string | null; change_count: number; applied_at: string | null;
+  /** `|id|id|`: the bookings its changes are about (null for rows stored before 0010, and leads). */
+  external_ids?: string | null;
 }
 
 export interface JobTable {

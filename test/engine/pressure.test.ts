@@ -6,8 +6,8 @@ import { IngestPressure } from '../../src/engine/pressure.ts';
 
 function clocked() {
   let t = 1_000;
-  const p = new IngestPressure(1_000, 0.2, () => t);
-  return { p, advance: (ms: number) => void (t += ms) };
+  const p = new IngestPressure(1_000, 0.2, 30_000, () => t);
+  return { p, advance: (ms: number) => void (t += ms), now: () => t };
 }
 
 test('below the busy rate nothing is paced; above it each step is followed by four times its length', () => {
@@ -51,4 +51,24 @@ test('the burst ends: within two buckets of silence the rate falls to nothing', 
   advance(250);
   assert.equal(p.rate, 0);
   assert.equal(p.pauseAfter(10), 0);
+});
+
+test('once a delivery has waited 30 s for its apply, applying is not paced any more', () => {
+  const { p, advance, now } = clocked();
+  const queuedAt = now();
+  p.noteBacklog(queuedAt);
+  for (let i = 0; i < 300; i++) {
+    p.receipt();
+    advance(0.5);
+  }
+  assert.ok(p.busy, 'a young backlog: receipts first');
+  for (let i = 0; i < 60_000; i++) {
+    p.receipt();
+    advance(0.5); // the burst goes on for 30 s
+  }
+  assert.ok(p.rate > 1_000);
+  assert.equal(p.busy, false, 'the oldest delivery waited over 30 s');
+  assert.equal(p.pauseAfter(10), 0);
+  p.noteBacklog(now());
+  assert.ok(p.busy, 'caught up: receipts first again');
 });
