@@ -74,7 +74,7 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
   const port = Number(o.port ?? process.env.PORT ?? process.env.MERIDIAN_PORT ?? 7400);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0–65535, not ${o.port}`);
   const host = o.host ?? process.env.MERIDIAN_HOST ?? '127.0.0.1';
-  const hub = await open(o);
+  const hub = await open(o, { server: true });
   if (o.publicUrl) hub.publicUrl = o.publicUrl;
   try {
     const applied = await applyConfigFile(hub, o);

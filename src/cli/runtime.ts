@@ -23,9 +23,9 @@ export function configFileOf(o: GlobalOptions): string | undefined {
   return existsSync(inData) ? inData : undefined;
 }
 
-export async function open(o: GlobalOptions, extra: { quietLog?: boolean } = {}): Promise<Hub> {
+export async function open(o: GlobalOptions, extra: { quietLog?: boolean; server?: boolean } = {}): Promise<Hub> {
   const env = { ...process.env, ...(extra.quietLog && !process.env.LOG_LEVEL ? { LOG_LEVEL: 'warn' } : {}) };
-  return openHub({ dataDir: dataDirOf(o), databaseUrl: o.database ?? process.env.DATABASE_URL, pgSchema: process.env.MERIDIAN_PG_SCHEMA || undefined, env });
+  return openHub({ dataDir: dataDirOf(o), databaseUrl: o.database ?? process.env.DATABASE_URL, pgSchema: process.env.MERIDIAN_PG_SCHEMA || undefined, env, backgroundCheckpoints: extra.server });
 }
 
 /** Validate and apply the config file if there is one (only when its content changed). */

@@ -86,11 +86,13 @@ export interface HubOptions {
   log?: Logger;
   fetch?: typeof fetch;
   publicUrl?: string;
+  /** SQLite: checkpoint the write-ahead log from a thread of its own (`serve` does). */
+  backgroundCheckpoints?: boolean;
 }
 
 export async function openHub(o: HubOptions): Promise<Hub> {
   const env = o.env ?? process.env;
-  const store = await openStore({ databaseUrl: o.databaseUrl ?? env.DATABASE_URL, dataDir: o.dataDir, pgSchema: o.pgSchema });
+  const store = await openStore({ databaseUrl: o.databaseUrl ?? env.DATABASE_URL, dataDir: o.dataDir, pgSchema: o.pgSchema, backgroundCheckpoints: o.backgroundCheckpoints });
   await migrate(store);
   const box = loadSecretBox(join(o.dataDir, 'secret.key'), env);
   return {
