@@ -84,7 +84,7 @@ for (const backend of BACKENDS) {
 
       const endings = stream.expected.reduce<Record<string, number>>((m, e) => ({ ...m, [e.ending]: (m[e.ending] ?? 0) + 1 }), {});
       console.log(`# crash on ${backend}: ${cluster.kills.length} kills in ${(streamed / 1000).toFixed(1)} s; ${stream.expected.length} bookings (${JSON.stringify(endings)}); `
-        + `${traffic.acks.length} deliveries acknowledged (${acksJustBeforeKills(traffic, cluster)} less than 1 s before a kill), ${traffic.unanswered} requests unanswered and sent again; `
+        + `${traffic.acks.length} deliveries acknowledged (${traffic.acks.filter((a) => a.body.status === 'queued').length} of them before their apply, 202; ${acksJustBeforeKills(traffic, cluster)} less than 1 s before a kill), ${traffic.unanswered} requests unanswered and sent again; `
         + `${last!.googleWrites} Google writes, ${last!.surplusWrites} redone after a kill; settled in ${(settleMs / 1000).toFixed(1)} s; restarts took ${node.startMs.slice(1).join(', ')} ms`);
       assert.ok(cluster.kills.length === KILLS);
     });

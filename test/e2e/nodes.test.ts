@@ -190,7 +190,7 @@ describe(`${NODES} processes on one PostgreSQL: webhooks round-robin, shared job
     assert.match(verified, /audit chain intact: \d+ entries/, verified);
 
     console.log(`# several nodes: ${NODES} processes, ${victim!.name} killed while polling ${((killedAt - watchFrom) / 1000).toFixed(1)} s in; ${stream.expected.length} bookings in ${(streamed / 1000).toFixed(1)} s; `
-      + `${traffic.acks.length} deliveries acknowledged (${acksJustBeforeKills(traffic, cluster)} less than 1 s before the kill), ${traffic.unanswered} unanswered and sent again; `
+      + `${traffic.acks.length} deliveries acknowledged (${traffic.acks.filter((a) => a.body.status === 'queued').length} of them before their apply, 202; ${acksJustBeforeKills(traffic, cluster)} less than 1 s before the kill), ${traffic.unanswered} unanswered and sent again; `
       + `${last!.googleWrites} Google writes (${last!.surplusWrites} redone), ${writeBacks} write-backs; calendar writes by ${writers.size} processes; ${redone} jobs ran more than once; `
       + `${at.length} feed polls in ${seconds.toFixed(1)} s, gaps ${Math.min(...gaps)}–${Math.max(...gaps)} ms; settled in ${(settleMs / 1000).toFixed(1)} s; starts took ${nodes.map((n) => n.startMs.join('/')).join(', ')} ms`);
   });

@@ -7,46 +7,39 @@ import { IngestPressure } from '../../src/engine/pressure.ts';
 function clocked() {
   let t = 1_000;
   const p = new IngestPressure(1_000, 0.2, 30_000, () => t);
-  return { p, advance: (ms: number) => void (t += ms), now: () => t };
+  const advance = (ms: number) => void (t += ms);
+  /** `n` deliveries, one every `gapMs`. */
+  const arrive = (n: number, gapMs: number) => {
+    for (let i = 0; i < n; i++) {
+      p.receipt();
+      advance(gapMs);
+    }
+  };
+  return { p, advance, arrive, now: () => t };
 }
 
 test('below the busy rate nothing is paced; above it each step is followed by four times its length', () => {
-  const { p, advance } = clocked();
-  for (let i = 0; i < 50; i++) {
-    p.receipt();
-    advance(2); // 500 a second
-  }
+  const { p, arrive } = clocked();
+  arrive(50, 2); // 500 a second
   assert.equal(p.busy, false, `rate ${p.rate}`);
   assert.equal(p.pauseAfter(10), 0);
-  for (let i = 0; i < 300; i++) {
-    p.receipt();
-    advance(0.5); // 2,000 a second
-  }
+  arrive(300, 0.5); // 2,000 a second
   assert.ok(p.busy, `rate ${p.rate}`);
   assert.equal(p.pauseAfter(10), 40, 'share 0.2: 10 ms of work, 40 ms left to receipts');
 });
 
 test('two consumers share the budget: the second waits for the first one\'s pause too', () => {
-  const { p, advance } = clocked();
-  for (let i = 0; i < 300; i++) {
-    p.receipt();
-    advance(0.5);
-  }
+  const { p, arrive } = clocked();
+  arrive(300, 0.5);
   assert.equal(p.pauseAfter(10), 40);
   assert.equal(p.pauseAfter(5), 60, 'pushed back behind the first pause');
-  for (let i = 0; i < 120; i++) {
-    p.receipt(); // the burst goes on for the 60 ms of those pauses
-    advance(0.5);
-  }
+  arrive(120, 0.5); // the burst goes on for the 60 ms of those pauses
   assert.equal(p.pauseAfter(5), 20, 'after the pauses ran out, only its own');
 });
 
 test('the burst ends: within two buckets of silence the rate falls to nothing', () => {
-  const { p, advance } = clocked();
-  for (let i = 0; i < 300; i++) {
-    p.receipt();
-    advance(0.5);
-  }
+  const { p, advance, arrive } = clocked();
+  arrive(300, 0.5);
   assert.ok(p.busy);
   advance(250);
   assert.equal(p.rate, 0);
@@ -54,18 +47,12 @@ test('the burst ends: within two buckets of silence the rate falls to nothing', 
 });
 
 test('once a delivery has waited 30 s for its apply, applying is not paced any more', () => {
-  const { p, advance, now } = clocked();
+  const { p, arrive, now } = clocked();
   const queuedAt = now();
   p.noteBacklog(queuedAt);
-  for (let i = 0; i < 300; i++) {
-    p.receipt();
-    advance(0.5);
-  }
+  arrive(300, 0.5);
   assert.ok(p.busy, 'a young backlog: receipts first');
-  for (let i = 0; i < 60_000; i++) {
-    p.receipt();
-    advance(0.5); // the burst goes on for 30 s
-  }
+  arrive(60_000, 0.5); // the burst goes on for 30 s
   assert.ok(p.rate > 1_000);
   assert.equal(p.busy, false, 'the oldest delivery waited over 30 s');
   assert.equal(p.pauseAfter(10), 0);
