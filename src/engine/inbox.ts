@@ -109,21 +109,27 @@ export class Inbox<R> {
       while (this.receipts.length) {
         const batch = this.receipts.splice(0, RECEIPT_BATCH);
         try {
-          const insert = (db: Hub['store']['db']) => db.insertInto('delivery').values(batch.map((b) => b.row))
-            .onConflict((oc) => oc.columns(['connection_id', 'delivery_id']).doNothing())
-            .returning('id').execute();
-          // One statement is atomic on its own: PostgreSQL needs no BEGIN/COMMIT round trips for it;
-          // SQLite runs it in the group commit with whatever else this turn brought.
-          const rows = this.hub.store.dialect === 'sqlite' ? await this.hub.commits.run((trx) => insert(trx)) : await insert(this.hub.store.db);
-          const stored = new Set(rows.map((r) => r.id));
-          for (const b of batch) b.resolve(stored.has(b.row.id as string));
+          await this.insert(batch);
         } catch (e) {
-          for (const b of batch) b.reject(e);
+          // One row the database refuses must not fail the others that shared its statement.
+          if (batch.length === 1) batch[0].reject(e);
+          else for (const b of batch) await this.insert([b]).catch((e1: unknown) => b.reject(e1));
         }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  private async insert(batch: Receipt[]): Promise<void> {
+    const insert = (db: Hub['store']['db']) => db.insertInto('delivery').values(batch.map((b) => b.row))
+      .onConflict((oc) => oc.columns(['connection_id', 'delivery_id']).doNothing())
+      .returning('id').execute();
+    // One statement is atomic on its own: PostgreSQL needs no BEGIN/COMMIT round trips for it;
+    // SQLite runs it in the group commit with whatever else this turn brought.
+    const rows = this.hub.store.dialect === 'sqlite' ? await this.hub.commits.run((trx) => insert(trx)) : await insert(this.hub.store.db);
+    const stored = new Set(rows.map((r) => r.id));
+    for (const b of batch) b.resolve(stored.has(b.row.id as string));
   }
 
   /** Queue a stored delivery for its apply. `wait` says whether its answer should wait for the outcome. */

@@ -28,10 +28,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function storableBody(raw: Buffer): string {
   try {
-    return utf8.decode(raw);
+    const text = utf8.decode(raw);
+    // PostgreSQL text cannot hold a NUL character: such a body is kept as bytes, like invalid UTF-8.
+    if (!text.includes('\u0000')) return text;
   } catch {
-    return `base64:${raw.toString('base64')}`;
+    // not UTF-8
   }
+  return `base64:${raw.toString('base64')}`;
 }
 
 export function bodyBytes(stored: string): Buffer {

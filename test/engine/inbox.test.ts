@@ -4,10 +4,10 @@
 // unapplied deliveries, new ones are refused with 503 + Retry-After before anything is stored.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { getSource } from '../../src/connectors/registry.ts';
 import type { Hub } from '../../src/engine/hub.ts';
-import { inboxOf, ingestWebhook } from '../../src/engine/ingest.ts';
+import { bodyBytes, inboxOf, ingestWebhook } from '../../src/engine/ingest.ts';
 import { verifyAudit } from '../../src/store/audit.ts';
 import { staffCancel } from '../../src/engine/staff.ts';
 import { getAppointment } from '../../src/store/repo.ts';
@@ -161,6 +161,28 @@ for (const backend of BACKENDS) {
         await close(hub);
       });
     }
+
+    t('a verified body the database could not hold as text is kept as bytes, and the deliveries beside it are applied', async () => {
+      const hub = await open();
+      const was = await counts(hub);
+      // A raw NUL byte: not JSON, so unreadable, and not storable as PostgreSQL text either.
+      const body = Buffer.from('{"event":"invitee.created","payload":\u0000}');
+      const t = Math.floor(Date.now() / 1000);
+      const sig = createHmac('sha256', KEY).update(`${t}.`).update(body).digest('hex');
+      const [odd, good] = await Promise.all([
+        ingestWebhook(hub, 'calendly', { rawBody: body, headers: { 'content-type': 'application/json', 'calendly-webhook-signature': `t=${t},v1=${sig}` }, url: '' }),
+        ingestWebhook(hub, 'calendly', delivery()),
+      ]);
+      assert.equal(odd.status, 202, JSON.stringify(odd.body));
+      assert.equal(odd.body.code, 'unreadable_payload');
+      assert.ok(good.status === 200 || good.status === 202, JSON.stringify(good.body));
+      await inboxOf(hub).idle();
+      const kept = await hub.store.db.selectFrom('delivery').select(['body', 'status']).where('id', '=', odd.body.delivery as string).executeTakeFirstOrThrow();
+      assert.equal(kept.status, 'unreadable');
+      assert.equal(bodyBytes(kept.body).toString('hex'), body.toString('hex'), 'kept byte for byte for staff');
+      assert.equal((await counts(hub)).created - was.created, 1);
+      await close(hub);
+    });
 
     t('past the bound on unapplied deliveries, new ones get 503 + Retry-After and nothing is stored', async () => {
       const hub = await open({ MERIDIAN_INBOX_MAX: '3' });
