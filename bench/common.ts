@@ -62,10 +62,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A fresh, validly signed booking webhook every call (unique ids: nothing is deduplicated away). */
 /** Shared by every factory of a run, so that no two bookings of a run overlap (double bookings are another cost). */
 let booked = 0;
 
+/** A fresh, validly signed booking webhook every call (unique ids: nothing is deduplicated away). */
 export function webhookFactory(path: string): () => Req {
   return () => {
     const n = ++booked;

@@ -83,7 +83,6 @@ async function measure(g: FakeGoogle, f: Flow, seconds: number, rate: number): P
   if (load.errors || Object.keys(load.statuses).some((s) => s !== '200' && s !== '202')) row.note = `answers ${JSON.stringify(load.statuses)}, errors ${load.errors}`;
   if (f.calendar) {
     // Every acknowledged delivery becomes one calendar write; Meridian's happen after it answered.
-    // (Starts repeat every 5,000 deliveries, so the closed loop counts writes by the marker.)
     const want = acked(load.statuses);
     let writes = writesSince(g, f.calendar, mark);
     for (const deadline = Date.now() + 300_000; writes.size < want && Date.now() < deadline; writes = writesSince(g, f.calendar, mark)) await sleep(250);
@@ -91,7 +90,7 @@ async function measure(g: FakeGoogle, f: Flow, seconds: number, rate: number): P
     row.writesPerSecond = writes.size / ((last - t0) / 1000);
     const queued = load.statuses['202'] ?? 0;
     if (queued) row.note = [row.note, `${queued} of ${want} answered 202 before their apply; the last calendar write ${fmt((last - t0) / 1000 - seconds, 1)} s after the load ended`].filter(Boolean).join('; ');
-    if (writes.size < want) row.note = `${want - writes.size} acknowledged deliveries never reached the calendar in 300 s`;
+    if (writes.size < want) row.note = [row.note, `${want - writes.size} acknowledged deliveries never reached the calendar in 300 s`].filter(Boolean).join('; ');
     process.stderr.write(`${f.name}: open loop, ${rate}/s for 10s…\n`);
     const openMark = g.requests.length;
     const open = await openLoop(f.server.url, rate, 10, webhookFactory(f.webhookPath));

@@ -18,7 +18,7 @@ import { inboxOf } from '../engine/ingest.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
 import { checkTokenAge, sweepJob } from '../engine/drift.ts';
-import { reconcileConnection, repairReconciled } from '../engine/reconcile.ts';
+import { PAST_MS, reconcileConnection, repairReconciled } from '../engine/reconcile.ts';
 import { pollConnection, schedulePolls, type PollReport } from '../engine/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
@@ -393,7 +393,7 @@ program.command('reconcile').description('compare each calendar target with the 
       const ids = rows.filter((r) => (o.connection ? r.id === o.connection : getTarget(r.platform)?.descriptor.kind === 'calendar')).map((r) => r.id);
       if (o.connection && !ids.length) throw new UsageError(`no connection ${o.connection}`);
       const now = hub.clock.now().getTime();
-      const window = { from: new Date(now - 86_400_000), to: new Date(now + days * 86_400_000) };
+      const window = { from: new Date(now - PAST_MS), to: new Date(now + days * 86_400_000) };
       for (const id of ids) {
         const r = await reconcileConnection(hub, id, { window });
         if (!r.ok) {

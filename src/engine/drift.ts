@@ -16,11 +16,11 @@ import type { Hub } from './hub.ts';
 import { NameBook } from './render.ts';
 import { linkFromRow, syncTarget, targetEventFor } from './targets.ts';
 import { staffCancel, staffReschedule } from './staff.ts';
+// How far back and ahead a sweep looks (past appointments are history; far future ones are few).
 import { FUTURE_MS, PAST_MS, reconcile } from './reconcile.ts';
 import type { JobResult } from './worker.ts';
 
 export const TARGET_SWEEP = 'target.sweep';
-/** How far back and ahead a sweep looks (past appointments are history; far future ones are few). */
 
 export function sweepJob(connectionId: string): NewJob {
   return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };

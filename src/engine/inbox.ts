@@ -60,8 +60,8 @@ interface Receipt {
 export class Inbox<R> {
   private queue: Entry<R>[] = [];
   private byId = new Map<string, Entry<R>>();
+  /** Being applied now. */
   private inProgress = new Set<Entry<R>>();
-  private inFlight = 0;
   private draining = false;
   private receipts: Receipt[] = [];
   private flushing = false;
@@ -80,7 +80,7 @@ export class Inbox<R> {
 
   /** Deliveries received by this process (or picked up by its scan) and not yet applied. */
   get waiting(): number {
-    return this.storing + this.queue.length + this.inFlight;
+    return this.storing + this.queue.length + this.inProgress.size;
   }
 
   get full(): boolean {
@@ -97,6 +97,7 @@ export class Inbox<R> {
     return new Promise<boolean>((resolve, reject) => {
       this.receipts.push({ row, resolve, reject });
       this.receiptCount++;
+      this.hub.pressure.receipt();
       if (!this.flushing) {
         this.flushing = true;
         setImmediate(() => void this.flush());
@@ -132,27 +133,20 @@ export class Inbox<R> {
     for (const b of batch) b.resolve(stored.has(b.row.id as string));
   }
 
-  /** Queue a stored delivery for its apply. `wait` says whether its answer should wait for the outcome. */
+  /**
+   * Queue a stored delivery for its apply. `ahead`: how many were waiting before it (its answer waits
+   * for the outcome only when few were); `result()` waits for that outcome, at most WAIT_MS.
+   */
   enqueue(id: string, connectionId: string): { ahead: number; result: () => Promise<Applied<R> | undefined> } {
-    let e = this.byId.get(id);
     const ahead = this.waiting;
+    let e = this.byId.get(id);
     if (!e) {
-      e = { id, connectionId, since: performance.now(), attempts: 0, waiters: [] };
-      this.byId.set(id, e);
+      e = this.entry(id, connectionId);
       this.queue.push(e);
       this.kick();
     }
     const entry = e;
-    return {
-      ahead,
-      result: () => new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(undefined), WAIT_MS);
-        entry.waiters.push((a) => {
-          clearTimeout(timer);
-          resolve(a);
-        });
-      }),
-    };
+    return { ahead, result: () => this.outcomeOf(entry, WAIT_MS) };
   }
 
   /**
@@ -162,22 +156,31 @@ export class Inbox<R> {
    */
   expedite(rows: { id: string; connectionId: string }[], ms = 30_000): Promise<(Applied<R> | undefined)[]> {
     const waits = rows.map((r) => {
-      let e = this.byId.get(r.id);
-      const i = e ? this.queue.indexOf(e) : -1;
+      const e = this.byId.get(r.id) ?? this.entry(r.id, r.connectionId);
+      const i = this.queue.indexOf(e);
       if (i >= 0) this.queue.splice(i, 1);
-      if (!e) this.byId.set(r.id, (e = { id: r.id, connectionId: r.connectionId, since: performance.now(), attempts: 0, waiters: [] }));
-      if (i >= 0 || !this.inProgress.has(e)) this.queue.unshift(e);
-      const entry = e;
-      return new Promise<Applied<R> | undefined>((resolve) => {
-        const timer = setTimeout(() => resolve(undefined), ms);
-        entry.waiters.push((a) => {
-          clearTimeout(timer);
-          resolve(a);
-        });
-      });
+      if (!this.inProgress.has(e)) this.queue.unshift(e);
+      return this.outcomeOf(e, ms);
     });
     this.kick();
     return Promise.all(waits);
+  }
+
+  private entry(id: string, connectionId: string): Entry<R> {
+    const e: Entry<R> = { id, connectionId, since: performance.now(), attempts: 0, waiters: [] };
+    this.byId.set(id, e);
+    return e;
+  }
+
+  /** The outcome of `e`'s apply, or undefined when it has not come within `ms`. */
+  private outcomeOf(e: Entry<R>, ms: number): Promise<Applied<R> | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), ms);
+      e.waiters.push((a) => {
+        clearTimeout(timer);
+        resolve(a);
+      });
+    });
   }
 
   /** Begin looking for deliveries that a dead process left unapplied: now, then every second. */
@@ -194,7 +197,7 @@ export class Inbox<R> {
     this.started = false;
     if (this.scanTimer) clearInterval(this.scanTimer);
     this.queue.length = 0;
-    if (this.inFlight > 0 || this.scanning) await this.idle();
+    if (this.inProgress.size > 0 || this.scanning) await this.idle();
   }
 
   /** Resolves once nothing is queued or being applied (tests, shutdown). */
@@ -246,13 +249,7 @@ export class Inbox<R> {
         seen = this.receiptCount;
         this.hub.pressure.noteBacklog(this.queue[0]?.since); // first in, first out: the oldest (near enough)
         const t0 = performance.now();
-        const batch = this.queue.splice(0, busy ? BUSY_STEP : sqlite ? 8 : 6);
-        this.inFlight += batch.length;
-        try {
-          await this.applyBatch(batch);
-        } finally {
-          this.inFlight -= batch.length;
-        }
+        await this.applyBatch(this.queue.splice(0, busy ? BUSY_STEP : sqlite ? 8 : 6));
         this.hub.onJobs();
         // Under a burst, pause so that receipts keep most of the thread (pressure.ts).
         const pause = this.hub.pressure.pauseAfter(performance.now() - t0);

@@ -41,6 +41,11 @@ export function bodyBytes(stored: string): Buffer {
   return stored.startsWith('base64:') ? Buffer.from(stored.slice(7), 'base64') : Buffer.from(stored, 'utf8');
 }
 
+/** A stored delivery as its connector parses it (its URL only mattered to verification). */
+function storedRequest(d: { body: string; headers: string }, now: Date): WebhookRequest {
+  return { rawBody: bodyBytes(d.body), headers: JSON.parse(d.headers), url: '', now };
+}
+
 const KEEP_OUT = new Set(['authorization', 'cookie', 'proxy-authorization']);
 
 function storableHeaders(h: Record<string, string>): string {
@@ -143,7 +148,6 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
     return { status: 503, headers: { 'retry-after': String(BUSY_RETRY_SECONDS) }, body: { code: 'busy', message: `${inbox.waiting} deliveries are waiting to be applied; send this one again in ${BUSY_RETRY_SECONDS} s` } };
   }
   const rowId = randomUUID();
-  hub.pressure.receipt();
   const stored = await inbox.store({
     id: rowId, connection_id: connectionId, delivery_id: changes.find((c) => c.deliveryId)?.deliveryId ?? null, received_at: hub.clock.now().toISOString(),
     content_type: incoming.headers['content-type'] ?? null, headers: storableHeaders(incoming.headers),
@@ -226,7 +230,7 @@ const applyStored: ApplyStored<ApplyResult> = {
       let unreadable: string | undefined;
       try {
         // Read as at its arrival: a platform that dates its changes by arrival orders them by that.
-        changes = connector.parseWebhook({ rawBody: bodyBytes(d.body), headers: JSON.parse(d.headers), url: '', now: new Date(d.received_at) });
+        changes = connector.parseWebhook(storedRequest(d, new Date(d.received_at)));
         unreadable = malformedChanges(changes);
       } catch (err) {
         unreadable = err instanceof UnreadablePayload ? err.message : `could not be read again (${(err as Error).name ?? 'error'})`;
@@ -267,7 +271,7 @@ export async function settleDeliveriesFor(hub: Hub, connectionId: string, extern
   const about = rows.filter((d) => {
     if (d.external_ids) return d.external_ids.includes(`|${externalId}|`);
     try {
-      return connector.parseWebhook({ rawBody: bodyBytes(d.body), headers: JSON.parse(d.headers), url: '', now: new Date(d.received_at) })
+      return connector.parseWebhook(storedRequest(d, new Date(d.received_at)))
         .some((c) => c.externalId === externalId || c.replacesExternalId === externalId);
     } catch {
       return false;
@@ -336,7 +340,7 @@ export async function replayDelivery(hub: Hub, deliveryRowId: string): Promise<W
   if (!d) return { status: 404, body: { code: 'not_found', message: `no delivery ${deliveryRowId}` } };
   const conn = await loadConnection(hub, d.connection_id);
   const connector = conn.connector as SourceConnector;
-  const req: WebhookRequest = { rawBody: bodyBytes(d.body), headers: JSON.parse(d.headers), url: '', now: hub.clock.now() };
+  const req = storedRequest(d, hub.clock.now());
   let changes: SourceChange[];
   try {
     changes = connector.parseWebhook(req);

@@ -171,8 +171,8 @@ export async function staffCreate(hub: Hub, input: CreateInput, actor: string): 
 
 async function edit(hub: Hub, id: string, actor: string, action: string, change: (a: Appointment) => Appointment, opts: { override?: boolean; checkConflicts: boolean }): Promise<Appointment> {
   // Deliveries about this booking that arrived before the edit are applied before it.
-  const origin = (await getAppointment(hub.store.db, id))?.origin;
-  if (origin?.connectionId && origin.externalId) await settleDeliveriesFor(hub, origin.connectionId, origin.externalId);
+  const origin = await hub.store.db.selectFrom('appointment').select(['origin_connection_id', 'origin_external_id']).where('id', '=', id).executeTakeFirst();
+  if (origin?.origin_connection_id && origin.origin_external_id) await settleDeliveriesFor(hub, origin.origin_connection_id, origin.origin_external_id);
   const r = await hub.store.db.transaction().execute(async (trx) => {
     const before = await load(trx, id);
     const next = change(structuredClone(before));

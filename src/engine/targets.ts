@@ -81,11 +81,12 @@ async function saveLink(hub: Hub, appointmentId: string, connectionId: string, l
     .onConflict((oc) => oc.columns(['appointment_id', 'connection_id']).doUpdateSet(rest)).execute();
 }
 
-/** Make target `targetId` match appointment `appointmentId` as it is now. Idempotent. `force` rewrites even when the link says the revision is already there (drift repair). */
 /**
- * Make one target hold what the appointment says now. `interrupted`: an earlier run of this write was
- * cut off (its job is being run again after a crash or a lost answer), so a create may have reached the
- * platform without its link being saved; an appointment that must not exist then has that event removed.
+ * Make target `targetId` match appointment `appointmentId` as it is now. Idempotent. `force` rewrites
+ * even when the link says the revision is already there (drift repair). `interrupted`: an earlier run
+ * of this write was cut off (its job is being run again after a crash or a lost answer), so a create
+ * may have reached the platform without its link being saved; an appointment that must not exist then
+ * has that event removed.
  */
 export async function syncTarget(hub: Hub, appointmentId: string, targetId: string, o: { force?: boolean; interrupted?: boolean } = {}): Promise<SyncResult> {
   const db = hub.store.db;

@@ -408,16 +408,17 @@ export const ROUTES: Route[] = [
         const open = await mine(db.selectFrom('job')).select(['state', 'last_error']).where('state', 'in', ['pending', 'running', 'dead']).execute();
         const lastJob = await mine(db.selectFrom('job')).select('updated_at').where('state', '=', 'done').orderBy('updated_at', 'desc').limit(1).executeTakeFirst();
         const lastDelivery = await db.selectFrom('delivery').select('applied_at').where('connection_id', '=', c.id).where('applied_at', 'is not', null).orderBy('applied_at', 'desc').limit(1).executeTakeFirst();
-        const failedDeliveries = await db.selectFrom('delivery').select((eb) => eb.fn.countAll<number>().as('n')).where('connection_id', '=', c.id).where('status', 'in', ['failed', 'unreadable']).executeTakeFirst();
-        // Stored and acknowledged, not yet applied (the inbox works them off after a burst).
-        const waitingDeliveries = await db.selectFrom('delivery').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '=', 'received').where('connection_id', '=', c.id).executeTakeFirst();
+        // Failed for staff, and stored but not yet applied (the inbox works them off after a burst).
+        const deliveries = await db.selectFrom('delivery').select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+          .where('connection_id', '=', c.id).where('status', 'in', ['failed', 'unreadable', 'received']).groupBy('status').execute();
+        const deliveriesIn = (...states: string[]) => deliveries.filter((d) => states.includes(d.status)).reduce((n, d) => n + Number(d.n), 0);
         const lastSuccessAt = [c.lastSyncAt, lastJob?.updated_at, lastDelivery?.applied_at ?? undefined].filter((x): x is string => Boolean(x)).sort().at(-1);
         items.push({
           id: c.id, name: c.name, platform: c.platform, platformName: roles.get(c.platform)?.displayName ?? c.platform, role: roles.get(c.platform)?.role,
           status: c.status, needsReconnect: c.status === 'needs_reauth', lastError: c.lastError, lastPollAt: c.lastSyncAt, lastSuccessAt,
           jobs: { waiting: open.filter((j) => j.state !== 'dead' && !j.last_error).length, retrying: open.filter((j) => j.state !== 'dead' && j.last_error).length, dead: open.filter((j) => j.state === 'dead').length },
-          failedDeliveries: Number(failedDeliveries?.n ?? 0),
-          waitingDeliveries: Number(waitingDeliveries?.n ?? 0),
+          failedDeliveries: deliveriesIn('failed', 'unreadable'),
+          waitingDeliveries: deliveriesIn('received'),
         });
       }
       return { items, jobs: await jobCounts(db) };

@@ -121,15 +121,9 @@ const deferred = new WeakMap<Transaction<DB>, AuditInput[]>();
  */
 export async function withDeferredAudit<T>(trx: Transaction<DB>, dialect: Dialect, work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
   const held: AuditInput[] = [];
-  deferred.set(trx, held);
-  try {
-    const value = await work(trx);
-    deferred.delete(trx);
-    await appendAudit(trx, dialect, held);
-    return value;
-  } finally {
-    deferred.delete(trx);
-  }
+  const value = await holdAudit(trx, held, work);
+  await appendAudit(trx, dialect, held);
+  return value;
 }
 
 /** Run `work` with the audit entries it appends in `trx` collected into `held` instead (the caller appends them). */

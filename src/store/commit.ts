@@ -47,32 +47,12 @@ export class GroupCommitter {
    */
   async runBatch<T>(works: Work<T>[]): Promise<PromiseSettledResult<T>[]> {
     if (this.dialect === 'sqlite' || works.length === 1) return Promise.allSettled(works.map((w) => this.run(w)));
-    const trx = await this.db.startTransaction().execute();
-    try {
-      const held: AuditInput[] = [];
-      const out: PromiseSettledResult<T>[] = [];
-      for (const [i, work] of works.entries()) {
-        const name = `unit${i}`;
-        const sp = await trx.savepoint(name).execute();
-        const mine: AuditInput[] = [];
-        try {
-          const value = await holdAudit(sp, mine, work);
-          await sp.releaseSavepoint(name).execute();
-          held.push(...mine);
-          out.push({ status: 'fulfilled', value });
-        } catch (reason) {
-          await sp.rollbackToSavepoint(name).execute();
-          await sp.releaseSavepoint(name).execute();
-          out.push({ status: 'rejected', reason });
-        }
-      }
-      await appendAudit(trx, this.dialect, held);
-      await trx.commit().execute();
-      return out;
-    } catch (error) {
-      await trx.rollback().execute().catch(() => undefined);
-      throw error;
-    }
+    const held: AuditInput[][] = works.map(() => []);
+    return inSavepoints(this.db, works, {
+      unit: (sp, work, i) => holdAudit(sp, held[i], work),
+      // Only the entries of the units kept: a rolled-back unit leaves none.
+      beforeCommit: (trx, settled) => appendAudit(trx, this.dialect, settled.flatMap((s, i) => (s.status === 'fulfilled' ? held[i] : []))),
+    });
   }
 
   private async drain(): Promise<void> {
@@ -90,33 +70,51 @@ export class GroupCommitter {
       await this.db.transaction().execute(one.work).then(one.resolve, one.reject);
       return;
     }
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
-    let trx;
+    let settled: PromiseSettledResult<unknown>[];
     try {
-      trx = await this.db.startTransaction().execute();
-      for (const [i, item] of batch.entries()) {
-        const name = `unit${i}`;
-        const sp = await trx.savepoint(name).execute();
-        try {
-          const value = await item.work(sp);
-          await sp.releaseSavepoint(name).execute();
-          outcomes.push({ ok: true, value });
-        } catch (error) {
-          await sp.rollbackToSavepoint(name).execute();
-          await sp.releaseSavepoint(name).execute();
-          outcomes.push({ ok: false, error });
-        }
-      }
-      await trx.commit().execute();
+      settled = await inSavepoints(this.db, batch.map((b) => b.work));
     } catch (error) {
-      await trx?.rollback().execute().catch(() => undefined);
       for (const item of batch) item.reject(error);
       return;
     }
     batch.forEach((item, i) => {
-      const o = outcomes[i];
-      if (o.ok) item.resolve(o.value);
-      else item.reject(o.error);
+      const o = settled[i];
+      if (o.status === 'fulfilled') item.resolve(o.value);
+      else item.reject(o.reason);
     });
+  }
+}
+
+/**
+ * Run `works` in ONE transaction, each in its own savepoint: a unit that throws rolls back alone and
+ * is reported rejected. `unit` wraps how each runs; `beforeCommit` adds the last statements. Rejects,
+ * with everything rolled back, when the transaction itself fails.
+ */
+async function inSavepoints<T>(db: Kysely<DB>, works: Work<T>[], o: {
+  unit?: (sp: Transaction<DB>, work: Work<T>, i: number) => Promise<T>;
+  beforeCommit?: (trx: Transaction<DB>, settled: PromiseSettledResult<T>[]) => Promise<void>;
+} = {}): Promise<PromiseSettledResult<T>[]> {
+  const trx = await db.startTransaction().execute();
+  try {
+    const settled: PromiseSettledResult<T>[] = [];
+    for (const [i, work] of works.entries()) {
+      const name = `unit${i}`;
+      const sp = await trx.savepoint(name).execute();
+      try {
+        const value = await (o.unit ? o.unit(sp, work, i) : work(sp));
+        await sp.releaseSavepoint(name).execute();
+        settled.push({ status: 'fulfilled', value });
+      } catch (reason) {
+        await sp.rollbackToSavepoint(name).execute();
+        await sp.releaseSavepoint(name).execute();
+        settled.push({ status: 'rejected', reason });
+      }
+    }
+    await o.beforeCommit?.(trx, settled);
+    await trx.commit().execute();
+    return settled;
+  } catch (error) {
+    await trx.rollback().execute().catch(() => undefined);
+    throw error;
   }
 }

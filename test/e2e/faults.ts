@@ -55,7 +55,6 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-
 /** The Google fake, the platforms' fakes and a clinic config naming them all; `extraConnections` is YAML appended to `connections:`. */
 export async function startRig(dir: string, extraConnections = ''): Promise<Rig> {
   const g = await startFakeGoogle();

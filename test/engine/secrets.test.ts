@@ -4,10 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openHub, makeLogger } from '../../src/engine/hub.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { applyConfig } from '../../src/config/apply.ts';
 import { connectionContext, loadConnection } from '../../src/engine/connections.ts';
-import { tempDir } from '../helpers.ts';
+import { configuredHub, tempDir } from '../helpers.ts';
 
 const CONFIG = `
 clinic: { id: c, name: Clinic, timeZone: Europe/London }
@@ -19,11 +17,10 @@ connections:
 
 test('a rotated refresh token outlives the stale environment value; a new environment value wins', async () => {
   const dir = tempDir();
-  const open = async (refresh: string) => openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: { G_ID: 'id', G_SECRET: 'secret', G_REFRESH: refresh } });
+  const env = (refresh: string) => ({ G_ID: 'id', G_SECRET: 'secret', G_REFRESH: refresh });
+  const open = async (refresh: string) => openHub({ dataDir: dir.dir, log: makeLogger('silent'), env: env(refresh) });
   try {
-    let hub = await open('rt-1');
-    const c = parseConfig(CONFIG, 'test.yaml');
-    await applyConfig(hub, c.config, c.hash, 'test');
+    let hub = await configuredHub(CONFIG, { dataDir: dir.dir, env: env('rt-1') });
     assert.equal((await loadConnection(hub, 'google')).secrets.refreshToken, 'rt-1');
     // The provider rotates the token during a refresh: the connector stores the new one.
     await connectionContext(hub, await loadConnection(hub, 'google')).saveSecrets!({ refreshToken: 'rt-2', accessToken: 'at-2' });
