@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { applyConfig } from '../src/config/apply.ts';
 import { parseConfig } from '../src/config/load.ts';
 import type { Appointment } from '../src/domain/types.ts';
-import { openHub } from '../src/engine/hub.ts';
+import { openHub } from '../src/engine/hub/hub.ts';
 import { createUser } from '../src/http/auth.ts';
 import { saveAppointment } from '../src/store/repo.ts';
 import { addDays, fromWall, todayIn } from '../src/ui/time.ts';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { openHub, makeLogger, type Hub, type HubOptions } from '../src/engine/hub.ts';
+import { openHub, makeLogger, type Hub, type HubOptions } from '../src/engine/hub/hub.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { applyConfig } from '../src/config/apply.ts';
 

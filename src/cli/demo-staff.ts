@@ -6,10 +6,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getSource } from '../connectors/registry.ts';
 import { localToUtc } from '../domain/time.ts';
-import { loadConnection } from '../engine/connections.ts';
-import type { Hub } from '../engine/hub.ts';
-import { ingestWebhook } from '../engine/ingest.ts';
-import { staffCreate } from '../engine/staff.ts';
+import { loadConnection } from '../engine/hub/connections.ts';
+import type { Hub } from '../engine/hub/hub.ts';
+import { ingestWebhook } from '../engine/inbound/ingest.ts';
+import { staffCreate } from '../engine/edits/staff.ts';
 import { createUser, type Role } from '../http/auth.ts';
 
 const LOGINS_FILE = 'demo-logins.json';

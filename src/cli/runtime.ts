@@ -1,7 +1,7 @@
 // Shared start-up for CLI commands: where the data lives, opening the hub, applying the config.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { openHub, type Hub } from '../engine/hub.ts';
+import { openHub, type Hub } from '../engine/hub/hub.ts';
 import { applyConfig, type ApplySummary } from '../config/apply.ts';
 import { loadConfigFile } from '../config/load.ts';
 

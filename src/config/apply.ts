@@ -5,10 +5,10 @@
 import { getTarget } from '../connectors/registry.ts';
 import { appendAudit } from '../store/audit.ts';
 import type { Exec } from '../store/repo.ts';
-import type { Hub } from '../engine/hub.ts';
-import { createFeed } from '../engine/feeds.ts';
+import type { Hub } from '../engine/hub/hub.ts';
+import { createFeed } from '../engine/effects/feeds.ts';
 import type { ClinicConfig } from './schema.ts';
-import { replanClinic } from '../engine/notify.ts';
+import { replanClinic } from '../engine/effects/notify.ts';
 import type { NotificationSettings } from '../domain/notify-plan.ts';
 
 export const CONFIG_HASH_KEY = 'config_hash';

@@ -8,8 +8,8 @@ import type { ClinicConfig } from './schema.ts';
 import { PATIENT_VARS, unknownPlaceholders } from '../domain/notify-plan.ts';
 import { LEAD_FIELDS } from '../connectors/types.ts';
 import type { NotifierConnector } from '../connectors/types.ts';
-import { OUTBOUND_EVENTS } from '../engine/webhooks-out.ts';
-import { privacyOf } from '../engine/render.ts';
+import { OUTBOUND_EVENTS } from '../engine/effects/webhooks-out.ts';
+import { privacyOf } from '../engine/effects/render.ts';
 
 /** A notifier's settings: its platform's own (`checkConfig`), and for webhook subscriptions Meridian's url / events / includePatient. */
 function notifierIssues(n: NotifierConnector, config: Record<string, unknown>, i: number): CrossIssue[] {

@@ -7,8 +7,8 @@
 import { randomBytes, randomUUID, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { checkApiKey, type Scope } from '../engine/apikeys.ts';
-import type { Hub } from '../engine/hub.ts';
+import { checkApiKey, type Scope } from '../engine/hub/apikeys.ts';
+import type { Hub } from '../engine/hub/hub.ts';
 import { appendAudit } from '../store/audit.ts';
 import { sha256Hex } from '../store/crypto.ts';
 import { getAppointment } from '../store/repo.ts';

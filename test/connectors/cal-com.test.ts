@@ -7,11 +7,11 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connector } from '../../src/connectors/sources/cal-com/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import { drain } from '../../src/engine/worker.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { startFakeCalCom, type CalBooking, type FakeCalCom } from '../fakes/cal-com.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { ingestWebhook } from '../../src/engine/ingest.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

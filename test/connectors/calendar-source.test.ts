@@ -10,8 +10,8 @@ import { connector, changeOf } from '../../src/connectors/sources/calendar-sourc
 import { PROP_APPOINTMENT } from '../../src/connectors/targets/microsoft-graph/index.ts';
 import { ConnectionMisconfigured, ConnectorError, type ConnectionContext, type CalendarEvent } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';

@@ -11,13 +11,13 @@ import { connector, meetingProperties } from '../../src/connectors/targets/hubsp
 import { changedMeetingIds, signedUri, verifyHubSpot } from '../../src/connectors/targets/hubspot/webhook.ts';
 import { failureOf, resetWindows } from '../../src/connectors/targets/hubspot/api.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type ConnectionContext, type TargetEvent, type WebhookRequest } from '../../src/connectors/types.ts';
-import { openHub, makeLogger, type Hub } from '../../src/engine/hub.ts';
+import { openHub, makeLogger, type Hub } from '../../src/engine/hub/hub.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { applyConfig } from '../../src/config/apply.ts';
-import { staffCreate } from '../../src/engine/staff.ts';
-import { drain } from '../../src/engine/worker.ts';
-import { ingestWebhook } from '../../src/engine/ingest.ts';
-import { ingestLead } from '../../src/engine/leads.ts';
+import { staffCreate } from '../../src/engine/edits/staff.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
+import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { ingestLead } from '../../src/engine/inbound/leads.ts';
 import { getAppointment } from '../../src/store/repo.ts';
 import { tempDir } from '../helpers.ts';
 

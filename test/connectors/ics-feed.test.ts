@@ -14,10 +14,10 @@ import { parseFeed, FULL_READ_EVERY_MS, MAX_FEED_BYTES, type FeedOptions } from 
 import { ConnectionMisconfigured, ConnectorError, NotModified, UnreadablePayload, type ConnectionContext } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
 import { getSource } from '../../src/connectors/registry.ts';
-import { openHub, makeLogger } from '../../src/engine/hub.ts';
+import { openHub, makeLogger } from '../../src/engine/hub/hub.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { applyConfig } from '../../src/config/apply.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { tempDir } from '../helpers.ts';
 import { startIcsServer, type IcsServer } from '../fakes/ics-server.ts';

@@ -9,11 +9,11 @@ import { authorizeUrl, codeChallengeS256, createCodeVerifier, exchangeCode } fro
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type ListWindow, type WebhookRequest } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
 import { getSource } from '../../src/connectors/registry.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { ingestWebhook } from '../../src/engine/ingest.ts';
-import { drain } from '../../src/engine/worker.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { appointmentOf, patientOf as fakePatient, startFakeJane, webhookBodyOf, STAFF_MEMBER_ID, type FakeJane } from '../fakes/jane.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

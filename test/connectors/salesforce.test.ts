@@ -10,9 +10,9 @@ import { connector, eventBody, subjectOf, DEFAULT_EXTERNAL_ID_FIELD } from '../.
 import { jwtAssertion } from '../../src/connectors/targets/salesforce/auth.ts';
 import { failureOf, errorsOf, parseLimitInfo, resetUsage, LIMIT_PAUSE_MS } from '../../src/connectors/targets/salesforce/api.ts';
 import type { ConnectionContext, TargetEvent } from '../../src/connectors/types.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/staff.ts';
-import { drain } from '../../src/engine/worker.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/edits/staff.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 
 const sample = (f: string) => JSON.parse(readFileSync(new URL(`../fixtures/samples/salesforce/${f}`, import.meta.url), 'utf8'));

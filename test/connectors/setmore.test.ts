@@ -8,9 +8,9 @@ import { connector, parseRecord, queryDates, setmoreDate } from '../../src/conne
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type ListWindow } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
 import { getSource } from '../../src/connectors/registry.ts';
-import type { Hub } from '../../src/engine/hub.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
 import { listAppointments } from '../../src/store/repo.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { appointmentOf, startFakeSetmore, STAFF_KEY, type FakeSetmore } from '../fakes/setmore.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

@@ -9,11 +9,11 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { connector } from '../../src/connectors/sources/square/index.ts';
 import { ConnectionMisconfigured, ConnectorError, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { ingestWebhook } from '../../src/engine/ingest.ts';
-import { drain } from '../../src/engine/worker.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 import { startFakeSquare, type FakeSquare } from '../fakes/square.ts';
 

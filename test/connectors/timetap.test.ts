@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector, parseRecord, sessionSignature, timetapInstant } from '../../src/connectors/sources/timetap/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { ingestWebhook } from '../../src/engine/ingest.ts';
-import { drain } from '../../src/engine/worker.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
-import { staffCancel, staffReschedule } from '../../src/engine/staff.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
+import { staffCancel, staffReschedule } from '../../src/engine/edits/staff.ts';
 import { appointmentOf, startFakeTimeTap, webhookBodyOf, type FakeTimeTap } from '../fakes/timetap.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

@@ -9,10 +9,10 @@ import { Webhook } from 'standardwebhooks';
 import { connector, signatureHeader, signingKey } from '../../src/connectors/notify/webhook-out/index.ts';
 import type { ConnectionContext } from '../../src/connectors/types.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/staff.ts';
-import { drain } from '../../src/engine/worker.ts';
-import { listOutboundDeliveries, replayOutboundDelivery } from '../../src/engine/webhooks-out.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/edits/staff.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
+import { listOutboundDeliveries, replayOutboundDelivery } from '../../src/engine/effects/webhooks-out.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 import { startReceiver, type Receiver, type Received } from '../fakes/webhook-receiver.ts';
 

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector, WEBHOOK_TEMPLATES } from '../../src/connectors/sources/youcanbookme/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { ingestWebhook } from '../../src/engine/ingest.ts';
-import { drain } from '../../src/engine/worker.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
-import { pollConnection } from '../../src/engine/poll.ts';
-import { staffReschedule } from '../../src/engine/staff.ts';
+import { pollConnection } from '../../src/engine/sync/poll.ts';
+import { staffReschedule } from '../../src/engine/edits/staff.ts';
 import { startFakeYcbm, instantsOf, ycbmRecord, type FakeYcbm, type YcbmRecord } from '../fakes/youcanbookme.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

@@ -16,8 +16,8 @@ import driver from './sources/calendly.ts';
 import { CAL, clinicYaml, type E2EBooking, type E2EDelivery, type SourceFake } from './sources/driver.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { backendFor, meridian, tempDir } from '../helpers.ts';
-import { openHub } from '../../src/engine/hub.ts';
-import { saveSecrets, storedSecrets } from '../../src/engine/connections.ts';
+import { openHub } from '../../src/engine/hub/hub.ts';
+import { saveSecrets, storedSecrets } from '../../src/engine/hub/connections.ts';
 import { appendAudit, erasedEntry, verifyAudit } from '../../src/store/audit.ts';
 import { ROOT, serve, eventually, type Served } from './serve.ts';
 

@@ -6,9 +6,9 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
-import { openHub, type Hub } from '../../src/engine/hub.ts';
+import { openHub, type Hub } from '../../src/engine/hub/hub.ts';
 import { buildServer } from '../../src/http/server.ts';
-import { createApiKey, type Scope } from '../../src/engine/apikeys.ts';
+import { createApiKey, type Scope } from '../../src/engine/hub/apikeys.ts';
 import { createUser, type Role } from '../../src/http/auth.ts';
 import { tempDir } from '../helpers.ts';
 

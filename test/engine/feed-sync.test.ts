@@ -4,9 +4,9 @@
 // back empty is held for staff instead of wiping the week.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Hub } from '../../src/engine/hub.ts';
-import { drain } from '../../src/engine/worker.ts';
-import { listHeld, pollConnection } from '../../src/engine/poll.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
+import { listHeld, pollConnection } from '../../src/engine/sync/poll.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { startIcsServer, type IcsServer } from '../fakes/ics-server.ts';

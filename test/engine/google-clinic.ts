@@ -1,6 +1,6 @@
 // A one-practitioner clinic whose calendar is the fake Google, with the hub in-process: the setup the
 // engine tests share. `config` adds settings to the Google connection (e.g. `twoWay: accept`).
-import type { Clock, Hub } from '../../src/engine/hub.ts';
+import type { Clock, Hub } from '../../src/engine/hub/hub.ts';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

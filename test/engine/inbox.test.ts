@@ -6,10 +6,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
 import { getSource } from '../../src/connectors/registry.ts';
-import type { Hub } from '../../src/engine/hub.ts';
-import { bodyBytes, inboxOf, ingestWebhook } from '../../src/engine/ingest.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { bodyBytes, inboxOf, ingestWebhook } from '../../src/engine/inbound/ingest.ts';
 import { verifyAudit } from '../../src/store/audit.ts';
-import { staffCancel } from '../../src/engine/staff.ts';
+import { staffCancel } from '../../src/engine/edits/staff.ts';
 import { getAppointment } from '../../src/store/repo.ts';
 import { BACKENDS, backendFor, configuredHub } from '../helpers.ts';
 

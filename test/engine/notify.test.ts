@@ -7,12 +7,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { openHub, makeLogger, type Clock, type Hub } from '../../src/engine/hub.ts';
+import { openHub, makeLogger, type Clock, type Hub } from '../../src/engine/hub/hub.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { applyConfig } from '../../src/config/apply.ts';
-import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../../src/engine/staff.ts';
-import { drain } from '../../src/engine/worker.ts';
-import { recordInbound, optOut, NOTIFY_TIMED } from '../../src/engine/notify.ts';
+import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../../src/engine/edits/staff.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
+import { recordInbound, optOut, NOTIFY_TIMED } from '../../src/engine/effects/notify.ts';
 import { listJobs } from '../../src/store/outbox.ts';
 import { durationMs } from '../../src/domain/notify-plan.ts';
 import type { Appointment } from '../../src/domain/types.ts';
@@ -161,7 +161,7 @@ test('a moved appointment: the old reminder is withdrawn, the new one goes at th
   await staffReschedule(hub, a.id, { start: '2027-05-06T08:00:00Z', end: '2027-05-06T09:00:00Z', override: true }, 'staff:test');
   await runUntil('2027-05-01T10:00:00Z');
   // A reminder job claimed before the move and run after it (a worker mid-flight) must not be sent.
-  const { runTimed } = await import('../../src/engine/notify.ts');
+  const { runTimed } = await import('../../src/engine/effects/notify.ts');
   at('2027-05-03T08:00:00Z');
   const r = await runTimed(hub, { id: 'stale', kind: NOTIFY_TIMED, payload: { appointmentId: a.id, ruleId: 'reminder-48h', kind: 'reminder', start: '2027-05-05T08:00:00Z', end: '2027-05-05T09:00:00Z' }, state: 'running', attempts: 1, maxAttempts: 12, runAt: now.toISOString(), createdAt: now.toISOString(), updatedAt: now.toISOString() });
   assert.deepEqual(r, { ok: true, note: 'suppressed: the appointment was moved' });

@@ -4,8 +4,8 @@
 // processes (the lease), and the scheduler's one pending poll per connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Hub } from '../../src/engine/hub.ts';
-import { decideHeld, listHeld, pollConnection, runPollJob, schedulePolls, SOURCE_POLL } from '../../src/engine/poll.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
+import { decideHeld, listHeld, pollConnection, runPollJob, schedulePolls, SOURCE_POLL } from '../../src/engine/sync/poll.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { startFakeBookafy, type FakeBookafy } from '../fakes/bookafy.ts';
 import { tempDir, configuredHub } from '../helpers.ts';

@@ -2,7 +2,7 @@
 // faster than the busy rate, and all consumers share one budget.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IngestPressure } from '../../src/engine/pressure.ts';
+import { IngestPressure } from '../../src/engine/hub/pressure.ts';
 
 function clocked() {
   let t = 1_000;

@@ -3,12 +3,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CAL, day, googleClinic, type GoogleClinic } from './google-clinic.ts';
-import type { Hub } from '../../src/engine/hub.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
 import type { FakeGoogle } from '../fakes/google-calendar.ts';
-import { staffCancel, staffCreate } from '../../src/engine/staff.ts';
-import { drain } from '../../src/engine/worker.ts';
-import { reconcile, reconcileConnection, type ReconcileReport } from '../../src/engine/reconcile.ts';
-import { connectionContext, loadConnection } from '../../src/engine/connections.ts';
+import { staffCancel, staffCreate } from '../../src/engine/edits/staff.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
+import { reconcile, reconcileConnection, type ReconcileReport } from '../../src/engine/sync/reconcile.ts';
+import { connectionContext, loadConnection } from '../../src/engine/hub/connections.ts';
 import { getTarget } from '../../src/connectors/registry.ts';
 import type { Appointment } from '../../src/domain/types.ts';
 import { meridian } from '../helpers.ts';

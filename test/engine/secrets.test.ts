@@ -3,8 +3,8 @@
 // environment after a restart, but a new value put in the environment by an admin wins again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openHub, makeLogger } from '../../src/engine/hub.ts';
-import { connectionContext, loadConnection } from '../../src/engine/connections.ts';
+import { openHub, makeLogger } from '../../src/engine/hub/hub.ts';
+import { connectionContext, loadConnection } from '../../src/engine/hub/connections.ts';
 import { configuredHub, tempDir } from '../helpers.ts';
 
 const CONFIG = `

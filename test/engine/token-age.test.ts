@@ -2,11 +2,11 @@
 // before it breaks; using the connection refreshes it and the warning is not repeated.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Clock, Hub } from '../../src/engine/hub.ts';
-import { saveSecrets } from '../../src/engine/connections.ts';
-import { checkTokenAge } from '../../src/engine/drift.ts';
-import { staffCreate } from '../../src/engine/staff.ts';
-import { drain } from '../../src/engine/worker.ts';
+import type { Clock, Hub } from '../../src/engine/hub/hub.ts';
+import { saveSecrets } from '../../src/engine/hub/connections.ts';
+import { checkTokenAge } from '../../src/engine/sync/sweep.ts';
+import { staffCreate } from '../../src/engine/edits/staff.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
 import { startFakeGraph, type FakeGraph } from '../fakes/microsoft-graph.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

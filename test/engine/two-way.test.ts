@@ -4,11 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CAL, day, googleClinic, type GoogleClinic } from './google-clinic.ts';
-import type { Hub } from '../../src/engine/hub.ts';
+import type { Hub } from '../../src/engine/hub/hub.ts';
 import type { FakeGoogle } from '../fakes/google-calendar.ts';
-import { staffCreate } from '../../src/engine/staff.ts';
-import { drain } from '../../src/engine/worker.ts';
-import { sweepConnection } from '../../src/engine/drift.ts';
+import { staffCreate } from '../../src/engine/edits/staff.ts';
+import { drain } from '../../src/engine/jobs/worker.ts';
+import { sweepConnection } from '../../src/engine/sync/sweep.ts';
 import { getAppointment } from '../../src/store/repo.ts';
 
 let g: FakeGoogle;

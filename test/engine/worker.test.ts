@@ -5,12 +5,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CAL, googleClinic, type GoogleClinic } from './google-clinic.ts';
-import type { Hub, Clock } from '../../src/engine/hub.ts';
+import type { Hub, Clock } from '../../src/engine/hub/hub.ts';
 import type { FakeGoogle } from '../fakes/google-calendar.ts';
-import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/staff.ts';
-import { syncTarget } from '../../src/engine/targets.ts';
-import { drain, Worker } from '../../src/engine/worker.ts';
-import { saveSecrets, setConnectionStatus } from '../../src/engine/connections.ts';
+import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/edits/staff.ts';
+import { syncTarget } from '../../src/engine/effects/targets.ts';
+import { drain, Worker } from '../../src/engine/jobs/worker.ts';
+import { saveSecrets, setConnectionStatus } from '../../src/engine/hub/connections.ts';
 import { listJobs, retryJob } from '../../src/store/outbox.ts';
 
 let g: FakeGoogle;

@@ -1,19 +1,19 @@
 // Outbox workers: claim due jobs with a lease, run them, retry with exponential backoff + full jitter
 // (honouring Retry-After), and dead-letter what keeps failing.
 import { performance } from 'node:perf_hooks';
-import type { ConnectorFailure } from '../connectors/types.ts';
-import { claim, complete, reschedule, jobCounts, type Job } from '../store/outbox.ts';
-import { setConnectionStatus } from './connections.ts';
-import { appendAudit } from '../store/audit.ts';
-import type { Hub } from './hub.ts';
-import { TARGET_SYNC, auditTargetWrite, syncTarget } from './targets.ts';
-import { FETCH_CHANGE, runFetchJob } from './ingest.ts';
-import { WRITE_BACK, runWriteBack } from './staff.ts';
-import { TARGET_SWEEP, runSweepJob } from './drift.ts';
-import { SOURCE_POLL, runPollJob } from './poll.ts';
-import { CRM_LEAD, runCrmLeadJob } from './crm.ts';
-import { WEBHOOK_DELIVER, runWebhookJob } from './webhooks-out.ts';
-import { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED, alertStaff, clinicOfJob, runNotice, runStaffAlert, runTimed } from './notify.ts';
+import type { ConnectorFailure } from '../../connectors/types.ts';
+import { claim, complete, reschedule, jobCounts, type Job } from '../../store/outbox.ts';
+import { setConnectionStatus } from '../hub/connections.ts';
+import { appendAudit } from '../../store/audit.ts';
+import type { Hub } from '../hub/hub.ts';
+import { TARGET_SYNC, auditTargetWrite, syncTarget } from '../effects/targets.ts';
+import { FETCH_CHANGE, runFetchJob } from '../inbound/ingest.ts';
+import { WRITE_BACK, runWriteBack } from '../edits/staff.ts';
+import { TARGET_SWEEP, runSweepJob } from '../sync/sweep.ts';
+import { SOURCE_POLL, runPollJob } from '../sync/poll.ts';
+import { CRM_LEAD, runCrmLeadJob } from '../effects/crm.ts';
+import { WEBHOOK_DELIVER, runWebhookJob } from '../effects/webhooks-out.ts';
+import { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED, alertStaff, clinicOfJob, runNotice, runStaffAlert, runTimed } from '../effects/notify.ts';
 
 /** A staff alert about a job's fate; failing to send one must never disturb the job's own bookkeeping. */
 async function tellStaff(hub: Hub, about: Record<string, unknown>, alert: Parameters<typeof alertStaff>[2]): Promise<void> {

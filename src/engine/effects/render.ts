@@ -1,10 +1,10 @@
 // Rendering an appointment for one target connection (privacy level and template from the connection).
-import { getConnector } from '../connectors/registry.ts';
-import type { EventTemplate, RenderedText } from '../domain/render.ts';
-import { renderEventText } from '../domain/render.ts';
-import type { Appointment, PrivacyLevel } from '../domain/types.ts';
-import { DEFAULT_PRIVACY } from '../domain/types.ts';
-import type { ConnectionRecord, Exec } from '../store/repo.ts';
+import { getConnector } from '../../connectors/registry.ts';
+import type { EventTemplate, RenderedText } from '../../domain/render.ts';
+import { renderEventText } from '../../domain/render.ts';
+import type { Appointment, PrivacyLevel } from '../../domain/types.ts';
+import { DEFAULT_PRIVACY } from '../../domain/types.ts';
+import type { ConnectionRecord, Exec } from '../../store/repo.ts';
 
 export function privacyOf(conn: Pick<ConnectionRecord, 'platform' | 'privacy' | 'config'>): PrivacyLevel {
   const c = getConnector(conn.platform);

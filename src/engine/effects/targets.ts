@@ -1,15 +1,15 @@
 // Calendar targets: which targets an appointment belongs in, and the state-based sync job that makes
 // one target match the appointment's current state.
-import { getTarget } from '../connectors/registry.ts';
-import type { ConnectorFailure, LinkState, TargetDescriptor, TargetEvent, WriteOutcome } from '../connectors/types.ts';
-import type { Appointment } from '../domain/types.ts';
-import type { NewJob } from '../store/outbox.ts';
-import { getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../store/repo.ts';
-import { appendAudit } from '../store/audit.ts';
-import { connectionContext, loadConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
+import { getTarget } from '../../connectors/registry.ts';
+import type { ConnectorFailure, LinkState, TargetDescriptor, TargetEvent, WriteOutcome } from '../../connectors/types.ts';
+import type { Appointment } from '../../domain/types.ts';
+import type { NewJob } from '../../store/outbox.ts';
+import { getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../../store/repo.ts';
+import { appendAudit } from '../../store/audit.ts';
+import { connectionContext, loadConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
 import { coveredByAgreement, NameBook } from './render.ts';
-import { cached, type TtlCache } from './cache.ts';
+import { cached, type TtlCache } from '../hub/cache.ts';
 
 export const TARGET_SYNC = 'target.sync';
 

@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { openStore, migrate, type Store } from '../store/db.ts';
-import { loadSecretBox, type SecretBox } from '../store/crypto.ts';
+import { openStore, migrate, type Store } from '../../store/db.ts';
+import { loadSecretBox, type SecretBox } from '../../store/crypto.ts';
 import { TtlCache } from './cache.ts';
-import { GroupCommitter } from '../store/commit.ts';
+import { GroupCommitter } from '../../store/commit.ts';
 import { IngestPressure } from './pressure.ts';
 
 export interface Clock {

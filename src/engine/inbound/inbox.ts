@@ -13,9 +13,9 @@
 // Rows left 'received' by a process that died (or by another node) are found by a periodic scan.
 import { performance } from 'node:perf_hooks';
 import type { Insertable } from 'kysely';
-import type { DeliveryTable } from '../store/schema.ts';
-import type { Work } from '../store/commit.ts';
-import type { Hub } from './hub.ts';
+import type { DeliveryTable } from '../../store/schema.ts';
+import type { Work } from '../../store/commit.ts';
+import type { Hub } from '../hub/hub.ts';
 
 /** An answer waits for its apply only while fewer than this many deliveries are ahead of it. */
 export const WAIT_AHEAD = 4;

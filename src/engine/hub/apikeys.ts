@@ -1,7 +1,7 @@
 // API keys: shown once, stored as SHA-256 (keys are 192-bit random, so a fast hash is enough),
 // looked up by hash. Scopes: read < write < admin.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { sha256Hex } from '../store/crypto.ts';
+import { sha256Hex } from '../../store/crypto.ts';
 import type { Hub } from './hub.ts';
 
 export const SCOPES = ['read', 'write', 'admin'] as const;

@@ -4,14 +4,14 @@
 // dropped, so memory is one slice plus the discrepancies, whatever the number of appointments. One
 // listing page carries up to 2,500 events, so a full check costs about N/1,000 round trips on Google
 // instead of the N reads (`inspect`) a sweep without a sync token makes.
-import type { CalendarEvent, ListWindow, TargetClient, WriteOutcome } from '../connectors/types.ts';
-import type { Appointment } from '../domain/types.ts';
-import { getTarget } from '../connectors/registry.ts';
-import { toAppointment, type ConnectionRecord, type Exec } from '../store/repo.ts';
-import { connectionContext, loadConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
-import { NameBook } from './render.ts';
-import { auditTargetWrite, syncTarget } from './targets.ts';
+import type { CalendarEvent, ListWindow, TargetClient, WriteOutcome } from '../../connectors/types.ts';
+import type { Appointment } from '../../domain/types.ts';
+import { getTarget } from '../../connectors/registry.ts';
+import { toAppointment, type ConnectionRecord, type Exec } from '../../store/repo.ts';
+import { connectionContext, loadConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
+import { NameBook } from '../effects/render.ts';
+import { auditTargetWrite, syncTarget } from '../effects/targets.ts';
 
 /**
  * The window is read a slice at a time, each sized to hold about PER_SLICE appointments: a calendar

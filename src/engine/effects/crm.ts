@@ -2,15 +2,15 @@
 // (`clinic.targets`) whose connection says it is covered by the clinic's data agreement — a lead is nothing
 // but contact data, so a CRM outside the agreement gets none. One job per (lead, CRM), enqueued in the same
 // transaction as the lead; the connector's `upsertLead` is idempotent per lead id where the CRM allows it.
-import { getConnector, getTarget } from '../connectors/registry.ts';
-import type { CrmLead } from '../connectors/types.ts';
-import type { Job, NewJob } from '../store/outbox.ts';
-import { getConnectionRow, toConnection, type Exec, type TargetBinding } from '../store/repo.ts';
-import { appendAudit } from '../store/audit.ts';
-import { connectionContext, loadConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
+import { getConnector, getTarget } from '../../connectors/registry.ts';
+import type { CrmLead } from '../../connectors/types.ts';
+import type { Job, NewJob } from '../../store/outbox.ts';
+import { getConnectionRow, toConnection, type Exec, type TargetBinding } from '../../store/repo.ts';
+import { appendAudit } from '../../store/audit.ts';
+import { connectionContext, loadConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
 import { coveredByAgreement, privacyOf } from './render.ts';
-import type { JobResult } from './worker.ts';
+import type { JobResult } from '../jobs/worker.ts';
 
 export const CRM_LEAD = 'crm.lead';
 

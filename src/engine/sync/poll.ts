@@ -8,18 +8,18 @@
 // polling connection is scheduled on its own interval with jitter as a `source.poll` job that queues
 // the next one; `meridian sync` and `POST /connections/{id}/sync` run one on demand.
 import { createHash, randomUUID } from 'node:crypto';
-import { getSource } from '../connectors/registry.ts';
-import { ConnectorError, NotModified, type SourceConnector } from '../connectors/types.ts';
-import { toUtc } from '../domain/time.ts';
-import type { SourceChange } from '../domain/types.ts';
-import { appendAudit } from '../store/audit.ts';
-import { enqueue, type NewJob, type Job } from '../store/outbox.ts';
-import { dbInstant } from '../store/repo.ts';
-import { connectionContext, loadConnection, type LoadedConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
-import { applyChanges } from './ingest.ts';
-import type { JobResult } from './worker.ts';
-import { staffAlertJobs } from './notify.ts';
+import { getSource } from '../../connectors/registry.ts';
+import { ConnectorError, NotModified, type SourceConnector } from '../../connectors/types.ts';
+import { toUtc } from '../../domain/time.ts';
+import type { SourceChange } from '../../domain/types.ts';
+import { appendAudit } from '../../store/audit.ts';
+import { enqueue, type NewJob, type Job } from '../../store/outbox.ts';
+import { dbInstant } from '../../store/repo.ts';
+import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
+import { applyChanges } from '../inbound/ingest.ts';
+import type { JobResult } from '../jobs/worker.ts';
+import { staffAlertJobs } from '../effects/notify.ts';
 
 export const SOURCE_POLL = 'source.poll';
 export const DEFAULT_PAST_DAYS = 7;

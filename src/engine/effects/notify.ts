@@ -8,24 +8,24 @@
 // - Every message sent, suppressed or refused is in the audit log (no addresses there or in the logs).
 import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import { getNotifier, getTarget } from '../connectors/registry.ts';
-import { ConnectionMisconfigured, type ConnectorFailure, type InboundEvent, type Invitation, type OutboundMessage, type WriteOutcome } from '../connectors/types.ts';
+import { getNotifier, getTarget } from '../../connectors/registry.ts';
+import { ConnectionMisconfigured, type ConnectorFailure, type InboundEvent, type Invitation, type OutboundMessage, type WriteOutcome } from '../../connectors/types.ts';
 import {
   PATIENT_VARS, PRACTITIONER_TEMPLATES, allRuleIds, TIME_VARS, fill, htmlOf, inQuietHours, nextSequence, noticeFor, patientZone, planTimed, quietEnd,
   rulesFor, snapshotFor, templateFor, timedSuppression, whenText, smsText, FOLLOW_UP_MAX_LATE_MS,
   type Audience, type NoticePurpose, type NotificationSettings, type Purpose, type Rules, type Snapshot, type TimedKind, type Told,
-} from '../domain/notify-plan.ts';
-import { PLACEHOLDERS, renderEventText } from '../domain/render.ts';
-import type { Appointment } from '../domain/types.ts';
-import { appendAudit, type AuditInput } from '../store/audit.ts';
-import { enqueue, pendingJobs, setPendingJob, type Job, type NewJob } from '../store/outbox.ts';
-import type { DB } from '../store/schema.ts';
-import { getAppointment, toAppointment, type Exec } from '../store/repo.ts';
-import { cached, type TtlCache } from './cache.ts';
-import { connectionContext, loadConnection, type LoadedConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
-import { staffCancel, staffSetStatus, StaffError } from './staff.ts';
-import type { JobResult } from './worker.ts';
+} from '../../domain/notify-plan.ts';
+import { PLACEHOLDERS, renderEventText } from '../../domain/render.ts';
+import type { Appointment } from '../../domain/types.ts';
+import { appendAudit, type AuditInput } from '../../store/audit.ts';
+import { enqueue, pendingJobs, setPendingJob, type Job, type NewJob } from '../../store/outbox.ts';
+import type { DB } from '../../store/schema.ts';
+import { getAppointment, toAppointment, type Exec } from '../../store/repo.ts';
+import { cached, type TtlCache } from '../hub/cache.ts';
+import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
+import { staffCancel, staffSetStatus, StaffError } from '../edits/staff.ts';
+import type { JobResult } from '../jobs/worker.ts';
 
 export const NOTIFY_NOTICE = 'notify.notice';
 export const NOTIFY_TIMED = 'notify.timed';

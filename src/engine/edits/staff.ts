@@ -2,22 +2,22 @@
 // transaction shape as a source change: appointment + conflicts + audit + outbox.
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import { getSource } from '../connectors/registry.ts';
-import type { WriteBackRequest } from '../connectors/types.ts';
-import { findConflicts, MAX_APPOINTMENT_MS } from '../domain/conflicts.ts';
-import { isIanaZone, toUtc } from '../domain/time.ts';
-import type { Appointment, AppointmentStatus, Patient } from '../domain/types.ts';
-import { appendAudit, type AuditInput } from '../store/audit.ts';
-import { enqueue, type NewJob } from '../store/outbox.ts';
-import type { DB } from '../store/schema.ts';
-import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type Exec } from '../store/repo.ts';
-import { auditView, refreshConflicts } from './apply.ts';
-import { connectionContext, loadConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
-import { effectJobsFor } from './effects.ts';
-import { settleDeliveriesFor } from './ingest.ts';
-import type { JobResult } from './worker.ts';
-import type { Job } from '../store/outbox.ts';
+import { getSource } from '../../connectors/registry.ts';
+import type { WriteBackRequest } from '../../connectors/types.ts';
+import { findConflicts, MAX_APPOINTMENT_MS } from '../../domain/conflicts.ts';
+import { isIanaZone, toUtc } from '../../domain/time.ts';
+import type { Appointment, AppointmentStatus, Patient } from '../../domain/types.ts';
+import { appendAudit, type AuditInput } from '../../store/audit.ts';
+import { enqueue, type NewJob } from '../../store/outbox.ts';
+import type { DB } from '../../store/schema.ts';
+import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type Exec } from '../../store/repo.ts';
+import { auditView, refreshConflicts } from '../inbound/apply.ts';
+import { connectionContext, loadConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
+import { effectJobsFor } from '../effects/plan.ts';
+import { settleDeliveriesFor } from '../inbound/ingest.ts';
+import type { JobResult } from '../jobs/worker.ts';
+import type { Job } from '../../store/outbox.ts';
 
 export const WRITE_BACK = 'source.writeback';
 

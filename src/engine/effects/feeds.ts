@@ -1,10 +1,10 @@
 // Published calendar feeds (pull-based targets): tokens, and the feed body rendered on request from
 // the appointments as they are now, at the feed connection's privacy level.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { getTarget } from '../connectors/registry.ts';
-import type { FeedEvent } from '../connectors/types.ts';
-import { listAppointments, toConnection, type Exec } from '../store/repo.ts';
-import type { Hub } from './hub.ts';
+import { getTarget } from '../../connectors/registry.ts';
+import type { FeedEvent } from '../../connectors/types.ts';
+import { listAppointments, toConnection, type Exec } from '../../store/repo.ts';
+import type { Hub } from '../hub/hub.ts';
 import { NameBook } from './render.ts';
 
 /** Past appointments stay in a feed this long (and cancelled ones, so subscribers remove them). */

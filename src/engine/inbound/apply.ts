@@ -1,19 +1,19 @@
 // Ingest → apply → audit + outbox, in the caller's transaction.
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import { ChangeRejected, contentHash, decide, type Decision } from '../domain/apply.ts';
-import { findConflicts } from '../domain/conflicts.ts';
-import type { Appointment, SourceChange } from '../domain/types.ts';
-import { appendAudit, type AuditInput } from '../store/audit.ts';
-import { enqueue, type NewJob } from '../store/outbox.ts';
-import type { DB } from '../store/schema.ts';
+import { ChangeRejected, contentHash, decide, type Decision } from '../../domain/apply.ts';
+import { findConflicts } from '../../domain/conflicts.ts';
+import type { Appointment, SourceChange } from '../../domain/types.ts';
+import { appendAudit, type AuditInput } from '../../store/audit.ts';
+import { enqueue, type NewJob } from '../../store/outbox.ts';
+import type { DB } from '../../store/schema.ts';
 import {
   busyOverlaps, getAppointment, getRef, overlapCandidates, saveAppointment, saveRef, type ConnectionRecord, type Exec,
-} from '../store/repo.ts';
-import type { Hub } from './hub.ts';
-import { effectJobsFor } from './effects.ts';
-import { staffAlertJobs } from './notify.ts';
-import { cached, type TtlCache } from './cache.ts';
+} from '../../store/repo.ts';
+import type { Hub } from '../hub/hub.ts';
+import { effectJobsFor } from '../effects/plan.ts';
+import { staffAlertJobs } from '../effects/notify.ts';
+import { cached, type TtlCache } from '../hub/cache.ts';
 
 export type ApplyOutcome =
   | 'created' | 'updated' | 'unchanged' | 'duplicate' | 'stale' | 'superseded' | 'tombstone' | 'failed' | 'fetch_queued';

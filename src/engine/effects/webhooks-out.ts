@@ -5,17 +5,17 @@
 // attempts and the receiver's answer code (never a body), and a replay sends it again under the same id.
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import { getNotifier } from '../connectors/registry.ts';
-import type { NotifierConnector, WriteOutcome } from '../connectors/types.ts';
-import type { Appointment } from '../domain/types.ts';
-import { appendAudit } from '../store/audit.ts';
-import { enqueue, type Job, type NewJob } from '../store/outbox.ts';
-import { getAppointment, type Exec } from '../store/repo.ts';
-import type { DB, OutboundDeliveryTable } from '../store/schema.ts';
-import { cached, type TtlCache } from './cache.ts';
-import { ConnectionError, connectionContext, loadConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
-import type { JobResult } from './worker.ts';
+import { getNotifier } from '../../connectors/registry.ts';
+import type { NotifierConnector, WriteOutcome } from '../../connectors/types.ts';
+import type { Appointment } from '../../domain/types.ts';
+import { appendAudit } from '../../store/audit.ts';
+import { enqueue, type Job, type NewJob } from '../../store/outbox.ts';
+import { getAppointment, type Exec } from '../../store/repo.ts';
+import type { DB, OutboundDeliveryTable } from '../../store/schema.ts';
+import { cached, type TtlCache } from '../hub/cache.ts';
+import { ConnectionError, connectionContext, loadConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
+import type { JobResult } from '../jobs/worker.ts';
 
 export const WEBHOOK_DELIVER = 'webhook.deliver';
 

@@ -3,17 +3,17 @@
 // that cannot be read is kept for staff.
 import { randomUUID } from 'node:crypto';
 import { Gauge } from 'prom-client';
-import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type SourceConnector, type WebhookRequest } from '../connectors/types.ts';
-import type { SourceChange } from '../domain/types.ts';
+import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type SourceConnector, type WebhookRequest } from '../../connectors/types.ts';
+import type { SourceChange } from '../../domain/types.ts';
 import type { Transaction } from 'kysely';
-import type { DB } from '../store/schema.ts';
-import { enqueue } from '../store/outbox.ts';
-import type { Job } from '../store/outbox.ts';
+import type { DB } from '../../store/schema.ts';
+import { enqueue } from '../../store/outbox.ts';
+import type { Job } from '../../store/outbox.ts';
 import { applyChange, type ApplyResult } from './apply.ts';
-import { ConnectionError, connectionContext, loadConnection, type LoadedConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
-import type { JobResult } from './worker.ts';
-import { ingestTargetChanges } from './drift.ts';
+import { ConnectionError, connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
+import type { JobResult } from '../jobs/worker.ts';
+import { ingestTargetChanges } from '../sync/sweep.ts';
 import { Inbox, WAIT_AHEAD, type Applied, type ApplyStored } from './inbox.ts';
 
 export const FETCH_CHANGE = 'source.fetch';

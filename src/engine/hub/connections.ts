@@ -1,10 +1,10 @@
 // Connections: secrets from environment references or stored encrypted; the context a connector gets.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { ConnectionContext, Connector } from '../connectors/types.ts';
-import { getConnector } from '../connectors/registry.ts';
-import { getConnectionRow, toConnection, type ConnectionRecord } from '../store/repo.ts';
-import type { DB } from '../store/schema.ts';
+import type { ConnectionContext, Connector } from '../../connectors/types.ts';
+import { getConnector } from '../../connectors/registry.ts';
+import { getConnectionRow, toConnection, type ConnectionRecord } from '../../store/repo.ts';
+import type { DB } from '../../store/schema.ts';
 import type { Hub } from './hub.ts';
 import { nowIso } from './hub.ts';
 

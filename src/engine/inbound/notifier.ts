@@ -1,11 +1,11 @@
 // Callbacks from notification providers (SMS delivery statuses, patients' replies): verified on the raw
 // bytes by the connection's notifier, parsed into InboundEvents and handed to the notification engine's
 // `recordInbound` (src/engine/notify.ts: C confirms, X cancels, STOP opts out, statuses are logged).
-import { ConnectionMisconfigured, UnreadablePayload, type InboundEvent, type NotifierConnector, type WebhookRequest } from '../connectors/types.ts';
-import { ConnectionError, loadConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type InboundEvent, type NotifierConnector, type WebhookRequest } from '../../connectors/types.ts';
+import { ConnectionError, loadConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
 import type { IncomingWebhook } from './ingest.ts';
-import { recordInbound } from './notify.ts';
+import { recordInbound } from '../effects/notify.ts';
 
 export interface InboundAnswer {
   status: number;

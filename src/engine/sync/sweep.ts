@@ -4,21 +4,21 @@
 // their own calendar makes a staff edit (reschedule / cancel) that flows everywhere like any other.
 // Our own writes read back unchanged are `in_sync` and never fed back in (no loops). Runs as a
 // `target.sweep` job per connection, periodically and on demand; every step is audited and counted.
-import { getTarget } from '../connectors/registry.ts';
-import { ConnectionMisconfigured, UnreadablePayload, type DriftState, type Inspection, type TargetClient, type TargetConnector, type WebhookRequest, type WriteOutcome } from '../connectors/types.ts';
-import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../store/repo.ts';
-import { appendAudit, type AuditInput } from '../store/audit.ts';
-import { refreshConflicts } from './apply.ts';
-import { enqueue, type NewJob } from '../store/outbox.ts';
-import type { Job } from '../store/outbox.ts';
-import { connectionContext, loadConnection, type LoadedConnection } from './connections.ts';
-import type { Hub } from './hub.ts';
-import { NameBook } from './render.ts';
-import { linkFromRow, syncTarget, targetEventFor } from './targets.ts';
-import { staffCancel, staffReschedule } from './staff.ts';
+import { getTarget } from '../../connectors/registry.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type DriftState, type Inspection, type TargetClient, type TargetConnector, type WebhookRequest, type WriteOutcome } from '../../connectors/types.ts';
+import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../../store/repo.ts';
+import { appendAudit, type AuditInput } from '../../store/audit.ts';
+import { refreshConflicts } from '../inbound/apply.ts';
+import { enqueue, type NewJob } from '../../store/outbox.ts';
+import type { Job } from '../../store/outbox.ts';
+import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
+import type { Hub } from '../hub/hub.ts';
+import { NameBook } from '../effects/render.ts';
+import { linkFromRow, syncTarget, targetEventFor } from '../effects/targets.ts';
+import { staffCancel, staffReschedule } from '../edits/staff.ts';
 // How far back and ahead a sweep looks (past appointments are history; far future ones are few).
 import { FUTURE_MS, PAST_MS, reconcile } from './reconcile.ts';
-import type { JobResult } from './worker.ts';
+import type { JobResult } from '../jobs/worker.ts';
 
 export const TARGET_SWEEP = 'target.sweep';
 

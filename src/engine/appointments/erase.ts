@@ -13,13 +13,13 @@
 // until VACUUM.
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import type { DB } from '../store/schema.ts';
-import type { Dialect } from '../store/migrations.ts';
-import { appendAudit, erasedEntry, personalValues } from '../store/audit.ts';
-import { enqueue } from '../store/outbox.ts';
-import { getAppointment, saveAppointment } from '../store/repo.ts';
-import { targetJobsFor } from './targets.ts';
-import type { Hub } from './hub.ts';
+import type { DB } from '../../store/schema.ts';
+import type { Dialect } from '../../store/migrations.ts';
+import { appendAudit, erasedEntry, personalValues } from '../../store/audit.ts';
+import { enqueue } from '../../store/outbox.ts';
+import { getAppointment, saveAppointment } from '../../store/repo.ts';
+import { targetJobsFor } from '../effects/targets.ts';
+import type { Hub } from '../hub/hub.ts';
 
 export const ERASED_NAME = 'Erased patient';
 const ERASED_BODY = 'erased:';
