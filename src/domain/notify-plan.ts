@@ -349,7 +349,7 @@ const DE: Record<Purpose, Template> = {
 
 const BUILT_IN: Record<string, Record<Purpose, Template>> = { en: EN, de: DE };
 
-/** A text message is the subject line; a reminder adds how to answer (engine/notify.ts recordInbound). */
+/** A text message is the subject line; a reminder adds how to answer (engine/edits/replies.ts recordInbound). */
 const REPLY_HINT: Record<string, string> = {
   en: 'Reply C to confirm or X to cancel.',
   de: 'Antworten Sie C zum Bestätigen oder X zum Absagen.',

@@ -9,14 +9,15 @@ import type { Hub } from '../engine/hub/hub.ts';
 import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../engine/edits/staff.ts';
 import { replayDelivery } from '../engine/inbound/ingest.ts';
 import { listOutboundDeliveries, replayOutboundDelivery } from '../engine/effects/webhooks-out.ts';
-import { confirmLead, declineLead, LEAD_STATUSES, listLeads, type ConfirmInput, type LeadStatus } from '../engine/inbound/leads.ts';
+import { LEAD_STATUSES, listLeads, type LeadStatus } from '../engine/inbound/leads.ts';
+import { confirmLead, declineLead, type ConfirmInput } from '../engine/edits/leads.ts';
 import { listFeeds, rotateFeed } from '../engine/effects/feeds.ts';
 import { saveSecrets, setConnectionStatus } from '../engine/hub/connections.ts';
 import { type Scope } from '../engine/hub/apikeys.ts';
 import { verifyAudit } from '../store/audit.ts';
 import { enqueue, jobCounts, listJobs, retryJob } from '../store/outbox.ts';
 import { sweepJob } from '../engine/sync/sweep.ts';
-import { decideHeld, HoldError, listHeld, pollJob } from '../engine/sync/poll.ts';
+import { decideHeld, listHeld, pollJob } from '../engine/sync/poll.ts';
 import { getAppointment, getConnectionRow, getPractitioner, listAppointments, listConnections, listPractitioners, toConnection } from '../store/repo.ts';
 import { appendAudit } from '../store/audit.ts';
 import { erasePatient } from '../engine/appointments/erase.ts';
@@ -113,15 +114,6 @@ async function appointmentOr404(hub: Hub, id: string): Promise<Appointment> {
   const a = await getAppointment(hub.store.db, id);
   if (!a) throw new HttpError(404, 'not_found', `no appointment ${id}`);
   return a;
-}
-
-async function decideHeldOr4xx(hub: Hub, id: string, decision: 'approve' | 'reject', actor: string) {
-  try {
-    return await decideHeld(hub, id, decision, actor);
-  } catch (err) {
-    if (err instanceof HoldError) throw new HttpError(err.status, err.code, err.message);
-    throw err;
-  }
 }
 
 function connectionView(c: ReturnType<typeof toConnection>) {
@@ -317,12 +309,12 @@ export const ROUTES: Route[] = [
   {
     method: 'POST', path: '/held-changes/:id/approve', scope: 'write', tag: 'operations', params: idParam,
     summary: 'Apply the held cancellations now (each through the usual path: audit, calendars, write-back)',
-    handler: ({ hub, params, actor }) => decideHeldOr4xx(hub, params.id, 'approve', actor),
+    handler: ({ hub, params, actor }) => decideHeld(hub, params.id, 'approve', actor),
   },
   {
     method: 'POST', path: '/held-changes/:id/reject', scope: 'write', tag: 'operations', params: idParam,
     summary: 'Keep the appointments; the same set of cancellations is not held again',
-    handler: ({ hub, params, actor }) => decideHeldOr4xx(hub, params.id, 'reject', actor),
+    handler: ({ hub, params, actor }) => decideHeld(hub, params.id, 'reject', actor),
   },
   {
     method: 'POST', path: '/connections/:id/sweep', scope: 'write', tag: 'operations', params: idParam, status: 202,

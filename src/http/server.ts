@@ -6,16 +6,15 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import { ingestWebhook } from '../engine/inbound/ingest.ts';
 import { ingestLead } from '../engine/inbound/leads.ts';
-import { receiveNotifierCallback } from '../engine/inbound/notifier.ts';
+import { receiveNotifierCallback } from '../engine/edits/replies.ts';
 import { renderFeedForToken } from '../engine/effects/feeds.ts';
 import { hasScope, type ApiKeyInfo } from '../engine/hub/apikeys.ts';
-import { StaffError } from '../engine/edits/staff.ts';
 import { updateJobGauges } from '../engine/jobs/worker.ts';
 import type { Hub } from '../engine/hub/hub.ts';
 import { Download, ROUTES, openApiDocument } from './api.ts';
 import { authenticate, guardRoute, redactFor, registerAuth } from './auth.ts';
 import { registerUi } from './ui-assets.ts';
-import { HttpError, errorBody } from './errors.ts';
+import { HttpError, errorBody, statusOf } from './errors.ts';
 import { RateLimiter, bucketOf, rateLimitsFromEnv, type RateLimitOptions } from './ratelimit.ts';
 
 export const VERSION = '0.1.0';
@@ -81,7 +80,8 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    if (err instanceof HttpError || err instanceof StaffError) return reply.status(err.status).send(errorBody(err.code, err.message, err.details));
+    const known = statusOf(err);
+    if (known !== undefined) return reply.status(known).send(errorBody((err as HttpError).code, err.message, (err as HttpError).details));
     if (err instanceof z.ZodError) {
       return reply.status(400).send(errorBody('invalid_request', 'the request is not valid', {
         issues: err.issues.map((i) => ({ field: i.path.join('.'), message: i.message })),

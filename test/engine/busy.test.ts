@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { CAL, day, googleClinic, type GoogleClinic } from './google-clinic.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
 import type { FakeGoogle } from '../fakes/google-calendar.ts';
-import { staffCreate, StaffError } from '../../src/engine/edits/staff.ts';
+import { staffCreate } from '../../src/engine/edits/staff.ts';
+import { MeridianError } from '../../src/domain/errors.ts';
+import { statusOf } from '../../src/http/errors.ts';
 import { drain } from '../../src/engine/jobs/worker.ts';
 import { sweepConnection } from '../../src/engine/sync/sweep.ts';
 import { getAppointment } from '../../src/store/repo.ts';
@@ -36,7 +38,7 @@ test('a personal event over a booking flags it; staff cannot book over one witho
   assert.equal(JSON.parse(audit[0].meta!).source, 'calendar');
   await assert.rejects(
     staffCreate(hub, { practitionerId: 'okafor', start: day(2, 11), end: day(2, 12), patient: { name: 'Ben Ode' } }, 'test'),
-    (e: unknown) => e instanceof StaffError && e.status === 409 && (e.details!.conflicts as { source: string }[]).some((c) => c.source === 'calendar:google'),
+    (e: unknown) => e instanceof MeridianError && statusOf(e) === 409 && (e.details!.conflicts as { source: string }[]).some((c) => c.source === 'calendar:google'),
   );
   const forced = await staffCreate(hub, { practitionerId: 'okafor', start: day(2, 11, 30), end: day(2, 12), patient: { name: 'Ben Ode' } }, 'test');
   assert.deepEqual(forced.conflicts, [], 'back-to-back with the personal event is fine');

@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Hub } from '../../src/engine/hub/hub.ts';
-import { ingestLead, listLeads, confirmLead, declineLead } from '../../src/engine/inbound/leads.ts';
-import { staffCreate, StaffError } from '../../src/engine/edits/staff.ts';
+import { ingestLead, listLeads } from '../../src/engine/inbound/leads.ts';
+import { confirmLead, declineLead } from '../../src/engine/edits/leads.ts';
+import { staffCreate } from '../../src/engine/edits/staff.ts';
+import { MeridianError } from '../../src/domain/errors.ts';
+import { statusOf } from '../../src/http/errors.ts';
 import { drain } from '../../src/engine/jobs/worker.ts';
 import { getAppointment } from '../../src/store/repo.ts';
 import { createApiKey } from '../../src/engine/hub/apikeys.ts';
@@ -134,13 +137,13 @@ test('confirm → booked, and the event appears in the practitioner\'s Google ca
   assert.equal(ev.status, 'confirmed');
   assert.equal(new Date(ev.start!.dateTime!).toISOString(), '2026-03-10T18:00:00.000Z');
   assert.deepEqual(g.violations, []);
-  await assert.rejects(confirmLead(hub, firstLead, {}, 'staff:desk'), (e: unknown) => e instanceof StaffError && e.status === 409);
+  await assert.rejects(confirmLead(hub, firstLead, {}, 'staff:desk'), (e: unknown) => e instanceof MeridianError && statusOf(e) === 409);
 });
 
 test('staff place a triaged lead themselves; a double booking is refused unless overridden', async () => {
   const lead = (await listLeads(hub, { status: 'needs_triage' })).find((l) => l.submissionId === 'w1')!;
-  await assert.rejects(confirmLead(hub, lead.id, {}, 'staff:desk'), (e: unknown) => e instanceof StaffError && e.code === 'placement_needed');
-  await assert.rejects(confirmLead(hub, lead.id, { practitionerId: 'okafor', start: '2026-03-10T18:30:00Z' }, 'staff:desk'), (e: unknown) => e instanceof StaffError && e.code === 'double_booking');
+  await assert.rejects(confirmLead(hub, lead.id, {}, 'staff:desk'), (e: unknown) => e instanceof MeridianError && e.code === 'placement_needed');
+  await assert.rejects(confirmLead(hub, lead.id, { practitionerId: 'okafor', start: '2026-03-10T18:30:00Z' }, 'staff:desk'), (e: unknown) => e instanceof MeridianError && e.code === 'double_booking');
   const r = await confirmLead(hub, lead.id, { practitionerId: 'lee', start: '2026-03-09T14:00:00Z' }, 'staff:desk');
   assert.equal(r.appointment.end, '2026-03-09T14:45:00Z', 'the service\'s 45 minutes');
   assert.equal(r.appointment.origin.platform, 'lead-form');

@@ -18,15 +18,9 @@ import { effectJobsFor } from '../effects/plan.ts';
 import { settleDeliveriesFor } from '../inbound/ingest.ts';
 import type { JobResult } from '../jobs/worker.ts';
 import type { Job } from '../../store/outbox.ts';
+import { MeridianError } from '../../domain/errors.ts';
 
 export const WRITE_BACK = 'source.writeback';
-
-export class StaffError extends Error {
-  constructor(public status: number, public code: string, message: string, public details?: Record<string, unknown>) {
-    super(message);
-    this.name = 'StaffError';
-  }
-}
 
 export interface ConflictInfo {
   id: string;
@@ -68,7 +62,7 @@ async function checkConflicts(trx: Exec, next: Appointment, override: boolean | 
     ...busy.map((b) => ({ id: b.id, start: b.start, end: b.end, practitionerId: next.practitionerId, source: `calendar:${b.connectionId}` })),
   ];
   const what = [ids.length ? `${ids.length} appointment(s)` : '', busy.length ? `${busy.length} busy time(s) in the practitioner's calendar` : ''].filter(Boolean).join(' and ');
-  throw new StaffError(409, 'double_booking', `this would double-book: it overlaps ${what}`, { conflicts: info });
+  throw new MeridianError('double_booking', `this would double-book: it overlaps ${what}`, { conflicts: info });
 }
 
 function validTimes(start: string, end: string): { start: string; end: string } {
@@ -78,10 +72,10 @@ function validTimes(start: string, end: string): { start: string; end: string } 
     s = toUtc(start);
     e = toUtc(end);
   } catch {
-    throw new StaffError(400, 'invalid_time', 'start and end must be ISO-8601 instants with an offset or Z');
+    throw new MeridianError('invalid_time', 'start and end must be ISO-8601 instants with an offset or Z');
   }
-  if (Date.parse(e) <= Date.parse(s)) throw new StaffError(400, 'invalid_time', 'end must be after start');
-  if (Date.parse(e) - Date.parse(s) > MAX_APPOINTMENT_MS) throw new StaffError(400, 'invalid_time', 'an appointment cannot last longer than 24 hours');
+  if (Date.parse(e) <= Date.parse(s)) throw new MeridianError('invalid_time', 'end must be after start');
+  if (Date.parse(e) - Date.parse(s) > MAX_APPOINTMENT_MS) throw new MeridianError('invalid_time', 'an appointment cannot last longer than 24 hours');
   return { start: s, end: e };
 }
 
@@ -100,13 +94,13 @@ async function commit(trx: Transaction<DB>, hub: Hub, before: Appointment | unde
 
 async function load(trx: Exec, id: string): Promise<Appointment> {
   const a = await getAppointment(trx, id);
-  if (!a) throw new StaffError(404, 'not_found', `no appointment ${id}`);
+  if (!a) throw new MeridianError('not_found', `no appointment ${id}`);
   return a;
 }
 
 async function checkPractitioner(trx: Exec, id: string): Promise<{ clinicId: string; locationIds: string[] }> {
   const p = await trx.selectFrom('practitioner').select(['clinic_id', 'location_ids']).where('id', '=', id).executeTakeFirst();
-  if (!p) throw new StaffError(422, 'unknown_practitioner', `no practitioner ${id}`);
+  if (!p) throw new MeridianError('unknown_practitioner', `no practitioner ${id}`);
   return { clinicId: p.clinic_id, locationIds: JSON.parse(p.location_ids) };
 }
 
@@ -147,12 +141,12 @@ function followSource(before: Appointment, next: Appointment): { jobs: NewJob[];
 
 export async function staffCreate(hub: Hub, input: CreateInput, actor: string): Promise<Appointment> {
   const { start, end } = validTimes(input.start, input.end);
-  if (input.timeZone && !isIanaZone(input.timeZone)) throw new StaffError(400, 'invalid_time_zone', `unknown IANA time zone ${input.timeZone}`);
+  if (input.timeZone && !isIanaZone(input.timeZone)) throw new MeridianError('invalid_time_zone', `unknown IANA time zone ${input.timeZone}`);
   const r = await hub.store.db.transaction().execute(async (trx) => {
     const p = await checkPractitioner(trx, input.practitionerId);
     const locationId = input.locationId ?? (p.locationIds.length === 1 ? p.locationIds[0] : undefined);
     const loc = locationId ? await trx.selectFrom('location').select('time_zone').where('id', '=', locationId).executeTakeFirst() : undefined;
-    if (locationId && !loc) throw new StaffError(422, 'unknown_location', `no location ${locationId}`);
+    if (locationId && !loc) throw new MeridianError('unknown_location', `no location ${locationId}`);
     const clinic = await trx.selectFrom('clinic').select('time_zone').where('id', '=', p.clinicId).executeTakeFirstOrThrow();
     const now = hub.clock.now().toISOString();
     const id = randomUUID();
@@ -192,14 +186,14 @@ export async function staffReschedule(hub: Hub, id: string, input: RescheduleInp
   const { start, end } = validTimes(input.start, input.end);
   if (input.practitionerId) await checkPractitioner(hub.store.db, input.practitionerId);
   return edit(hub, id, actor, 'appointment.rescheduled', (a) => {
-    if (a.status === 'cancelled') throw new StaffError(409, 'cancelled', 'a cancelled appointment cannot be moved; rebook it instead');
+    if (a.status === 'cancelled') throw new MeridianError('cancelled', 'a cancelled appointment cannot be moved; rebook it instead');
     return { ...a, start, end, practitionerId: input.practitionerId ?? a.practitionerId, roomId: input.roomId ?? a.roomId };
   }, { override: input.override, checkConflicts: true });
 }
 
 export async function staffCancel(hub: Hub, id: string, reason: string | undefined, actor: string): Promise<Appointment> {
   return edit(hub, id, actor, 'appointment.cancelled', (a) => {
-    if (a.status === 'cancelled') throw new StaffError(409, 'already_cancelled', 'this appointment is already cancelled');
+    if (a.status === 'cancelled') throw new MeridianError('already_cancelled', 'this appointment is already cancelled');
     return { ...a, status: 'cancelled', notes: reason ? [a.notes, `Cancelled: ${reason}`].filter(Boolean).join('\n') : a.notes };
   }, { checkConflicts: false });
 }
@@ -214,7 +208,7 @@ const STATUS_MOVES: Record<AppointmentStatus, AppointmentStatus[]> = {
 
 export async function staffSetStatus(hub: Hub, id: string, status: AppointmentStatus, actor: string, override?: boolean): Promise<Appointment> {
   return edit(hub, id, actor, `appointment.${status === 'booked' ? 'confirmed' : status}`, (a) => {
-    if (!STATUS_MOVES[a.status].includes(status)) throw new StaffError(409, 'invalid_transition', `cannot go from ${a.status} to ${status}`);
+    if (!STATUS_MOVES[a.status].includes(status)) throw new MeridianError('invalid_transition', `cannot go from ${a.status} to ${status}`);
     return { ...a, status };
   }, { checkConflicts: status === 'booked', override });
 }

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { getNotifier, getTarget } from '../../connectors/registry.ts';
-import { ConnectionMisconfigured, type ConnectorFailure, type InboundEvent, type Invitation, type OutboundMessage, type WriteOutcome } from '../../connectors/types.ts';
+import { ConnectionMisconfigured, type ConnectorFailure, type Invitation, type OutboundMessage, type WriteOutcome } from '../../connectors/types.ts';
 import {
   PATIENT_VARS, PRACTITIONER_TEMPLATES, allRuleIds, TIME_VARS, fill, htmlOf, inQuietHours, nextSequence, noticeFor, patientZone, planTimed, quietEnd,
   rulesFor, snapshotFor, templateFor, timedSuppression, whenText, smsText, FOLLOW_UP_MAX_LATE_MS,
@@ -24,7 +24,6 @@ import { getAppointment, toAppointment, type Exec } from '../../store/repo.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
-import { staffCancel, staffSetStatus, StaffError } from '../edits/staff.ts';
 import type { JobResult } from '../jobs/worker.ts';
 
 export const NOTIFY_NOTICE = 'notify.notice';
@@ -193,7 +192,7 @@ export function maskAddress(address: string | null): string | null {
   return `…${address.slice(-3)}`;
 }
 
-async function audit(hub: Hub, entries: Omit<AuditInput, 'at'>[]): Promise<void> {
+export async function audit(hub: Hub, entries: Omit<AuditInput, 'at'>[]): Promise<void> {
   const at = hub.clock.now().toISOString();
   await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, entries.map((e) => ({ at, ...e }))));
 }
@@ -239,7 +238,7 @@ export async function listNotifications(hub: Hub, q: { appointmentId?: string; l
 
 type Kind = 'email' | 'sms';
 
-function kindOf(c: LoadedConnection): Kind | undefined {
+export function kindOf(c: LoadedConnection): Kind | undefined {
   const d = c.connector.descriptor;
   if (d.role !== 'notifier') return undefined;
   return d.capabilities.email ? 'email' : d.capabilities.sms ? 'sms' : undefined;
@@ -530,95 +529,4 @@ export async function runStaffAlert(hub: Hub, job: Job): Promise<JobResult> {
     if (d.outcome === 'retry') return retry(d);
   }
   return { ok: true, note: 'sent' };
-}
-
-// ------------------------------------------------------------------ inbound (SMS replies, delivery statuses)
-
-const STOP_WORDS = new Set(['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT']);
-const START_WORDS = new Set(['START', 'UNSTOP']);
-
-export interface InboundOutcome {
-  kind: InboundEvent['kind'];
-  outcome: 'status_saved' | 'unknown_message' | 'opted_out' | 'opted_in' | 'confirmed' | 'cancelled' | 'unmatched' | 'unrecognised';
-  appointmentId?: string;
-}
-
-/** The appointment a patient's reply is about: the latest upcoming one we wrote to them about on this connection. */
-async function replyTarget(hub: Hub, connectionId: string, from: string, providerId?: string): Promise<Appointment | undefined> {
-  let q = hub.store.db.selectFrom('notification').select('appointment_id').where('connection_id', '=', connectionId).where('appointment_id', 'is not', null)
-    .where('state', '=', 'sent').orderBy('created_at', 'desc').limit(20);
-  q = providerId ? q.where('provider_id', '=', providerId) : q.where('address', '=', normalizeAddress(from));
-  const now = hub.clock.now().getTime();
-  for (const r of await q.execute()) {
-    const a = await getAppointment(hub.store.db, r.appointment_id!);
-    if (a && (a.status === 'booked' || a.status === 'requested') && Date.parse(a.end) > now) return a;
-  }
-  return providerId ? replyTarget(hub, connectionId, from) : undefined;
-}
-
-/**
- * What a notifier's provider told us (the SMS engineer's inbound route calls this after verifying):
- * delivery statuses are stored on the message; replies `C` confirm, `X` cancel through the engine (staff
- * are told), STOP and its synonyms opt the number out at once, START opts it back in.
- */
-export async function recordInbound(hub: Hub, connectionId: string, events: InboundEvent[]): Promise<InboundOutcome[]> {
-  const conn = await loadConnection(hub, connectionId);
-  const channel = kindOf(conn) ?? conn.record.platform;
-  const actor = `patient:${channel}`;
-  const out: InboundOutcome[] = [];
-  for (const e of events) {
-    if (e.kind === 'status') {
-      const row = await hub.store.db.selectFrom('notification').select(['key', 'appointment_id', 'clinic_id', 'purpose']).where('provider_id', '=', e.providerId).where('connection_id', '=', connectionId).executeTakeFirst();
-      if (!row) {
-        out.push({ kind: 'status', outcome: 'unknown_message' });
-        continue;
-      }
-      await hub.store.db.updateTable('notification').set({ delivery_status: e.status, updated_at: hub.clock.now().toISOString() }).where('key', '=', row.key).execute();
-      if (e.status === 'failed' || e.status === 'undelivered') {
-        await audit(hub, [{
-          actor: `notifier:${connectionId}`, action: 'notify.undelivered', entityType: row.appointment_id ? 'appointment' : 'clinic', entityId: row.appointment_id ?? row.clinic_id,
-          meta: { key: row.key, purpose: row.purpose, status: e.status, ...(e.error ? { error: e.error.slice(0, 100) } : {}) },
-        }]);
-      }
-      out.push({ kind: 'status', outcome: 'status_saved', appointmentId: row.appointment_id ?? undefined });
-      continue;
-    }
-    const word = e.text.trim().toUpperCase().replace(/[^A-Z]/g, '');
-    if (STOP_WORDS.has(word)) {
-      await optOut(hub, e.from, `reply:${word}`, actor);
-      out.push({ kind: 'reply', outcome: 'opted_out' });
-      continue;
-    }
-    if (START_WORDS.has(word)) {
-      await optIn(hub, e.from, actor);
-      out.push({ kind: 'reply', outcome: 'opted_in' });
-      continue;
-    }
-    const a = await replyTarget(hub, connectionId, e.from, e.providerId);
-    if (word !== 'C' && word !== 'X') {
-      // Free text is the patient's own words: only its length goes into the audit log.
-      await audit(hub, [{ actor, action: 'notify.reply_unrecognised', entityType: a ? 'appointment' : 'contact', entityId: a?.id ?? contactRef(e.from), meta: { connection: connectionId, length: e.text.length } }]);
-      out.push({ kind: 'reply', outcome: 'unrecognised', appointmentId: a?.id });
-      continue;
-    }
-    if (!a) {
-      await audit(hub, [{ actor, action: 'notify.reply_unmatched', entityType: 'contact', entityId: contactRef(e.from), meta: { connection: connectionId, reply: word } }]);
-      out.push({ kind: 'reply', outcome: 'unmatched' });
-      continue;
-    }
-    if (word === 'C') {
-      if (a.status === 'requested') await staffSetStatus(hub, a.id, 'booked', actor);
-      else await audit(hub, [{ actor, action: 'appointment.patient_confirmed', entityType: 'appointment', entityId: a.id, meta: { connection: connectionId } }]);
-      out.push({ kind: 'reply', outcome: 'confirmed', appointmentId: a.id });
-      continue;
-    }
-    try {
-      await staffCancel(hub, a.id, `cancelled by the patient (${channel} reply)`, actor);
-      await alertStaff(hub, a.clinicId, { type: 'patient_cancelled', ref: `${a.id}@r${a.revision + 1}`, summary: `The patient cancelled appointment ${a.id} (${whenText(a.start, a.end, a.timeZone, 'en')}) by replying X to a ${channel} message.` });
-    } catch (err) {
-      if (!(err instanceof StaffError)) throw err;
-    }
-    out.push({ kind: 'reply', outcome: 'cancelled', appointmentId: a.id });
-  }
-  return out;
 }

@@ -13,7 +13,7 @@ import { applyChange, type ApplyResult } from './apply.ts';
 import { ConnectionError, connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import type { JobResult } from '../jobs/worker.ts';
-import { ingestTargetChanges } from '../sync/sweep.ts';
+import { ingestTargetChanges } from './target-changes.ts';
 import { Inbox, WAIT_AHEAD, type Applied, type ApplyStored } from './inbox.ts';
 
 export const FETCH_CHANGE = 'source.fetch';

@@ -16,6 +16,7 @@ import { appendAudit } from '../../store/audit.ts';
 import { enqueue, type NewJob, type Job } from '../../store/outbox.ts';
 import { dbInstant } from '../../store/repo.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
+import { MeridianError } from '../../domain/errors.ts';
 import type { Hub } from '../hub/hub.ts';
 import { applyChanges } from '../inbound/ingest.ts';
 import type { JobResult } from '../jobs/worker.ts';
@@ -215,13 +216,6 @@ async function settleHolds(hub: Hub, connectionId: string, status: 'superseded',
     .where('connection_id', '=', connectionId).where('status', '=', 'pending').execute();
 }
 
-export class HoldError extends Error {
-  constructor(public status: number, public code: string, message: string) {
-    super(message);
-    this.name = 'HoldError';
-  }
-}
-
 export interface HeldChange {
   id: string;
   connectionId: string;
@@ -245,11 +239,11 @@ export async function listHeld(hub: Hub, status?: string): Promise<HeldChange[]>
 export async function decideHeld(hub: Hub, id: string, decision: 'approve' | 'reject', actor: string): Promise<{ status: string; outcomes: Record<string, number> }> {
   const at = hub.clock.now().toISOString();
   const row = await hub.store.db.selectFrom('held_change').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!row) throw new HoldError(404, 'not_found', `no held change ${id}`);
+  if (!row) throw new MeridianError('not_found', `no held change ${id}`);
   const status = decision === 'approve' ? 'approved' : 'rejected';
   const taken = await hub.store.db.updateTable('held_change').set({ status, decided_by: actor, updated_at: at })
     .where('id', '=', id).where('status', '=', 'pending').executeTakeFirst();
-  if (Number(taken.numUpdatedRows) === 0) throw new HoldError(409, 'already_decided', `this held change is ${row.status}`);
+  if (Number(taken.numUpdatedRows) === 0) throw new MeridianError('already_decided', `this held change is ${row.status}`);
   const outcomes: Record<string, number> = {};
   if (decision === 'approve') {
     const conn = await loadConnection(hub, row.connection_id);

@@ -1,0 +1,113 @@
+// Staff triage of lead-form requests: confirm (the requested appointment, or one placed where staff put it,
+// becomes booked) or decline (its requested appointment is cancelled with the reason).
+import { randomUUID } from 'node:crypto';
+import { findConflicts, MAX_APPOINTMENT_MS } from '../../domain/conflicts.ts';
+import { MeridianError } from '../../domain/errors.ts';
+import { toUtc } from '../../domain/time.ts';
+import type { Appointment } from '../../domain/types.ts';
+import { appendAudit, type AuditInput } from '../../store/audit.ts';
+import { enqueue } from '../../store/outbox.ts';
+import type { LeadTable } from '../../store/schema.ts';
+import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type Exec } from '../../store/repo.ts';
+import { auditView, refreshConflicts } from '../inbound/apply.ts';
+import type { Hub } from '../hub/hub.ts';
+import { effectJobsFor } from '../effects/plan.ts';
+import { DEFAULTS, leadView, type LeadView } from '../inbound/leads.ts';
+
+async function openLead(trx: Exec, id: string): Promise<LeadTable> {
+  const r = await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!r) throw new MeridianError('not_found', `no lead ${id}`);
+  if (r.status !== 'requested' && r.status !== 'needs_triage') throw new MeridianError('already_decided', `this lead is already ${r.status}`);
+  return r;
+}
+
+export interface ConfirmInput {
+  practitionerId?: string;
+  start?: string;
+  end?: string;
+  override?: boolean;
+}
+
+function instant(s: string, what: string): string {
+  try {
+    return toUtc(s);
+  } catch {
+    throw new MeridianError('invalid_time', `${what} must be an ISO-8601 instant with an offset or Z`);
+  }
+}
+
+async function assertFree(trx: Exec, a: Appointment, override: boolean | undefined): Promise<void> {
+  const clash = findConflicts(a, await overlapCandidates(trx, a));
+  const busy = await busyOverlaps(trx, a);
+  if (override || (clash.length === 0 && busy.length === 0)) return;
+  throw new MeridianError('double_booking', 'this would double-book the practitioner', { conflicts: [...clash, ...busy.map((b) => b.id)] });
+}
+
+/** Staff accept a lead: its appointment (placed by Meridian, or where staff put it) becomes `booked`. */
+export async function confirmLead(hub: Hub, id: string, input: ConfirmInput, actor: string): Promise<{ lead: LeadView; appointment: Appointment }> {
+  const r = await hub.store.db.transaction().execute(async (trx) => {
+    const lead = await openLead(trx, id);
+    const at = hub.clock.now().toISOString();
+    const before = lead.appointment_id ? await getAppointment(trx, lead.appointment_id) : undefined;
+    const practitionerId = input.practitionerId ?? before?.practitionerId;
+    if (!practitionerId || (!input.start && !before)) throw new MeridianError('placement_needed', 'this lead has no slot yet: give practitionerId and start');
+    const p = await trx.selectFrom('practitioner').select(['clinic_id', 'location_ids', 'time_zone']).where('id', '=', practitionerId).executeTakeFirst();
+    if (!p) throw new MeridianError('unknown_practitioner', `no practitioner ${practitionerId}`);
+    const service = lead.service_id ? await trx.selectFrom('service').select('duration_minutes').where('id', '=', lead.service_id).executeTakeFirst() : undefined;
+    const lengthMs = before ? Date.parse(before.end) - Date.parse(before.start) : (service?.duration_minutes ?? DEFAULTS.defaultDurationMinutes) * 60_000;
+    const start = input.start ? instant(input.start, 'start') : before!.start;
+    const end = input.end ? instant(input.end, 'end') : input.start ? toUtc(new Date(Date.parse(start) + lengthMs)) : before!.end;
+    if (Date.parse(end) <= Date.parse(start) || Date.parse(end) - Date.parse(start) > MAX_APPOINTMENT_MS) throw new MeridianError('invalid_time', 'end must be after start, within 24 hours');
+    const locs = JSON.parse(p.location_ids) as string[];
+    const locationId = before && before.practitionerId === practitionerId ? before.locationId : locs.length === 1 ? locs[0] : undefined;
+    const loc = locationId ? await trx.selectFrom('location').select('time_zone').where('id', '=', locationId).executeTakeFirst() : undefined;
+    const clinic = await trx.selectFrom('clinic').select('time_zone').where('id', '=', lead.clinic_id).executeTakeFirstOrThrow();
+    const next: Appointment = before
+      ? { ...structuredClone(before), practitionerId, locationId, start, end, status: 'booked', revision: before.revision + 1, updatedAt: at }
+      : {
+        id: randomUUID(), clinicId: lead.clinic_id, locationId, practitionerId, serviceId: lead.service_id ?? undefined,
+        patient: { name: lead.patient_name, email: lead.patient_email ?? undefined, phone: lead.patient_phone ?? undefined },
+        start, end, timeZone: p.time_zone ?? loc?.time_zone ?? clinic.time_zone, status: 'booked', notes: lead.notes ?? undefined,
+        origin: { platform: lead.platform, connectionId: lead.connection_id, externalId: lead.submission_id }, revision: 1, conflicts: [], createdAt: at, updatedAt: at,
+      };
+    if (before && before.practitionerId !== practitionerId) next.timeZone = p.time_zone ?? loc?.time_zone ?? clinic.time_zone;
+    await assertFree(trx, next, input.override);
+    await saveAppointment(trx, next, !before);
+    await refreshConflicts(trx, next, before?.conflicts ?? []);
+    await trx.updateTable('lead').set({ status: 'booked', appointment_id: next.id, practitioner_id: practitionerId, decided_by: actor, updated_at: at }).where('id', '=', id).execute();
+    await appendAudit(trx, hub.store.dialect, [
+      { at, actor, action: before ? 'appointment.confirmed' : 'appointment.created', entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next), meta: { lead: id } },
+      { at, actor, action: 'lead.confirmed', entityType: 'lead', entityId: id, meta: { appointmentId: next.id, moved: Boolean(before && (before.start !== start || before.practitionerId !== practitionerId)) } },
+    ]);
+    await enqueue(trx, await effectJobsFor(trx, hub, next, before, at), at);
+    return { lead: leadView((await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirstOrThrow())), appointment: next };
+  });
+  hub.onJobs();
+  return r;
+}
+
+/** Staff turn a lead down: its requested appointment (if any) is cancelled with the reason. */
+export async function declineLead(hub: Hub, id: string, reason: string | undefined, actor: string): Promise<LeadView> {
+  const r = await hub.store.db.transaction().execute(async (trx) => {
+    const lead = await openLead(trx, id);
+    const at = hub.clock.now().toISOString();
+    const audit: AuditInput[] = [];
+    const before = lead.appointment_id ? await getAppointment(trx, lead.appointment_id) : undefined;
+    if (before && before.status !== 'cancelled') {
+      const next: Appointment = {
+        ...structuredClone(before), status: 'cancelled', revision: before.revision + 1, updatedAt: at,
+        notes: reason ? [before.notes, `Declined: ${reason}`].filter(Boolean).join('\n') : before.notes,
+      };
+      await saveAppointment(trx, next, false);
+      await refreshConflicts(trx, next, before.conflicts);
+      audit.push({ at, actor, action: 'appointment.cancelled', entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next), meta: { lead: id } });
+      await enqueue(trx, await effectJobsFor(trx, hub, next, before, at), at);
+    }
+    await trx.updateTable('lead').set({ status: 'declined', decided_by: actor, decision_reason: reason ?? null, updated_at: at }).where('id', '=', id).execute();
+    audit.push({ at, actor, action: 'lead.declined', entityType: 'lead', entityId: id, meta: { appointmentId: lead.appointment_id ?? undefined, reason } });
+    await appendAudit(trx, hub.store.dialect, audit);
+    return leadView((await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirstOrThrow()));
+  });
+  hub.onJobs();
+  return r;
+}
