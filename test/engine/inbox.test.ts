@@ -11,6 +11,9 @@ import { bodyBytes, inboxOf, ingestWebhook } from '../../src/engine/inbound/inge
 import { verifyAudit } from '../../src/store/audit.ts';
 import { staffCancel } from '../../src/engine/edits/staff.ts';
 import { getAppointment } from '../../src/store/repo.ts';
+import { sql } from 'kysely';
+import { MeridianError } from '../../src/domain/errors.ts';
+import { statusOf } from '../../src/http/errors.ts';
 import { BACKENDS, backendFor, configuredHub } from '../helpers.ts';
 
 const KEY = 'inbox-signing-key';
@@ -161,6 +164,34 @@ for (const backend of BACKENDS) {
         await close(hub);
       });
     }
+
+    t('a staff edit is refused (503 unavailable), not made unsettled, when the store fails while applying the deliveries before it', async () => {
+      const hub = await open();
+      const booking = randomUUID();
+      const first = await ingestWebhook(hub, 'calendly', delivery(booking));
+      const id = (first.body.changes as { appointmentId: string }[])[0].appointmentId;
+      const was = await getAppointment(hub.store.db, id);
+      const move = delivery(booking);
+      const movedTo = JSON.parse(move.rawBody.toString()).payload.scheduled_event.start_time as string;
+      const externalId = calendly.parseWebhook({ ...move, now: new Date() })[0].externalId;
+      await inboxOf(hub).store({ ...receivedRow(move), external_ids: `|${externalId}|` });
+      // The store fails under the settle step: the connection's row cannot be read.
+      await sql`alter table connection rename to connection_away`.execute(hub.store.db);
+      hub.cache.clear();
+      await assert.rejects(staffCancel(hub, id, 'patient called', 'staff:test'),
+        (e: unknown) => e instanceof MeridianError && e.code === 'unavailable' && statusOf(e) === 503);
+      const untouched = await getAppointment(hub.store.db, id);
+      assert.equal(untouched?.status, 'booked', 'the cancellation was not made');
+      assert.equal(untouched?.start, was?.start, 'and the waiting move not overtaken');
+      // Once the store answers again, the same edit goes through after the move.
+      await sql`alter table connection_away rename to connection`.execute(hub.store.db);
+      hub.cache.clear();
+      await staffCancel(hub, id, 'patient called', 'staff:test');
+      const a = await getAppointment(hub.store.db, id);
+      assert.equal(a?.status, 'cancelled');
+      assert.equal(Date.parse(a!.start), Date.parse(movedTo), 'the move came first');
+      await close(hub);
+    });
 
     t('a verified body the database could not hold as text is kept as bytes, and the deliveries beside it are applied', async () => {
       const hub = await open();

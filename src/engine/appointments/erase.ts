@@ -16,9 +16,8 @@ import { sql, type Transaction } from 'kysely';
 import type { DB } from '../../store/schema.ts';
 import type { Dialect } from '../../store/migrations.ts';
 import { appendAudit, erasedEntry, personalValues } from '../../store/audit.ts';
-import { enqueue } from '../../store/outbox.ts';
-import { getAppointment, saveAppointment } from '../../store/repo.ts';
-import { targetJobsFor } from '../effects/targets.ts';
+import { getAppointment } from '../../store/repo.ts';
+import { commitAppointment } from './commit.ts';
 import type { Hub } from '../hub/hub.ts';
 
 export const ERASED_NAME = 'Erased patient';
@@ -133,10 +132,9 @@ export async function erasePatient(hub: Hub, input: { email: string }, actor: st
     for (const row of appts) {
       const before = (await getAppointment(trx, row.id))!;
       const next = { ...before, patient: { name: ERASED_NAME }, notes: undefined, revision: before.revision + 1, updatedAt: at };
-      await saveAppointment(trx, next, false);
-      const jobs = await targetJobsFor(trx, next, before, hub.cache);
-      await enqueue(trx, jobs, at);
-      report.targetJobs += jobs.length;
+      // No audit entry of its own (the erasure is audited once below, without whom) and no message.
+      const done = await commitAppointment(trx, hub, { before, next, actor, effects: 'rerender' });
+      report.targetJobs += done.effectJobs;
       report.appointments.push(row.id);
     }
     await auditErasure(trx, hub, at, actor, report);

@@ -4,14 +4,13 @@ import { randomUUID } from 'node:crypto';
 import { findConflicts, MAX_APPOINTMENT_MS } from '../../domain/conflicts.ts';
 import { MeridianError } from '../../domain/errors.ts';
 import { toUtc } from '../../domain/time.ts';
+import { validInstant } from '../../domain/rules.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
-import { enqueue } from '../../store/outbox.ts';
 import type { LeadTable } from '../../store/schema.ts';
-import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type Exec } from '../../store/repo.ts';
-import { auditView, refreshConflicts } from '../inbound/apply.ts';
+import { busyOverlaps, getAppointment, overlapCandidates, type Exec } from '../../store/repo.ts';
+import { commitAppointment } from '../appointments/commit.ts';
 import type { Hub } from '../hub/hub.ts';
-import { effectJobsFor } from '../effects/plan.ts';
 import { DEFAULTS, leadView, type LeadView } from '../inbound/leads.ts';
 
 async function openLead(trx: Exec, id: string): Promise<LeadTable> {
@@ -26,14 +25,6 @@ export interface ConfirmInput {
   start?: string;
   end?: string;
   override?: boolean;
-}
-
-function instant(s: string, what: string): string {
-  try {
-    return toUtc(s);
-  } catch {
-    throw new MeridianError('invalid_time', `${what} must be an ISO-8601 instant with an offset or Z`);
-  }
 }
 
 async function assertFree(trx: Exec, a: Appointment, override: boolean | undefined): Promise<void> {
@@ -55,8 +46,8 @@ export async function confirmLead(hub: Hub, id: string, input: ConfirmInput, act
     if (!p) throw new MeridianError('unknown_practitioner', `no practitioner ${practitionerId}`);
     const service = lead.service_id ? await trx.selectFrom('service').select('duration_minutes').where('id', '=', lead.service_id).executeTakeFirst() : undefined;
     const lengthMs = before ? Date.parse(before.end) - Date.parse(before.start) : (service?.duration_minutes ?? DEFAULTS.defaultDurationMinutes) * 60_000;
-    const start = input.start ? instant(input.start, 'start') : before!.start;
-    const end = input.end ? instant(input.end, 'end') : input.start ? toUtc(new Date(Date.parse(start) + lengthMs)) : before!.end;
+    const start = input.start ? validInstant(input.start, 'start') : before!.start;
+    const end = input.end ? validInstant(input.end, 'end') : input.start ? toUtc(new Date(Date.parse(start) + lengthMs)) : before!.end;
     if (Date.parse(end) <= Date.parse(start) || Date.parse(end) - Date.parse(start) > MAX_APPOINTMENT_MS) throw new MeridianError('invalid_time', 'end must be after start, within 24 hours');
     const locs = JSON.parse(p.location_ids) as string[];
     const locationId = before && before.practitionerId === practitionerId ? before.locationId : locs.length === 1 ? locs[0] : undefined;
@@ -72,14 +63,11 @@ export async function confirmLead(hub: Hub, id: string, input: ConfirmInput, act
       };
     if (before && before.practitionerId !== practitionerId) next.timeZone = p.time_zone ?? loc?.time_zone ?? clinic.time_zone;
     await assertFree(trx, next, input.override);
-    await saveAppointment(trx, next, !before);
-    await refreshConflicts(trx, next, before?.conflicts ?? []);
+    await commitAppointment(trx, hub, {
+      before, next, actor, action: before ? 'appointment.confirmed' : 'appointment.created', meta: { lead: id }, overridden: input.override,
+      alsoAudit: [{ at, actor, action: 'lead.confirmed', entityType: 'lead', entityId: id, meta: { appointmentId: next.id, moved: Boolean(before && (before.start !== start || before.practitionerId !== practitionerId)) } }],
+    });
     await trx.updateTable('lead').set({ status: 'booked', appointment_id: next.id, practitioner_id: practitionerId, decided_by: actor, updated_at: at }).where('id', '=', id).execute();
-    await appendAudit(trx, hub.store.dialect, [
-      { at, actor, action: before ? 'appointment.confirmed' : 'appointment.created', entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next), meta: { lead: id } },
-      { at, actor, action: 'lead.confirmed', entityType: 'lead', entityId: id, meta: { appointmentId: next.id, moved: Boolean(before && (before.start !== start || before.practitionerId !== practitionerId)) } },
-    ]);
-    await enqueue(trx, await effectJobsFor(trx, hub, next, before, at), at);
     return { lead: leadView((await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirstOrThrow())), appointment: next };
   });
   hub.onJobs();
@@ -98,10 +86,7 @@ export async function declineLead(hub: Hub, id: string, reason: string | undefin
         ...structuredClone(before), status: 'cancelled', revision: before.revision + 1, updatedAt: at,
         notes: reason ? [before.notes, `Declined: ${reason}`].filter(Boolean).join('\n') : before.notes,
       };
-      await saveAppointment(trx, next, false);
-      await refreshConflicts(trx, next, before.conflicts);
-      audit.push({ at, actor, action: 'appointment.cancelled', entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next), meta: { lead: id } });
-      await enqueue(trx, await effectJobsFor(trx, hub, next, before, at), at);
+      await commitAppointment(trx, hub, { before, next, actor, action: 'appointment.cancelled', meta: { lead: id } });
     }
     await trx.updateTable('lead').set({ status: 'declined', decided_by: actor, decision_reason: reason ?? null, updated_at: at }).where('id', '=', id).execute();
     audit.push({ at, actor, action: 'lead.declined', entityType: 'lead', entityId: id, meta: { appointmentId: lead.appointment_id ?? undefined, reason } });

@@ -1,24 +1,22 @@
-// Manual updates by office staff: create, reschedule, cancel, mark no-show / completed. The same
-// transaction shape as a source change: appointment + conflicts + audit + outbox.
+// Manual updates by office staff (and the practitioners' and patients' edits that act like them): create,
+// reschedule, cancel, mark no-show / completed — through the same door as a platform's change
+// (appointments/commit.ts), plus the write-back to the booking platform the booking came from.
 import { randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
 import { getSource } from '../../connectors/registry.ts';
 import type { WriteBackRequest } from '../../connectors/types.ts';
-import { findConflicts, MAX_APPOINTMENT_MS } from '../../domain/conflicts.ts';
-import { isIanaZone, toUtc } from '../../domain/time.ts';
+import { findConflicts } from '../../domain/conflicts.ts';
+import { isIanaZone } from '../../domain/time.ts';
 import type { Appointment, AppointmentStatus, Patient } from '../../domain/types.ts';
-import { appendAudit, type AuditInput } from '../../store/audit.ts';
-import { enqueue, type NewJob } from '../../store/outbox.ts';
-import type { DB } from '../../store/schema.ts';
-import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type Exec } from '../../store/repo.ts';
-import { auditView, refreshConflicts } from '../inbound/apply.ts';
+import { appendAudit } from '../../store/audit.ts';
+import { busyOverlaps, getAppointment, overlapCandidates, type Exec } from '../../store/repo.ts';
+import { commitAppointment } from '../appointments/commit.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
-import { effectJobsFor } from '../effects/plan.ts';
 import { settleDeliveriesFor } from '../inbound/ingest.ts';
 import type { JobResult } from '../jobs/worker.ts';
 import type { Job } from '../../store/outbox.ts';
 import { MeridianError } from '../../domain/errors.ts';
+import { checkStatusMove, followSource, validSpan } from '../../domain/rules.ts';
 
 export const WRITE_BACK = 'source.writeback';
 
@@ -65,33 +63,6 @@ async function checkConflicts(trx: Exec, next: Appointment, override: boolean | 
   throw new MeridianError('double_booking', `this would double-book: it overlaps ${what}`, { conflicts: info });
 }
 
-function validTimes(start: string, end: string): { start: string; end: string } {
-  let s: string;
-  let e: string;
-  try {
-    s = toUtc(start);
-    e = toUtc(end);
-  } catch {
-    throw new MeridianError('invalid_time', 'start and end must be ISO-8601 instants with an offset or Z');
-  }
-  if (Date.parse(e) <= Date.parse(s)) throw new MeridianError('invalid_time', 'end must be after start');
-  if (Date.parse(e) - Date.parse(s) > MAX_APPOINTMENT_MS) throw new MeridianError('invalid_time', 'an appointment cannot last longer than 24 hours');
-  return { start: s, end: e };
-}
-
-async function commit(trx: Transaction<DB>, hub: Hub, before: Appointment | undefined, next: Appointment, actor: string, action: string, extraJobs: NewJob[] = [], diverged?: string): Promise<Appointment> {
-  const at = hub.clock.now().toISOString();
-  await saveAppointment(trx, next, !before);
-  const conflicts = await refreshConflicts(trx, next, before?.conflicts ?? []);
-  const audit: AuditInput[] = [{ at, actor, action, entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next) }];
-  if (diverged) audit.push({ at, actor, action: 'source.diverged', entityType: 'appointment', entityId: next.id, meta: { connection: next.origin.connectionId, reason: diverged } });
-  const fresh = conflicts.filter((id) => !(before?.conflicts ?? []).includes(id));
-  if (fresh.length) audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: fresh, overridden: true } });
-  await appendAudit(trx, hub.store.dialect, audit);
-  await enqueue(trx, [...(await effectJobsFor(trx, hub, next, before, at)), ...extraJobs], at);
-  return next;
-}
-
 async function load(trx: Exec, id: string): Promise<Appointment> {
   const a = await getAppointment(trx, id);
   if (!a) throw new MeridianError('not_found', `no appointment ${id}`);
@@ -104,43 +75,8 @@ async function checkPractitioner(trx: Exec, id: string): Promise<{ clinicId: str
   return { clinicId: p.clinic_id, locationIds: JSON.parse(p.location_ids) };
 }
 
-type SourceWrite = 'cancel' | 'no_show' | 'reschedule' | 'rebook';
-
-/** What a staff edit asks of the booking platform the appointment came from (nothing for a completed visit). */
-function sourceWriteFor(before: Appointment, next: Appointment): SourceWrite | undefined {
-  if (next.status !== before.status) {
-    if (next.status === 'cancelled') return 'cancel';
-    if (next.status === 'no_show') return 'no_show';
-    if (before.status === 'cancelled') return 'rebook';
-  }
-  if (next.start !== before.start || next.end !== before.end) return 'reschedule';
-  return undefined;
-}
-
-const WRITE_WORDS: Record<SourceWrite, string> = {
-  cancel: 'cancel a booking', no_show: 'mark a no-show', reschedule: 'move a booking', rebook: 'restore a cancelled booking',
-};
-
-/**
- * A staff edit of a platform's booking: a write-back job where the platform's API can take it, else the
- * appointment is marked as diverging (staff see that the patient's booking tool still shows the old state).
- */
-function followSource(before: Appointment, next: Appointment): { jobs: NewJob[]; diverged?: string } {
-  if (next.origin.platform === 'manual') return { jobs: [] };
-  const write = sourceWriteFor(before, next);
-  if (!write) return { jobs: [] };
-  const src = getSource(next.origin.platform);
-  // Not a booking platform's booking (a lead form's request, say): there is nothing to write back to.
-  if (!src) return { jobs: [] };
-  const caps = src.descriptor.capabilities;
-  const can = Boolean(src.writeBack)
-    && (write === 'cancel' ? caps.writeCancel : write === 'no_show' ? caps.writeNoShow : write === 'reschedule' ? caps.writeReschedule : false);
-  if (!can) return { jobs: [], diverged: `${src.descriptor.displayName} cannot ${WRITE_WORDS[write]} through its API; change it there too` };
-  return { jobs: [{ kind: WRITE_BACK, payload: { appointmentId: next.id }, dedupeKey: `${WRITE_BACK}:${next.id}` }] };
-}
-
 export async function staffCreate(hub: Hub, input: CreateInput, actor: string): Promise<Appointment> {
-  const { start, end } = validTimes(input.start, input.end);
+  const { start, end } = validSpan(input.start, input.end);
   if (input.timeZone && !isIanaZone(input.timeZone)) throw new MeridianError('invalid_time_zone', `unknown IANA time zone ${input.timeZone}`);
   const r = await hub.store.db.transaction().execute(async (trx) => {
     const p = await checkPractitioner(trx, input.practitionerId);
@@ -157,7 +93,7 @@ export async function staffCreate(hub: Hub, input: CreateInput, actor: string): 
       origin: { platform: 'manual', connectionId: 'manual', externalId: id }, revision: 1, conflicts: [], createdAt: now, updatedAt: now,
     };
     await checkConflicts(trx, next, input.override);
-    return commit(trx, hub, undefined, next, actor, 'appointment.created');
+    return (await commitAppointment(trx, hub, { before: undefined, next, actor, action: 'appointment.created', overridden: true })).appointment;
   });
   hub.onJobs();
   return r;
@@ -166,24 +102,38 @@ export async function staffCreate(hub: Hub, input: CreateInput, actor: string): 
 async function edit(hub: Hub, id: string, actor: string, action: string, change: (a: Appointment) => Appointment, opts: { override?: boolean; checkConflicts: boolean }): Promise<Appointment> {
   // Deliveries about this booking that arrived before the edit are applied before it.
   const origin = await hub.store.db.selectFrom('appointment').select(['origin_connection_id', 'origin_external_id']).where('id', '=', id).executeTakeFirst();
-  if (origin?.origin_connection_id && origin.origin_external_id) await settleDeliveriesFor(hub, origin.origin_connection_id, origin.origin_external_id);
+  if (origin?.origin_connection_id && origin.origin_external_id) {
+    try {
+      await settleDeliveriesFor(hub, origin.origin_connection_id, origin.origin_external_id);
+    } catch (err) {
+      if (err instanceof MeridianError) throw err;
+      hub.log.error({ appointment: id, err: { message: (err as Error).message } }, 'applying the deliveries waiting about a booking failed; the edit was not made');
+      throw new MeridianError('unavailable', 'the deliveries waiting about this booking could not be applied first, so the change was not made; try again');
+    }
+  }
   const r = await hub.store.db.transaction().execute(async (trx) => {
     const before = await load(trx, id);
     const next = change(structuredClone(before));
     next.revision = before.revision + 1;
     next.updatedAt = hub.clock.now().toISOString();
     if (opts.checkConflicts) await checkConflicts(trx, next, opts.override);
-    const follow = followSource(before, next);
-    if (follow.diverged) next.diverged = follow.diverged;
-    else if (follow.jobs.length) delete next.diverged; // the write-back decides again
-    return commit(trx, hub, before, next, actor, action, follow.jobs, follow.diverged);
+    const src = next.origin.platform === 'manual' ? undefined : getSource(next.origin.platform);
+    const follow = followSource(before, next, src && { displayName: src.descriptor.displayName, writeBack: Boolean(src.writeBack), ...src.descriptor.capabilities });
+    if (follow.action === 'diverge') next.diverged = follow.reason;
+    else if (follow.action === 'write_back') delete next.diverged; // the write-back decides again
+    const done = await commitAppointment(trx, hub, {
+      before, next, actor, action, overridden: true,
+      alsoAudit: follow.action === 'diverge' ? [{ at: next.updatedAt, actor, action: 'source.diverged', entityType: 'appointment', entityId: next.id, meta: { connection: next.origin.connectionId, reason: follow.reason } }] : [],
+      alsoJobs: follow.action === 'write_back' ? [{ kind: WRITE_BACK, payload: { appointmentId: next.id }, dedupeKey: `${WRITE_BACK}:${next.id}` }] : [],
+    });
+    return done.appointment;
   });
   hub.onJobs();
   return r;
 }
 
 export async function staffReschedule(hub: Hub, id: string, input: RescheduleInput, actor: string): Promise<Appointment> {
-  const { start, end } = validTimes(input.start, input.end);
+  const { start, end } = validSpan(input.start, input.end);
   if (input.practitionerId) await checkPractitioner(hub.store.db, input.practitionerId);
   return edit(hub, id, actor, 'appointment.rescheduled', (a) => {
     if (a.status === 'cancelled') throw new MeridianError('cancelled', 'a cancelled appointment cannot be moved; rebook it instead');
@@ -198,17 +148,9 @@ export async function staffCancel(hub: Hub, id: string, reason: string | undefin
   }, { checkConflicts: false });
 }
 
-const STATUS_MOVES: Record<AppointmentStatus, AppointmentStatus[]> = {
-  requested: ['booked', 'cancelled'],
-  booked: ['no_show', 'completed', 'cancelled'],
-  no_show: ['booked', 'completed'],
-  completed: ['booked', 'no_show'],
-  cancelled: ['booked'],
-};
-
 export async function staffSetStatus(hub: Hub, id: string, status: AppointmentStatus, actor: string, override?: boolean): Promise<Appointment> {
   return edit(hub, id, actor, `appointment.${status === 'booked' ? 'confirmed' : status}`, (a) => {
-    if (!STATUS_MOVES[a.status].includes(status)) throw new MeridianError('invalid_transition', `cannot go from ${a.status} to ${status}`);
+    checkStatusMove(a.status, status);
     return { ...a, status };
   }, { checkConflicts: status === 'booked', override });
 }

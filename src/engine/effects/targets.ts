@@ -1,7 +1,8 @@
 // Calendar targets: which targets an appointment belongs in, and the state-based sync job that makes
 // one target match the appointment's current state.
+import { shouldExist } from '../../domain/rules.ts';
 import { getTarget } from '../../connectors/registry.ts';
-import type { ConnectorFailure, LinkState, TargetDescriptor, TargetEvent, WriteOutcome } from '../../connectors/types.ts';
+import type { ConnectorFailure, LinkState, TargetEvent, WriteOutcome } from '../../connectors/types.ts';
 import type { Appointment } from '../../domain/types.ts';
 import type { NewJob } from '../../store/outbox.ts';
 import { getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../../store/repo.ts';
@@ -43,11 +44,6 @@ export async function targetJobsFor(db: Exec, next: Appointment, before?: Appoin
     for (const l of links) ids.add(l.connection_id);
   }
   return [...ids].sort().map((t) => syncJob(next.id, t));
-}
-
-/** Appointments in these states hold an event in the practitioner's calendar; a CRM keeps every one as history (the status is in the record). */
-function shouldExist(a: Appointment, kind: TargetDescriptor['kind']): boolean {
-  return kind === 'crm' || a.status !== 'cancelled';
 }
 
 export type SyncResult = { ok: true; action: 'created' | 'updated' | 'removed' | 'unchanged' | 'skipped' } | { ok: false; failure: ConnectorFailure };

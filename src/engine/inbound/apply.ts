@@ -1,18 +1,16 @@
-// Ingest → apply → audit + outbox, in the caller's transaction.
+// A source's change → a decision (src/domain/apply.ts) → the appointment door (appointments/commit.ts), in the
+// caller's transaction; what the decision ignores or only remembers is audited here.
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { ChangeRejected, contentHash, decide, type Decision } from '../../domain/apply.ts';
-import { findConflicts } from '../../domain/conflicts.ts';
-import type { Appointment, SourceChange } from '../../domain/types.ts';
+import type { SourceChange } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
-import { enqueue, type NewJob } from '../../store/outbox.ts';
 import type { DB } from '../../store/schema.ts';
 import {
-  busyOverlaps, getAppointment, getRef, overlapCandidates, saveAppointment, saveRef, type ConnectionRecord, type Exec,
+  getAppointment, getRef, saveRef, type ConnectionRecord, type Exec,
 } from '../../store/repo.ts';
 import type { Hub } from '../hub/hub.ts';
-import { effectJobsFor } from '../effects/plan.ts';
-import { staffAlertJobs } from '../effects/notify.ts';
+import { commitAppointment } from '../appointments/commit.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 
 export type ApplyOutcome =
@@ -23,16 +21,6 @@ export interface ApplyResult {
   appointmentId?: string;
   conflicts?: string[];
   error?: { code: string; message: string };
-}
-
-/** A snapshot safe for the audit log: what changed, with patient contact data kept (the audit log is internal). */
-export function auditView(a: Appointment | undefined): Record<string, unknown> | undefined {
-  if (!a) return undefined;
-  return {
-    status: a.status, start: a.start, end: a.end, timeZone: a.timeZone, practitionerId: a.practitionerId,
-    locationId: a.locationId, serviceId: a.serviceId, roomId: a.roomId, patient: a.patient, notes: a.notes,
-    revision: a.revision, origin: a.origin,
-  };
 }
 
 interface Mapped {
@@ -81,39 +69,10 @@ async function clinicZone(trx: Exec, cache: TtlCache, clinicId: string): Promise
   return c?.time_zone ?? 'UTC';
 }
 
-/**
- * Recompute conflicts for `appt` and for everything it collided with before or collides with now.
- * Returns the appointment's new conflict list. Conflict changes do not bump revisions.
- */
-/** Everything `appt` collides with: other appointments (same practitioner or room) and busy blocks of the practitioner's own calendars. */
-export async function conflictsOf(trx: Exec, appt: Appointment): Promise<string[]> {
-  const withAppointments = findConflicts(appt, await overlapCandidates(trx, appt));
-  const withBusy = (await busyOverlaps(trx, appt)).map((b) => b.id);
-  return [...withAppointments, ...withBusy];
-}
-
-export async function refreshConflicts(trx: Exec, appt: Appointment, previous: string[]): Promise<string[]> {
-  const now = await conflictsOf(trx, appt);
-  if (now.join() !== appt.conflicts.join()) {
-    appt.conflicts = now;
-    await trx.updateTable('appointment').set({ conflicts: JSON.stringify(now) }).where('id', '=', appt.id).execute();
-  }
-  for (const id of new Set([...previous, ...now])) {
-    const other = id.startsWith('busy:') ? undefined : await getAppointment(trx, id);
-    if (!other) continue;
-    const theirs = await conflictsOf(trx, other);
-    if (theirs.join() !== other.conflicts.join()) {
-      await trx.updateTable('appointment').set({ conflicts: JSON.stringify(theirs) }).where('id', '=', id).execute();
-    }
-  }
-  return now;
-}
-
 /** Write the outcome of a decision: appointment, refs, conflicts, audit, jobs. */
 async function commitDecision(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord, c: SourceChange, d: Decision, actor: string, meta: Record<string, unknown>): Promise<ApplyResult> {
   const at = hub.clock.now().toISOString();
   const audit: AuditInput[] = [];
-  const jobs: NewJob[] = [];
   let result: ApplyResult;
   const changeMeta = { ...meta, platform: c.platform, externalId: c.externalId, kind: c.kind, occurredAt: c.occurredAt };
   if (d.action === 'ignore') {
@@ -127,33 +86,17 @@ async function commitDecision(trx: Transaction<DB>, hub: Hub, conn: ConnectionRe
     const isNew = d.action === 'create';
     const before = d.action === 'update' ? d.before : undefined;
     const next = d.next;
-    await saveAppointment(trx, next, isNew);
+    const material = isNew || (d.action === 'update' && d.material);
+    const action = !material ? 'change.no_effect'
+      : isNew ? 'appointment.created' : before!.status !== next.status ? `appointment.${next.status === 'booked' ? 'rebooked' : next.status}` : 'appointment.updated';
+    const done = await commitAppointment(trx, hub, {
+      before, next, actor, action, meta: changeMeta, effects: material ? 'all' : 'unchanged', alertStaff: { from: c.platform },
+    });
     await saveRef(trx, conn.id, d.ref);
     if (d.replacedRef) await saveRef(trx, conn.id, d.replacedRef);
-    const material = isNew || (d.action === 'update' && d.material);
-    if (material) {
-      const conflicts = await refreshConflicts(trx, next, before?.conflicts ?? []);
-      const action = isNew ? 'appointment.created' : before!.status !== next.status ? `appointment.${next.status === 'booked' ? 'rebooked' : next.status}` : 'appointment.updated';
-      audit.push({ at, actor, action, entityType: 'appointment', entityId: next.id, before: auditView(before), after: auditView(next), meta: changeMeta });
-      const newConflicts = conflicts.filter((id) => !(before?.conflicts ?? []).includes(id));
-      if (newConflicts.length) {
-        audit.push({ at, actor, action: 'appointment.double_booked', entityType: 'appointment', entityId: next.id, meta: { with: newConflicts } });
-      }
-      jobs.push(...(await effectJobsFor(trx, hub, next, before, at)));
-      if (newConflicts.length) {
-        jobs.push(...(await staffAlertJobs(trx, next.clinicId, {
-          type: 'double_booking', ref: `${next.id}@r${next.revision}`,
-          summary: `Appointment ${next.id} (${next.start} to ${next.end}, practitioner ${next.practitionerId}) arrived from ${c.platform} overlapping ${newConflicts.length} other booking(s): ${newConflicts.join(', ')}.`,
-        }, hub.cache)));
-      }
-      result = { outcome: isNew ? 'created' : 'updated', appointmentId: next.id, conflicts };
-    } else {
-      audit.push({ at, actor, action: 'change.no_effect', entityType: 'appointment', entityId: next.id, meta: changeMeta });
-      result = { outcome: 'unchanged', appointmentId: next.id };
-    }
+    result = material ? { outcome: isNew ? 'created' : 'updated', appointmentId: next.id, conflicts: done.conflicts } : { outcome: 'unchanged', appointmentId: next.id };
   }
-  await appendAudit(trx, hub.store.dialect, audit);
-  if (jobs.length) await enqueue(trx, jobs, at);
+  if (audit.length) await appendAudit(trx, hub.store.dialect, audit);
   return result;
 }
 

@@ -12,6 +12,7 @@ import type { Job } from '../../store/outbox.ts';
 import { applyChange, type ApplyResult } from './apply.ts';
 import { ConnectionError, connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
+import { MeridianError } from '../../domain/errors.ts';
 import type { JobResult } from '../jobs/worker.ts';
 import { ingestTargetChanges } from './target-changes.ts';
 import { Inbox, WAIT_AHEAD, type Applied, type ApplyStored } from './inbox.ts';
@@ -264,8 +265,11 @@ export async function settleDeliveriesFor(hub: Hub, connectionId: string, extern
   let connector: SourceConnector;
   try {
     connector = (await loadConnection(hub, connectionId)).connector as SourceConnector;
-  } catch {
-    return;
+  } catch (err) {
+    // A connection that is gone has nothing that could still be applied; anything else (the store
+    // failing) must reach the edit, which then is not made.
+    if (err instanceof ConnectionError) return;
+    throw err;
   }
   // Rows stored before the bookings were recorded beside them are read to find out.
   const about = rows.filter((d) => {
@@ -277,7 +281,10 @@ export async function settleDeliveriesFor(hub: Hub, connectionId: string, extern
       return false;
     }
   });
-  if (about.length) await inboxOf(hub).expedite(about.map((d) => ({ id: d.id, connectionId })));
+  if (about.length === 0) return;
+  const outcomes = await inboxOf(hub).expedite(about.map((d) => ({ id: d.id, connectionId })));
+  // Not applied in time (the store is slow or failing): the edit must wait, not overtake them.
+  if (outcomes.some((o) => o === undefined)) throw new MeridianError('unavailable', 'deliveries about this booking are still waiting to be applied; try again in a moment');
 }
 
 /** `|id|id|` of the bookings `changes` are about (those they replace included). */

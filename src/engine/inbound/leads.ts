@@ -12,12 +12,11 @@ import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import { enqueue } from '../../store/outbox.ts';
 import type { DB, LeadTable } from '../../store/schema.ts';
-import { busyOverlaps, listPractitioners, overlapCandidates, saveAppointment, type ConnectionRecord, type Exec, type PractitionerRecord } from '../../store/repo.ts';
-import { auditView, refreshConflicts } from './apply.ts';
+import { busyOverlaps, listPractitioners, overlapCandidates, type ConnectionRecord, type Exec, type PractitionerRecord } from '../../store/repo.ts';
+import { commitAppointment } from '../appointments/commit.ts';
 import { ConnectionError, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import type { IncomingWebhook, WebhookOutcome } from './ingest.ts';
-import { effectJobsFor } from '../effects/plan.ts';
 import { crmLeadJobs } from '../effects/crm.ts';
 import { leadWebhookJobs } from '../effects/webhooks-out.ts';
 
@@ -231,10 +230,7 @@ async function recordLead(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord
       status: 'requested', notes: lead.notes, origin: { platform: conn.platform, connectionId: conn.id, externalId: lead.submissionId },
       revision: 1, conflicts: [], createdAt: at, updatedAt: at,
     };
-    await saveAppointment(trx, appt, true);
-    await refreshConflicts(trx, appt, []);
-    audit.push({ at, actor, action: 'appointment.created', entityType: 'appointment', entityId: appt.id, after: auditView(appt), meta: { lead: id } });
-    await enqueue(trx, await effectJobsFor(trx, hub, appt, undefined, at), at);
+    await commitAppointment(trx, hub, { before: undefined, next: appt, actor, action: 'appointment.created', meta: { lead: id } });
     appointmentId = appt.id;
   }
   const status: LeadStatus = appointmentId ? 'requested' : 'needs_triage';

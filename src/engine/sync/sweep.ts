@@ -7,8 +7,8 @@
 import { getTarget } from '../../connectors/registry.ts';
 import type { DriftState, Inspection, TargetClient, WriteOutcome } from '../../connectors/types.ts';
 import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../../store/repo.ts';
-import { appendAudit, type AuditInput } from '../../store/audit.ts';
-import { refreshConflicts } from '../inbound/apply.ts';
+import { appendAudit } from '../../store/audit.ts';
+import { recheckBusyConflicts } from '../appointments/commit.ts';
 import type { NewJob } from '../../store/outbox.ts';
 import type { Job } from '../../store/outbox.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
@@ -258,14 +258,7 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient)
         await trx.insertInto('busy_block').values({ connection_id: connectionId, practitioner_id: p.id, start_at: dbInstant(b.start), end_at: dbInstant(b.end), fetched_at: at }).execute();
       }
       const appts = await listAppointments(trx, { practitionerId: p.id, from: from.toISOString(), to: to.toISOString(), status: ['booked', 'requested'] });
-      const audit: AuditInput[] = [];
-      for (const a of appts) {
-        const before = a.conflicts;
-        const now = await refreshConflicts(trx, a, before);
-        const fresh = now.filter((id) => id.startsWith('busy:') && !before.includes(id));
-        if (fresh.length) audit.push({ at, actor: `target:${connectionId}`, action: 'appointment.double_booked', entityType: 'appointment', entityId: a.id, meta: { with: fresh, source: 'calendar' } });
-      }
-      await appendAudit(trx, hub.store.dialect, audit);
+      await recheckBusyConflicts(trx, hub, appts, `target:${connectionId}`);
     });
   }
   return found;
