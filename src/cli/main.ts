@@ -13,13 +13,11 @@ import { createApiKey, listApiKeys, revokeApiKey, SCOPES, type Scope } from '../
 import { loadConnection, saveSecrets, storedSecrets } from '../engine/hub/connections.ts';
 import { listFeeds } from '../engine/effects/feeds.ts';
 import type { Hub } from '../engine/hub/hub.ts';
-import { Worker } from '../engine/jobs/worker.ts';
-import { inboxOf } from '../engine/inbound/ingest.ts';
+import { startRuntime } from '../engine/runtime.ts';
 import { verifyAudit } from '../store/audit.ts';
-import { enqueue, jobCounts, listJobs, pruneDone, retryJob } from '../store/outbox.ts';
-import { checkTokenAge, sweepJob } from '../engine/sync/sweep.ts';
+import { jobCounts, listJobs, retryJob } from '../store/outbox.ts';
 import { PAST_MS, reconcileConnection, repairReconciled } from '../engine/sync/reconcile.ts';
-import { pollConnection, schedulePolls, type PollReport } from '../engine/sync/poll.ts';
+import { pollConnection, type PollReport } from '../engine/sync/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
 import { demoLogins, seedDemoSchedule } from './demo-staff.ts';
@@ -84,13 +82,6 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     reportConfigError(err);
   }
   const app = await buildServer(hub, { trustProxy: process.env.MERIDIAN_TRUST_PROXY === '1' });
-  const workerCount = Number(o.workers ?? process.env.MERIDIAN_WORKERS ?? 4);
-  // A job claimed by a process that dies (SIGKILL, a lost machine) runs again once its lease lapses (default 120 s).
-  const leaseSeconds = Number(process.env.MERIDIAN_JOB_LEASE_SECONDS ?? 120);
-  const worker = new Worker(hub, {
-    concurrency: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 4,
-    leaseMs: Number.isFinite(leaseSeconds) && leaseSeconds > 0 ? leaseSeconds * 1000 : 120_000,
-  });
   let address: string;
   try {
     address = await app.listen({ port, host });
@@ -99,37 +90,9 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     const code = (err as NodeJS.ErrnoException).code;
     fail(code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${port}: ${(err as Error).message}`);
   }
-  worker.start();
-  // Deliveries acknowledged but not applied when a process died are applied now (and found later, if
-  // another node dies).
-  const inbox = inboxOf(hub);
-  inbox.start();
-  // After a stop, some refresh tokens may be close to their inactivity limit: say so at once.
-  for (const c of await hub.store.db.selectFrom('connection').select('id').where('status', '!=', 'disabled').execute()) {
-    await checkTokenAge(hub, c.id).catch((e: Error) => hub.log.warn({ connection: c.id, err: { message: e.message } }, 'checking the token age failed'));
-  }
-  // Finished jobs are kept a week for inspection, then forgotten (dead ones stay until handled).
-  const prune = setInterval(() => {
-    pruneDone(hub.store.db, new Date(hub.clock.now().getTime() - 7 * 86_400_000).toISOString()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'pruning jobs failed'));
-  }, 3_600_000);
-  prune.unref();
-  // Drift repair: every push target is read back periodically (MERIDIAN_SWEEP_MINUTES, default 60; 0 = off).
-  const sweepMinutes = Number(process.env.MERIDIAN_SWEEP_MINUTES ?? 60);
-  const sweep = sweepMinutes > 0 ? setInterval(() => {
-    void (async () => {
-      const conns = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '=', 'active').execute();
-      const jobs = conns.filter((c) => getTarget(c.platform)?.descriptor.capabilities.push).map((c) => sweepJob(c.id));
-      if (jobs.length) await enqueue(hub.store.db, jobs, hub.clock.now().toISOString());
-      hub.onJobs();
-    })().catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling drift sweeps failed'));
-  }, sweepMinutes * 60_000) : undefined;
-  sweep?.unref();
-  // Periodic synchronisation: each polling connection has one pending `source.poll` job that queues the
-  // next; this re-check only picks up connections added since (and restarts a chain a crash broke).
-  const queuePolls = () => schedulePolls(hub).then(() => hub.onJobs()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling polls failed'));
-  await queuePolls();
-  const polls = setInterval(() => void queuePolls(), 10 * 60_000);
-  polls.unref();
+  // The background work (worker, inbox, token check, pruning, sweeps, polls) starts once the port is ours;
+  // --workers overrides MERIDIAN_WORKERS, the other intervals come from the environment (runtime.ts).
+  const runtime = await startRuntime(hub, { workers: o.workers === undefined ? undefined : Number(o.workers) });
   const url = address.replace('[::1]', 'localhost').replace('127.0.0.1', 'localhost');
   hub.publicUrl ??= url;
   if (banner) await banner(url, hub);
@@ -138,13 +101,10 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    clearInterval(prune);
-    if (sweep) clearInterval(sweep);
-    clearInterval(polls);
     hub.log.info({ signal }, 'shutting down');
+    // Stop taking requests first, then the background work, then close the store they all use.
     await app.close();
-    await inbox.stop();
-    await worker.stop();
+    await runtime.stop();
     await hub.store.close();
     process.exit(0);
   };

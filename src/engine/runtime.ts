@@ -1,0 +1,120 @@
+// The server's background work, in one place: the outbox worker, the webhook inbox (and its scan for
+// deliveries a dead process left unapplied), the token-age check at start, pruning of finished jobs, the
+// periodic drift sweeps and the periodic re-check of source polls. `serve` starts it beside its HTTP
+// server; tests and the bench that want a server's behaviour without HTTP start the same thing, so that
+// what they exercise is what production runs.
+//
+// This file sits above every room (it may import from any of them) and nothing in src/engine imports it.
+import { getTarget } from '../connectors/registry.ts';
+import { enqueue, pruneDone } from '../store/outbox.ts';
+import type { Hub } from './hub/hub.ts';
+import { Worker, type BackoffPolicy } from './jobs/worker.ts';
+import { inboxOf } from './inbound/ingest.ts';
+import { checkTokenAge, sweepJob } from './sync/sweep.ts';
+import { schedulePolls } from './sync/poll.ts';
+
+export interface RuntimeOptions {
+  /** Jobs run at once (default MERIDIAN_WORKERS, else 4; anything not a positive number means 4). */
+  workers?: number;
+  /** How long a claimed job is leased before another process may run it (default MERIDIAN_JOB_LEASE_SECONDS, else 120 s). */
+  leaseMs?: number;
+  /** Minutes between drift sweeps of every push target (default MERIDIAN_SWEEP_MINUTES, else 60; 0 = off). */
+  sweepMinutes?: number;
+  /** How often the source polls are re-checked (default 10 minutes). */
+  pollRecheckMs?: number;
+  /** How often finished jobs are pruned (default hourly), and how long they are kept (default a week). */
+  pruneEveryMs?: number;
+  keepDoneMs?: number;
+  /** How often an idle worker looks for due jobs, and its retry backoff (the Worker's defaults otherwise). */
+  workerPollMs?: number;
+  backoff?: BackoffPolicy;
+}
+
+export interface Runtime {
+  readonly worker: Worker;
+  readonly inbox: ReturnType<typeof inboxOf>;
+  /** Stop the timers, then wait for the inbox and the worker to finish what they are applying or running. */
+  stop(): Promise<void>;
+}
+
+/** A number from the environment, or undefined when the variable is unset (so a default applies). */
+function envNumber(hub: Hub, name: string): number | undefined {
+  const v = hub.env[name];
+  return v === undefined ? undefined : Number(v);
+}
+
+/**
+ * Start all of the server's background work on `hub`. Resolves once the work that `serve` finishes before
+ * announcing itself is done (the token-age check and the first scheduling of polls).
+ */
+export async function startRuntime(hub: Hub, o: RuntimeOptions = {}): Promise<Runtime> {
+  const workerCount = o.workers ?? envNumber(hub, 'MERIDIAN_WORKERS') ?? 4;
+  // A job claimed by a process that dies (SIGKILL, a lost machine) runs again once its lease lapses (default 120 s).
+  const leaseMs = o.leaseMs ?? (envNumber(hub, 'MERIDIAN_JOB_LEASE_SECONDS') ?? 120) * 1000;
+  const worker = new Worker(hub, {
+    concurrency: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 4,
+    leaseMs: Number.isFinite(leaseMs) && leaseMs > 0 ? leaseMs : 120_000,
+    ...(o.workerPollMs !== undefined ? { pollMs: o.workerPollMs } : {}),
+    ...(o.backoff ? { backoff: o.backoff } : {}),
+  });
+  worker.start();
+  // Deliveries acknowledged but not applied when a process died are applied now (and found later, if
+  // another node dies).
+  const inbox = inboxOf(hub);
+  inbox.start();
+
+  // Periodic tasks still running are awaited by stop(), so that the store is not closed under them.
+  const inFlight = new Set<Promise<unknown>>();
+  const track = (p: Promise<unknown>): void => {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, task: () => Promise<unknown>): void => {
+    const t = setInterval(() => track(task()), ms);
+    // Background timers never keep the process alive on their own.
+    t.unref();
+    timers.push(t);
+  };
+
+  // After a stop, some refresh tokens may be close to their inactivity limit: say so at once.
+  for (const c of await hub.store.db.selectFrom('connection').select('id').where('status', '!=', 'disabled').execute()) {
+    await checkTokenAge(hub, c.id).catch((e: Error) => hub.log.warn({ connection: c.id, err: { message: e.message } }, 'checking the token age failed'));
+  }
+
+  // Finished jobs are kept a week for inspection, then forgotten (dead ones stay until handled).
+  const keepDoneMs = o.keepDoneMs ?? 7 * 86_400_000;
+  every(o.pruneEveryMs ?? 3_600_000, () =>
+    pruneDone(hub.store.db, new Date(hub.clock.now().getTime() - keepDoneMs).toISOString()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'pruning jobs failed')));
+
+  // Drift repair: every push target is read back periodically (MERIDIAN_SWEEP_MINUTES, default 60; 0 = off).
+  const sweepMinutes = o.sweepMinutes ?? envNumber(hub, 'MERIDIAN_SWEEP_MINUTES') ?? 60;
+  if (sweepMinutes > 0) {
+    every(sweepMinutes * 60_000, () => (async () => {
+      const conns = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '=', 'active').execute();
+      const jobs = conns.filter((c) => getTarget(c.platform)?.descriptor.capabilities.push).map((c) => sweepJob(c.id));
+      if (jobs.length) await enqueue(hub.store.db, jobs, hub.clock.now().toISOString());
+      hub.onJobs();
+    })().catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling drift sweeps failed')));
+  }
+
+  // Periodic synchronisation: each polling connection has one pending `source.poll` job that queues the
+  // next; this re-check only picks up connections added since (and restarts a chain a crash broke).
+  const queuePolls = () => schedulePolls(hub).then(() => hub.onJobs()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling polls failed'));
+  await queuePolls();
+  every(o.pollRecheckMs ?? 10 * 60_000, queuePolls);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    worker,
+    inbox,
+    // Same order as `serve` always had: timers first, then the inbox (what it applies enqueues jobs), then
+    // the worker. Calling stop() twice waits for the one stop.
+    stop: () => (stopping ??= (async () => {
+      for (const t of timers) clearInterval(t);
+      await Promise.all(inFlight);
+      await inbox.stop();
+      await worker.stop();
+    })()),
+  };
+}
