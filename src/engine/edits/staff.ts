@@ -8,7 +8,8 @@ import { findConflicts, MAX_APPOINTMENT_MS } from '../../domain/conflicts.ts';
 import { isIanaZone, toUtc } from '../../domain/time.ts';
 import type { Appointment, AppointmentStatus, Patient } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
-import { enqueue, type NewJob } from '../../store/outbox.ts';
+import { WRITE_BACK, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
+import { enqueue } from '../../store/outbox.ts';
 import type { DB } from '../../store/schema.ts';
 import { busyOverlaps, getAppointment, overlapCandidates, saveAppointment, type Exec } from '../../store/repo.ts';
 import { auditView, refreshConflicts } from '../inbound/apply.ts';
@@ -16,10 +17,8 @@ import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { effectJobsFor } from '../effects/plan.ts';
 import { settleDeliveriesFor } from '../inbound/ingest.ts';
-import type { JobResult } from '../jobs/worker.ts';
-import type { Job } from '../../store/outbox.ts';
 
-export const WRITE_BACK = 'source.writeback';
+export { WRITE_BACK };
 
 export class StaffError extends Error {
   constructor(public status: number, public code: string, message: string, public details?: Record<string, unknown>) {
@@ -220,8 +219,8 @@ export async function staffSetStatus(hub: Hub, id: string, status: AppointmentSt
 }
 
 /** Write a staff edit back to the platform the booking came from. */
-export async function runWriteBack(hub: Hub, job: Job): Promise<JobResult> {
-  const { appointmentId } = job.payload as { appointmentId: string };
+export async function runWriteBack(hub: Hub, job: Job<typeof WRITE_BACK>): Promise<JobResult> {
+  const { appointmentId } = job.payload;
   const a = await getAppointment(hub.store.db, appointmentId);
   if (!a) return { ok: true, note: 'gone' };
   const conn = await loadConnection(hub, a.origin.connectionId);

@@ -9,8 +9,8 @@ import { ConnectionMisconfigured, UnreadablePayload, type DriftState, type Inspe
 import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import { refreshConflicts } from '../inbound/apply.ts';
-import { enqueue, type NewJob } from '../../store/outbox.ts';
-import type { Job } from '../../store/outbox.ts';
+import { TARGET_SWEEP, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
+import { enqueue } from '../../store/outbox.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { NameBook } from '../effects/render.ts';
@@ -18,16 +18,15 @@ import { linkFromRow, syncTarget, targetEventFor } from '../effects/targets.ts';
 import { staffCancel, staffReschedule } from '../edits/staff.ts';
 // How far back and ahead a sweep looks (past appointments are history; far future ones are few).
 import { FUTURE_MS, PAST_MS, reconcile } from './reconcile.ts';
-import type { JobResult } from '../jobs/worker.ts';
 
-export const TARGET_SWEEP = 'target.sweep';
+export { TARGET_SWEEP };
 
-export function sweepJob(connectionId: string): NewJob {
+export function sweepJob(connectionId: string): NewJob<typeof TARGET_SWEEP> {
   return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
 }
 
 /** A sweep of one remote record the target told us changed (a CRM's webhook): read back and judged like any sweep. */
-export function remoteChangeJob(connectionId: string, remoteId: string): NewJob {
+export function remoteChangeJob(connectionId: string, remoteId: string): NewJob<typeof TARGET_SWEEP> {
   return { kind: TARGET_SWEEP, payload: { connectionId, remoteIds: [remoteId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:${remoteId}`, maxAttempts: 3 };
 }
 
@@ -314,8 +313,8 @@ export async function ingestTargetChanges(hub: Hub, conn: LoadedConnection, inco
   return { status: 200, body: { status: 'accepted', checks: ours.length } };
 }
 
-export async function runSweepJob(hub: Hub, job: Job): Promise<JobResult> {
-  const { connectionId, remoteIds } = job.payload as { connectionId: string; remoteIds?: string[] };
+export async function runSweepJob(hub: Hub, job: Job<typeof TARGET_SWEEP>): Promise<JobResult> {
+  const { connectionId, remoteIds } = job.payload;
   const r = await sweepConnection(hub, connectionId, { remoteIds });
   if ('failure' in r) return { ok: false, failure: { class: r.failure.startsWith('auth') ? 'auth' : 'throttled', message: r.failure }, connectionId };
   if (r.repaired || r.accepted) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
