@@ -10,7 +10,7 @@ import { allDescriptors, getSource, getTarget } from '../connectors/registry.ts'
 import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.ts';
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES, type Scope } from '../engine/hub/apikeys.ts';
-import { loadConnection, saveSecrets, storedSecrets } from '../engine/hub/connections.ts';
+import { credentialsRenewed, loadConnection, saveSecrets, storedSecrets } from '../engine/hub/connections.ts';
 import { listFeeds } from '../engine/effects/feeds.ts';
 import type { Hub } from '../engine/hub/hub.ts';
 import { startRuntime } from '../engine/runtime.ts';
@@ -566,7 +566,9 @@ connections.command('set-secret').argument('<connection>').argument('<key>')
       if (!known.includes(key)) throw new UsageError(`${conn.connector.descriptor.displayName} has no secret "${key}" (known: ${known.join(', ')})`);
       await saveSecrets(hub.store.db, hub, connection, { [key]: value! });
       value = undefined;
-      out(`stored ${key} for ${connection} (encrypted)`);
+      // As through the API: a connection waiting to be reconnected is active again, and its waiting jobs run.
+      const rerun = await credentialsRenewed(hub, connection);
+      out(`stored ${key} for ${connection} (encrypted)${rerun ? `; ${rerun} waiting job(s) run now` : ''}`);
     });
   });
 

@@ -12,10 +12,10 @@ import { listOutboundDeliveries, replayOutboundDelivery } from '../engine/effect
 import { LEAD_STATUSES, listLeads, type LeadStatus } from '../engine/inbound/leads.ts';
 import { confirmLead, declineLead, type ConfirmInput } from '../engine/edits/leads.ts';
 import { listFeeds, rotateFeed } from '../engine/effects/feeds.ts';
-import { saveSecrets, setConnectionStatus } from '../engine/hub/connections.ts';
+import { credentialsRenewed, saveSecrets } from '../engine/hub/connections.ts';
 import { type Scope } from '../engine/hub/apikeys.ts';
 import { verifyAudit } from '../store/audit.ts';
-import { enqueue, jobCounts, listJobs, retryJob } from '../store/outbox.ts';
+import { connectionJobCounts, enqueue, jobCounts, listJobs, retryJob } from '../store/outbox.ts';
 import { sweepJob } from '../engine/sync/sweep.ts';
 import { decideHeld, listHeld, pollJob } from '../engine/sync/poll.ts';
 import { getAppointment, getConnectionRow, getPractitioner, listAppointments, listConnections, listPractitioners, toConnection } from '../store/repo.ts';
@@ -276,13 +276,8 @@ export const ROUTES: Route[] = [
       const unknown = keys.filter((k) => !known.has(k));
       if (unknown.length) throw new HttpError(422, 'unknown_secret', `${d?.displayName ?? row.platform} has no secret ${unknown.join(', ')}`);
       await saveSecrets(hub.store.db, hub, params.id, body as Record<string, string>);
-      // New credentials end a "needs reconnecting" state; its waiting jobs run at the next poll.
-      if (row.status === 'needs_reauth') {
-        await setConnectionStatus(hub, params.id, 'active');
-        await hub.store.db.updateTable('job').set({ run_at: hub.clock.now().toISOString() }).where('state', '=', 'pending')
-          .where('last_error', 'like', 'auth:%').execute();
-        hub.onJobs();
-      }
+      // New credentials end a "needs reconnecting" state; this connection's waiting jobs run at the next poll.
+      await credentialsRenewed(hub, params.id);
       await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.secrets_stored', entityType: 'connection', entityId: params.id, meta: { keys } }]));
       return { stored: keys };
     },
@@ -395,20 +390,17 @@ export const ROUTES: Route[] = [
       const roles = new Map(allDescriptors().map((d) => [d.id, { role: d.role, displayName: d.displayName }]));
       const items = [];
       for (const c of await listConnections(db)) {
-        // Jobs name their connection in the payload (targetId for calendar writes, connectionId otherwise).
-        const mine = (q: ReturnType<typeof db.selectFrom<'job'>>) => q.where((eb) => eb.or([eb('payload', 'like', `%"targetId":${JSON.stringify(c.id)}%`), eb('payload', 'like', `%"connectionId":${JSON.stringify(c.id)}%`)]));
-        const open = await mine(db.selectFrom('job')).select(['state', 'last_error']).where('state', 'in', ['pending', 'running', 'dead']).execute();
-        const lastJob = await mine(db.selectFrom('job')).select('updated_at').where('state', '=', 'done').orderBy('updated_at', 'desc').limit(1).executeTakeFirst();
+        const { lastDoneAt, ...jobs } = await connectionJobCounts(db, c.id);
         const lastDelivery = await db.selectFrom('delivery').select('applied_at').where('connection_id', '=', c.id).where('applied_at', 'is not', null).orderBy('applied_at', 'desc').limit(1).executeTakeFirst();
         // Failed for staff, and stored but not yet applied (the inbox works them off after a burst).
         const deliveries = await db.selectFrom('delivery').select(['status', (eb) => eb.fn.countAll<number>().as('n')])
           .where('connection_id', '=', c.id).where('status', 'in', ['failed', 'unreadable', 'received']).groupBy('status').execute();
         const deliveriesIn = (...states: string[]) => deliveries.filter((d) => states.includes(d.status)).reduce((n, d) => n + Number(d.n), 0);
-        const lastSuccessAt = [c.lastSyncAt, lastJob?.updated_at, lastDelivery?.applied_at ?? undefined].filter((x): x is string => Boolean(x)).sort().at(-1);
+        const lastSuccessAt = [c.lastSyncAt, lastDoneAt, lastDelivery?.applied_at ?? undefined].filter((x): x is string => Boolean(x)).sort().at(-1);
         items.push({
           id: c.id, name: c.name, platform: c.platform, platformName: roles.get(c.platform)?.displayName ?? c.platform, role: roles.get(c.platform)?.role,
           status: c.status, needsReconnect: c.status === 'needs_reauth', lastError: c.lastError, lastPollAt: c.lastSyncAt, lastSuccessAt,
-          jobs: { waiting: open.filter((j) => j.state !== 'dead' && !j.last_error).length, retrying: open.filter((j) => j.state !== 'dead' && j.last_error).length, dead: open.filter((j) => j.state === 'dead').length },
+          jobs,
           failedDeliveries: deliveriesIn('failed', 'unreadable'),
           waitingDeliveries: deliveriesIn('received'),
         });

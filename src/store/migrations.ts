@@ -368,5 +368,33 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         await db.schema.alterTable('delivery').addColumn('external_ids', 'text').execute();
       },
     },
+    '0011_job_connection': {
+      // The connection a job acts for, so a connection's jobs are found by index (health, re-running the jobs
+      // that waited for its credentials) instead of by matching text in every payload. Rows written before
+      // are filled from their payload (`targetId` for calendar and CRM writes, `connectionId` otherwise), in
+      // batches read and written through the query builder: the same code on both databases.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('job').addColumn('connection_id', 'text').execute();
+        await db.schema.createIndex('job_connection').on('job').columns(['connection_id', 'state']).execute();
+        let after = '';
+        for (;;) {
+          const rows: { id: string; payload: string }[] = await db.selectFrom('job').select(['id', 'payload']).where('id', '>', after).orderBy('id').limit(500).execute();
+          if (!rows.length) break;
+          const byConnection = new Map<string, string[]>();
+          for (const r of rows) {
+            let p: Record<string, unknown> = {};
+            try {
+              p = JSON.parse(r.payload) ?? {};
+            } catch {
+              // A payload that cannot be read names no connection.
+            }
+            const c = p.targetId ?? p.connectionId;
+            if (typeof c === 'string') byConnection.set(c, [...(byConnection.get(c) ?? []), r.id]);
+          }
+          for (const [c, ids] of byConnection) await db.updateTable('job').set({ connection_id: c }).where('id', 'in', ids).execute();
+          after = rows[rows.length - 1].id;
+        }
+      },
+    },
   };
 }

@@ -4,38 +4,17 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB, JobTable } from './schema.ts';
 import type { Dialect } from './migrations.ts';
+import { connectionOf, type Job, type JobState, type NewJob } from '../domain/jobs.ts';
 
-export type JobState = 'pending' | 'running' | 'done' | 'dead';
+export type { Job, JobState, NewJob } from '../domain/jobs.ts';
 
-export interface NewJob {
-  kind: string;
-  payload: Record<string, unknown>;
-  /** At most one pending job per key; a second enqueue only moves the pending one earlier. */
-  dedupeKey?: string;
-  runAt?: string;
-  maxAttempts?: number;
-}
-
-export interface Job {
-  id: string;
-  kind: string;
-  payload: Record<string, unknown>;
-  dedupeKey?: string;
-  state: JobState;
-  attempts: number;
-  maxAttempts: number;
-  runAt: string;
-  lastError?: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
+/** The stored row as a job. The row's kind and payload were written by `enqueue` from a typed job. */
 export function toJob(r: JobTable): Job {
   return {
     id: r.id, kind: r.kind, payload: JSON.parse(r.payload), dedupeKey: r.dedupe_key ?? undefined, state: r.state as JobState,
     attempts: r.attempts, maxAttempts: r.max_attempts, runAt: r.run_at, lastError: r.last_error ?? undefined,
     createdAt: r.created_at, updatedAt: r.updated_at,
-  };
+  } as Job;
 }
 
 export async function enqueue(trx: Kysely<DB> | Transaction<DB>, jobs: NewJob[], now: string): Promise<void> {
@@ -43,7 +22,7 @@ export async function enqueue(trx: Kysely<DB> | Transaction<DB>, jobs: NewJob[],
     await trx
       .insertInto('job')
       .values({
-        id: randomUUID(), kind: j.kind, payload: JSON.stringify(j.payload), dedupe_key: j.dedupeKey ?? null, state: 'pending',
+        id: randomUUID(), kind: j.kind, payload: JSON.stringify(j.payload), connection_id: connectionOf(j) ?? null, dedupe_key: j.dedupeKey ?? null, state: 'pending',
         attempts: 0, max_attempts: j.maxAttempts ?? 12, run_at: j.runAt ?? now, locked_by: null, locked_until: null,
         last_error: null, created_at: now, updated_at: now,
       })
@@ -62,7 +41,7 @@ export async function enqueue(trx: Kysely<DB> | Transaction<DB>, jobs: NewJob[],
  * Plan the pending job for `key` exactly (reminders): `job` sets its run time and payload as given — later
  * as well as earlier, unlike `enqueue` — and `undefined` withdraws it (kept as done, with why, for inspection).
  */
-export async function setPendingJob(trx: Kysely<DB> | Transaction<DB>, key: string, job: Omit<NewJob, 'dedupeKey'> | undefined, now: string, why = 'withdrawn'): Promise<void> {
+export async function setPendingJob(trx: Kysely<DB> | Transaction<DB>, key: string, job: NewJob | undefined, now: string, why = 'withdrawn'): Promise<void> {
   if (!job) {
     await trx.updateTable('job').set({ state: 'done', last_error: why, updated_at: now }).where('dedupe_key', '=', key).where('state', '=', 'pending').execute();
     return;
@@ -115,7 +94,12 @@ export async function complete(db: Kysely<DB>, id: string, worker: string, now: 
     .where('id', '=', id).where('locked_by', '=', worker).execute();
 }
 
-export async function reschedule(db: Kysely<DB>, id: string, worker: string, o: { error: string; runAt?: string; dead: boolean; countAttempt: boolean }, now: string): Promise<void> {
+/**
+ * Put a claimed job back (or dead-letter it). `waitsOn`: the connection whose lost authorisation stopped it;
+ * a job that acts for no connection of its own (a message, a write-back) is filed under that one, so new
+ * credentials for it re-run the job (`rerunAuthWaiting`).
+ */
+export async function reschedule(db: Kysely<DB>, id: string, worker: string, o: { error: string; runAt?: string; dead: boolean; countAttempt: boolean; waitsOn?: string }, now: string): Promise<void> {
   if (!o.dead) {
     // A newer pending job for the same key already exists: it will do this work with fresher state.
     const self = await db.selectFrom('job').select('dedupe_key').where('id', '=', id).executeTakeFirst();
@@ -138,6 +122,7 @@ export async function reschedule(db: Kysely<DB>, id: string, worker: string, o: 
       last_error: o.error.slice(0, 1000),
       updated_at: now,
       ...(o.countAttempt ? {} : { attempts: sql`attempts - 1` }),
+      ...(o.waitsOn ? { connection_id: sql<string>`coalesce(connection_id, ${o.waitsOn})` } : {}),
     })
     .where('id', '=', id)
     .where('locked_by', '=', worker)
@@ -169,9 +154,10 @@ export async function pruneDone(db: Kysely<DB>, before: string): Promise<number>
   return Number(r.numDeletedRows);
 }
 
-export async function listJobs(db: Kysely<DB>, o: { state?: JobState; limit?: number } = {}): Promise<Job[]> {
+export async function listJobs(db: Kysely<DB>, o: { state?: JobState; connectionId?: string; limit?: number } = {}): Promise<Job[]> {
   let q = db.selectFrom('job').selectAll().orderBy('updated_at', 'desc').limit(o.limit ?? 100);
   if (o.state) q = q.where('state', '=', o.state);
+  if (o.connectionId) q = q.where('connection_id', '=', o.connectionId);
   return (await q.execute()).map(toJob);
 }
 
@@ -180,4 +166,29 @@ export async function jobCounts(db: Kysely<DB>): Promise<Record<JobState, number
   const out: Record<JobState, number> = { pending: 0, running: 0, done: 0, dead: 0 };
   for (const r of rows) out[r.state as JobState] = Number(r.n);
   return out;
+}
+
+/** One connection's jobs for its health: waiting (never failed), retrying, dead, and when one last finished. */
+export async function connectionJobCounts(db: Kysely<DB>, connectionId: string): Promise<{ waiting: number; retrying: number; dead: number; lastDoneAt?: string }> {
+  const rows = await db.selectFrom('job')
+    .select(['state', db.fn.countAll<number>().as('n'), sql<number>`sum(case when last_error is null then 0 else 1 end)`.as('failed')])
+    .where('connection_id', '=', connectionId).where('state', 'in', ['pending', 'running', 'dead']).groupBy('state').execute();
+  const done = await db.selectFrom('job').select('updated_at').where('connection_id', '=', connectionId).where('state', '=', 'done')
+    .orderBy('updated_at', 'desc').limit(1).executeTakeFirst();
+  const out = { waiting: 0, retrying: 0, dead: 0, lastDoneAt: done?.updated_at };
+  for (const r of rows) {
+    if (r.state === 'dead') out.dead += Number(r.n);
+    else {
+      out.retrying += Number(r.failed);
+      out.waiting += Number(r.n) - Number(r.failed);
+    }
+  }
+  return out;
+}
+
+/** New credentials for a connection: its jobs waiting on a lost authorisation run now (no other connection's). */
+export async function rerunAuthWaiting(db: Kysely<DB>, connectionId: string, now: string): Promise<number> {
+  const r = await db.updateTable('job').set({ run_at: now }).where('connection_id', '=', connectionId)
+    .where('state', '=', 'pending').where('last_error', 'like', 'auth:%').executeTakeFirst();
+  return Number(r.numUpdatedRows);
 }

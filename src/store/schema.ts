@@ -48,6 +48,8 @@ export interface JobTable {
   id: string; kind: string; payload: string; dedupe_key: string | null; state: string; attempts: number;
   max_attempts: number; run_at: string; locked_by: string | null; locked_until: string | null; last_error: string | null;
   created_at: string; updated_at: string;
+  /** The connection the job acts for (domain/jobs.ts `connectionOf`), or the one whose authorisation it waits on; null for neither. */
+  connection_id: string | null;
 }
 
 export interface TargetLinkTable {

@@ -14,7 +14,7 @@ import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../..
 import { drain } from '../../src/engine/jobs/worker.ts';
 import { optOut, NOTIFY_TIMED } from '../../src/engine/effects/notify.ts';
 import { recordInbound } from '../../src/engine/edits/replies.ts';
-import { listJobs } from '../../src/store/outbox.ts';
+import { listJobs, type Job } from '../../src/store/outbox.ts';
 import { durationMs } from '../../src/domain/notify-plan.ts';
 import type { Appointment } from '../../src/domain/types.ts';
 import { tempDir } from '../helpers.ts';
@@ -196,7 +196,7 @@ test('a service overrides the clinic rules; a patient without e-mail is suppress
   at('2027-07-01T08:00:00Z');
   const OPTED = 'leo.quiet@example.net';
   const c = await book('2027-07-10T08:00:00Z', { service: 'consult', email: OPTED });
-  const reminders = (await listJobs(hub.store.db, { state: 'pending', limit: 1000 })).filter((j) => j.kind === NOTIFY_TIMED && j.payload.appointmentId === c.id);
+  const reminders = (await listJobs(hub.store.db, { state: 'pending', limit: 1000 })).filter((j): j is Job<typeof NOTIFY_TIMED> => j.kind === NOTIFY_TIMED && j.payload.appointmentId === c.id);
   assert.deepEqual(reminders.map((j) => [j.payload.ruleId, j.runAt]), [['day-before', '2027-07-09T08:00:00.000Z']]);
   const nomail = await book('2027-07-11T08:00:00Z', { email: '' });
   await runUntil('2027-07-01T09:00:00Z');
@@ -301,7 +301,7 @@ test('property: no reminder for a state the appointment has left, and every stil
 test('a reminder rule added to the configuration reaches bookings already made; removing it withdraws them', async () => {
   at('2027-10-01T08:00:00Z');
   const a = await book('2027-10-20T08:00:00Z');
-  const timed = async () => (await listJobs(hub.store.db, { state: 'pending', limit: 1000 })).filter((j) => j.kind === NOTIFY_TIMED && j.payload.appointmentId === a.id).map((j) => j.payload.ruleId).sort();
+  const timed = async () => (await listJobs(hub.store.db, { state: 'pending', limit: 1000 })).filter((j): j is Job<typeof NOTIFY_TIMED> => j.kind === NOTIFY_TIMED && j.payload.appointmentId === a.id).map((j) => j.payload.ruleId).sort();
   assert.deepEqual(await timed(), ['reminder-2h', 'reminder-48h', 'thank_you-2h']);
   await applyYaml('[{ before: 48h }, { before: 2h }, { before: 7d }]');
   assert.deepEqual(await timed(), ['reminder-2h', 'reminder-48h', 'reminder-7d', 'thank_you-2h']);

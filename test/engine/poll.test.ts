@@ -140,7 +140,7 @@ test('one poll per connection at a time across processes; the scheduler keeps on
     const due = Date.parse(pending[0].run_at) - Date.now();
     assert.ok(due > 29 * 60_000 && due < 34 * 60_000, `due after the 30-minute interval (+ jitter), not now: ${due}`);
     // A scheduled poll that finds a fresh sync does nothing, and queues the next.
-    const job = { id: pending[0].id, kind: SOURCE_POLL, payload: { connectionId: 'bookafy', scheduled: true } } as unknown as Job;
+    const job = { id: pending[0].id, kind: SOURCE_POLL, payload: { connectionId: 'bookafy', scheduled: true } } as unknown as Job<typeof SOURCE_POLL>;
     const reads = fake.requests.length;
     assert.deepEqual(await runPollJob(hub, job), { ok: true, note: 'synced recently' });
     assert.equal(fake.requests.length, reads);

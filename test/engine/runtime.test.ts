@@ -33,7 +33,7 @@ describe('the runtime', () => {
   test('finished jobs past their keeping time are pruned on the interval; stop() is safe twice and leaves the store to close', async () => {
     const { hub, cleanup } = await hubWith({ MERIDIAN_SWEEP_MINUTES: '0' });
     const now = hub.clock.now().toISOString();
-    await enqueue(hub.store.db, [{ kind: 'k', payload: {}, dedupeKey: 'old' }, { kind: 'k', payload: {}, dedupeKey: 'recent' }], now);
+    await enqueue(hub.store.db, [{ kind: 'source.poll', payload: { connectionId: 'none' }, dedupeKey: 'old' }, { kind: 'source.poll', payload: { connectionId: 'none' }, dedupeKey: 'recent' }], now);
     // Finished long ago, and just now (the worker never sees them: they are not pending).
     await hub.store.db.updateTable('job').set({ state: 'done', updated_at: '2000-01-01T00:00:00.000Z' }).where('dedupe_key', '=', 'old').execute();
     await hub.store.db.updateTable('job').set({ state: 'done', updated_at: now }).where('dedupe_key', '=', 'recent').execute();

@@ -6,10 +6,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { openStore, migrate, type Store } from '../../src/store/db.ts';
-import { claim, complete, enqueue, jobCounts, reschedule, retryJob, pruneDone } from '../../src/store/outbox.ts';
+import { claim, complete, enqueue, jobCounts, reschedule, retryJob, pruneDone, type NewJob } from '../../src/store/outbox.ts';
 import { appendAudit, verifyAudit, withDeferredAudit } from '../../src/store/audit.ts';
 import { SecretBox, loadSecretBox } from '../../src/store/crypto.ts';
 import { BACKENDS, backendFor } from '../helpers.ts';
+
+/** Jobs of a made-up kind: the outbox's own mechanics do not depend on what a job does. */
+const raw = (...jobs: { kind: string; payload: Record<string, unknown>; dedupeKey?: string; runAt?: string; maxAttempts?: number }[]) => jobs as unknown as NewJob[];
 
 for (const backend of BACKENDS) {
   describe(`store on ${backend}`, async () => {
@@ -32,8 +35,8 @@ for (const backend of BACKENDS) {
     });
 
     t('a pending job per key: a second enqueue coalesces and only moves it earlier', async () => {
-      await enqueue(store.db, [{ kind: 'k', payload: { v: 1 }, dedupeKey: 'same', runAt: '2026-03-01T12:05:00.000Z' }], now.toISOString());
-      await enqueue(store.db, [{ kind: 'k', payload: { v: 2 }, dedupeKey: 'same', runAt: '2026-03-01T12:10:00.000Z' }], now.toISOString());
+      await enqueue(store.db, raw({ kind: 'k', payload: { v: 1 }, dedupeKey: 'same', runAt: '2026-03-01T12:05:00.000Z' }), now.toISOString());
+      await enqueue(store.db, raw({ kind: 'k', payload: { v: 2 }, dedupeKey: 'same', runAt: '2026-03-01T12:10:00.000Z' }), now.toISOString());
       const rows = await store.db.selectFrom('job').selectAll().where('dedupe_key', '=', 'same').execute();
       assert.equal(rows.length, 1);
       assert.equal(rows[0].run_at, '2026-03-01T12:05:00.000Z');
@@ -42,7 +45,7 @@ for (const backend of BACKENDS) {
     });
 
     t('claims are exclusive under concurrency and leases expire', async () => {
-      await enqueue(store.db, Array.from({ length: 40 }, (_, i) => ({ kind: 'k', payload: { i }, dedupeKey: `c${i}` })), now.toISOString());
+      await enqueue(store.db, raw(...Array.from({ length: 40 }, (_, i) => ({ kind: 'k', payload: { i }, dedupeKey: `c${i}` }))), now.toISOString());
       const batches = await Promise.all(Array.from({ length: 5 }, (_, w) => claim(store.db, store.dialect, `w${w}`, 10, now, 60_000)));
       const ids = batches.flat().map((j) => j.id);
       assert.equal(ids.length, 40);
@@ -62,7 +65,7 @@ for (const backend of BACKENDS) {
     });
 
     t('a failing job waits, a throttled one keeps its attempts, a dead one can be retried', async () => {
-      await enqueue(store.db, [{ kind: 'k', payload: {}, dedupeKey: 'f', maxAttempts: 2 }], now.toISOString());
+      await enqueue(store.db, raw({ kind: 'k', payload: {}, dedupeKey: 'f', maxAttempts: 2 }), now.toISOString());
       let [j] = await claim(store.db, store.dialect, 'w', 1, now, 60_000);
       await reschedule(store.db, j.id, 'w', { error: 'throttled: 429', runAt: '2026-03-01T12:01:00.000Z', dead: false, countAttempt: false }, now.toISOString());
       let row = await store.db.selectFrom('job').selectAll().where('id', '=', j.id).executeTakeFirstOrThrow();
@@ -81,10 +84,10 @@ for (const backend of BACKENDS) {
     });
 
     t('retrying a dead job whose key has a newer pending job runs the pending one instead', async () => {
-      await enqueue(store.db, [{ kind: 'k', payload: {}, dedupeKey: 'd' }], now.toISOString());
+      await enqueue(store.db, raw({ kind: 'k', payload: {}, dedupeKey: 'd' }), now.toISOString());
       const [j] = await claim(store.db, store.dialect, 'w', 1, now, 60_000);
       await reschedule(store.db, j.id, 'w', { error: 'permanent', dead: true, countAttempt: true }, now.toISOString());
-      await enqueue(store.db, [{ kind: 'k', payload: {}, dedupeKey: 'd', runAt: '2026-03-02T00:00:00.000Z' }], now.toISOString());
+      await enqueue(store.db, raw({ kind: 'k', payload: {}, dedupeKey: 'd', runAt: '2026-03-02T00:00:00.000Z' }), now.toISOString());
       assert.equal(await retryJob(store.db, j.id, now.toISOString()), true);
       const rows = await store.db.selectFrom('job').selectAll().where('dedupe_key', '=', 'd').execute();
       assert.deepEqual(rows.map((r) => r.state).sort(), ['done', 'pending']);

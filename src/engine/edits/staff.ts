@@ -8,17 +8,16 @@ import { findConflicts } from '../../domain/conflicts.ts';
 import { isIanaZone } from '../../domain/time.ts';
 import type { Appointment, AppointmentStatus, Patient } from '../../domain/types.ts';
 import { appendAudit } from '../../store/audit.ts';
+import { WRITE_BACK, type Job, type JobResult } from '../../domain/jobs.ts';
 import { busyOverlaps, getAppointment, overlapCandidates, type Exec } from '../../store/repo.ts';
 import { commitAppointment } from '../appointments/commit.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { settleDeliveriesFor } from '../inbound/ingest.ts';
-import type { JobResult } from '../jobs/worker.ts';
-import type { Job } from '../../store/outbox.ts';
 import { MeridianError } from '../../domain/errors.ts';
 import { checkStatusMove, followSource, validSpan } from '../../domain/rules.ts';
 
-export const WRITE_BACK = 'source.writeback';
+export { WRITE_BACK };
 
 export interface ConflictInfo {
   id: string;
@@ -156,8 +155,8 @@ export async function staffSetStatus(hub: Hub, id: string, status: AppointmentSt
 }
 
 /** Write a staff edit back to the platform the booking came from. */
-export async function runWriteBack(hub: Hub, job: Job): Promise<JobResult> {
-  const { appointmentId } = job.payload as { appointmentId: string };
+export async function runWriteBack(hub: Hub, job: Job<typeof WRITE_BACK>): Promise<JobResult> {
+  const { appointmentId } = job.payload;
   const a = await getAppointment(hub.store.db, appointmentId);
   if (!a) return { ok: true, note: 'gone' };
   const conn = await loadConnection(hub, a.origin.connectionId);

@@ -4,15 +4,14 @@
 // transaction as the lead; the connector's `upsertLead` is idempotent per lead id where the CRM allows it.
 import { getConnector, getTarget } from '../../connectors/registry.ts';
 import type { CrmLead } from '../../connectors/types.ts';
-import type { Job, NewJob } from '../../store/outbox.ts';
+import { CRM_LEAD, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
 import { getConnectionRow, toConnection, type Exec, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { coveredByAgreement, privacyOf } from './render.ts';
-import type { JobResult } from '../jobs/worker.ts';
 
-export const CRM_LEAD = 'crm.lead';
+export { CRM_LEAD };
 
 export async function crmLeadJobs(db: Exec, clinicId: string, leadId: string): Promise<NewJob[]> {
   const c = await db.selectFrom('clinic').select('settings').where('id', '=', clinicId).executeTakeFirst();
@@ -26,8 +25,8 @@ export async function crmLeadJobs(db: Exec, clinicId: string, leadId: string): P
   return jobs;
 }
 
-export async function runCrmLeadJob(hub: Hub, job: Job): Promise<JobResult> {
-  const { leadId, targetId } = job.payload as { leadId: string; targetId: string };
+export async function runCrmLeadJob(hub: Hub, job: Job<typeof CRM_LEAD>): Promise<JobResult> {
+  const { leadId, targetId } = job.payload;
   const db = hub.store.db;
   const lead = await db.selectFrom('lead').selectAll().where('id', '=', leadId).executeTakeFirst();
   if (!lead) return { ok: true, note: 'gone' };

@@ -13,22 +13,21 @@ import { ConnectionMisconfigured, type ConnectorFailure, type Invitation, type O
 import {
   PATIENT_VARS, PRACTITIONER_TEMPLATES, allRuleIds, TIME_VARS, fill, htmlOf, inQuietHours, nextSequence, noticeFor, patientZone, planTimed, quietEnd,
   rulesFor, snapshotFor, templateFor, timedSuppression, whenText, smsText, FOLLOW_UP_MAX_LATE_MS,
-  type Audience, type NoticePurpose, type NotificationSettings, type Purpose, type Rules, type Snapshot, type TimedKind, type Told,
+  type Audience, type NoticePurpose, type NotificationSettings, type Purpose, type Rules, type Snapshot, type Told,
 } from '../../domain/notify-plan.ts';
 import { PLACEHOLDERS, renderEventText } from '../../domain/render.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
-import { enqueue, pendingJobs, setPendingJob, type Job, type NewJob } from '../../store/outbox.ts';
+import { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED, type Job, type JobResult, type NewJob, type StaffAlert, type StaffAlertType } from '../../domain/jobs.ts';
+import { enqueue, pendingJobs, setPendingJob } from '../../store/outbox.ts';
 import type { DB } from '../../store/schema.ts';
 import { getAppointment, toAppointment, type Exec } from '../../store/repo.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
-import type { JobResult } from '../jobs/worker.ts';
 
-export const NOTIFY_NOTICE = 'notify.notice';
-export const NOTIFY_TIMED = 'notify.timed';
-export const NOTIFY_STAFF = 'notify.staff';
+export { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED };
+export type { StaffAlert, StaffAlertType };
 
 // ------------------------------------------------------------------ settings
 
@@ -89,9 +88,9 @@ async function replanTimed(trx: Exec, a: Appointment, settings: NotificationSett
   // Jobs of rules the settings no longer have (unless named as former) find that out at send time, and say so.
   const ruleIds = [...new Set([...allRuleIds(settings), ...formerRuleIds])];
   for (const j of await pendingJobs(trx, ruleIds.map((id) => `${timedPrefix(a.id)}${id}`))) {
-    if (wanted.has(j.dedupeKey!)) continue;
+    if (wanted.has(j.dedupeKey!) || j.kind !== NOTIFY_TIMED) continue;
     // A reminder already due for this very state stays (its time passed only because the worker is busy).
-    const p = j.payload as { kind: TimedKind; start: string; end: string };
+    const p = j.payload;
     if (Date.parse(j.runAt) <= now.getTime() && !timedSuppression(p, a, now.getTime())) continue;
     await setPendingJob(trx, j.dedupeKey!, undefined, at, `withdrawn: revision ${a.revision} no longer needs it`);
   }
@@ -119,16 +118,6 @@ export async function replanClinic(hub: Hub, clinicId: string, former?: Notifica
 }
 
 // ------------------------------------------------------------------ staff alerts
-
-export type StaffAlertType = 'double_booking' | 'dead_letter' | 'needs_reauth' | 'held_changes' | 'patient_cancelled';
-
-export interface StaffAlert {
-  type: StaffAlertType;
-  /** Unique per occurrence (the message key is built from it). */
-  ref: string;
-  /** Plain words without patient data: staff mailboxes are outside the hub. */
-  summary: string;
-}
 
 const ALERT_TITLES: Record<StaffAlertType, string> = {
   double_booking: 'Double booking', dead_letter: 'A job failed for good', needs_reauth: 'A connection needs reconnecting',
@@ -410,8 +399,8 @@ function retry(d: Extract<Delivered, { outcome: 'retry' }>): JobResult {
 }
 
 /** The grace period is over: tell each audience the difference between what it was told and what is true now. */
-export async function runNotice(hub: Hub, job: Job): Promise<JobResult> {
-  const { appointmentId } = job.payload as { appointmentId: string };
+export async function runNotice(hub: Hub, job: Job<typeof NOTIFY_NOTICE>): Promise<JobResult> {
+  const { appointmentId } = job.payload;
   const a = await getAppointment(hub.store.db, appointmentId);
   const cn = a ? await clinicNotify(hub.store.db, a.clinicId, hub.cache) : undefined;
   if (!a || !cn) return { ok: true, note: 'nothing to notify' };
@@ -482,8 +471,8 @@ export async function runNotice(hub: Hub, job: Job): Promise<JobResult> {
 }
 
 /** A reminder or follow-up is due: send it only if it still fits the appointment as it is. */
-export async function runTimed(hub: Hub, job: Job): Promise<JobResult> {
-  const p = job.payload as { appointmentId: string; ruleId: string; kind: TimedKind; start: string; end: string };
+export async function runTimed(hub: Hub, job: Job<typeof NOTIFY_TIMED>): Promise<JobResult> {
+  const p = job.payload;
   const a = await getAppointment(hub.store.db, p.appointmentId);
   const cn = a ? await clinicNotify(hub.store.db, a.clinicId, hub.cache) : undefined;
   if (!a || !cn) return { ok: true, note: 'nothing to notify' };
@@ -515,8 +504,8 @@ export async function runTimed(hub: Hub, job: Job): Promise<JobResult> {
   return { ok: true, note: d.outcome };
 }
 
-export async function runStaffAlert(hub: Hub, job: Job): Promise<JobResult> {
-  const p = job.payload as unknown as { clinicId: string } & StaffAlert;
+export async function runStaffAlert(hub: Hub, job: Job<typeof NOTIFY_STAFF>): Promise<JobResult> {
+  const p = job.payload;
   const cn = await clinicNotify(hub.store.db, p.clinicId, hub.cache);
   const staff = cn?.settings.staff;
   if (!cn || !staff) return { ok: true, note: 'no staff addresses' };

@@ -4,7 +4,7 @@ import { shouldExist } from '../../domain/rules.ts';
 import { getTarget } from '../../connectors/registry.ts';
 import type { ConnectorFailure, LinkState, TargetEvent, WriteOutcome } from '../../connectors/types.ts';
 import type { Appointment } from '../../domain/types.ts';
-import type { NewJob } from '../../store/outbox.ts';
+import { TARGET_SYNC, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
 import { getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
@@ -12,7 +12,7 @@ import type { Hub } from '../hub/hub.ts';
 import { coveredByAgreement, NameBook } from './render.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 
-export const TARGET_SYNC = 'target.sync';
+export { TARGET_SYNC };
 
 /** Where an appointment should be written: its practitioner's bindings plus the clinic-wide ones (push targets only). */
 export async function bindingsFor(db: Exec, appt: Pick<Appointment, 'practitionerId' | 'clinicId'>, cache?: TtlCache): Promise<TargetBinding[]> {
@@ -30,8 +30,20 @@ export async function bindingsFor(db: Exec, appt: Pick<Appointment, 'practitione
   });
 }
 
-export function syncJob(appointmentId: string, targetId: string): NewJob {
+export function syncJob(appointmentId: string, targetId: string): NewJob<typeof TARGET_SYNC> {
   return { kind: TARGET_SYNC, payload: { appointmentId, targetId }, dedupeKey: `${TARGET_SYNC}:${appointmentId}:${targetId}` };
+}
+
+/** The `target.sync` handler (registered in jobs/catalogue.ts). */
+export async function runTargetSyncJob(hub: Hub, job: Job<typeof TARGET_SYNC>): Promise<JobResult> {
+  const { appointmentId, targetId } = job.payload;
+  // A second attempt may follow one that wrote and died before recording it (claiming counts attempts).
+  const r = await syncTarget(hub, appointmentId, targetId, { interrupted: job.attempts > 1 });
+  if (r.ok) {
+    if (r.action !== 'unchanged' && r.action !== 'skipped') await auditTargetWrite(hub, appointmentId, targetId, `target.${r.action}`, {});
+    return { ok: true, note: r.action };
+  }
+  return { ok: false, failure: r.failure, connectionId: targetId };
 }
 
 /** Jobs for every target the appointment is in now, was in before, or still has an event in. */

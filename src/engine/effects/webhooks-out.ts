@@ -9,15 +9,15 @@ import { getNotifier } from '../../connectors/registry.ts';
 import type { NotifierConnector, WriteOutcome } from '../../connectors/types.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { appendAudit } from '../../store/audit.ts';
-import { enqueue, type Job, type NewJob } from '../../store/outbox.ts';
+import { WEBHOOK_DELIVER, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
+import { enqueue } from '../../store/outbox.ts';
 import { getAppointment, type Exec } from '../../store/repo.ts';
 import type { DB, OutboundDeliveryTable } from '../../store/schema.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 import { ConnectionError, connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
-import type { JobResult } from '../jobs/worker.ts';
 
-export const WEBHOOK_DELIVER = 'webhook.deliver';
+export { WEBHOOK_DELIVER };
 
 export const OUTBOUND_EVENTS = [
   'appointment.created', 'appointment.updated', 'appointment.cancelled', 'appointment.no_show', 'appointment.completed', 'lead.received',
@@ -124,8 +124,8 @@ async function settle(hub: Hub, row: OutboundDeliveryTable, job: Job, r: WriteOu
 }
 
 /** Send one delivery (job handler). */
-export async function runWebhookJob(hub: Hub, job: Job): Promise<JobResult> {
-  const { deliveryId } = job.payload as { deliveryId: string };
+export async function runWebhookJob(hub: Hub, job: Job<typeof WEBHOOK_DELIVER>): Promise<JobResult> {
+  const { deliveryId } = job.payload;
   const row = await hub.store.db.selectFrom('outbound_delivery').selectAll().where('id', '=', deliveryId).executeTakeFirst();
   if (!row) return { ok: true, note: 'no such delivery' };
   if (row.status === 'delivered') return { ok: true, note: 'already delivered' };

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { ConnectionContext, Connector } from '../../connectors/types.ts';
 import { getConnector } from '../../connectors/registry.ts';
 import { getConnectionRow, toConnection, type ConnectionRecord } from '../../store/repo.ts';
+import { rerunAuthWaiting } from '../../store/outbox.ts';
 import type { DB } from '../../store/schema.ts';
 import type { Hub } from './hub.ts';
 import { nowIso } from './hub.ts';
@@ -100,4 +101,18 @@ export async function setConnectionStatus(hub: Hub, id: string, status: string, 
     .where('id', '=', id)
     .execute();
   hub.cache.clear();
+}
+
+/**
+ * New credentials were stored for a connection (API, CLI): a connection waiting to be reconnected is active
+ * again and its jobs that waited for it run now. Only its own: other lapsed connections keep waiting.
+ * Returns how many jobs were put forward.
+ */
+export async function credentialsRenewed(hub: Hub, id: string): Promise<number> {
+  const row = await getConnectionRow(hub.store.db, id);
+  if (row?.status !== 'needs_reauth') return 0;
+  await setConnectionStatus(hub, id, 'active');
+  const n = await rerunAuthWaiting(hub.store.db, id, nowIso(hub));
+  hub.onJobs();
+  return n;
 }

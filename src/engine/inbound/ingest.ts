@@ -8,16 +8,15 @@ import type { SourceChange } from '../../domain/types.ts';
 import type { Transaction } from 'kysely';
 import type { DB } from '../../store/schema.ts';
 import { enqueue } from '../../store/outbox.ts';
-import type { Job } from '../../store/outbox.ts';
+import { FETCH_CHANGE, type Job, type JobResult } from '../../domain/jobs.ts';
 import { applyChange, type ApplyResult } from './apply.ts';
 import { ConnectionError, connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { MeridianError } from '../../domain/errors.ts';
-import type { JobResult } from '../jobs/worker.ts';
 import { ingestTargetChanges } from './target-changes.ts';
 import { Inbox, WAIT_AHEAD, type Applied, type ApplyStored } from './inbox.ts';
 
-export const FETCH_CHANGE = 'source.fetch';
+export { FETCH_CHANGE };
 
 export interface WebhookOutcome {
   status: number;
@@ -316,8 +315,8 @@ export async function applyChanges(hub: Hub, conn: LoadedConnection, changes: So
   return out;
 }
 
-export async function runFetchJob(hub: Hub, job: Job): Promise<JobResult> {
-  const { connectionId, deliveryRowId, change } = job.payload as { connectionId: string; deliveryRowId?: string; change: SourceChange };
+export async function runFetchJob(hub: Hub, job: Job<typeof FETCH_CHANGE>): Promise<JobResult> {
+  const { connectionId, deliveryRowId, change } = job.payload;
   const conn = await loadConnection(hub, connectionId);
   const connector = conn.connector as SourceConnector;
   if (!connector.fetch) return { ok: false, failure: { class: 'permanent', message: `${connector.descriptor.displayName} cannot fetch bookings` } };

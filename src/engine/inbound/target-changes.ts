@@ -4,7 +4,7 @@ import { ConnectionMisconfigured, UnreadablePayload, type TargetConnector, type 
 import { enqueue } from '../../store/outbox.ts';
 import type { LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
-import { remoteChangeJob } from '../sync/sweep.ts';
+import { remoteChangeJob } from '../../domain/jobs.ts';
 
 /**
  * A webhook from a target about records edited on its side (a CRM's meetings): verified on the raw bytes,

@@ -2,18 +2,13 @@
 // (honouring Retry-After), and dead-letter what keeps failing.
 import { performance } from 'node:perf_hooks';
 import type { ConnectorFailure } from '../../connectors/types.ts';
-import { claim, complete, reschedule, jobCounts, type Job } from '../../store/outbox.ts';
+import { claim, complete, reschedule, jobCounts } from '../../store/outbox.ts';
 import { setConnectionStatus } from '../hub/connections.ts';
 import { appendAudit } from '../../store/audit.ts';
 import type { Hub } from '../hub/hub.ts';
-import { TARGET_SYNC, auditTargetWrite, syncTarget } from '../effects/targets.ts';
-import { FETCH_CHANGE, runFetchJob } from '../inbound/ingest.ts';
-import { WRITE_BACK, runWriteBack } from '../edits/staff.ts';
-import { TARGET_SWEEP, runSweepJob } from '../sync/sweep.ts';
-import { SOURCE_POLL, runPollJob } from '../sync/poll.ts';
-import { CRM_LEAD, runCrmLeadJob } from '../effects/crm.ts';
-import { WEBHOOK_DELIVER, runWebhookJob } from '../effects/webhooks-out.ts';
-import { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED, alertStaff, clinicOfJob, runNotice, runStaffAlert, runTimed } from '../effects/notify.ts';
+import { NOTIFY_STAFF, connectionOf, type Job, type JobResult } from '../../domain/jobs.ts';
+import { alertStaff, clinicOfJob } from '../effects/notify.ts';
+import { runJob } from './catalogue.ts';
 
 /** A staff alert about a job's fate; failing to send one must never disturb the job's own bookkeeping. */
 async function tellStaff(hub: Hub, about: Record<string, unknown>, alert: Parameters<typeof alertStaff>[2]): Promise<void> {
@@ -24,27 +19,8 @@ async function tellStaff(hub: Hub, about: Record<string, unknown>, alert: Parame
   }
 }
 
-export type JobResult = { ok: true; note?: string } | { ok: false; failure: ConnectorFailure; connectionId?: string };
-export type JobHandler = (hub: Hub, job: Job) => Promise<JobResult>;
-
-const handlers = new Map<string, JobHandler>();
-
-export function registerJobHandler(kind: string, h: JobHandler): void {
-  handlers.set(kind, h);
-}
-
-registerJobHandler(TARGET_SYNC, async (hub, job) => {
-  const { appointmentId, targetId } = job.payload as { appointmentId: string; targetId: string };
-  // A second attempt may follow one that wrote and died before recording it (claiming counts attempts).
-  const r = await syncTarget(hub, appointmentId, targetId, { interrupted: job.attempts > 1 });
-  if (r.ok) {
-    if (r.action !== 'unchanged' && r.action !== 'skipped') await auditTargetWrite(hub, appointmentId, targetId, `target.${r.action}`, {});
-    return { ok: true, note: r.action };
-  }
-  return { ok: false, failure: r.failure, connectionId: targetId };
-});
-
-registerJobHandler(FETCH_CHANGE, runFetchJob);
+// Handlers are looked up in the catalogue (catalogue.ts); the result type lives with the job types.
+export type { JobResult };
 
 export interface BackoffPolicy {
   baseMs: number;
@@ -157,12 +133,11 @@ export class Worker {
   /** Run one job to its outcome. Public for tests that drive jobs step by step. */
   async run(job: Job): Promise<void> {
     const hub = this.hub;
-    const h = handlers.get(job.kind);
     const endTimer = hub.metrics.jobSeconds.startTimer({ kind: job.kind });
     const now = () => hub.clock.now().toISOString();
     let result: JobResult;
     try {
-      result = h ? await h(hub, job) : { ok: false, failure: { class: 'permanent', message: `no handler for job kind ${job.kind}` } };
+      result = await (runJob(hub, job) ?? { ok: false, failure: { class: 'permanent', message: `no handler for job kind ${job.kind}` } });
     } catch (err) {
       result = { ok: false, failure: { class: 'transient', message: `unexpected: ${(err as Error).message}` } };
       hub.log.error({ job: job.id, kind: job.kind, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'job crashed');
@@ -195,7 +170,9 @@ export class Worker {
     const dead = f.class === 'permanent' || (countAttempt && job.attempts >= job.maxAttempts);
     const delay = f.class === 'auth' ? Math.max(f.retryAfterMs ?? 0, 5 * 60_000) : backoffMs(job.attempts, f, this.opts.backoff);
     const runAt = new Date(hub.clock.now().getTime() + delay).toISOString();
-    await reschedule(hub.store.db, job.id, hub.nodeId, { error: `${f.class}: ${f.message}`, runAt, dead, countAttempt }, now());
+    // A job waiting on a connection it does not act for (a message on a lapsed mail account) is filed under it.
+    const waitsOn = f.class === 'auth' && !connectionOf(job) ? result.connectionId : undefined;
+    await reschedule(hub.store.db, job.id, hub.nodeId, { error: `${f.class}: ${f.message}`, runAt, dead, countAttempt, waitsOn }, now());
     hub.metrics.jobs.inc({ kind: job.kind, outcome: dead ? 'dead' : f.class });
     // A staff alert that cannot be sent is not alerted again (it would fail the same way).
     if (dead && job.kind !== NOTIFY_STAFF) {
@@ -224,12 +201,3 @@ export async function updateJobGauges(hub: Hub): Promise<void> {
   const counts = await jobCounts(hub.store.db);
   for (const [state, n] of Object.entries(counts)) hub.metrics.jobsWaiting.set({ state }, n);
 }
-
-registerJobHandler(WRITE_BACK, runWriteBack);
-registerJobHandler(TARGET_SWEEP, runSweepJob);
-registerJobHandler(SOURCE_POLL, runPollJob);
-registerJobHandler(CRM_LEAD, runCrmLeadJob);
-registerJobHandler(WEBHOOK_DELIVER, runWebhookJob);
-registerJobHandler(NOTIFY_NOTICE, runNotice);
-registerJobHandler(NOTIFY_TIMED, runTimed);
-registerJobHandler(NOTIFY_STAFF, runStaffAlert);

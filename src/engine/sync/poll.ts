@@ -13,16 +13,16 @@ import { ConnectorError, NotModified, type SourceConnector } from '../../connect
 import { toUtc } from '../../domain/time.ts';
 import type { SourceChange } from '../../domain/types.ts';
 import { appendAudit } from '../../store/audit.ts';
-import { enqueue, type NewJob, type Job } from '../../store/outbox.ts';
+import { SOURCE_POLL, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
+import { enqueue } from '../../store/outbox.ts';
 import { dbInstant } from '../../store/repo.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import { MeridianError } from '../../domain/errors.ts';
 import type { Hub } from '../hub/hub.ts';
 import { applyChanges } from '../inbound/ingest.ts';
-import type { JobResult } from '../jobs/worker.ts';
 import { staffAlertJobs } from '../effects/notify.ts';
 
-export const SOURCE_POLL = 'source.poll';
+export { SOURCE_POLL };
 export const DEFAULT_PAST_DAYS = 7;
 export const DEFAULT_FUTURE_DAYS = 90;
 /** Hold cancellations when a poll would cancel more than this share of the upcoming appointments… */
@@ -31,7 +31,7 @@ export const DEFAULT_HOLD_SHARE = 0.2;
 export const DEFAULT_HOLD_MINIMUM = 3;
 const LEASE_MS = 15 * 60_000;
 
-export function pollJob(connectionId: string, o: { runAt?: string; scheduled?: boolean } = {}): NewJob {
+export function pollJob(connectionId: string, o: { runAt?: string; scheduled?: boolean } = {}): NewJob<typeof SOURCE_POLL> {
   return {
     kind: SOURCE_POLL, payload: { connectionId, ...(o.scheduled ? { scheduled: true } : {}) }, dedupeKey: `${SOURCE_POLL}:${connectionId}`,
     maxAttempts: 5, ...(o.runAt ? { runAt: o.runAt } : {}),
@@ -275,8 +275,8 @@ function jitter(minutes: number): number {
   return Math.floor(Math.random() * Math.min(minutes * 6_000, 300_000));
 }
 
-export async function runPollJob(hub: Hub, job: Job): Promise<JobResult> {
-  const { connectionId, scheduled } = job.payload as { connectionId: string; scheduled?: boolean };
+export async function runPollJob(hub: Hub, job: Job<typeof SOURCE_POLL>): Promise<JobResult> {
+  const { connectionId, scheduled } = job.payload;
   let minutes = 0;
   try {
     const conn = await loadConnection(hub, connectionId);

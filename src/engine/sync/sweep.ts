@@ -9,8 +9,7 @@ import type { DriftState, Inspection, TargetClient, WriteOutcome } from '../../c
 import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { recheckBusyConflicts } from '../appointments/commit.ts';
-import type { NewJob } from '../../store/outbox.ts';
-import type { Job } from '../../store/outbox.ts';
+import { remoteChangeJob, sweepJob, TARGET_SWEEP, type Job, type JobResult } from '../../domain/jobs.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { NameBook } from '../effects/render.ts';
@@ -18,18 +17,8 @@ import { linkFromRow, syncTarget, targetEventFor } from '../effects/targets.ts';
 import { staffCancel, staffReschedule } from '../edits/staff.ts';
 // How far back and ahead a sweep looks (past appointments are history; far future ones are few).
 import { FUTURE_MS, PAST_MS, reconcile } from './reconcile.ts';
-import type { JobResult } from '../jobs/worker.ts';
 
-export const TARGET_SWEEP = 'target.sweep';
-
-export function sweepJob(connectionId: string): NewJob {
-  return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
-}
-
-/** A sweep of one remote record the target told us changed (a CRM's webhook): read back and judged like any sweep. */
-export function remoteChangeJob(connectionId: string, remoteId: string): NewJob {
-  return { kind: TARGET_SWEEP, payload: { connectionId, remoteIds: [remoteId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:${remoteId}`, maxAttempts: 3 };
-}
+export { TARGET_SWEEP, remoteChangeJob, sweepJob };
 
 /** What to do when a practitioner moved or deleted one of our events in their own calendar. */
 export type TwoWayPolicy = 'restore' | 'accept';
@@ -264,8 +253,8 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient)
   return found;
 }
 
-export async function runSweepJob(hub: Hub, job: Job): Promise<JobResult> {
-  const { connectionId, remoteIds } = job.payload as { connectionId: string; remoteIds?: string[] };
+export async function runSweepJob(hub: Hub, job: Job<typeof TARGET_SWEEP>): Promise<JobResult> {
+  const { connectionId, remoteIds } = job.payload;
   const r = await sweepConnection(hub, connectionId, { remoteIds });
   if ('failure' in r) return { ok: false, failure: { class: r.failure.startsWith('auth') ? 'auth' : 'throttled', message: r.failure }, connectionId };
   if (r.repaired || r.accepted) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
