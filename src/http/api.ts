@@ -7,7 +7,6 @@ import { APPOINTMENT_STATUSES, PRIVACY_LEVELS, type Appointment } from '../domai
 import { isIanaZone } from '../domain/time.ts';
 import type { Hub } from '../engine/hub/hub.ts';
 import { staffCancel, staffCreate, staffReschedule, staffSetStatus } from '../engine/edits/staff.ts';
-import { replayDelivery } from '../engine/inbound/ingest.ts';
 import { listOutboundDeliveries, replayOutboundDelivery } from '../engine/effects/webhooks-out.ts';
 import { LEAD_STATUSES, listLeads, type LeadStatus } from '../engine/inbound/leads.ts';
 import { confirmLead, declineLead, type ConfirmInput } from '../engine/edits/leads.ts';
@@ -22,6 +21,7 @@ import { getAppointment, getConnectionRow, getPractitioner, listAppointments, li
 import { appendAudit } from '../store/audit.ts';
 import { erasePatient } from '../engine/appointments/erase.ts';
 import { HttpError } from './errors.ts';
+import { replayAnswer } from './inbound.ts';
 import { contactRef, listNotifications, listOptOuts, optIn, optOut } from '../engine/effects/notify.ts';
 import { createUser, listUsers, ROLES, setUserDisabled, type Principal, type Role } from './auth.ts';
 
@@ -112,7 +112,7 @@ const AUDIT_EXPORT_MAX = 200_000;
 
 async function appointmentOr404(hub: Hub, id: string): Promise<Appointment> {
   const a = await getAppointment(hub.store.db, id);
-  if (!a) throw new HttpError(404, 'not_found', `no appointment ${id}`);
+  if (!a) throw new HttpError('not_found', `no appointment ${id}`);
   return a;
 }
 
@@ -129,7 +129,7 @@ export const ROUTES: Route[] = [
       const q = query as z.infer<typeof appointmentQuery>;
       const status = q.status?.split(',').filter(Boolean);
       const bad = status?.filter((s) => !(APPOINTMENT_STATUSES as readonly string[]).includes(s));
-      if (bad?.length) throw new HttpError(400, 'invalid_request', `unknown status ${bad.join(', ')}`);
+      if (bad?.length) throw new HttpError('invalid_request', `unknown status ${bad.join(', ')}`);
       const items = await listAppointments(hub.store.db, {
         from: q.from && new Date(q.from).toISOString(), to: q.to && new Date(q.to).toISOString(),
         practitionerId: q.practitioner, locationId: q.location, status: status as Appointment['status'][] | undefined, diverged: q.diverged === 'true', limit: q.limit,
@@ -187,11 +187,11 @@ export const ROUTES: Route[] = [
     }).strict(),
     async handler({ hub, params, body, actor }) {
       const before = await getPractitioner(hub.store.db, params.id);
-      if (!before) throw new HttpError(404, 'not_found', `no practitioner ${params.id}`);
+      if (!before) throw new HttpError('not_found', `no practitioner ${params.id}`);
       const b = body as { name?: string; email?: string | null; timeZone?: string | null; locations?: string[]; targets?: { connection: string }[]; active?: boolean };
       for (const t of b.targets ?? []) {
         const row = await getConnectionRow(hub.store.db, t.connection);
-        if (!row || allDescriptors().find((d) => d.id === row.platform)?.role !== 'target') throw new HttpError(422, 'unknown_target', `no target connection ${t.connection}`);
+        if (!row || allDescriptors().find((d) => d.id === row.platform)?.role !== 'target') throw new HttpError('unknown_target', `no target connection ${t.connection}`);
       }
       await hub.store.db.transaction().execute(async (trx) => {
         await trx.updateTable('practitioner').set({
@@ -246,7 +246,7 @@ export const ROUTES: Route[] = [
     }).strict(),
     async handler({ hub, params, body, actor }) {
       const row = await getConnectionRow(hub.store.db, params.id);
-      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      if (!row) throw new HttpError('not_found', `no connection ${params.id}`);
       const b = body as { name?: string; privacy?: string | null; baseUrl?: string | null; refs?: object; config?: object };
       await hub.store.db.transaction().execute(async (trx) => {
         await trx.updateTable('connection').set({
@@ -269,12 +269,12 @@ export const ROUTES: Route[] = [
     body: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/), z.string().min(1).max(8192)),
     async handler({ hub, params, body, actor }) {
       const row = await getConnectionRow(hub.store.db, params.id);
-      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      if (!row) throw new HttpError('not_found', `no connection ${params.id}`);
       const d = allDescriptors().find((x) => x.id === row.platform);
       const known = new Set((d?.auth ?? []).filter((a) => a.secret).flatMap((a) => [a.key, `${a.key}Previous`]));
       const keys = Object.keys(body as object);
       const unknown = keys.filter((k) => !known.has(k));
-      if (unknown.length) throw new HttpError(422, 'unknown_secret', `${d?.displayName ?? row.platform} has no secret ${unknown.join(', ')}`);
+      if (unknown.length) throw new HttpError('unknown_secret', `${d?.displayName ?? row.platform} has no secret ${unknown.join(', ')}`);
       await saveSecrets(hub.store.db, hub, params.id, body as Record<string, string>);
       // New credentials end a "needs reconnecting" state; its waiting jobs run at the next poll.
       if (row.status === 'needs_reauth') {
@@ -292,9 +292,9 @@ export const ROUTES: Route[] = [
     summary: 'Poll this booking source for a window of bookings now (repairs missed webhooks; also runs periodically)',
     async handler({ hub, params }) {
       const row = await getConnectionRow(hub.store.db, params.id);
-      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      if (!row) throw new HttpError('not_found', `no connection ${params.id}`);
       if (!allDescriptors().some((d) => d.id === row.platform && d.role === 'source' && 'capabilities' in d && (d.capabilities as { list: boolean }).list)) {
-        throw new HttpError(422, 'not_pollable', `${row.platform} cannot be polled`);
+        throw new HttpError('not_pollable', `${row.platform} cannot be polled`);
       }
       await enqueue(hub.store.db, [pollJob(params.id)], hub.clock.now().toISOString());
       hub.onJobs();
@@ -321,7 +321,7 @@ export const ROUTES: Route[] = [
     summary: 'Check this calendar for events deleted or changed by hand and repair them (also runs periodically)',
     async handler({ hub, params }) {
       const row = await getConnectionRow(hub.store.db, params.id);
-      if (!row) throw new HttpError(404, 'not_found', `no connection ${params.id}`);
+      if (!row) throw new HttpError('not_found', `no connection ${params.id}`);
       await enqueue(hub.store.db, [sweepJob(params.id)], hub.clock.now().toISOString());
       hub.onJobs();
       return { queued: 'target.sweep', connection: params.id };
@@ -335,7 +335,7 @@ export const ROUTES: Route[] = [
     method: 'POST', path: '/feeds/:id/rotate', scope: 'admin', tag: 'setup', params: idParam, summary: 'Give a feed a new secret URL (the old one stops working)',
     async handler({ hub, params }) {
       const token = await rotateFeed(hub, params.id);
-      if (!token) throw new HttpError(404, 'not_found', `no feed ${params.id}`);
+      if (!token) throw new HttpError('not_found', `no feed ${params.id}`);
       return { path: `/feeds/${token}.ics` };
     },
   },
@@ -431,7 +431,7 @@ export const ROUTES: Route[] = [
   {
     method: 'POST', path: '/jobs/:id/retry', scope: 'write', tag: 'operations', params: idParam, summary: 'Retry a dead or waiting job now',
     async handler({ hub, params }) {
-      if (!(await retryJob(hub.store.db, params.id, hub.clock.now().toISOString()))) throw new HttpError(404, 'not_found', `no retryable job ${params.id}`);
+      if (!(await retryJob(hub.store.db, params.id, hub.clock.now().toISOString()))) throw new HttpError('not_found', `no retryable job ${params.id}`);
       hub.onJobs();
       return { retried: params.id };
     },
@@ -450,11 +450,7 @@ export const ROUTES: Route[] = [
   {
     method: 'POST', path: '/deliveries/:id/replay', scope: 'write', tag: 'operations', params: idParam,
     summary: 'Parse and apply a stored delivery again (after fixing a mapping)',
-    async handler({ hub, params }) {
-      const r = await replayDelivery(hub, params.id);
-      if (r.status >= 400) throw new HttpError(r.status, String(r.body.code), String(r.body.message));
-      return r.body;
-    },
+    handler: ({ hub, params }) => replayAnswer(hub, params.id),
   },
   {
     method: 'GET', path: '/outbound-deliveries', scope: 'read', tag: 'operations',
@@ -470,7 +466,7 @@ export const ROUTES: Route[] = [
     summary: 'Send an outbound webhook delivery again now (the same webhook-id, a fresh timestamp and signature)',
     async handler({ hub, params, actor }) {
       const d = await replayOutboundDelivery(hub, params.id, actor);
-      if (!d) throw new HttpError(404, 'not_found', `no outbound delivery ${params.id}`);
+      if (!d) throw new HttpError('not_found', `no outbound delivery ${params.id}`);
       return d;
     },
   },
@@ -529,7 +525,7 @@ export const ROUTES: Route[] = [
     body: z.object({ address: z.string().min(3).max(200) }).strict(),
     handler: async ({ hub, body, actor }) => {
       const b = body as { address: string };
-      if (!(await optIn(hub, b.address, actor))) throw new HttpError(404, 'not_found', 'that address is not opted out');
+      if (!(await optIn(hub, b.address, actor))) throw new HttpError('not_found', 'that address is not opted out');
       return { contact: contactRef(b.address), optedOut: false };
     },
   },

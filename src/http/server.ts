@@ -4,9 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import formbody from '@fastify/formbody';
 import { sql } from 'kysely';
 import { z } from 'zod';
-import { ingestWebhook } from '../engine/inbound/ingest.ts';
-import { ingestLead } from '../engine/inbound/leads.ts';
-import { receiveNotifierCallback } from '../engine/edits/replies.ts';
+import { leadAnswer, notifierAnswer, webhookAnswer } from './inbound.ts';
 import { renderFeedForToken } from '../engine/effects/feeds.ts';
 import { hasScope, type ApiKeyInfo } from '../engine/hub/apikeys.ts';
 import { updateJobGauges } from '../engine/jobs/worker.ts';
@@ -103,7 +101,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       const t0 = process.hrtime.bigint();
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const url = `${publicUrlOf(hub, req)}${req.url}`;
-      const out = await ingestWebhook(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url });
+      const out = await webhookAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url });
       hub.metrics.ingestSeconds.observe({ platform: 'all' }, Number(process.hrtime.bigint() - t0) / 1e9);
       if (out.headers) reply.headers(out.headers);
       return reply.status(out.status).send(out.body);
@@ -111,13 +109,14 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
     // Lead forms (Typeform, Jotform, Tally, a plain JSON or form post): the same raw bytes, verified first.
     scope.post<{ Params: { connectionId: string } }>('/leads/:connectionId', async (req, reply) => {
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const out = await ingestLead(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      const out = await leadAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      if (out.headers) reply.headers(out.headers);
       return reply.status(out.status).send(out.body);
     });
     // Notification providers' callbacks (SMS delivery statuses and replies): verified on these bytes too.
     scope.post<{ Params: { connectionId: string } }>('/notify/:connectionId', async (req, reply) => {
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const out = await receiveNotifierCallback(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      const out = await notifierAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
       return reply.status(out.status).type(out.contentType).send(out.body);
     });
   });
@@ -161,7 +160,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       url: `/api/v1${r.path}`,
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const who = req.principal!;
-        if (!hasScope(who.scopes, r.scope)) throw new HttpError(403, 'forbidden', who.kind === 'key' ? `this API key lacks the "${r.scope}" scope` : `your role (${who.user?.role}) cannot do this`);
+        if (!hasScope(who.scopes, r.scope)) throw new HttpError('forbidden', who.kind === 'key' ? `this API key lacks the "${r.scope}" scope` : `your role (${who.user?.role}) cannot do this`);
         const params = r.params ? r.params.parse(req.params) : (req.params as Record<string, string>);
         const query = r.query ? r.query.parse(req.query ?? {}) : {};
         const body = r.body ? r.body.parse(req.body ?? {}) : undefined;
