@@ -41,7 +41,9 @@ export function analyse(p: CpuProfile, requests: number, skipMs = 0): string[] {
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) s.push(byId.get(cur)!);
     return s;
   };
-  const inIngest = p.samples.map((id) => stack(id).some((n) => n.callFrame.functionName === 'ingestWebhook'));
+  // After its first await the ingest runs on in the pipeline's steps, not under ingestWebhook's own frame.
+  const INGEST = new Set(['webhookAnswer', 'ingestWebhook', 'storeDelivery']);
+  const inIngest = p.samples.map((id) => stack(id).some((n) => INGEST.has(n.callFrame.functionName)));
   let first = inIngest.indexOf(true);
   const last = inIngest.lastIndexOf(true);
   for (let skipped = 0; first < last && skipped < skipMs; first++) skipped += p.timeDeltas[first] / 1000;

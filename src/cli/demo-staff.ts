@@ -77,7 +77,7 @@ export async function seedDemoSchedule(hub: Hub): Promise<number> {
       hostRef: Object.keys(conn.record.refs.practitioners ?? {})[0], serviceRef: Object.keys(conn.record.refs.services ?? {})[0],
     }, conn.secrets, now);
     const r = await ingestWebhook(hub, src.c.id, { rawBody: sample.rawBody, headers: sample.headers, url: `http://localhost/webhooks/${src.c.id}` });
-    if (r.status < 300) n++;
+    if (r.kind === 'accepted' || r.kind === 'queued') n++;
   }
   const booked = await hub.store.db.selectFrom('appointment').select('practitioner_id').where('origin_platform', '!=', 'manual').executeTakeFirst();
   await staffCreate(hub, { practitionerId: booked?.practitioner_id ?? practitioners[0].id, start: plus(calStart, 15), end: plus(calStart, 60), patient: { name: 'Sam Okoro', phone: '+1 312 555 0142' }, override: true, notes: 'Booked by phone' }, 'cli:demo');

@@ -79,17 +79,17 @@ export interface NewUser { email: string; name?: string; role: Role; password: s
 
 export async function createUser(hub: Hub, u: NewUser, actor: string): Promise<StaffUser> {
   const email = u.email.trim().toLowerCase();
-  if (!z.email().safeParse(email).success) throw new UserError(400, 'invalid_email', 'that is not an e-mail address');
-  if (!(ROLES as readonly string[]).includes(u.role)) throw new UserError(400, 'invalid_role', `the role must be one of ${ROLES.join(', ')}`);
+  if (!z.email().safeParse(email).success) throw new UserError('invalid_email', 'that is not an e-mail address');
+  if (!(ROLES as readonly string[]).includes(u.role)) throw new UserError('invalid_role', `the role must be one of ${ROLES.join(', ')}`);
   const weak = passwordProblem(u.password, email);
-  if (weak) throw new UserError(400, 'weak_password', weak);
+  if (weak) throw new UserError('weak_password', weak);
   if (u.role === 'practitioner') {
-    if (!u.practitionerId) throw new UserError(400, 'practitioner_required', 'a practitioner account names the practitioner it belongs to');
+    if (!u.practitionerId) throw new UserError('practitioner_required', 'a practitioner account names the practitioner it belongs to');
     const p = await hub.store.db.selectFrom('practitioner').select('id').where('id', '=', u.practitionerId).executeTakeFirst();
-    if (!p) throw new UserError(422, 'unknown_practitioner', `no practitioner ${u.practitionerId}`);
+    if (!p) throw new UserError('unknown_practitioner', `no practitioner ${u.practitionerId}`);
   }
   if (await hub.store.db.selectFrom('staff_user').select('id').where('email', '=', email).executeTakeFirst()) {
-    throw new UserError(409, 'user_exists', `there is already an account for ${email}`);
+    throw new UserError('user_exists', `there is already an account for ${email}`);
   }
   const now = hub.clock.now().toISOString();
   const row: StaffUserTable = {
@@ -111,7 +111,7 @@ export async function setUserDisabled(hub: Hub, id: string, disabled: boolean, a
   const now = hub.clock.now().toISOString();
   await hub.store.db.transaction().execute(async (trx) => {
     const r = await trx.updateTable('staff_user').set({ disabled: disabled ? 1 : 0, updated_at: now }).where('id', '=', id).executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 0) throw new UserError(404, 'not_found', `no user ${id}`);
+    if (Number(r.numUpdatedRows) === 0) throw new UserError('not_found', `no user ${id}`);
     if (disabled) await trx.deleteFrom('staff_session').where('user_id', '=', id).execute();
     await appendAudit(trx, hub.store.dialect, [{ at: now, actor, action: disabled ? 'staff.user_disabled' : 'staff.user_enabled', entityType: 'staff_user', entityId: id }]);
   });
@@ -181,16 +181,16 @@ function ownOrigins(hub: Hub, req: FastifyRequest): string[] {
 /** Refuse a cookie-authenticated unsafe request that is not provably from our own page. */
 function checkSameOrigin(hub: Hub, req: FastifyRequest): void {
   const origin = req.headers.origin;
-  if (origin !== undefined && !ownOrigins(hub, req).includes(origin)) throw new HttpError(403, 'cross_origin', 'this request did not come from Meridian\'s own page');
+  if (origin !== undefined && !ownOrigins(hub, req).includes(origin)) throw new HttpError('cross_origin', 'this request did not come from Meridian\'s own page');
   const site = req.headers['sec-fetch-site'];
-  if (origin === undefined && site !== undefined && site !== 'same-origin' && site !== 'none') throw new HttpError(403, 'cross_origin', 'this request did not come from Meridian\'s own page');
+  if (origin === undefined && site !== undefined && site !== 'same-origin' && site !== 'none') throw new HttpError('cross_origin', 'this request did not come from Meridian\'s own page');
 }
 
 function checkCsrf(hub: Hub, req: FastifyRequest, p: Principal): void {
   checkSameOrigin(hub, req);
   const sent = req.headers['x-csrf-token'];
   const ok = typeof sent === 'string' && p.csrf !== undefined && sent.length === p.csrf.length && timingSafeEqual(Buffer.from(sent), Buffer.from(p.csrf));
-  if (!ok) throw new HttpError(403, 'csrf', 'missing or wrong x-csrf-token (sign in again)');
+  if (!ok) throw new HttpError('csrf', 'missing or wrong x-csrf-token (sign in again)');
 }
 
 /** The API's authentication: an API key (Authorization: Bearer / X-API-Key) or a session cookie. */
@@ -199,13 +199,13 @@ export async function authenticate(hub: Hub, req: FastifyRequest): Promise<Princ
   const key = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : (req.headers['x-api-key'] as string | undefined);
   if (key) {
     const info = await checkApiKey(hub, key);
-    if (!info) throw new HttpError(401, 'unauthenticated', 'this API key is not valid or was revoked');
+    if (!info) throw new HttpError('unauthenticated', 'this API key is not valid or was revoked');
     req.apiKey = info;
     return { kind: 'key', actor: `api:${info.name}`, scopes: info.scopes };
   }
   const token = cookies(req)[SESSION_COOKIE];
   const p = token ? await sessionPrincipal(hub, token) : undefined;
-  if (!p) throw new HttpError(401, 'unauthenticated', token ? 'your session has ended: sign in again' : 'send an API key (Authorization: Bearer mer_…) or sign in');
+  if (!p) throw new HttpError('unauthenticated', token ? 'your session has ended: sign in again' : 'send an API key (Authorization: Bearer mer_…) or sign in');
   if (UNSAFE.has(req.method)) checkCsrf(hub, req, p);
   return p;
 }
@@ -230,15 +230,15 @@ const ONLY_OWN = 'a practitioner\'s sign-in shows only their own schedule';
 export async function guardRoute(hub: Hub, p: Principal, route: { method: string; path: string }, params: Record<string, string>, query: Record<string, unknown>): Promise<void> {
   if (!p.ownPractitioner) return;
   const rule = PRACTITIONER_RULES[`${route.method} ${route.path}`];
-  if (!rule) throw new HttpError(403, 'forbidden', ONLY_OWN);
+  if (!rule) throw new HttpError('forbidden', ONLY_OWN);
   if (rule === 'own-list') {
-    if (query.practitioner !== undefined && query.practitioner !== p.ownPractitioner) throw new HttpError(403, 'forbidden', ONLY_OWN);
+    if (query.practitioner !== undefined && query.practitioner !== p.ownPractitioner) throw new HttpError('forbidden', ONLY_OWN);
     query.practitioner = p.ownPractitioner;
   }
   if (rule === 'own-appointment') {
     const a = await getAppointment(hub.store.db, params.id);
     // The same answer whether it exists or not: no probing for other practitioners' appointment ids.
-    if (!a || a.practitionerId !== p.ownPractitioner) throw new HttpError(403, 'forbidden', ONLY_OWN);
+    if (!a || a.practitionerId !== p.ownPractitioner) throw new HttpError('forbidden', ONLY_OWN);
   }
 }
 
@@ -289,7 +289,7 @@ export async function registerAuth(app: FastifyInstance, hub: Hub): Promise<void
     const f = failures.get(email);
     if (f && f.n >= LOCK_AFTER && f.until > now.getTime()) {
       reply.header('retry-after', String(Math.ceil((f.until - now.getTime()) / 1000)));
-      throw new HttpError(429, 'locked', 'too many failed sign-ins for this account: wait a quarter of an hour');
+      throw new HttpError('locked', 'too many failed sign-ins for this account: wait a quarter of an hour');
     }
     const u = await hub.store.db.selectFrom('staff_user').selectAll().where('email', '=', email).executeTakeFirst();
     // Unknown accounts cost the same scrypt as known ones, so timing does not tell which e-mails exist.
@@ -299,7 +299,7 @@ export async function registerAuth(app: FastifyInstance, hub: Hub): Promise<void
       const n = (f && f.until > now.getTime() ? f.n : 0) + 1;
       failures.set(email, { n, until: now.getTime() + LOCK_MS });
       if (u) await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{ at, actor: `user:${email}`, action: 'staff.sign_in_failed', entityType: 'staff_user', entityId: u.id, meta: { attempt: n } }]));
-      throw new HttpError(401, 'bad_credentials', 'the e-mail or password is not right');
+      throw new HttpError('bad_credentials', 'the e-mail or password is not right');
     }
     failures.delete(email);
     const token = randomBytes(32).toString('base64url');
@@ -328,7 +328,7 @@ export async function registerAuth(app: FastifyInstance, hub: Hub): Promise<void
   app.get('/auth/me', async (req: FastifyRequest) => {
     const token = cookies(req)[SESSION_COOKIE];
     const p = token ? await sessionPrincipal(hub, token) : undefined;
-    if (!p) throw new HttpError(401, 'unauthenticated', 'not signed in');
+    if (!p) throw new HttpError('unauthenticated', 'not signed in');
     return me(p);
   });
 }

@@ -4,9 +4,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import formbody from '@fastify/formbody';
 import { sql } from 'kysely';
 import { z } from 'zod';
-import { ingestWebhook } from '../engine/inbound/ingest.ts';
-import { ingestLead } from '../engine/inbound/leads.ts';
-import { receiveNotifierCallback } from '../engine/edits/replies.ts';
+import { MeridianError } from '../domain/errors.ts';
+import { leadAnswer, notifierAnswer, webhookAnswer } from './inbound.ts';
 import { renderFeedForToken } from '../engine/effects/feeds.ts';
 import { hasScope, type ApiKeyInfo } from '../engine/hub/apikeys.ts';
 import { updateJobGauges } from '../engine/jobs/worker.ts';
@@ -14,7 +13,7 @@ import type { Hub } from '../engine/hub/hub.ts';
 import { Download, ROUTES, openApiDocument } from './api.ts';
 import { authenticate, guardRoute, redactFor, registerAuth } from './auth.ts';
 import { registerUi } from './ui-assets.ts';
-import { HttpError, errorBody, statusOf } from './errors.ts';
+import { HttpError, errorBody, statusOf, statusOfCode, type HttpCode } from './errors.ts';
 import { RateLimiter, bucketOf, rateLimitsFromEnv, type RateLimitOptions } from './ratelimit.ts';
 
 export const VERSION = '0.1.0';
@@ -60,8 +59,8 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
     frameworkErrors: (err, _req, res) => {
       const reply = res as unknown as FastifyReply;
       securityHeaders(reply);
-      const long = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
-      return reply.status(long ? 414 : 400).send(errorBody(long ? 'uri_too_long' : 'invalid_url', long ? 'a path segment is too long' : 'the URL is not valid'));
+      const code: HttpCode = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'invalid_url';
+      return reply.status(statusOfCode(code)).send(errorBody(code, code === 'uri_too_long' ? 'a path segment is too long' : 'the URL is not valid'));
     },
   });
   await app.register(formbody);
@@ -76,24 +75,23 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
   app.addHook('onRequest', async (req, reply) => {
     const bucket = bucketOf(req.method, req.url);
     const wait = bucket ? limiter.take(bucket, req.ip) : 0;
-    if (wait > 0) return reply.status(429).header('retry-after', String(wait)).send(errorBody('rate_limited', `too many requests from this address: try again in ${wait} s`));
+    if (wait > 0) return reply.status(statusOfCode('rate_limited')).header('retry-after', String(wait)).send(errorBody('rate_limited', `too many requests from this address: try again in ${wait} s`));
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    const known = statusOf(err);
-    if (known !== undefined) return reply.status(known).send(errorBody((err as HttpError).code, err.message, (err as HttpError).details));
+    if (err instanceof HttpError || err instanceof MeridianError) return reply.status(statusOf(err) ?? 500).send(errorBody(err.code, err.message, err.details));
     if (err instanceof z.ZodError) {
       return reply.status(400).send(errorBody('invalid_request', 'the request is not valid', {
         issues: err.issues.map((i) => ({ field: i.path.join('.'), message: i.message })),
       }));
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 413) return reply.status(413).send(errorBody('body_too_large', 'the request body is too large'));
+    if (status === 413) return reply.status(status).send(errorBody('body_too_large', 'the request body is too large'));
     if (status < 500) return reply.status(status).send(errorBody(err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type' : 'invalid_request', err.message));
     hub.log.error({ err: { message: err.message, stack: err.stack }, url: req.routeOptions.url }, 'request failed');
-    return reply.status(500).send(errorBody('internal', 'something went wrong on our side; it has been logged'));
+    return reply.status(statusOfCode('internal')).send(errorBody('internal', 'something went wrong on our side; it has been logged'));
   });
-  app.setNotFoundHandler((_req, reply) => reply.status(404).send(errorBody('not_found', 'no such route')));
+  app.setNotFoundHandler((_req, reply) => reply.status(statusOfCode('not_found')).send(errorBody('not_found', 'no such route')));
 
   // ---------------------------------------------------------------- webhooks (raw bytes)
   await app.register(async (scope) => {
@@ -103,7 +101,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       const t0 = process.hrtime.bigint();
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const url = `${publicUrlOf(hub, req)}${req.url}`;
-      const out = await ingestWebhook(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url });
+      const out = await webhookAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url });
       hub.metrics.ingestSeconds.observe({ platform: 'all' }, Number(process.hrtime.bigint() - t0) / 1e9);
       if (out.headers) reply.headers(out.headers);
       return reply.status(out.status).send(out.body);
@@ -111,13 +109,14 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
     // Lead forms (Typeform, Jotform, Tally, a plain JSON or form post): the same raw bytes, verified first.
     scope.post<{ Params: { connectionId: string } }>('/leads/:connectionId', async (req, reply) => {
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const out = await ingestLead(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      const out = await leadAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      if (out.headers) reply.headers(out.headers);
       return reply.status(out.status).send(out.body);
     });
     // Notification providers' callbacks (SMS delivery statuses and replies): verified on these bytes too.
     scope.post<{ Params: { connectionId: string } }>('/notify/:connectionId', async (req, reply) => {
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const out = await receiveNotifierCallback(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      const out = await notifierAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
       return reply.status(out.status).type(out.contentType).send(out.body);
     });
   });
@@ -126,7 +125,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
   app.get<{ Params: { file: string } }>('/feeds/:file', async (req, reply) => {
     const m = /^([A-Za-z0-9_-]{16,64})\.ics$/.exec(req.params.file);
     const feed = m ? await renderFeedForToken(hub, m[1]) : undefined;
-    if (!feed) return reply.status(404).send(errorBody('not_found', 'no such feed'));
+    if (!feed) return reply.status(statusOfCode('not_found')).send(errorBody('not_found', 'no such feed'));
     reply.header('etag', feed.etag).header('cache-control', 'private, max-age=300');
     if (req.headers['if-none-match'] === feed.etag) return reply.status(304).send();
     return reply.type('text/calendar; charset=utf-8').send(feed.body);
@@ -139,7 +138,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       await sql`select 1`.execute(hub.store.db);
       return { status: 'ready', store: hub.store.dialect };
     } catch {
-      return reply.status(503).send(errorBody('not_ready', 'the database is not reachable'));
+      return reply.status(statusOfCode('not_ready')).send(errorBody('not_ready', 'the database is not reachable'));
     }
   });
   app.get('/metrics', async (_req, reply) => {
@@ -161,7 +160,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       url: `/api/v1${r.path}`,
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const who = req.principal!;
-        if (!hasScope(who.scopes, r.scope)) throw new HttpError(403, 'forbidden', who.kind === 'key' ? `this API key lacks the "${r.scope}" scope` : `your role (${who.user?.role}) cannot do this`);
+        if (!hasScope(who.scopes, r.scope)) throw new HttpError('forbidden', who.kind === 'key' ? `this API key lacks the "${r.scope}" scope` : `your role (${who.user?.role}) cannot do this`);
         const params = r.params ? r.params.parse(req.params) : (req.params as Record<string, string>);
         const query = r.query ? r.query.parse(req.query ?? {}) : {};
         const body = r.body ? r.body.parse(req.body ?? {}) : undefined;

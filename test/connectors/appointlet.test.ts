@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { connector } from '../../src/connectors/sources/appointlet/index.ts';
 import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type WebhookRequest } from '../../src/connectors/types.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
-import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { webhookAnswer as ingestWebhook } from '../../src/http/inbound.ts';
 import { drain } from '../../src/engine/jobs/worker.ts';
 import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { staffReschedule } from '../../src/engine/edits/staff.ts';

@@ -11,7 +11,7 @@ import { drain } from '../../src/engine/jobs/worker.ts';
 import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { startFakeCalCom, type CalBooking, type FakeCalCom } from '../fakes/cal-com.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
-import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { webhookAnswer as ingestWebhook } from '../../src/http/inbound.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
 

@@ -16,8 +16,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { applyConfig } from '../../src/config/apply.ts';
 import { staffCreate } from '../../src/engine/edits/staff.ts';
 import { drain } from '../../src/engine/jobs/worker.ts';
-import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
-import { ingestLead } from '../../src/engine/inbound/leads.ts';
+import { leadAnswer as ingestLead, webhookAnswer as ingestWebhook } from '../../src/http/inbound.ts';
 import { getAppointment } from '../../src/store/repo.ts';
 import { tempDir } from '../helpers.ts';
 

@@ -10,7 +10,7 @@ import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type Connec
 import type { SourceChange } from '../../src/domain/types.ts';
 import { getSource } from '../../src/connectors/registry.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
-import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { webhookAnswer as ingestWebhook } from '../../src/http/inbound.ts';
 import { drain } from '../../src/engine/jobs/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/sync/poll.ts';

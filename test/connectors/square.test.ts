@@ -10,7 +10,7 @@ import addFormatsModule from 'ajv-formats';
 import { connector } from '../../src/connectors/sources/square/index.ts';
 import { ConnectionMisconfigured, ConnectorError, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
-import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { webhookAnswer as ingestWebhook } from '../../src/http/inbound.ts';
 import { drain } from '../../src/engine/jobs/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/sync/poll.ts';

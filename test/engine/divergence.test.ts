@@ -7,7 +7,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { getSource } from '../../src/connectors/registry.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
-import { ingestWebhook } from '../../src/engine/inbound/ingest.ts';
+import { webhookAnswer as ingestWebhook } from '../../src/http/inbound.ts';
 import { staffCancel, staffReschedule, staffSetStatus } from '../../src/engine/edits/staff.ts';
 import { drain } from '../../src/engine/jobs/worker.ts';
 import { getAppointment, listAppointments } from '../../src/store/repo.ts';

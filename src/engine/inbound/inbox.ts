@@ -7,7 +7,7 @@
 // priority (one multi-row INSERT per turn of the event loop) and the apply backlog is worked off one
 // delivery per turn while receipts keep arriving (paced by pressure.ts when they come faster than
 // about a thousand a second), in batches once they stop. The
-// backlog is bounded: past `maxWaiting` a delivery is refused with 503 + Retry-After before anything
+// backlog is bounded: past `maxWaiting` a delivery is refused as busy (with a time to retry after) before anything
 // is stored, so the platform keeps it and sends it again.
 //
 // Rows left 'received' by a process that died (or by another node) are found by a periodic scan.

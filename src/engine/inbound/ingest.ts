@@ -3,7 +3,7 @@
 // that cannot be read is kept for staff.
 import { randomUUID } from 'node:crypto';
 import { Gauge } from 'prom-client';
-import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type SourceConnector, type WebhookRequest } from '../../connectors/types.ts';
+import { ConnectorError, UnreadablePayload, type SourceConnector, type WebhookRequest } from '../../connectors/types.ts';
 import type { SourceChange } from '../../domain/types.ts';
 import type { Transaction } from 'kysely';
 import type { DB } from '../../store/schema.ts';
@@ -11,18 +11,13 @@ import { enqueue } from '../../store/outbox.ts';
 import { FETCH_CHANGE, type Job, type JobResult } from '../../domain/jobs.ts';
 import { applyChange, type ApplyResult } from './apply.ts';
 import { ConnectionError, connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
+import { receive, rejected, type Door, type InboundOutcome, type IncomingWebhook } from './pipeline.ts';
 import type { Hub } from '../hub/hub.ts';
 import { MeridianError } from '../../domain/errors.ts';
-import { ingestTargetChanges } from './target-changes.ts';
+import { targetChangesEntry } from './target-changes.ts';
 import { Inbox, WAIT_AHEAD, type Applied, type ApplyStored } from './inbox.ts';
 
 export { FETCH_CHANGE };
-
-export interface WebhookOutcome {
-  status: number;
-  body: Record<string, unknown>;
-  headers?: Record<string, string>;
-}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -80,49 +75,27 @@ export function malformedChanges(changes: unknown): string | undefined {
   return undefined;
 }
 
-export interface IncomingWebhook {
-  rawBody: Buffer;
-  headers: Record<string, string>;
-  url: string;
+export type { IncomingWebhook } from './pipeline.ts';
+
+const WEBHOOK: Door = { notFound: 'no such webhook endpoint', thing: 'delivery', refusedLog: 'webhook refused', rejectedLog: 'webhook signature rejected' };
+
+/** A booking platform's webhook (or a target's change notice, which arrives at the same URL). */
+export async function ingestWebhook(hub: Hub, connectionId: string, incoming: IncomingWebhook): Promise<InboundOutcome> {
+  return receive(hub, connectionId, incoming, WEBHOOK, (conn) => {
+    // A target that tells us about edits on its side (a CRM): its records are read back under the two-way policy.
+    if (conn.connector.descriptor.role === 'target') return targetChangesEntry(hub, conn);
+    if (conn.connector.descriptor.role !== 'source') return undefined;
+    const connector = conn.connector as SourceConnector;
+    // A polled source has no webhook endpoint: a post to it is the sender's mistake, not ours to retry.
+    if (!connector.descriptor.capabilities.webhooks) return rejected('no_webhooks', 'this connection is polled; it receives no webhooks');
+    return { verify: (req) => connector.verify(req, conn.secrets, conn.record.config), accept: (req) => storeDelivery(hub, conn, connector, incoming, req) };
+  });
 }
 
-export async function ingestWebhook(hub: Hub, connectionId: string, incoming: IncomingWebhook): Promise<WebhookOutcome> {
-  let conn: LoadedConnection;
-  try {
-    conn = await loadConnection(hub, connectionId);
-  } catch (err) {
-    if (err instanceof ConnectionError) return { status: 404, body: { code: 'unknown_connection', message: 'no such webhook endpoint' } };
-    throw err;
-  }
-  // A target that tells us about edits on its side (a CRM): its records are read back under the two-way policy.
-  if (conn.connector.descriptor.role === 'target') return ingestTargetChanges(hub, conn, incoming);
-  if (conn.connector.descriptor.role !== 'source') {
-    return { status: 404, body: { code: 'unknown_connection', message: 'no such webhook endpoint' } };
-  }
+/** A verified delivery: parse it, commit it, then apply it (or leave it to the inbox under a burst). */
+async function storeDelivery(hub: Hub, conn: LoadedConnection, connector: SourceConnector, incoming: IncomingWebhook, req: WebhookRequest): Promise<InboundOutcome> {
+  const connectionId = conn.record.id;
   const platform = conn.record.platform;
-  const connector = conn.connector as SourceConnector;
-  // A polled source has no webhook endpoint: a post to it is the sender's mistake (4xx), not ours to retry.
-  if (!connector.descriptor.capabilities.webhooks) {
-    return { status: 404, body: { code: 'no_webhooks', message: 'this connection is polled; it receives no webhooks' } };
-  }
-  const req: WebhookRequest = { rawBody: incoming.rawBody, headers: incoming.headers, url: incoming.url, now: hub.clock.now() };
-  let verified;
-  try {
-    verified = connector.verify(req, conn.secrets, conn.record.config);
-  } catch (err) {
-    if (err instanceof ConnectionMisconfigured) {
-      hub.metrics.webhooks.inc({ platform, outcome: 'misconfigured' });
-      hub.log.error({ connection: connectionId }, `webhook refused: ${err.message}`);
-      return { status: 503, body: { code: 'connection_misconfigured', message: 'this connection is not fully configured; the delivery was not accepted' } };
-    }
-    throw err;
-  }
-  if (!verified.ok) {
-    hub.metrics.webhooks.inc({ platform, outcome: 'rejected' });
-    hub.log.warn({ connection: connectionId, reason: verified.reason }, 'webhook signature rejected');
-    return { status: 401, body: { code: 'bad_signature', message: verified.reason } };
-  }
-
   let changes: SourceChange[] = [];
   let unreadable: string | undefined;
   try {
@@ -145,7 +118,7 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
   if (inbox.full) {
     hub.metrics.webhooks.inc({ platform, outcome: 'busy' });
     hub.log.warn({ connection: connectionId, waiting: inbox.waiting }, 'webhook refused: too many deliveries waiting to be applied');
-    return { status: 503, headers: { 'retry-after': String(BUSY_RETRY_SECONDS) }, body: { code: 'busy', message: `${inbox.waiting} deliveries are waiting to be applied; send this one again in ${BUSY_RETRY_SECONDS} s` } };
+    return { kind: 'unavailable', reason: 'busy', retryAfter: BUSY_RETRY_SECONDS, message: `${inbox.waiting} deliveries are waiting to be applied; send this one again in ${BUSY_RETRY_SECONDS} s` };
   }
   const rowId = randomUUID();
   const stored = await inbox.store({
@@ -156,12 +129,12 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
   });
   if (!stored) {
     hub.metrics.webhooks.inc({ platform, outcome: 'duplicate' });
-    return { status: 200, body: { status: 'duplicate', message: 'this delivery was already received' } };
+    return { kind: 'duplicate', message: 'this delivery was already received' };
   }
   if (unreadable) {
     hub.metrics.webhooks.inc({ platform, outcome: 'unreadable' });
     hub.log.warn({ connection: connectionId, delivery: rowId }, 'verified delivery could not be read; kept for staff');
-    return { status: 202, body: { status: 'stored', delivery: rowId, code: 'unreadable_payload', message: unreadable } };
+    return { kind: 'stored', delivery: rowId, reason: 'unreadable_payload', message: unreadable };
   }
   // The delivery is committed: from here on it cannot be lost. Answer with its outcome when the apply
   // comes at once; under a burst, answer now and let the inbox apply it in turn.
@@ -170,9 +143,8 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
   if (applied?.applied) {
     hub.metrics.webhooks.inc({ platform, outcome: 'accepted' });
     return {
-      status: 200,
-      body: {
-        status: 'accepted',
+      kind: 'accepted',
+      details: {
         delivery: rowId,
         changes: applied.results.map((r) => ({ outcome: r.outcome, appointmentId: r.appointmentId, conflicts: r.conflicts?.length ? r.conflicts : undefined, error: r.error })),
       },
@@ -180,10 +152,10 @@ export async function ingestWebhook(hub: Hub, connectionId: string, incoming: In
   }
   if (applied?.reason === 'failed') {
     hub.metrics.webhooks.inc({ platform, outcome: 'failed' });
-    return { status: 202, body: { status: 'stored', delivery: rowId, code: 'apply_failed', message: 'the delivery is kept but could not be applied; staff can replay it' } };
+    return { kind: 'stored', delivery: rowId, reason: 'apply_failed', message: 'the delivery is kept but could not be applied; staff can replay it' };
   }
   hub.metrics.webhooks.inc({ platform, outcome: 'queued' });
-  return { status: 202, body: { status: 'queued', delivery: rowId, message: 'the delivery is stored and will be applied shortly' } };
+  return { kind: 'queued', delivery: rowId, message: 'the delivery is stored and will be applied shortly' };
 }
 
 const BUSY_RETRY_SECONDS = 30;
@@ -341,9 +313,9 @@ export async function runFetchJob(hub: Hub, job: Job<typeof FETCH_CHANGE>): Prom
 }
 
 /** Run a stored delivery through parsing and apply again (after staff fixed a mapping, say). */
-export async function replayDelivery(hub: Hub, deliveryRowId: string): Promise<WebhookOutcome> {
+export async function replayDelivery(hub: Hub, deliveryRowId: string): Promise<InboundOutcome> {
   const d = await hub.store.db.selectFrom('delivery').selectAll().where('id', '=', deliveryRowId).executeTakeFirst();
-  if (!d) return { status: 404, body: { code: 'not_found', message: `no delivery ${deliveryRowId}` } };
+  if (!d) return rejected('not_found', `no delivery ${deliveryRowId}`);
   const conn = await loadConnection(hub, d.connection_id);
   const connector = conn.connector as SourceConnector;
   const req = storedRequest(d, hub.clock.now());
@@ -351,9 +323,9 @@ export async function replayDelivery(hub: Hub, deliveryRowId: string): Promise<W
   try {
     changes = connector.parseWebhook(req);
   } catch (err) {
-    return { status: 422, body: { code: 'unreadable_payload', message: (err as Error).message } };
+    return { kind: 'unprocessable', reason: 'unreadable_payload', message: (err as Error).message };
   }
   const results = await hub.store.db.transaction().execute((trx) => applyParsed(trx, hub, conn, deliveryRowId, changes, 'staff:replay', { replay: true }));
   hub.onJobs();
-  return { status: 200, body: { status: 'replayed', changes: results } };
+  return { kind: 'replayed', changes: results };
 }

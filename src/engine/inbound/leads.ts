@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { getLeadForm } from '../../connectors/registry.ts';
-import { ConnectionMisconfigured, UnreadablePayload, type Lead, type LeadFormConnector, type WebhookRequest } from '../../connectors/types.ts';
+import { UnreadablePayload, type Lead, type LeadFormConnector, type WebhookRequest } from '../../connectors/types.ts';
 import { firstFreeSlot, intersect, preferenceWindows, workingWindows, type Horizon, type Interval, type WeeklyHours } from '../../domain/slots.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
@@ -14,9 +14,9 @@ import { enqueue } from '../../store/outbox.ts';
 import type { DB, LeadTable } from '../../store/schema.ts';
 import { busyOverlaps, listPractitioners, overlapCandidates, type ConnectionRecord, type Exec, type PractitionerRecord } from '../../store/repo.ts';
 import { commitAppointment } from '../appointments/commit.ts';
-import { ConnectionError, loadConnection } from '../hub/connections.ts';
+import type { LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
-import type { IncomingWebhook, WebhookOutcome } from './ingest.ts';
+import { receive, type Door, type InboundOutcome, type IncomingWebhook } from './pipeline.ts';
 import { crmLeadJobs } from '../effects/crm.ts';
 import { leadWebhookJobs } from '../effects/webhooks-out.ts';
 
@@ -133,23 +133,20 @@ export function leadView(r: LeadTable): LeadView {
   };
 }
 
-const notFound: WebhookOutcome = { status: 404, body: { code: 'unknown_connection', message: 'no such lead form endpoint' } };
+const LEAD_FORM: Door = { notFound: 'no such lead form endpoint', thing: 'delivery', refusedLog: 'lead delivery refused', rejectedLog: 'lead delivery rejected' };
 
-export async function ingestLead(hub: Hub, connectionId: string, incoming: IncomingWebhook): Promise<WebhookOutcome> {
-  let conn;
-  try {
-    conn = await loadConnection(hub, connectionId);
-  } catch (err) {
-    if (err instanceof ConnectionError) return notFound;
-    throw err;
-  }
-  const connector = getLeadForm(conn.record.platform);
-  if (!connector || conn.record.status === 'disabled') return notFound;
+export async function ingestLead(hub: Hub, connectionId: string, incoming: IncomingWebhook): Promise<InboundOutcome> {
+  return receive(hub, connectionId, incoming, LEAD_FORM, (conn) => {
+    const connector = getLeadForm(conn.record.platform);
+    if (!connector || conn.record.status === 'disabled') return undefined;
+    return { verify: (req) => connector.verify(req, conn.secrets, conn.record.config), accept: (req) => storeLead(hub, conn, connector, incoming, req) };
+  });
+}
+
+/** A verified lead: the delivery and the lead (with its placement, if any) in one transaction. */
+async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormConnector, incoming: IncomingWebhook, req: WebhookRequest): Promise<InboundOutcome> {
+  const connectionId = conn.record.id;
   const platform = conn.record.platform;
-  const req: WebhookRequest = { rawBody: incoming.rawBody, headers: incoming.headers, url: incoming.url, now: hub.clock.now() };
-  const verified = verifyOrRefuse(hub, connector, req, conn.secrets, conn.record);
-  if (verified) return verified;
-
   let lead: Lead | undefined;
   let unreadable: string | undefined;
   try {
@@ -175,32 +172,17 @@ export async function ingestLead(hub: Hub, connectionId: string, incoming: Incom
   });
   if ('duplicate' in outcome) {
     hub.metrics.webhooks.inc({ platform, outcome: 'duplicate' });
-    return { status: 200, body: { status: 'duplicate', message: 'this submission was already received' } };
+    return { kind: 'duplicate', message: 'this submission was already received' };
   }
   if ('unreadable' in outcome) {
     hub.metrics.webhooks.inc({ platform, outcome: 'unreadable' });
     hub.log.warn({ connection: connectionId, delivery: deliveryRowId }, 'verified lead could not be read; kept for staff');
-    return { status: 202, body: { status: 'stored', delivery: deliveryRowId, code: 'unreadable_payload', message: outcome.unreadable } };
+    return { kind: 'stored', delivery: deliveryRowId, reason: 'unreadable_payload', message: outcome.unreadable };
   }
   hub.onJobs();
   hub.metrics.webhooks.inc({ platform, outcome: 'accepted' });
   hub.log.info({ connection: connectionId, lead: outcome.leadId, status: outcome.status }, 'lead received');
-  return { status: 200, body: { status: 'accepted', lead: outcome.leadId, leadStatus: outcome.status, appointmentId: outcome.appointmentId, triageReason: outcome.triageReason } };
-}
-
-function verifyOrRefuse(hub: Hub, connector: LeadFormConnector, req: WebhookRequest, secrets: Record<string, string>, conn: ConnectionRecord): WebhookOutcome | undefined {
-  try {
-    const v = connector.verify(req, secrets, conn.config);
-    if (v.ok) return undefined;
-    hub.metrics.webhooks.inc({ platform: conn.platform, outcome: 'rejected' });
-    hub.log.warn({ connection: conn.id, reason: v.reason }, 'lead delivery rejected');
-    return { status: 401, body: { code: 'bad_signature', message: v.reason } };
-  } catch (err) {
-    if (!(err instanceof ConnectionMisconfigured)) throw err;
-    hub.metrics.webhooks.inc({ platform: conn.platform, outcome: 'misconfigured' });
-    hub.log.error({ connection: conn.id }, `lead delivery refused: ${err.message}`);
-    return { status: 503, body: { code: 'connection_misconfigured', message: 'this connection is not fully configured; the delivery was not accepted' } };
-  }
+  return { kind: 'accepted', details: { lead: outcome.leadId, leadStatus: outcome.status, appointmentId: outcome.appointmentId, triageReason: outcome.triageReason } };
 }
 
 const KEEP_OUT = new Set(['authorization', 'cookie', 'proxy-authorization']);
