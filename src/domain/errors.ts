@@ -8,6 +8,8 @@ export const ERROR_CODES = [
   'not_found', 'unknown_practitioner', 'unknown_location', 'unknown_connection',
   // the state forbids it now
   'double_booking', 'cancelled', 'already_cancelled', 'already_decided', 'invalid_transition',
+  // someone else changed the same appointment between our read and our write: read again and retry
+  'concurrent_change',
   // the store or a dependency cannot take it now; the caller may try again
   'unavailable',
 ] as const;

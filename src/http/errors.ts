@@ -19,6 +19,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   already_cancelled: 409,
   already_decided: 409,
   invalid_transition: 409,
+  concurrent_change: 409,
   unavailable: 503,
 };
 

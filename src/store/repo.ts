@@ -81,13 +81,22 @@ export async function getAppointment(db: Exec, id: string): Promise<Appointment 
   return r ? toAppointment(r) : undefined;
 }
 
-export async function saveAppointment(db: Exec, a: Appointment, isNew: boolean): Promise<void> {
+/**
+ * Insert a new appointment, or update one that still has the revision `expectRevision` the caller read it
+ * at. Answers false when it has not: someone else wrote it in between (on PostgreSQL the update waits for
+ * their commit and then finds the revision moved on), and the caller must read again rather than write
+ * over their change with its older copy.
+ */
+export async function saveAppointment(db: Exec, a: Appointment, isNew: boolean, expectRevision?: number): Promise<boolean> {
   const row = fromAppointment(a);
-  if (isNew) await db.insertInto('appointment').values(row).execute();
-  else {
-    const { id, ...rest } = row;
-    await db.updateTable('appointment').set(rest).where('id', '=', id).execute();
+  if (isNew) {
+    await db.insertInto('appointment').values(row).execute();
+    return true;
   }
+  const { id, ...rest } = row;
+  const r = await db.updateTable('appointment').set(rest).where('id', '=', id)
+    .$if(expectRevision !== undefined, (q) => q.where('revision', '=', expectRevision!)).executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
 }
 
 export interface AppointmentQuery {

@@ -5,6 +5,7 @@
 // is committed with the caller's transaction or none of it.
 import type { Transaction } from 'kysely';
 import { findConflicts } from '../../domain/conflicts.ts';
+import { MeridianError } from '../../domain/errors.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import { enqueue, type NewJob } from '../../store/outbox.ts';
@@ -113,7 +114,11 @@ export async function commitAppointment(trx: Transaction<DB>, hub: Hub, w: Appoi
   const at = hub.clock.now().toISOString();
   const { before, next, actor } = w;
   const effects = w.effects ?? 'all';
-  await saveAppointment(trx, next, !before);
+  // Written over only the revision it was read at: a change committed in between (a staff edit beside a
+  // platform's delivery, a job re-run after a crash) is never overwritten by an older copy.
+  if (!(await saveAppointment(trx, next, !before, before?.revision))) {
+    throw new MeridianError('concurrent_change', 'the appointment was changed by someone else at the same moment; read it again and retry');
+  }
   const audit: AuditInput[] = [];
   const jobs: NewJob[] = [];
   let conflicts = next.conflicts;
@@ -145,4 +150,18 @@ export async function commitAppointment(trx: Transaction<DB>, hub: Hub, w: Appoi
   await appendAudit(trx, hub.store.dialect, audit);
   if (jobs.length) await enqueue(trx, jobs, at);
   return { appointment: next, conflicts, newConflicts, effectJobs };
+}
+
+/**
+ * Run `write` (one transaction that goes through the door) again when it met a concurrent change: each
+ * attempt reads the appointment afresh. After `attempts`, the conflict is the caller's answer.
+ */
+export async function retryConcurrent<T>(write: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!(err instanceof MeridianError && err.code === 'concurrent_change') || i >= attempts) throw err;
+    }
+  }
 }

@@ -9,7 +9,7 @@ import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import type { LeadTable } from '../../store/schema.ts';
 import { busyOverlaps, getAppointment, overlapCandidates, type Exec } from '../../store/repo.ts';
-import { commitAppointment } from '../appointments/commit.ts';
+import { commitAppointment, retryConcurrent } from '../appointments/commit.ts';
 import type { Hub } from '../hub/hub.ts';
 import { DEFAULTS, leadView, type LeadView } from '../inbound/leads.ts';
 
@@ -36,7 +36,7 @@ async function assertFree(trx: Exec, a: Appointment, override: boolean | undefin
 
 /** Staff accept a lead: its appointment (placed by Meridian, or where staff put it) becomes `booked`. */
 export async function confirmLead(hub: Hub, id: string, input: ConfirmInput, actor: string): Promise<{ lead: LeadView; appointment: Appointment }> {
-  const r = await hub.store.db.transaction().execute(async (trx) => {
+  const r = await retryConcurrent(() => hub.store.db.transaction().execute(async (trx) => {
     const lead = await openLead(trx, id);
     const at = hub.clock.now().toISOString();
     const before = lead.appointment_id ? await getAppointment(trx, lead.appointment_id) : undefined;
@@ -69,14 +69,14 @@ export async function confirmLead(hub: Hub, id: string, input: ConfirmInput, act
     });
     await trx.updateTable('lead').set({ status: 'booked', appointment_id: next.id, practitioner_id: practitionerId, decided_by: actor, updated_at: at }).where('id', '=', id).execute();
     return { lead: leadView((await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirstOrThrow())), appointment: next };
-  });
+  }));
   hub.onJobs();
   return r;
 }
 
 /** Staff turn a lead down: its requested appointment (if any) is cancelled with the reason. */
 export async function declineLead(hub: Hub, id: string, reason: string | undefined, actor: string): Promise<LeadView> {
-  const r = await hub.store.db.transaction().execute(async (trx) => {
+  const r = await retryConcurrent(() => hub.store.db.transaction().execute(async (trx) => {
     const lead = await openLead(trx, id);
     const at = hub.clock.now().toISOString();
     const audit: AuditInput[] = [];
@@ -92,7 +92,7 @@ export async function declineLead(hub: Hub, id: string, reason: string | undefin
     audit.push({ at, actor, action: 'lead.declined', entityType: 'lead', entityId: id, meta: { appointmentId: lead.appointment_id ?? undefined, reason } });
     await appendAudit(trx, hub.store.dialect, audit);
     return leadView((await trx.selectFrom('lead').selectAll().where('id', '=', id).executeTakeFirstOrThrow()));
-  });
+  }));
   hub.onJobs();
   return r;
 }

@@ -10,7 +10,7 @@ import type { Appointment, AppointmentStatus, Patient } from '../../domain/types
 import { appendAudit } from '../../store/audit.ts';
 import { WRITE_BACK, type Job, type JobResult } from '../../domain/jobs.ts';
 import { busyOverlaps, getAppointment, overlapCandidates, type Exec } from '../../store/repo.ts';
-import { commitAppointment } from '../appointments/commit.ts';
+import { commitAppointment, retryConcurrent } from '../appointments/commit.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { settleDeliveriesFor } from '../inbound/ingest.ts';
@@ -110,7 +110,7 @@ async function edit(hub: Hub, id: string, actor: string, action: string, change:
       throw new MeridianError('unavailable', 'the deliveries waiting about this booking could not be applied first, so the change was not made; try again');
     }
   }
-  const r = await hub.store.db.transaction().execute(async (trx) => {
+  const r = await retryConcurrent(() => hub.store.db.transaction().execute(async (trx) => {
     const before = await load(trx, id);
     const next = change(structuredClone(before));
     next.revision = before.revision + 1;
@@ -126,7 +126,7 @@ async function edit(hub: Hub, id: string, actor: string, action: string, change:
       alsoJobs: follow.action === 'write_back' ? [{ kind: WRITE_BACK, payload: { appointmentId: next.id }, dedupeKey: `${WRITE_BACK}:${next.id}` }] : [],
     });
     return done.appointment;
-  });
+  }));
   hub.onJobs();
   return r;
 }

@@ -1,5 +1,6 @@
 // Outbox workers: claim due jobs with a lease, run them, retry with exponential backoff + full jitter
 // (honouring Retry-After), and dead-letter what keeps failing.
+import { MeridianError } from '../../domain/errors.ts';
 import { performance } from 'node:perf_hooks';
 import type { ConnectorFailure } from '../../connectors/types.ts';
 import { claim, complete, reschedule, jobCounts } from '../../store/outbox.ts';
@@ -139,8 +140,13 @@ export class Worker {
     try {
       result = await (runJob(hub, job) ?? { ok: false, failure: { class: 'permanent', message: `no handler for job kind ${job.kind}` } });
     } catch (err) {
-      result = { ok: false, failure: { class: 'transient', message: `unexpected: ${(err as Error).message}` } };
-      hub.log.error({ job: job.id, kind: job.kind, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'job crashed');
+      if (err instanceof MeridianError && err.code === 'concurrent_change') {
+        // Someone else changed the appointment while this job wrote it: run again, reading it afresh.
+        result = { ok: false, failure: { class: 'transient', message: err.message } };
+      } else {
+        result = { ok: false, failure: { class: 'transient', message: `unexpected: ${(err as Error).message}` } };
+        hub.log.error({ job: job.id, kind: job.kind, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'job crashed');
+      }
     }
     endTimer();
     if (result.ok) {
