@@ -1,5 +1,5 @@
 // Row <-> domain mapping and the queries the engine and the API share.
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AppointmentTable, AppointmentRefTable, ConnectionTable, DB, PractitionerTable } from './schema.ts';
 import type { Appointment, AppointmentStatus, ChangeKind, PrivacyLevel, Practitioner } from '../domain/types.ts';
 import type { RefState } from '../domain/apply.ts';
@@ -170,6 +170,19 @@ export function toRef(r: AppointmentRefTable): RefState {
 export async function getRef(db: Exec, connectionId: string, externalId: string): Promise<RefState | undefined> {
   const r = await db.selectFrom('appointment_ref').selectAll().where('connection_id', '=', connectionId).where('external_id', '=', externalId).executeTakeFirst();
   return r ? toRef(r) : undefined;
+}
+
+/**
+ * On PostgreSQL, hold a lock on these bookings of a connection until the transaction ends, so that two
+ * changes about one booking (two processes, or two jobs, fetching it at once) are decided one after the
+ * other: the second sees what the first wrote, instead of both creating an appointment. SQLite has one
+ * writer at a time already. Taken in a fixed order, so two holders never wait on each other.
+ */
+export async function lockBookings(trx: Exec, dialect: 'sqlite' | 'postgres', connectionId: string, externalIds: string[]): Promise<void> {
+  if (dialect !== 'postgres') return;
+  for (const id of [...new Set(externalIds)].sort()) {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`booking:${connectionId}:${id}`}, 0))`.execute(trx);
+  }
 }
 
 export async function saveRef(db: Exec, connectionId: string, ref: RefState): Promise<void> {

@@ -10,12 +10,19 @@ import { staffCancel, staffCreate } from '../../src/engine/edits/staff.ts';
 import { MeridianError } from '../../src/domain/errors.ts';
 import { statusOf } from '../../src/http/errors.ts';
 import { getAppointment } from '../../src/store/repo.ts';
+import { applyChange } from '../../src/engine/inbound/apply.ts';
+import { loadConnection } from '../../src/engine/hub/connections.ts';
+import type { SourceChange } from '../../src/domain/types.ts';
 import { BACKENDS, backendFor, configuredHub } from '../helpers.ts';
 
 const YAML = `
 clinic: { id: c, name: Clinic, timeZone: Europe/Berlin }
 locations: [{ id: l, name: Main }]
 practitioners: [{ id: reyes, name: Dr Reyes, locations: [l] }]
+connections:
+  - id: calendly
+    platform: calendly
+    refs: { defaultPractitioner: reyes }
 `;
 
 const concurrent = (e: unknown) => e instanceof MeridianError && e.code === 'concurrent_change' && statusOf(e) === 409;
@@ -73,6 +80,25 @@ for (const backend of BACKENDS) {
       const now = (await getAppointment(hub.store.db, a.id))!;
       assert.equal(now.status, 'cancelled');
       assert.equal(now.notes, undefined);
+    });
+
+    pgOnly('two changes about one new booking at once (two processes fetching it) make one appointment, not two', async () => {
+      const conn = (await loadConnection(hub, 'calendly')).record;
+      const change = (n: number): SourceChange => ({
+        platform: 'calendly', externalId: 'invitee-77', kind: 'upsert', occurredAt: `2026-12-01T10:00:0${n}Z`,
+        appointment: { start: '2027-05-05T08:00:00Z', end: '2027-05-05T08:45:00Z', timeZone: 'Europe/Berlin', status: 'booked', patient: { name: 'Mo Keller' } },
+      });
+      const first = await hub.store.db.startTransaction().execute();
+      const one = await applyChange(first, hub, conn, change(1), 'source:calendly');
+      assert.equal(one.outcome, 'created');
+      // The second decides only once the first has committed, and so finds the booking it made.
+      const second = hub.store.db.transaction().execute((trx) => applyChange(trx, hub, conn, change(2), 'source:calendly'));
+      await new Promise((r) => setTimeout(r, 200));
+      await first.commit().execute();
+      const two = await second;
+      assert.notEqual(two.outcome, 'created');
+      const rows = await hub.store.db.selectFrom('appointment').select('id').where('origin_external_id', '=', 'invitee-77').execute();
+      assert.deepEqual(rows.map((r) => r.id), [one.appointmentId]);
     });
   });
 }

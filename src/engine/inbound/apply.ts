@@ -7,7 +7,7 @@ import type { SourceChange } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import type { DB } from '../../store/schema.ts';
 import {
-  getAppointment, getRef, saveRef, type ConnectionRecord, type Exec,
+  getAppointment, getRef, lockBookings, saveRef, type ConnectionRecord, type Exec,
 } from '../../store/repo.ts';
 import type { Hub } from '../hub/hub.ts';
 import { commitAppointment } from '../appointments/commit.ts';
@@ -103,6 +103,7 @@ async function commitDecision(trx: Transaction<DB>, hub: Hub, conn: ConnectionRe
 /** Apply one change from a source connection inside `trx`. A rejected change is recorded, not thrown. */
 export async function applyChange(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord, change: SourceChange, actor: string, meta: Record<string, unknown> = {}): Promise<ApplyResult> {
   const hash = contentHash(change);
+  await lockBookings(trx, hub.store.dialect, conn.id, [change.externalId, ...(change.replacesExternalId ? [change.replacesExternalId] : [])]);
   const ref = await getRef(trx, conn.id, change.externalId);
   const replacedRef = change.replacesExternalId ? await getRef(trx, conn.id, change.replacesExternalId) : undefined;
   const apptId = ref?.appointmentId ?? replacedRef?.appointmentId;
