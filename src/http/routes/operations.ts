@@ -1,5 +1,7 @@
 // Running Meridian: polls and sweeps on demand, held mass cancellations, each connection's health,
 // jobs (the outbox), received and outbound webhook deliveries.
+import { SOURCE_POLL, TARGET_SWEEP, type NewJob } from '../../domain/jobs.ts';
+import type { Hub } from '../../engine/hub/hub.ts';
 import { z } from 'zod';
 import { allDescriptors } from '../../connectors/registry.ts';
 import { listOutboundDeliveries, replayOutboundDelivery } from '../../engine/effects/webhooks-out.ts';
@@ -12,19 +14,29 @@ import { HttpError } from '../errors.ts';
 import { replayAnswer } from '../inbound.ts';
 import { defineRoute, idParam, type Route } from '../route.ts';
 
+async function connectionOr404(hub: Hub, id: string) {
+  const row = await getConnectionRow(hub.store.db, id);
+  if (!row) throw new HttpError('not_found', `no connection ${id}`);
+  return row;
+}
+
+/** Run a connection's poll or sweep now (the worker is woken); answered as queued, not as done. */
+async function queueNow(hub: Hub, job: NewJob<typeof SOURCE_POLL | typeof TARGET_SWEEP>): Promise<{ queued: string; connection: string }> {
+  await enqueue(hub.store.db, [job], hub.clock.now().toISOString());
+  hub.onJobs();
+  return { queued: job.kind, connection: job.payload.connectionId };
+}
+
 export const OPERATIONS_ROUTES: Route[] = [
   defineRoute({
     method: 'POST', path: '/connections/:id/sync', scope: 'write', tag: 'operations', params: idParam, status: 202,
     summary: 'Poll this booking source for a window of bookings now (repairs missed webhooks; also runs periodically)',
     async handler({ hub, params }) {
-      const row = await getConnectionRow(hub.store.db, params.id);
-      if (!row) throw new HttpError('not_found', `no connection ${params.id}`);
+      const row = await connectionOr404(hub, params.id);
       if (!allDescriptors().some((d) => d.id === row.platform && d.role === 'source' && d.capabilities.list)) {
         throw new HttpError('not_pollable', `${row.platform} cannot be polled`);
       }
-      await enqueue(hub.store.db, [pollJob(params.id)], hub.clock.now().toISOString());
-      hub.onJobs();
-      return { queued: 'source.poll', connection: params.id };
+      return queueNow(hub, pollJob(params.id));
     },
   }),
   defineRoute({
@@ -46,11 +58,8 @@ export const OPERATIONS_ROUTES: Route[] = [
     method: 'POST', path: '/connections/:id/sweep', scope: 'write', tag: 'operations', params: idParam, status: 202,
     summary: 'Check this calendar for events deleted or changed by hand and repair them (also runs periodically)',
     async handler({ hub, params }) {
-      const row = await getConnectionRow(hub.store.db, params.id);
-      if (!row) throw new HttpError('not_found', `no connection ${params.id}`);
-      await enqueue(hub.store.db, [sweepJob(params.id)], hub.clock.now().toISOString());
-      hub.onJobs();
-      return { queued: 'target.sweep', connection: params.id };
+      await connectionOr404(hub, params.id);
+      return queueNow(hub, sweepJob(params.id));
     },
   }),
   defineRoute({
