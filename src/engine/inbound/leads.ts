@@ -8,6 +8,7 @@ import type { Transaction } from 'kysely';
 import { getLeadForm } from '../../connectors/registry.ts';
 import { UnreadablePayload, type Lead, type LeadFormConnector, type WebhookRequest } from '../../connectors/types.ts';
 import { firstFreeSlot, intersect, preferenceWindows, workingWindows, type Horizon, type Interval, type WeeklyHours } from '../../domain/slots.ts';
+import { cleanEmail } from '../../domain/contact.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import { enqueue } from '../../store/outbox.ts';
@@ -151,6 +152,10 @@ async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormCo
   let unreadable: string | undefined;
   try {
     lead = connector.parseLead(req, conn.record.config);
+    // An e-mail that is not one plausible address (CR/LF, a list) is not kept at all (domain/contact.ts).
+    const email = cleanEmail(lead.email);
+    lead = { ...lead, email };
+    if (!email) delete lead.email;
   } catch (err) {
     if (!(err instanceof UnreadablePayload)) throw err;
     unreadable = err.message;
