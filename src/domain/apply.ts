@@ -2,6 +2,7 @@
 // loads the state named here, calls `decide`, and writes what it returns in one transaction.
 import { createHash } from 'node:crypto';
 import { MAX_APPOINTMENT_MS } from './conflicts.ts';
+import { cleanEmail } from './contact.ts';
 import type { Appointment, AppointmentStatus, ChangeKind, Patient, SourceChange } from './types.ts';
 
 /** What we remember per external id of a connection (the ordering and dedupe state). */
@@ -129,7 +130,8 @@ function patientFrom(p: Partial<Patient> | undefined, fallback?: Patient): Patie
   const name = p?.name?.trim() || fallback?.name || 'Unknown patient';
   return {
     name,
-    email: p?.email ?? fallback?.email,
+    // A source's e-mail that is not one plausible address is not kept (domain/contact.ts).
+    email: p?.email != null ? cleanEmail(p.email) : fallback?.email,
     phone: p?.phone ?? fallback?.phone,
     timeZone: p?.timeZone ?? fallback?.timeZone,
   };

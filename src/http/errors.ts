@@ -50,6 +50,7 @@ export const HTTP_ERRORS = {
   no_webhooks: { status: 404, message: 'this connection is polled; it receives no webhooks' },
   bad_signature: { status: 401, message: 'the signature does not verify' },
   unreadable_payload: { status: 400, message: 'the payload could not be read' },
+  challenge_failed: { status: 403, message: 'the form\'s challenge (Turnstile, hCaptcha) did not verify' },
   connection_misconfigured: { status: 503, message: 'this connection is not fully configured; the delivery was not accepted' },
   busy: { status: 503, message: 'too many deliveries are waiting to be applied; send this one again later' },
   // ours

@@ -38,7 +38,7 @@ export function answerOf(o: InboundOutcome): HttpAnswer {
       // Kept for staff: the sender has done its part and must not retry.
       return { status: 202, body: { status: 'stored', delivery: o.delivery, code: o.reason, message: o.message } };
     case 'rejected':
-      return { status: statusOfCode(o.reason), body: errorBody(o.reason, o.message) };
+      return { status: statusOfCode(o.reason), body: errorBody(o.reason, o.message, o.details) };
     case 'unprocessable':
       return { status: 422, body: errorBody(o.reason, o.message) };
     case 'unavailable':

@@ -19,6 +19,8 @@ import { RateLimiter, bucketOf, rateLimitsFromEnv, type RateLimitOptions } from 
 export const VERSION = '0.1.0';
 /** Webhook bodies above this are refused (413) before verification. */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
+/** Lead-form bodies above this are refused (413) before verification, whatever a connection's maxBodyBytes says. */
+export const LEAD_BODY_LIMIT = 256 * 1024;
 
 export interface ServerOptions {
   /** Trust X-Forwarded-* (behind a reverse proxy). */
@@ -86,7 +88,10 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       }));
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 413) return reply.status(status).send(errorBody('body_too_large', 'the request body is too large'));
+    if (status === 413) {
+      const limitBytes = req.routeOptions.bodyLimit;
+      return reply.status(status).send(errorBody('body_too_large', limitBytes ? `the request body is larger than ${limitBytes} bytes` : 'the request body is too large', limitBytes ? { limitBytes } : undefined));
+    }
     if (status < 500) return reply.status(status).send(errorBody(err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type' : 'invalid_request', err.message));
     hub.log.error({ err: { message: err.message, stack: err.stack }, url: req.routeOptions.url }, 'request failed');
     return reply.status(statusOfCode('internal')).send(errorBody('internal', 'something went wrong on our side; it has been logged'));
@@ -107,9 +112,11 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       return reply.status(out.status).send(out.body);
     });
     // Lead forms (Typeform, Jotform, Tally, a plain JSON or form post): the same raw bytes, verified first.
-    scope.post<{ Params: { connectionId: string } }>('/leads/:connectionId', async (req, reply) => {
+    // A form needs little: the route's own limit is far below the webhooks' (each connection's maxBodyBytes,
+    // 16 KB by default, is checked by the engine); the client address feeds the per-client lead limits.
+    scope.post<{ Params: { connectionId: string } }>('/leads/:connectionId', { bodyLimit: LEAD_BODY_LIMIT }, async (req, reply) => {
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const out = await leadAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}` });
+      const out = await leadAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}`, client: req.ip });
       if (out.headers) reply.headers(out.headers);
       return reply.status(out.status).send(out.body);
     });

@@ -396,5 +396,11 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0012_lead_limits': {
+      // The address a lead form was posted from, so one client's requests per day can be limited.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('lead').addColumn('client_address', 'text').execute();
+      },
+    },
   };
 }

@@ -81,6 +81,8 @@ export interface LeadTable {
   service_text: string | null; service_id: string | null; practitioner_text: string | null; practitioner_id: string | null;
   preferences: string; notes: string | null; triage_reason: string | null; decided_by: string | null; decision_reason: string | null;
   updated_at: string;
+  /** The sender's network address (per-client limits on public forms); null before 0012 and off HTTP. */
+  client_address?: string | null;
 }
 
 export interface StaffUserTable {

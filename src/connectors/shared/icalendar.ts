@@ -183,3 +183,18 @@ export function parseCalendar(text: string): { components: ICAL.Component; event
   });
   return { components: root, events };
 }
+
+/**
+ * A value safe to write as an iCalendar parameter (CN=…). RFC 5545 has no escape inside a quoted parameter
+ * value, so ical-generator's backslash before a DQUOTE ends the quotes early: a patient named
+ * `Mallory":mailto:attacker@…` would add an address to the ATTENDEE line. RFC 6868 encodes what cannot be
+ * written: ^' for DQUOTE, ^n for a newline, ^^ for ^ itself. Backslashes (which ical-generator would double)
+ * and other control characters are removed.
+ */
+export function paramValue(s: string): string {
+  return s
+    .replace(/\^/g, '^^')
+    .replace(/"/g, "^'")
+    .replace(/\r\n|\r|\n/g, '^n')
+    .replace(/[\\\x00-\x08\x0a-\x1f\x7f]/g, '');
+}

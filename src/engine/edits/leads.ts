@@ -74,6 +74,40 @@ export async function confirmLead(hub: Hub, id: string, input: ConfirmInput, act
   return r;
 }
 
+export interface DeclineAllInput {
+  connectionId?: string;
+  /** Leads received at or after this instant. */
+  since?: string;
+  /** An e-mail or phone number as the lead gave it. */
+  contact?: string;
+  reason: string;
+}
+
+/**
+ * Staff clear a flood in one action: every open lead matching is declined through declineLead, one after the
+ * other (each in its own transaction, so one that staff decided meanwhile is simply skipped).
+ */
+export async function declineLeads(hub: Hub, input: DeclineAllInput, actor: string): Promise<{ declined: number; leads: string[] }> {
+  let q = hub.store.db.selectFrom('lead').select('id').where('status', 'in', ['requested', 'needs_triage']);
+  if (input.connectionId) q = q.where('connection_id', '=', input.connectionId);
+  if (input.since) q = q.where('received_at', '>=', validInstant(input.since, 'since'));
+  if (input.contact) {
+    const c = input.contact.trim();
+    q = q.where((eb) => eb.or([eb('patient_email', '=', c.toLowerCase()), eb('patient_email', '=', c), eb('patient_phone', '=', c)]));
+  }
+  const ids = (await q.orderBy('received_at').orderBy('id').execute()).map((r) => r.id);
+  const leads: string[] = [];
+  for (const id of ids) {
+    try {
+      await declineLead(hub, id, input.reason, actor);
+      leads.push(id);
+    } catch (err) {
+      if (!(err instanceof MeridianError && err.code === 'already_decided')) throw err;
+    }
+  }
+  return { declined: leads.length, leads };
+}
+
 /** Staff turn a lead down: its requested appointment (if any) is cancelled with the reason. */
 export async function declineLead(hub: Hub, id: string, reason: string | undefined, actor: string): Promise<LeadView> {
   const r = await retryConcurrent(() => hub.store.db.transaction().execute(async (trx) => {

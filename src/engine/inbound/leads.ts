@@ -8,6 +8,7 @@ import type { Transaction } from 'kysely';
 import { getLeadForm } from '../../connectors/registry.ts';
 import { UnreadablePayload, type Lead, type LeadFormConnector, type WebhookRequest } from '../../connectors/types.ts';
 import { firstFreeSlot, intersect, preferenceWindows, workingWindows, type Horizon, type Interval, type WeeklyHours } from '../../domain/slots.ts';
+import { cleanEmail } from '../../domain/contact.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import { enqueue } from '../../store/outbox.ts';
@@ -16,7 +17,8 @@ import { busyOverlaps, listPractitioners, overlapCandidates, type ConnectionReco
 import { commitAppointment } from '../appointments/commit.ts';
 import type { LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
-import { receive, type Door, type InboundOutcome, type IncomingWebhook } from './pipeline.ts';
+import { receive, rejected, type Door, type InboundOutcome, type IncomingWebhook } from './pipeline.ts';
+import { ConnectionMisconfigured } from '../../connectors/types.ts';
 import { crmLeadJobs } from '../effects/crm.ts';
 import { leadWebhookJobs } from '../effects/webhooks-out.ts';
 
@@ -24,6 +26,94 @@ export const LEAD_STATUSES = ['requested', 'needs_triage', 'booked', 'declined']
 export type LeadStatus = (typeof LEAD_STATUSES)[number];
 
 export const DEFAULTS = { searchWeeks: 4, minNoticeHours: 2, defaultDurationMinutes: 60 };
+
+// ------------------------------------------------------------------ abuse: what a public form may hold
+
+/**
+ * A website form's `?token=` is visible in the page that posts it, so anyone can send leads. What one
+ * form, one client and one contact may hold is limited: a form needs a few KB, and past a limit the lead is
+ * still kept (nothing is lost) but waits for staff without a slot or a calendar event (nothing is held).
+ */
+export const ABUSE_DEFAULTS = {
+  maxBodyBytes: 16 * 1024,
+  honeypot: 'website',
+  /** Requested appointments waiting per e-mail / phone; per client address in a day; per form in a day. */
+  limits: { perContact: 2, perClientPerDay: 10, perFormPerDay: 200 },
+};
+const CHALLENGES = {
+  turnstile: { verifyUrl: 'https://challenges.cloudflare.com/turnstile/v0/siteverify', field: 'cf-turnstile-response' },
+  hcaptcha: { verifyUrl: 'https://api.hcaptcha.com/siteverify', field: 'h-captcha-response' },
+} as const;
+
+const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {});
+
+function limitsOf(config: Record<string, unknown>) {
+  const l = obj(config.limits);
+  const d = ABUSE_DEFAULTS.limits;
+  return { perContact: num(l.perContact, d.perContact), perClientPerDay: num(l.perClientPerDay, d.perClientPerDay), perFormPerDay: num(l.perFormPerDay, d.perFormPerDay) };
+}
+
+/** The top-level fields of a JSON object or form-encoded body (honeypot, challenge token); {} otherwise. */
+function topFields(incoming: IncomingWebhook): Record<string, unknown> {
+  const ct = (incoming.headers['content-type'] ?? '').toLowerCase();
+  try {
+    if (ct.startsWith('application/x-www-form-urlencoded')) return Object.fromEntries(new URLSearchParams(incoming.rawBody.toString('utf8')));
+    return obj(JSON.parse(incoming.rawBody.toString('utf8')));
+  } catch {
+    return {};
+  }
+}
+
+const filled = (v: unknown) => (typeof v === 'string' ? v.trim() !== '' : v !== undefined && v !== null && v !== false);
+
+/**
+ * The form's hosted challenge (Turnstile, hCaptcha), verified server-side with the provider's siteverify
+ * endpoint. Undefined when it passed or none is configured; else why not. An unreachable provider counts as
+ * a failure: the form cannot retry later, and letting it through would open the door the challenge closes.
+ */
+async function challengeFailure(hub: Hub, conn: LoadedConnection, fields: Record<string, unknown>, client: string | undefined): Promise<string | undefined> {
+  const c = obj(conn.record.config.challenge);
+  if (c.provider === undefined) return undefined;
+  const provider = CHALLENGES[c.provider as keyof typeof CHALLENGES];
+  if (!provider) throw new ConnectionMisconfigured(`challenge.provider must be turnstile or hcaptcha, not ${String(c.provider)}`);
+  const secret = conn.secrets.challengeSecret;
+  if (!secret) throw new ConnectionMisconfigured('the form has a challenge but the connection has no challengeSecret');
+  const token = fields[typeof c.field === 'string' ? c.field : provider.field];
+  if (typeof token !== 'string' || token === '') return 'the form\'s challenge was not answered';
+  const form = new URLSearchParams({ secret, response: token, ...(client ? { remoteip: client } : {}) });
+  try {
+    const res = await hub.fetch(typeof c.verifyUrl === 'string' ? c.verifyUrl : provider.verifyUrl, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(), signal: AbortSignal.timeout(10_000),
+    });
+    const body = obj(await res.json().catch(() => ({})));
+    if (res.ok && body.success === true) return undefined;
+    return `the form's challenge did not verify${Array.isArray(body['error-codes']) ? ` (${body['error-codes'].join(', ')})` : ''}`;
+  } catch (err) {
+    hub.log.warn({ connection: conn.record.id, err: { message: (err as Error).message } }, 'lead challenge could not be verified');
+    return 'the form\'s challenge could not be verified';
+  }
+}
+
+/** Why a lead must not hold a slot now (a limit is reached), or undefined. Counted in the ingest transaction. */
+async function limitReached(trx: Exec, conn: ConnectionRecord, lead: Lead, client: string | undefined, at: string): Promise<string | undefined> {
+  const l = limitsOf(conn.config);
+  const dayAgo = new Date(Date.parse(at) - 86_400_000).toISOString();
+  const waiting = () => trx.selectFrom('lead').select((eb) => eb.fn.countAll().as('n')).where('status', '=', 'requested');
+  const n = async (q: ReturnType<typeof waiting>) => Number((await q.executeTakeFirstOrThrow()).n);
+  if (lead.email || lead.phone) {
+    const held = await n(waiting().where('clinic_id', '=', conn.clinicId).where((eb) => eb.or([
+      ...(lead.email ? [eb('patient_email', '=', lead.email)] : []), ...(lead.phone ? [eb('patient_phone', '=', lead.phone)] : []),
+    ])));
+    if (held >= l.perContact) return `limit reached: ${held} requested appointments already wait for this e-mail or phone (at most ${l.perContact})`;
+  }
+  if (client) {
+    const held = await n(waiting().where('client_address', '=', client).where('received_at', '>=', dayAgo));
+    if (held >= l.perClientPerDay) return `limit reached: ${held} requested appointments from this client address in the last day (at most ${l.perClientPerDay})`;
+  }
+  const held = await n(waiting().where('connection_id', '=', conn.id).where('received_at', '>=', dayAgo));
+  if (held >= l.perFormPerDay) return `limit reached: ${held} requested appointments from this form in the last day (at most ${l.perFormPerDay})`;
+  return undefined;
+}
 const NO_PREFERENCE = /^(no preference|none|any(one| one| practitioner)?|either|doesn'?t matter|no)$/i;
 
 // ------------------------------------------------------------------ resolving what the patient asked for
@@ -139,18 +229,44 @@ export async function ingestLead(hub: Hub, connectionId: string, incoming: Incom
   return receive(hub, connectionId, incoming, LEAD_FORM, (conn) => {
     const connector = getLeadForm(conn.record.platform);
     if (!connector || conn.record.status === 'disabled') return undefined;
-    return { verify: (req) => connector.verify(req, conn.secrets, conn.record.config), accept: (req) => storeLead(hub, conn, connector, incoming, req) };
+    // Refused before anything is verified, parsed or stored.
+    const limitBytes = num(conn.record.config.maxBodyBytes, ABUSE_DEFAULTS.maxBodyBytes);
+    if (incoming.rawBody.length > limitBytes) return rejected('body_too_large', `a lead form's body may be at most ${limitBytes} bytes`, { limitBytes });
+    return {
+      verify: (req) => connector.verify(req, conn.secrets, conn.record.config),
+      accept: async (req) => {
+        const fields = topFields(incoming);
+        let failed: string | undefined;
+        try {
+          failed = await challengeFailure(hub, conn, fields, incoming.client);
+        } catch (err) {
+          if (!(err instanceof ConnectionMisconfigured)) throw err;
+          hub.log.error({ connection: connectionId }, `lead delivery refused: ${err.message}`);
+          return { kind: 'unavailable', reason: 'connection_misconfigured', message: 'this connection is not fully configured; the delivery was not accepted' };
+        }
+        if (failed) {
+          hub.metrics.webhooks.inc({ platform: conn.record.platform, outcome: 'rejected' });
+          return rejected('challenge_failed', failed);
+        }
+        const honeypot = typeof conn.record.config.honeypot === 'string' ? conn.record.config.honeypot : ABUSE_DEFAULTS.honeypot;
+        return storeLead(hub, conn, connector, incoming, req, Boolean(honeypot) && filled(fields[honeypot]));
+      },
+    };
   });
 }
 
 /** A verified lead: the delivery and the lead (with its placement, if any) in one transaction. */
-async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormConnector, incoming: IncomingWebhook, req: WebhookRequest): Promise<InboundOutcome> {
+async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormConnector, incoming: IncomingWebhook, req: WebhookRequest, spam: boolean): Promise<InboundOutcome> {
   const connectionId = conn.record.id;
   const platform = conn.record.platform;
   let lead: Lead | undefined;
   let unreadable: string | undefined;
   try {
     lead = connector.parseLead(req, conn.record.config);
+    // An e-mail that is not one plausible address (CR/LF, a list) is not kept at all (domain/contact.ts).
+    const email = cleanEmail(lead.email);
+    lead = { ...lead, email };
+    if (!email) delete lead.email;
   } catch (err) {
     if (!(err instanceof UnreadablePayload)) throw err;
     unreadable = err.message;
@@ -166,7 +282,7 @@ async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormCo
     }).onConflict((oc) => oc.columns(['connection_id', 'delivery_id']).doNothing()).returning('id').execute();
     if (inserted.length === 0) return { duplicate: true as const };
     if (!lead) return { unreadable: unreadable! };
-    const r = await recordLead(trx, hub, conn.record, lead, deliveryRowId, at);
+    const r = await recordLead(trx, hub, conn.record, lead, deliveryRowId, at, { client: incoming.client, spam });
     await trx.updateTable('delivery').set({ status: r ? 'applied' : 'duplicate', applied_at: at }).where('id', '=', deliveryRowId).execute();
     return r ?? { duplicate: true as const };
   });
@@ -182,6 +298,8 @@ async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormCo
   hub.onJobs();
   hub.metrics.webhooks.inc({ platform, outcome: 'accepted' });
   hub.log.info({ connection: connectionId, lead: outcome.leadId, status: outcome.status }, 'lead received');
+  // A honeypot hit is answered like any lead waiting for staff, so a bot learns nothing from the answer.
+  if (spam) return { kind: 'accepted', details: { lead: outcome.leadId, leadStatus: 'needs_triage' } };
   return { kind: 'accepted', details: { lead: outcome.leadId, leadStatus: outcome.status, appointmentId: outcome.appointmentId, triageReason: outcome.triageReason } };
 }
 
@@ -189,7 +307,7 @@ const KEEP_OUT = new Set(['authorization', 'cookie', 'proxy-authorization']);
 const safeHeaders = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).filter(([k]) => !KEEP_OUT.has(k)));
 
 /** The lead row, the appointment (if a slot fits) and the audit, in `trx`. Undefined: a duplicate submission. */
-async function recordLead(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord, lead: Lead, deliveryRowId: string, at: string) {
+async function recordLead(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord, lead: Lead, deliveryRowId: string, at: string, o: { client?: string; spam?: boolean } = {}) {
   const id = randomUUID();
   const inserted = await trx.insertInto('lead').values({
     id, clinic_id: conn.clinicId, connection_id: conn.id, platform: conn.platform, submission_id: lead.submissionId, delivery_row_id: deliveryRowId,
@@ -197,11 +315,23 @@ async function recordLead(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord
     patient_name: lead.name, patient_email: lead.email ?? null, patient_phone: lead.phone ?? null,
     service_text: lead.service ?? null, service_id: null, practitioner_text: lead.practitioner ?? null, practitioner_id: null,
     preferences: JSON.stringify(lead.preferences), notes: lead.notes ?? null, triage_reason: null, decided_by: null, decision_reason: null, updated_at: at,
+    client_address: o.client ?? null,
   }).onConflict((oc) => oc.columns(['connection_id', 'submission_id']).doNothing()).returning('id').execute();
   if (inserted.length === 0) return undefined;
-
-  const found = await findPlacement(trx, hub, conn, lead);
   const actor = `lead:${conn.id}`;
+
+  // A bot filled the hidden field: kept (declined, reason honeypot) for the record, but it holds nothing and
+  // reaches no CRM or webhook.
+  if (o.spam) {
+    await trx.updateTable('lead').set({ status: 'declined', decided_by: 'meridian:honeypot', decision_reason: 'honeypot' }).where('id', '=', id).execute();
+    await appendAudit(trx, hub.store.dialect, [{ at, actor, action: 'lead.spam', entityType: 'lead', entityId: id, meta: { connection: conn.id, reason: 'honeypot' } }]);
+    return { leadId: id, status: 'declined' as LeadStatus, appointmentId: undefined, triageReason: undefined };
+  }
+
+  // Past a limit the lead waits for staff with no slot held. Two leads counted at the same instant on
+  // PostgreSQL may both pass: a limit can be overshot by the few racing at its edge, never by a flood.
+  const held = await limitReached(trx, conn, lead, o.client, at);
+  const found: SlotSearch = held ? { triageReason: held } : await findPlacement(trx, hub, conn, lead);
   const audit: AuditInput[] = [];
   let appointmentId: string | undefined;
   if (found.placement) {

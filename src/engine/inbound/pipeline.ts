@@ -13,10 +13,12 @@ export interface IncomingWebhook {
   rawBody: Buffer;
   headers: Record<string, string>;
   url: string;
+  /** The sender's network address, when the transport knows it (per-client limits on lead forms). */
+  client?: string;
 }
 
 /** Why a delivery was refused and must not be sent again as it is (the sender's mistake). */
-export type RejectReason = 'unknown_connection' | 'no_webhooks' | 'bad_signature' | 'unreadable_payload' | 'not_found';
+export type RejectReason = 'unknown_connection' | 'no_webhooks' | 'bad_signature' | 'unreadable_payload' | 'not_found' | 'body_too_large' | 'challenge_failed';
 
 /** Why a delivery was refused for now: the sender should keep it and try again later. */
 export type UnavailableReason = 'connection_misconfigured' | 'busy';
@@ -45,11 +47,11 @@ export type InboundOutcome =
   | { kind: 'queued'; delivery: string; message: string }
   | { kind: 'stored'; delivery: string; reason: 'unreadable_payload' | 'apply_failed'; message: string }
   | { kind: 'replayed'; changes: unknown[] }
-  | { kind: 'rejected'; reason: RejectReason; message: string }
+  | { kind: 'rejected'; reason: RejectReason; message: string; details?: Record<string, unknown> }
   | { kind: 'unprocessable'; reason: 'unreadable_payload'; message: string }
   | { kind: 'unavailable'; reason: UnavailableReason; retryAfter?: number; message: string };
 
-export const rejected = (reason: RejectReason, message: string): InboundOutcome => ({ kind: 'rejected', reason, message });
+export const rejected = (reason: RejectReason, message: string, details?: Record<string, unknown>): InboundOutcome => ({ kind: 'rejected', reason, message, ...(details ? { details } : {}) });
 
 /** How one door talks about itself in its refusals and log lines. */
 export interface Door {

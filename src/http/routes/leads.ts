@@ -1,7 +1,7 @@
 // Lead-form submissions and the front desk's triage of them (confirm, decline).
 import { z } from 'zod';
 import { LEAD_STATUSES, listLeads } from '../../engine/inbound/leads.ts';
-import { confirmLead, declineLead } from '../../engine/edits/leads.ts';
+import { confirmLead, declineLead, declineLeads } from '../../engine/edits/leads.ts';
 import { defineRoute, idParam, instant, type Route } from '../route.ts';
 
 export const LEAD_ROUTES: Route[] = [
@@ -10,6 +10,14 @@ export const LEAD_ROUTES: Route[] = [
     summary: 'Lead-form submissions, newest first: `requested` (Meridian placed a requested appointment), `needs_triage` (nothing fitted: staff place it), `booked`, `declined`',
     query: z.object({ status: z.enum(LEAD_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
     handler: async ({ hub, query }) => ({ items: await listLeads(hub, query) }),
+  }),
+  defineRoute({
+    method: 'POST', path: '/leads/decline-all', scope: 'write', tag: 'leads',
+    summary: 'Clear a flood: decline every open lead (requested or in triage) matching connectionId, since (received at or after) and contact (e-mail or phone); their requested appointments are cancelled with the reason. At least one filter is required. Answers the count.',
+    // At least one filter: an empty body must not decline every lead the clinic has.
+    body: z.object({ connectionId: z.string().min(1).optional(), since: instant.optional(), contact: z.string().min(1).max(254).optional(), reason: z.string().min(1).max(500) }).strict()
+      .refine((b) => b.connectionId || b.since || b.contact, { message: 'give connectionId, since or contact' }),
+    handler: ({ hub, body, actor }) => declineLeads(hub, body, actor),
   }),
   defineRoute({
     method: 'POST', path: '/leads/:id/confirm', scope: 'write', tag: 'leads', params: idParam,

@@ -3,7 +3,7 @@
 // same UID for every message about one appointment and a SEQUENCE that only rises (targets.md §7).
 import { ICalAttendeeRole, ICalAttendeeStatus, ICalCalendarMethod } from 'ical-generator';
 import type { Invitation } from '../../types.ts';
-import { buildCalendar } from '../../shared/icalendar.ts';
+import { buildCalendar, paramValue } from '../../shared/icalendar.ts';
 
 export interface Party {
   email: string;
@@ -26,7 +26,8 @@ export function itipObject(inv: Invitation, organizer: Party, attendee: Party, s
   });
   cal.method(inv.method === 'CANCEL' ? ICalCalendarMethod.CANCEL : ICalCalendarMethod.REQUEST);
   const ev = cal.events()[0];
-  ev.organizer({ name: organizer.name ?? organizer.email, email: organizer.email });
-  ev.createAttendee({ email: attendee.email, name: attendee.name, rsvp: false, role: ICalAttendeeRole.REQ, status: ICalAttendeeStatus.NEEDSACTION });
+  // Names go into CN= parameters: encoded so a quote in a name cannot end the parameter (paramValue).
+  ev.organizer({ name: paramValue(organizer.name ?? organizer.email), email: organizer.email });
+  ev.createAttendee({ email: attendee.email, name: attendee.name === undefined ? undefined : paramValue(attendee.name), rsvp: false, role: ICalAttendeeRole.REQ, status: ICalAttendeeStatus.NEEDSACTION });
   return cal.toString();
 }
