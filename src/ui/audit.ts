@@ -1,7 +1,8 @@
 // The audit log: filters (appointment, patient, actor, action, time), before/after of each entry,
 // CSV and JSON Lines export of what is filtered, and the hash chain's verification shown up top.
 import { api, ApiError, qs } from './api.ts';
-import { field, h } from './dom.ts';
+import { field, h, routeNotice } from './dom.ts';
+import { parseWallTime, text, unclear } from './route.ts';
 import { zoneFor } from './state.ts';
 import { formatInstant, fromWall } from './time.ts';
 
@@ -31,14 +32,19 @@ function diff(e: Entry): HTMLElement {
 
 export async function auditPage(main: HTMLElement, params: URLSearchParams): Promise<void> {
   const tz = zoneFor();
+  // The link's filters: free text stays text (an input's value, never HTML, bounded in length); from and to
+  // must be real date-times, else they are left out (a bad one would make every search fail) and the notice says so.
+  const from = parseWallTime(params.get('from'));
+  const to = parseWallTime(params.get('to'));
   const inputs = {
-    entity: h('input', { type: 'text', name: 'entity', value: params.get('entity') ?? '', placeholder: 'appointment id' }),
-    patient: h('input', { type: 'search', name: 'patient', value: params.get('patient') ?? '', placeholder: 'name or e-mail' }),
-    actor: h('input', { type: 'text', name: 'actor', value: params.get('actor') ?? '', placeholder: 'user:…, api:…, worker:* ' }),
-    action: h('input', { type: 'text', name: 'action', value: params.get('action') ?? '', list: 'audit-actions', placeholder: 'appointment.*' }),
-    from: h('input', { type: 'datetime-local', name: 'from', value: params.get('from') ?? '' }),
-    to: h('input', { type: 'datetime-local', name: 'to', value: params.get('to') ?? '' }),
+    entity: h('input', { type: 'text', name: 'entity', value: text(params.get('entity')), placeholder: 'appointment id' }),
+    patient: h('input', { type: 'search', name: 'patient', value: text(params.get('patient')), placeholder: 'name or e-mail' }),
+    actor: h('input', { type: 'text', name: 'actor', value: text(params.get('actor')), placeholder: 'user:…, api:…, worker:* ' }),
+    action: h('input', { type: 'text', name: 'action', value: text(params.get('action')), list: 'audit-actions', placeholder: 'appointment.*' }),
+    from: h('input', { type: 'datetime-local', name: 'from', value: from ?? '' }),
+    to: h('input', { type: 'datetime-local', name: 'to', value: to ?? '' }),
   };
+  const badTimes = (['from', 'to'] as const).filter((k) => unclear(params, k, k === 'from' ? from : to));
   const verify = h('section', { class: 'verify card', 'aria-live': 'polite', 'aria-labelledby': 'verify-title' });
   const tbody = h('tbody', {});
   const more = h('button', { type: 'button', hidden: true }, 'Load older entries');
@@ -50,7 +56,8 @@ export async function auditPage(main: HTMLElement, params: URLSearchParams): Pro
     field('From', inputs.from, tz), field('To', inputs.to, tz),
     h('datalist', { id: 'audit-actions' }, ACTIONS.map((a) => h('option', { value: a }))),
     h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary' }, 'Filter'), h('button', { type: 'reset' }, 'Clear')));
-  main.append(h('h1', {}, 'Audit log'), verify, form, h('div', { class: 'row exports' }, csv, jsonl), count,
+  main.append(h('h1', {}, 'Audit log'),
+    badTimes.length ? routeNotice(`That link's ${badTimes.join(' and ')} time was not understood and was left out.`) : '', verify, form, h('div', { class: 'row exports' }, csv, jsonl), count,
     h('div', { class: 'table-wrap' }, h('table', { class: 'audit' }, h('caption', { class: 'visually-hidden' }, 'Audit entries, newest first'),
       h('thead', {}, h('tr', {}, ['#', 'When', 'Actor', 'Action', 'About', ''].map((c) => h('th', { scope: 'col' }, c)))), tbody)), more);
 

@@ -38,6 +38,11 @@ export function options(sel: HTMLSelectElement, items: { value: string; label: s
   return sel;
 }
 
+/** The notice above a page when its link said something that was not understood: plain text, so nothing from the URL is ever parsed as HTML. */
+export function routeNotice(msg: string): HTMLElement {
+  return h('p', { id: 'route-notice', class: 'route-notice', role: 'status' }, msg);
+}
+
 /** Announce a message to screen readers and show it in the status line. */
 export function announce(msg: string, kind: 'ok' | 'error' = 'ok'): void {
   const el = document.getElementById('status-line');

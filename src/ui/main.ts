@@ -19,7 +19,8 @@ const PAGES: Record<string, Page> = {
 
 function route(): { name: string; params: URLSearchParams } {
   const [path, q] = location.hash.replace(/^#\/?/, '').split('?');
-  return { name: PAGES[path] ? path : 'schedule', params: new URLSearchParams(q ?? '') };
+  // Only the app's own pages: `PAGES[path]` alone would also find `constructor` or `__proto__` on every object.
+  return { name: Object.hasOwn(PAGES, path) ? path : 'schedule', params: new URLSearchParams(q ?? '') };
 }
 
 function signInPage(message?: string): void {

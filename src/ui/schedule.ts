@@ -3,7 +3,8 @@
 import { createCalendar, destroyCalendar, Interaction, ResourceTimeGrid, type Calendar } from '@event-calendar/core';
 import '@event-calendar/core/index.css';
 import { api, ApiError, qs } from './api.ts';
-import { announce, esc, field, h, options } from './dom.ts';
+import { announce, esc, field, h, options, routeNotice } from './dom.ts';
+import { oneOf, parseDate, unclear } from './route.ts';
 import { openAppointment, openCreate, reschedule } from './appointment.ts';
 import { canWrite, practitionerName, serviceName, sourceName, state, STATUS_LABEL, zoneFor, type Appointment } from './state.ts';
 import { addDays, formatRange, fromWall, hhmm, todayIn, toWall, wallOfLocalDate } from './time.ts';
@@ -35,7 +36,22 @@ export function collisionSources(a: Appointment, byId: Map<string, Appointment>)
 export async function schedulePage(main: HTMLElement, params: URLSearchParams): Promise<void> {
   disposeSchedule();
   const own = state.me?.user.practitionerId;
-  const f: Filters = { location: params.get('location') ?? '', service: params.get('service') ?? '', practitioner: own ?? params.get('practitioner') ?? '', cancelled: params.get('cancelled') === '1' };
+  // Every parameter of the link is checked against what the clinic has; what is not understood falls back
+  // to the default (today, the day view, no filter) and the notice says so.
+  const linkDate = parseDate(params.get('date'));
+  const linkView = oneOf(params.get('view'), ['day', 'week'] as const);
+  const linkFilters = {
+    location: oneOf(params.get('location'), state.locations.map((l) => l.id)),
+    service: oneOf(params.get('service'), state.services.map((s) => s.id)),
+    practitioner: oneOf(params.get('practitioner'), state.practitioners.map((p) => p.id)),
+    cancelled: oneOf(params.get('cancelled'), ['1'] as const),
+  };
+  const f: Filters = { location: linkFilters.location ?? '', service: linkFilters.service ?? '', practitioner: own ?? linkFilters.practitioner ?? '', cancelled: linkFilters.cancelled === '1' };
+  const notUnderstood = Object.entries({ view: linkView, ...linkFilters }).filter(([k, v]) => unclear(params, k, v)).map(([k]) => k);
+  const notice = [
+    unclear(params, 'date', linkDate) ? 'That link\'s date was not understood; showing today.' : '',
+    notUnderstood.length ? `Some of that link's settings were not understood and were left out (${notUnderstood.join(', ')}).` : '',
+  ].filter(Boolean).join(' ');
   let appts: Appointment[] = [];
   let byId = new Map<string, Appointment>();
   let range = { from: '', to: '' };
@@ -58,7 +74,7 @@ export async function schedulePage(main: HTMLElement, params: URLSearchParams): 
   const calEl = h('div', { class: 'calendar', id: 'calendar' });
   const side = h('aside', { class: 'side', 'aria-label': 'Needs attention' });
   // A practitioner's sign-in shows one column, which the calendar draws without a heading: name it here.
-  main.append(h('h1', { class: own ? 'own-title' : 'visually-hidden' }, own ? `${practitionerName(own)}: your schedule` : 'Schedule'), toolbar, legend, h('div', { class: 'schedule-grid' }, calEl, side));
+  main.append(h('h1', { class: own ? 'own-title' : 'visually-hidden' }, own ? `${practitionerName(own)}: your schedule` : 'Schedule'), notice ? routeNotice(notice) : '', toolbar, legend, h('div', { class: 'schedule-grid' }, calEl, side));
 
   const resources = () => state.practitioners
     .filter((p) => (!f.location || p.locationIds.includes(f.location)) && (!f.practitioner || p.id === f.practitioner))
@@ -202,8 +218,9 @@ export async function schedulePage(main: HTMLElement, params: URLSearchParams): 
 
   const today = todayIn(zone());
   calendar = createCalendar(calEl, [ResourceTimeGrid, Interaction], {
-    view: params.get('view') === 'week' ? 'resourceTimeGridWeek' : 'resourceTimeGridDay',
-    date: params.get('date') ?? today,
+    view: linkView === 'week' ? 'resourceTimeGridWeek' : 'resourceTimeGridDay',
+    // Only a checked date reaches the calendar: it took `1` as the year 1 and spun for half a minute.
+    date: linkDate ?? today,
     headerToolbar: { start: 'prev,next today', center: 'title', end: 'resourceTimeGridDay,resourceTimeGridWeek' },
     buttonText: (t) => ({ ...t, today: 'Today', resourceTimeGridDay: 'Day', resourceTimeGridWeek: 'Week' }),
     resources: resources(),
