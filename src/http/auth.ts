@@ -399,7 +399,10 @@ export async function registerAuth(app: FastifyInstance, hub: Hub): Promise<void
     const token = cookies(req)[SESSION_COOKIE];
     const p = token ? await sessionPrincipal(hub, token) : undefined;
     if (p) {
-      checkCsrf(hub, req, p);
+      // Signing out is safe, so it needs no CSRF token: a page that lost its token still ends its session.
+      // A foreign site cannot use this to sign anyone out: the SameSite=Strict cookie is not sent on its
+      // requests, and the same-origin check still refuses a sibling subdomain (same site, other origin).
+      checkSameOrigin(hub, req);
       await hub.store.db.deleteFrom('staff_session').where('token_hash', '=', sha256Hex(token!)).execute();
     }
     reply.header('set-cookie', sessionCookie(hub, req, '', 0));

@@ -66,3 +66,42 @@ describe('sign-in attempts are counted before the password is checked', () => {
     assert.deepEqual(audit, [{ action: 'staff.account_locked', actor: 'system' }]);
   });
 });
+
+describe('signing out', () => {
+  const tmp = tempDir();
+  let hub: Hub;
+  let app: FastifyInstance;
+  before(async () => {
+    hub = await openHub({ dataDir: tmp.dir, env: { LOG_LEVEL: 'silent' } });
+    await createUser(hub, { email: 'desk@clinic.example', role: 'front_desk', password: PW }, 'test');
+    app = await buildServer(hub);
+  });
+  after(async () => {
+    await app.close();
+    await hub.store.close();
+    tmp.cleanup();
+  });
+
+  const signIn = async () => {
+    const r = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'desk@clinic.example', password: PW } });
+    assert.equal(r.statusCode, 200, r.body);
+    return String(r.headers['set-cookie']).split(';')[0];
+  };
+  const me = (cookie: string) => app.inject({ method: 'GET', url: '/auth/me', headers: { cookie } });
+
+  test('ends the session even without a CSRF token', async () => {
+    const cookie = await signIn();
+    const out = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie } });
+    assert.equal(out.statusCode, 200, out.body);
+    assert.match(String(out.headers['set-cookie']), /Max-Age=0/);
+    assert.equal((await me(cookie)).statusCode, 401, 'the session is gone on the server, not only in the browser');
+  });
+
+  test('but not from another origin (a sibling subdomain shares the site, so the cookie could be sent)', async () => {
+    const cookie = await signIn();
+    const out = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie, host: 'meridian.clinic.example', origin: 'https://evil.clinic.example' } });
+    assert.equal(out.statusCode, 403);
+    assert.equal(out.json().code, 'cross_origin');
+    assert.equal((await me(cookie)).statusCode, 200);
+  });
+});
