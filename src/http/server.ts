@@ -43,6 +43,21 @@ function publicUrlOf(hub: Hub, req: FastifyRequest): string {
   return (hub.publicUrl ?? `${req.protocol}://${req.host}`).replace(/\/$/, '');
 }
 
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+const LOOPBACK_ADDRESS = /^(127\.|::1$|::ffff:127\.)/;
+
+/** Whether the request's Host (X-Forwarded-Host behind a trusted proxy) is ours. */
+function hostAllowed(allowed: string, req: FastifyRequest): boolean {
+  let name: string;
+  try {
+    name = new URL(`http://${req.host}`).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  if (name === allowed) return true;
+  return LOOPBACK_NAMES.has(name) && LOOPBACK_ADDRESS.test(req.socket.localAddress ?? '');
+}
+
 export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<FastifyInstance> {
   const securityHeaders = (reply: FastifyReply) => {
     reply.header('x-content-type-options', 'nosniff');
@@ -64,6 +79,21 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
     },
   });
   await app.register(formbody);
+
+  // DNS rebinding: a foreign page whose host name is pointed at this server would otherwise read our
+  // answers as its own origin. With a public URL configured (--public-url / MERIDIAN_PUBLIC_URL, read once
+  // here, before `serve` fills in the listening address), only its host is answered, plus the loopback
+  // names when the connection arrived on a loopback address (a reverse proxy on the same host sends those).
+  // Without a public URL every host is answered as before: then bind to loopback (the default) or set one.
+  // Liveness and readiness stay open to any Host: orchestrators probe them by IP, and they reveal nothing.
+  const allowedHost = hub.publicUrl ? new URL(hub.publicUrl).hostname.toLowerCase() : undefined;
+  if (allowedHost) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.url === '/healthz' || req.url === '/readyz') return;
+      if (hostAllowed(allowedHost, req)) return;
+      return reply.status(statusOfCode('misdirected')).send(errorBody('misdirected', `this server answers for ${allowedHost}, not for the host name this request was sent to`));
+    });
+  }
 
   app.addHook('onSend', async (_req, reply, payload) => {
     securityHeaders(reply);

@@ -5,6 +5,7 @@
 // (DNS rebinding); deeply nested JSON is refused before validation; /metrics can require a bearer token.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { openHub, type Hub } from '../../src/engine/hub/hub.ts';
 import { ACCOUNT_LIMIT, CLIENT_LIMIT, createUser } from '../../src/http/auth.ts';
@@ -103,5 +104,58 @@ describe('signing out', () => {
     assert.equal(out.statusCode, 403);
     assert.equal(out.json().code, 'cross_origin');
     assert.equal((await me(cookie)).statusCode, 200);
+  });
+});
+
+describe('the Host header (DNS rebinding)', () => {
+  const tmp = tempDir();
+  let hub: Hub;
+  before(async () => {
+    hub = await openHub({ dataDir: tmp.dir, env: { LOG_LEVEL: 'silent', MERIDIAN_PUBLIC_URL: 'https://meridian.clinic.example' } });
+  });
+  after(async () => {
+    await hub.store.close();
+    tmp.cleanup();
+  });
+
+  /** A plain HTTP request to a listening server with any Host header (fetch would not send it). */
+  const raw = (port: number, host: string, path = '/api/v1/openapi.json') => new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+
+  test('with a public URL only its host is answered (and loopback names on a loopback address); others get 421', async () => {
+    const app = await buildServer(hub);
+    try {
+      const port = Number(new URL(await app.listen({ port: 0, host: '127.0.0.1' })).port);
+      assert.equal((await raw(port, 'meridian.clinic.example')).status, 200);
+      assert.equal((await raw(port, 'MERIDIAN.clinic.example:443')).status, 200, 'case and port do not matter');
+      for (const h of [`localhost:${port}`, `127.0.0.1:${port}`, '[::1]']) assert.equal((await raw(port, h)).status, 200, h);
+      for (const h of ['attacker.example', `attacker.example:${port}`, 'meridian.clinic.example.attacker.example']) {
+        const r = await raw(port, h);
+        assert.equal(r.status, 421, `Host: ${h}`);
+        assert.equal(JSON.parse(r.body).code, 'misdirected');
+      }
+      assert.equal((await raw(port, 'attacker.example', '/auth/me')).status, 421, 'the sign-in routes too');
+      assert.equal((await raw(port, '10.0.0.5:7400', '/healthz')).status, 200, 'probes by address still work');
+    } finally {
+      await app.close();
+    }
+    // Over a non-loopback connection (inject has no local address) the loopback names are foreign too.
+    const app2 = await buildServer(hub);
+    assert.equal((await app2.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { host: 'localhost' } })).statusCode, 421);
+    assert.equal((await app2.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { host: 'meridian.clinic.example' } })).statusCode, 200);
+    await app2.close();
+  });
+
+  test('without a public URL any host is answered, as before', async () => {
+    const open = await buildServer({ ...hub, publicUrl: undefined } as Hub);
+    assert.equal((await open.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { host: 'attacker.example' } })).statusCode, 200);
+    await open.close();
   });
 });
