@@ -43,6 +43,27 @@ function publicUrlOf(hub: Hub, req: FastifyRequest): string {
   return (hub.publicUrl ?? `${req.protocol}://${req.host}`).replace(/\/$/, '');
 }
 
+/** Objects and arrays inside one another deeper than this are refused in API bodies. */
+export const MAX_JSON_DEPTH = 64;
+
+/** The deepest nesting of `{` and `[` in JSON text (brackets inside strings do not count); invalid text is left to the parser. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
 const LOOPBACK_ADDRESS = /^(127\.|::1$|::ffff:127\.)/;
 
@@ -79,6 +100,16 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
     },
   });
   await app.register(formbody);
+  // The API's JSON: bodies nested deeper than MAX_JSON_DEPTH are refused (400) before they are parsed, so
+  // no validator, redaction or audit walk ever recurses through 50,000 levels (that was a 500). The rest
+  // is Fastify's own parser (it also refuses __proto__ keys).
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = String(body);
+    if (jsonDepth(text) > MAX_JSON_DEPTH) return done(new HttpError('invalid_request', `the JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    return defaultJson(req, text, done);
+  });
 
   // DNS rebinding: a foreign page whose host name is pointed at this server would otherwise read our
   // answers as its own origin. With a public URL configured (--public-url / MERIDIAN_PUBLIC_URL, read once

@@ -9,7 +9,10 @@ import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { openHub, type Hub } from '../../src/engine/hub/hub.ts';
 import { ACCOUNT_LIMIT, CLIENT_LIMIT, createUser } from '../../src/http/auth.ts';
-import { buildServer } from '../../src/http/server.ts';
+import { MAX_JSON_DEPTH, buildServer, jsonDepth } from '../../src/http/server.ts';
+import { createApiKey } from '../../src/engine/hub/apikeys.ts';
+import { applyConfig } from '../../src/config/apply.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import { tempDir } from '../helpers.ts';
 
 const PW = 'correct horse battery staple';
@@ -157,5 +160,50 @@ describe('the Host header (DNS rebinding)', () => {
     const open = await buildServer({ ...hub, publicUrl: undefined } as Hub);
     assert.equal((await open.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { host: 'attacker.example' } })).statusCode, 200);
     await open.close();
+  });
+});
+
+describe('deeply nested JSON', () => {
+  const tmp = tempDir();
+  let hub: Hub;
+  let app: FastifyInstance;
+  let key: string;
+  before(async () => {
+    hub = await openHub({ dataDir: tmp.dir, env: { LOG_LEVEL: 'silent' } });
+    const cfg = parseConfig(`
+clinic: { id: lotus, name: Lotus, timeZone: America/Chicago }
+locations: [{ id: lakeview, name: Lakeview, timeZone: America/Chicago }]
+practitioners: [{ id: okafor, name: Dr. Ada Okafor, locations: [lakeview] }]
+connections: [{ id: cal, platform: calendly, name: Calendly }]
+`, 'clinic.yaml');
+    await applyConfig(hub, cfg.config, cfg.hash, 'test');
+    app = await buildServer(hub);
+    key = (await createApiKey(hub, 'admin', ['admin'])).key;
+  });
+  after(async () => {
+    await app.close();
+    await hub.store.close();
+    tmp.cleanup();
+  });
+
+  const patch = (payload: string) => app.inject({ method: 'PATCH', url: '/api/v1/connections/cal', payload, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } });
+
+  test(`a body nested deeper than ${MAX_JSON_DEPTH} levels is a 400 invalid_request, not a 500`, async () => {
+    for (const body of [`{"config":${'{"a":'.repeat(40_000)}1${'}'.repeat(40_000)}}`, `${'['.repeat(50_000)}${']'.repeat(50_000)}`, `{"config":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`]) {
+      const r = await patch(body);
+      assert.equal(r.statusCode, 400, r.body.slice(0, 200));
+      assert.equal(r.json().code, 'invalid_request');
+      assert.match(r.json().message, /nested deeper than 64 levels/);
+    }
+  });
+
+  test('shallower bodies, and brackets inside strings, go on to validation as before', async () => {
+    const ok = await patch(`{"name":"${'['.repeat(1000)}\\"{{{"}`);
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.doesNotMatch(ok.body, /nested deeper/);
+    assert.equal(jsonDepth(`${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}`), MAX_JSON_DEPTH - 1);
+    assert.equal(jsonDepth('{"a":"[[[\\"[[","b":[{}]}'), 3);
+    const proto = await patch('{"__proto__":{"x":1}}');
+    assert.equal(proto.statusCode, 400, 'Fastify\'s own parser still refuses __proto__');
   });
 });
