@@ -1,5 +1,6 @@
 // The HTTP server: webhooks (raw bytes, verified before parsing), calendar feeds, the REST API,
 // health and metrics. Fastify with its own JSON logger off (we log through the hub's redacting pino).
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import { sql } from 'kysely';
@@ -62,6 +63,13 @@ export function jsonDepth(text: string): number {
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
   return max;
+}
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  if (!header?.startsWith('Bearer ')) return false;
+  // Hashing both sides first makes the comparison constant-time whatever the lengths.
+  const digest = (v: string) => createHash('sha256').update(v).digest();
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(token));
 }
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -202,7 +210,13 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       return reply.status(statusOfCode('not_ready')).send(errorBody('not_ready', 'the database is not reachable'));
     }
   });
-  app.get('/metrics', async (_req, reply) => {
+  // Metrics name connections and show traffic: with MERIDIAN_METRICS_TOKEN set they need
+  // `Authorization: Bearer <token>` (compared in constant time); without it they stay open as before.
+  const metricsToken = hub.env.MERIDIAN_METRICS_TOKEN?.trim() || undefined;
+  app.get('/metrics', async (req, reply) => {
+    if (metricsToken && !bearerMatches(req.headers.authorization, metricsToken)) {
+      return reply.status(statusOfCode('unauthenticated')).header('www-authenticate', 'Bearer realm="metrics"').send(errorBody('unauthenticated', 'send the metrics token (Authorization: Bearer <MERIDIAN_METRICS_TOKEN>)'));
+    }
     await updateJobGauges(hub);
     return reply.type(hub.metrics.registry.contentType).send(await hub.metrics.registry.metrics());
   });

@@ -207,3 +207,40 @@ connections: [{ id: cal, platform: calendly, name: Calendly }]
     assert.equal(proto.statusCode, 400, 'Fastify\'s own parser still refuses __proto__');
   });
 });
+
+describe('/metrics', () => {
+  const tmp = tempDir();
+  let hub: Hub;
+  before(async () => {
+    hub = await openHub({ dataDir: tmp.dir, env: { LOG_LEVEL: 'silent' } });
+  });
+  after(async () => {
+    await hub.store.close();
+    tmp.cleanup();
+  });
+
+  test('with MERIDIAN_METRICS_TOKEN set, needs Authorization: Bearer <token> (401 otherwise)', async () => {
+    const app = await buildServer({ ...hub, env: { ...hub.env, MERIDIAN_METRICS_TOKEN: 'metrics-secret-1234' } } as Hub);
+    try {
+      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Bearer metrics-secret-12345' }, { authorization: 'Basic bWV0cmljczptZXRyaWNzLXNlY3JldC0xMjM0' }] as Record<string, string>[]) {
+        const r = await app.inject({ method: 'GET', url: '/metrics', headers });
+        assert.equal(r.statusCode, 401, JSON.stringify(headers));
+        assert.equal(r.json().code, 'unauthenticated');
+        assert.match(String(r.headers['www-authenticate']), /^Bearer/);
+        assert.doesNotMatch(r.body, /meridian_/);
+      }
+      const ok = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer metrics-secret-1234' } });
+      assert.equal(ok.statusCode, 200);
+      assert.match(ok.body, /# HELP/);
+      assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health stays open');
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('without it, open as before', async () => {
+    const app = await buildServer(hub);
+    assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200);
+    await app.close();
+  });
+});
