@@ -5,7 +5,9 @@
 // (DNS rebinding); deeply nested JSON is refused before validation; /metrics can require a bearer token.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { openHub, type Hub } from '../../src/engine/hub/hub.ts';
 import { ACCOUNT_LIMIT, CLIENT_LIMIT, createUser } from '../../src/http/auth.ts';
@@ -14,6 +16,7 @@ import { createApiKey } from '../../src/engine/hub/apikeys.ts';
 import { applyConfig } from '../../src/config/apply.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { tempDir } from '../helpers.ts';
+import { serve } from './serve.ts';
 
 const PW = 'correct horse battery staple';
 const NO_RATE_LIMIT = { limits: { signin: { burst: Infinity, perMinute: Infinity } } };
@@ -242,5 +245,29 @@ describe('/metrics', () => {
     const app = await buildServer(hub);
     assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200);
     await app.close();
+  });
+});
+
+describe('what the server prints', () => {
+  test('`demo --serve` says its printed credentials are a demo\'s; `serve` on the same store prints no password or key', async () => {
+    const tmp = tempDir('meridian-demo-');
+    try {
+      const demo = await serve(['demo', '--serve', '--data', tmp.dir]);
+      await demo.stop();
+      assert.match(demo.output(), /Demo only: these credentials are printed because this is a demo; `serve` never prints secrets/);
+      const key = readFileSync(join(tmp.dir, 'demo-api-key.txt'), 'utf8').trim();
+      const passwords = (JSON.parse(readFileSync(join(tmp.dir, 'demo-logins.json'), 'utf8')) as { password: string }[]).map((l) => l.password);
+      assert.ok(demo.output().includes(key) && passwords.every((p) => demo.output().includes(p)), 'the demo banner shows them');
+      const srv = await serve(['serve', '--data', tmp.dir, '--config', join(tmp.dir, 'meridian.yaml')], { LOG_LEVEL: 'info' });
+      // Give the background work a moment to log what it logs at start.
+      await new Promise((r) => setTimeout(r, 1000));
+      await srv.stop();
+      const out = srv.output();
+      assert.match(out, /listening on/);
+      for (const secret of [key, ...passwords]) assert.ok(!out.includes(secret), 'serve printed a secret');
+      assert.doesNotMatch(out, /mer_[A-Za-z0-9_-]{10,}|demo-[A-Za-z0-9_-]{12}/);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
