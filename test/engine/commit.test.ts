@@ -85,7 +85,7 @@ for (const backend of BACKENDS) {
     pgOnly('two changes about one new booking at once (two processes fetching it) make one appointment, not two', async () => {
       const conn = (await loadConnection(hub, 'calendly')).record;
       const change = (n: number): SourceChange => ({
-        platform: 'calendly', externalId: 'invitee-77', kind: 'upsert', occurredAt: `2026-12-01T10:00:0${n}Z`,
+        platform: 'calendly', externalId: 'invitee-77', kind: 'upsert', needsFetch: false, occurredAt: `2026-12-01T10:00:0${n}Z`,
         appointment: { start: '2027-05-05T08:00:00Z', end: '2027-05-05T08:45:00Z', timeZone: 'Europe/Berlin', status: 'booked', patient: { name: 'Mo Keller' } },
       });
       const first = await hub.store.db.startTransaction().execute();
