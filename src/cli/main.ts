@@ -156,6 +156,8 @@ async function demoBanner(url: string, hub: Hub, o: GlobalOptions): Promise<void
   const lines = [
     '',
     'Meridian demo clinic is ready.',
+    // The only place Meridian prints secrets: a demo has nothing worth protecting and must be usable at once.
+    '  Demo only: these credentials are printed because this is a demo; `serve` never prints secrets.',
     `  Web:        ${url}/`,
     ...(await demoLogins(hub, dataDirOf(o))).map((l) => `  Sign in:    ${l.email} / ${l.password}   (${l.role === 'owner' ? 'owner: everything' : `practitioner: only ${l.practitionerId}'s schedule`})`),
     `  API:        ${url}/api/v1/openapi.json   (API key: ${key})`,

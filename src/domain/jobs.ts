@@ -17,7 +17,7 @@ export const NOTIFY_NOTICE = 'notify.notice';
 export const NOTIFY_TIMED = 'notify.timed';
 export const NOTIFY_STAFF = 'notify.staff';
 
-export type StaffAlertType = 'double_booking' | 'dead_letter' | 'needs_reauth' | 'held_changes' | 'patient_cancelled';
+export type StaffAlertType = 'double_booking' | 'dead_letter' | 'needs_reauth' | 'held_changes' | 'patient_cancelled' | 'account_locked';
 
 export interface StaffAlert {
   type: StaffAlertType;

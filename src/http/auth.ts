@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { checkApiKey, type Scope } from '../engine/hub/apikeys.ts';
 import type { Hub } from '../engine/hub/hub.ts';
+import { alertStaff } from '../engine/effects/notify.ts';
 import { appendAudit } from '../store/audit.ts';
 import { sha256Hex } from '../store/crypto.ts';
 import { getAppointment } from '../store/repo.ts';
@@ -263,10 +264,72 @@ export function redactFor<T>(p: Principal, value: T): T {
 
 // ------------------------------------------------------------------ sign-in routes
 
-/** Failed sign-ins per e-mail: five in a row lock the account for a quarter of an hour (in this process). */
-const failures = new Map<string, { n: number; until: number }>();
-const LOCK_AFTER = 5;
+// Failed sign-ins are counted twice, in this process: per client address and account, and per account.
+// A client that gets one account's password wrong CLIENT_LIMIT times is refused (429) for that account for
+// a quarter of an hour; everyone else can still sign in. Only ACCOUNT_LIMIT failures from any clients lock
+// the account itself, so a stranger can no longer lock a colleague out with five wrong guesses, and the
+// owner is told (an audit entry and a staff alert). Each attempt is counted BEFORE the password is hashed,
+// synchronously (no await between the check and the count), so sending many guesses at once gains nothing:
+// once a limit is reached every further attempt, even with the right password, is refused before hashing.
+export const CLIENT_LIMIT = 5;
+export const ACCOUNT_LIMIT = 20;
 const LOCK_MS = 15 * 60_000;
+const MAX_TRACKED = 50_000;
+
+interface Count { n: number; until: number; announced?: boolean }
+
+export class SignInGuard {
+  private readonly counts = new Map<string, Count>();
+
+  constructor(private readonly now: () => number) {}
+
+  private current(key: string, t: number): Count | undefined {
+    const c = this.counts.get(key);
+    if (c && c.until <= t) {
+      this.counts.delete(key);
+      return undefined;
+    }
+    return c;
+  }
+
+  /**
+   * Count one attempt for `ip` on `email` before its password is checked: undefined when it may go ahead,
+   * else how long to wait (and whether it is the account, not only this client, that is locked).
+   */
+  begin(ip: string, email: string): { retryAfterMs: number; account: boolean } | undefined {
+    const t = this.now();
+    const acc = this.current(`a ${email}`, t);
+    if (acc && acc.n >= ACCOUNT_LIMIT) return { retryAfterMs: acc.until - t, account: true };
+    const cli = this.current(`c ${ip} ${email}`, t);
+    if (cli && cli.n >= CLIENT_LIMIT) return { retryAfterMs: cli.until - t, account: false };
+    this.bump(`a ${email}`, acc, t);
+    this.bump(`c ${ip} ${email}`, cli, t);
+    return undefined;
+  }
+
+  /** The password was right: this attempt and this client's earlier failures on the account no longer count. */
+  succeeded(ip: string, email: string): void {
+    this.counts.delete(`c ${ip} ${email}`);
+    const acc = this.counts.get(`a ${email}`);
+    if (acc) acc.n = Math.max(0, acc.n - 1);
+  }
+
+  /** After a failure: true exactly once when the account has just reached its lock. */
+  accountJustLocked(email: string): boolean {
+    const acc = this.current(`a ${email}`, this.now());
+    if (!acc || acc.n < ACCOUNT_LIMIT || acc.announced) return false;
+    acc.announced = true;
+    return true;
+  }
+
+  private bump(key: string, c: Count | undefined, t: number): void {
+    const next = { n: (c?.n ?? 0) + 1, until: t + LOCK_MS, announced: c?.announced };
+    this.counts.delete(key);
+    this.counts.set(key, next);
+    // Bounded under a spray of addresses or e-mails: forget the oldest first.
+    if (this.counts.size > MAX_TRACKED) this.counts.delete(this.counts.keys().next().value!);
+  }
+}
 
 function sessionCookie(hub: Hub, req: FastifyRequest, value: string, maxAgeS: number): string {
   const secure = req.protocol === 'https' || hub.publicUrl?.startsWith('https:') ? '; Secure' : '';
@@ -280,28 +343,46 @@ function me(p: Principal) {
 
 const loginBody = z.object({ email: z.string().min(1).max(320), password: z.string().min(1).max(200) }).strict();
 
+/** The staff (and so the account's owner) hear of a lock by e-mail when staff alerts are set up. */
+async function tellAccountLocked(hub: Hub, email: string, at: string): Promise<void> {
+  try {
+    await alertStaff(hub, undefined, { type: 'account_locked', ref: `${email}@${at}`, summary: `The sign-in of ${email} is locked for ${LOCK_MS / 60_000} minutes after ${ACCOUNT_LIMIT} wrong passwords from any addresses. If this was not its owner, someone is guessing its password.` });
+  } catch (err) {
+    hub.log.warn({ err: { message: (err as Error).message } }, 'could not alert staff of a locked account');
+  }
+}
+
 export async function registerAuth(app: FastifyInstance, hub: Hub): Promise<void> {
+  const guard = new SignInGuard(() => hub.clock.now().getTime());
   app.post('/auth/login', async (req: FastifyRequest, reply: FastifyReply) => {
     checkSameOrigin(hub, req); // login CSRF: a foreign page must not sign a browser into our account
     const b = loginBody.parse(req.body ?? {});
     const email = b.email.trim().toLowerCase();
     const now = hub.clock.now();
-    const f = failures.get(email);
-    if (f && f.n >= LOCK_AFTER && f.until > now.getTime()) {
-      reply.header('retry-after', String(Math.ceil((f.until - now.getTime()) / 1000)));
-      throw new HttpError('locked', 'too many failed sign-ins for this account: wait a quarter of an hour');
+    // Counted before any await: parallel attempts each see the ones started before them.
+    const refused = guard.begin(req.ip, email);
+    if (refused) {
+      reply.header('retry-after', String(Math.max(1, Math.ceil(refused.retryAfterMs / 1000))));
+      throw new HttpError('locked', refused.account
+        ? 'too many failed sign-ins for this account: it is locked for a quarter of an hour'
+        : 'too many failed sign-ins from this address for this account: wait a quarter of an hour');
     }
     const u = await hub.store.db.selectFrom('staff_user').selectAll().where('email', '=', email).executeTakeFirst();
     // Unknown accounts cost the same scrypt as known ones, so timing does not tell which e-mails exist.
     const ok = u ? await verifyPassword(b.password, u.password_hash) : (await hashPassword(b.password), false);
     const at = now.toISOString();
     if (!ok || !u || u.disabled) {
-      const n = (f && f.until > now.getTime() ? f.n : 0) + 1;
-      failures.set(email, { n, until: now.getTime() + LOCK_MS });
-      if (u) await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [{ at, actor: `user:${email}`, action: 'staff.sign_in_failed', entityType: 'staff_user', entityId: u.id, meta: { attempt: n } }]));
+      if (u) {
+        const locked = guard.accountJustLocked(email);
+        await hub.store.db.transaction().execute((trx) => appendAudit(trx, hub.store.dialect, [
+          { at, actor: `user:${email}`, action: 'staff.sign_in_failed', entityType: 'staff_user', entityId: u.id, meta: { client: req.ip } },
+          ...(locked ? [{ at, actor: 'system', action: 'staff.account_locked', entityType: 'staff_user', entityId: u.id, meta: { failures: ACCOUNT_LIMIT, minutes: LOCK_MS / 60_000 } }] : []),
+        ]));
+        if (locked) await tellAccountLocked(hub, email, at);
+      }
       throw new HttpError('bad_credentials', 'the e-mail or password is not right');
     }
-    failures.delete(email);
+    guard.succeeded(req.ip, email);
     const token = randomBytes(32).toString('base64url');
     const csrf = randomBytes(24).toString('base64url');
     await hub.store.db.transaction().execute(async (trx) => {
@@ -318,7 +399,10 @@ export async function registerAuth(app: FastifyInstance, hub: Hub): Promise<void
     const token = cookies(req)[SESSION_COOKIE];
     const p = token ? await sessionPrincipal(hub, token) : undefined;
     if (p) {
-      checkCsrf(hub, req, p);
+      // Signing out is safe, so it needs no CSRF token: a page that lost its token still ends its session.
+      // A foreign site cannot use this to sign anyone out: the SameSite=Strict cookie is not sent on its
+      // requests, and the same-origin check still refuses a sibling subdomain (same site, other origin).
+      checkSameOrigin(hub, req);
       await hub.store.db.deleteFrom('staff_session').where('token_hash', '=', sha256Hex(token!)).execute();
     }
     reply.header('set-cookie', sessionCookie(hub, req, '', 0));

@@ -35,6 +35,7 @@ export const HTTP_ERRORS = {
   rate_limited: { status: 429, message: 'too many requests from this address' },
   // the request as sent
   invalid_url: { status: 400, message: 'the URL is not valid' },
+  misdirected: { status: 421, message: 'this server does not answer for that host name' },
   uri_too_long: { status: 414, message: 'a path segment is too long' },
   body_too_large: { status: 413, message: 'the request body is too large' },
   unsupported_media_type: { status: 415, message: 'the content type is not supported' },

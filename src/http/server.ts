@@ -1,5 +1,6 @@
 // The HTTP server: webhooks (raw bytes, verified before parsing), calendar feeds, the REST API,
 // health and metrics. Fastify with its own JSON logger off (we log through the hub's redacting pino).
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import { sql } from 'kysely';
@@ -45,6 +46,49 @@ function publicUrlOf(hub: Hub, req: FastifyRequest): string {
   return (hub.publicUrl ?? `${req.protocol}://${req.host}`).replace(/\/$/, '');
 }
 
+/** Objects and arrays inside one another deeper than this are refused in API bodies. */
+export const MAX_JSON_DEPTH = 64;
+
+/** The deepest nesting of `{` and `[` in JSON text (brackets inside strings do not count); invalid text is left to the parser. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  if (!header?.startsWith('Bearer ')) return false;
+  // Hashing both sides first makes the comparison constant-time whatever the lengths.
+  const digest = (v: string) => createHash('sha256').update(v).digest();
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(token));
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+const LOOPBACK_ADDRESS = /^(127\.|::1$|::ffff:127\.)/;
+
+/** Whether the request's Host (X-Forwarded-Host behind a trusted proxy) is ours. */
+function hostAllowed(allowed: string, req: FastifyRequest): boolean {
+  let name: string;
+  try {
+    name = new URL(`http://${req.host}`).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  if (name === allowed) return true;
+  return LOOPBACK_NAMES.has(name) && LOOPBACK_ADDRESS.test(req.socket.localAddress ?? '');
+}
+
 export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<FastifyInstance> {
   const securityHeaders = (reply: FastifyReply) => {
     reply.header('x-content-type-options', 'nosniff');
@@ -66,6 +110,31 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
     },
   });
   await app.register(formbody);
+  // The API's JSON: bodies nested deeper than MAX_JSON_DEPTH are refused (400) before they are parsed, so
+  // no validator, redaction or audit walk ever recurses through 50,000 levels (that was a 500). The rest
+  // is Fastify's own parser (it also refuses __proto__ keys).
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = String(body);
+    if (jsonDepth(text) > MAX_JSON_DEPTH) return done(new HttpError('invalid_request', `the JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    return defaultJson(req, text, done);
+  });
+
+  // DNS rebinding: a foreign page whose host name is pointed at this server would otherwise read our
+  // answers as its own origin. With a public URL configured (--public-url / MERIDIAN_PUBLIC_URL, read once
+  // here, before `serve` fills in the listening address), only its host is answered, plus the loopback
+  // names when the connection arrived on a loopback address (a reverse proxy on the same host sends those).
+  // Without a public URL every host is answered as before: then bind to loopback (the default) or set one.
+  // Liveness and readiness stay open to any Host: orchestrators probe them by IP, and they reveal nothing.
+  const allowedHost = hub.publicUrl ? new URL(hub.publicUrl).hostname.toLowerCase() : undefined;
+  if (allowedHost) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.url === '/healthz' || req.url === '/readyz') return;
+      if (hostAllowed(allowedHost, req)) return;
+      return reply.status(statusOfCode('misdirected')).send(errorBody('misdirected', `this server answers for ${allowedHost}, not for the host name this request was sent to`));
+    });
+  }
 
   app.addHook('onSend', async (_req, reply, payload) => {
     securityHeaders(reply);
@@ -148,7 +217,13 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       return reply.status(statusOfCode('not_ready')).send(errorBody('not_ready', 'the database is not reachable'));
     }
   });
-  app.get('/metrics', async (_req, reply) => {
+  // Metrics name connections and show traffic: with MERIDIAN_METRICS_TOKEN set they need
+  // `Authorization: Bearer <token>` (compared in constant time); without it they stay open as before.
+  const metricsToken = hub.env.MERIDIAN_METRICS_TOKEN?.trim() || undefined;
+  app.get('/metrics', async (req, reply) => {
+    if (metricsToken && !bearerMatches(req.headers.authorization, metricsToken)) {
+      return reply.status(statusOfCode('unauthenticated')).header('www-authenticate', 'Bearer realm="metrics"').send(errorBody('unauthenticated', 'send the metrics token (Authorization: Bearer <MERIDIAN_METRICS_TOKEN>)'));
+    }
     await updateJobGauges(hub);
     return reply.type(hub.metrics.registry.contentType).send(await hub.metrics.registry.metrics());
   });

@@ -160,7 +160,7 @@ describe('web app sign-in, sessions and roles', () => {
     assert.equal((await app.inject({ method: 'GET', url: '/api/v1/appointments' })).statusCode, 401);
   });
 
-  test('signing out ends the session; five wrong passwords lock the account for a while', async () => {
+  test('signing out ends the session; five wrong passwords from one address hold that address off for a while', async () => {
     const s = await session('owner@lotus.test');
     assert.equal((await app.inject({ method: 'GET', url: '/auth/me', headers: { cookie: s.cookie } })).statusCode, 200);
     const out = await as(s, 'POST', '/auth/logout');

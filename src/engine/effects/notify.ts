@@ -122,6 +122,7 @@ export async function replanClinic(hub: Hub, clinicId: string, former?: Notifica
 const ALERT_TITLES: Record<StaffAlertType, string> = {
   double_booking: 'Double booking', dead_letter: 'A job failed for good', needs_reauth: 'A connection needs reconnecting',
   held_changes: 'Mass changes held for approval', patient_cancelled: 'A patient cancelled by reply',
+  account_locked: 'A staff sign-in was locked',
 };
 
 /** Jobs that e-mail the staff of `clinicId` (every clinic with staff addresses when unknown). */
