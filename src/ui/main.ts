@@ -75,7 +75,16 @@ async function show(): Promise<void> {
 }
 
 async function signOut(): Promise<void> {
-  await request('POST', '/auth/logout').catch(() => {});
+  try {
+    await request('POST', '/auth/logout');
+  } catch (err) {
+    // Never say "signed out" while the session still works: ask the server, and say what went wrong.
+    const still = await request('GET', '/auth/me').then(() => true, () => false);
+    if (still) {
+      document.getElementById('main')?.prepend(h('p', { class: 'form-error', role: 'alert' }, `Signing out did not work (${(err as Error).message}); you are still signed in. Try again, or close the browser.`));
+      return;
+    }
+  }
   state.me = undefined;
   signInPage('You are signed out.');
 }
