@@ -1,6 +1,6 @@
 // `meridian` — serve, migrate, demo, audit, jobs, keys, connections, platforms, parse-webhook, parse-record.
 // Exit codes: 0 ok, 1 failure, 2 usage error; parse-webhook/parse-record: 3 signature rejected, 4 not understood.
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
@@ -120,8 +120,10 @@ async function demoSetup(o: GlobalOptions): Promise<void> {
   const dataDir = dataDirOf(o);
   const cfg = join(dataDir, 'meridian.yaml');
   if (!o.config && !existsSync(cfg)) {
-    await import('node:fs').then((fs) => fs.mkdirSync(dataDir, { recursive: true }));
+    await import('node:fs').then((fs) => fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 }));
     copyFileSync(join(ROOT, 'examples/demo.yaml'), cfg);
+    // Like every file in the data folder: the service's own user only (a copy keeps the source's 0644).
+    chmodSync(cfg, 0o600);
   }
   await withHub(o, async (hub) => {
     try {
