@@ -24,6 +24,7 @@ import { demoLogins, seedDemoSchedule } from './demo-staff.ts';
 import { createUser, listUsers, ROLES, type Role } from '../http/auth.ts';
 import { dropOlderKeys, prependKeyFile, reencryptStore } from '../store/crypto.ts';
 import { erasePatient } from '../engine/appointments/erase.ts';
+import { pruneRetention } from '../engine/sync/retention.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -462,6 +463,15 @@ patients.command('erase').requiredOption('--email <address>', 'the patient\'s e-
       const r = await erasePatient(hub, { email: o.email }, 'cli:patients-erase');
       out(r);
       if (r.auditLegacy) process.stderr.write(`meridian: ${r.auditLegacy} audit entries from before erasable entries still hold this patient's data (erasing them would break the chain)\n`);
+    });
+  });
+
+program.command('prune').description('delete records past their retention period now (meridian.yaml `retention:`; also runs hourly)')
+  .option('--dry-run', 'only count what would be deleted')
+  .action(async (o: { dryRun?: boolean }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const r = await pruneRetention(hub, { dryRun: o.dryRun, actor: 'cli' });
+      for (const [k, n] of Object.entries(r.pruned)) out(`${k.padEnd(14)} ${String(n).padStart(7)} ${r.dryRun ? 'would be deleted' : 'deleted'} (kept ${r.policy[k as keyof typeof r.policy] === 'off' ? 'forever' : r.policy[k as keyof typeof r.policy]})`);
     });
   });
 
