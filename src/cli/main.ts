@@ -1,6 +1,6 @@
 // `meridian` — serve, migrate, demo, audit, jobs, keys, connections, platforms, parse-webhook, parse-record.
 // Exit codes: 0 ok, 1 failure, 2 usage error; parse-webhook/parse-record: 3 signature rejected, 4 not understood.
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
@@ -24,6 +24,7 @@ import { demoLogins, seedDemoSchedule } from './demo-staff.ts';
 import { createUser, listUsers, ROLES, type Role } from '../http/auth.ts';
 import { dropOlderKeys, prependKeyFile, reencryptStore } from '../store/crypto.ts';
 import { erasePatient } from '../engine/appointments/erase.ts';
+import { pruneRetention } from '../engine/sync/retention.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -120,8 +121,10 @@ async function demoSetup(o: GlobalOptions): Promise<void> {
   const dataDir = dataDirOf(o);
   const cfg = join(dataDir, 'meridian.yaml');
   if (!o.config && !existsSync(cfg)) {
-    await import('node:fs').then((fs) => fs.mkdirSync(dataDir, { recursive: true }));
+    await import('node:fs').then((fs) => fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 }));
     copyFileSync(join(ROOT, 'examples/demo.yaml'), cfg);
+    // Like every file in the data folder: the service's own user only (a copy keeps the source's 0644).
+    chmodSync(cfg, 0o600);
   }
   await withHub(o, async (hub) => {
     try {
@@ -462,6 +465,15 @@ patients.command('erase').requiredOption('--email <address>', 'the patient\'s e-
       const r = await erasePatient(hub, { email: o.email }, 'cli:patients-erase');
       out(r);
       if (r.auditLegacy) process.stderr.write(`meridian: ${r.auditLegacy} audit entries from before erasable entries still hold this patient's data (erasing them would break the chain)\n`);
+    });
+  });
+
+program.command('prune').description('delete records past their retention period now (meridian.yaml `retention:`; also runs hourly)')
+  .option('--dry-run', 'only count what would be deleted')
+  .action(async (o: { dryRun?: boolean }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const r = await pruneRetention(hub, { dryRun: o.dryRun, actor: 'cli' });
+      for (const [k, n] of Object.entries(r.pruned)) out(`${k.padEnd(14)} ${String(n).padStart(7)} ${r.dryRun ? 'would be deleted' : 'deleted'} (kept ${r.policy[k as keyof typeof r.policy] === 'off' ? 'forever' : r.policy[k as keyof typeof r.policy]})`);
     });
   });
 

@@ -5,6 +5,7 @@
 import { getTarget } from '../connectors/registry.ts';
 import { appendAudit } from '../store/audit.ts';
 import type { Exec } from '../store/repo.ts';
+import { saveRetentionPolicy } from '../store/retention.ts';
 import type { Hub } from '../engine/hub/hub.ts';
 import { createFeed } from '../engine/effects/feeds.ts';
 import type { ClinicConfig } from './schema.ts';
@@ -81,6 +82,8 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
       }
     }
 
+    // The retention periods are read by the hourly pruning (engine/sync/retention.ts), which has no config file.
+    await saveRetentionPolicy(trx, c.retention);
     await trx.insertInto('meta').values({ key: CONFIG_HASH_KEY, value: hash }).onConflict((oc) => oc.column('key').doUpdateSet({ value: hash })).execute();
     await appendAudit(trx, hub.store.dialect, [{
       at: now, actor, action: 'config.applied', entityType: 'clinic', entityId: c.clinic.id,

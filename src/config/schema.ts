@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isIanaZone } from '../domain/time.ts';
 import { PRIVACY_LEVELS } from '../domain/types.ts';
 import { HOURS_RANGE, WEEKDAYS } from '../domain/slots.ts';
+import { DEFAULT_RETENTION, normaliseRetention, RETENTION_MESSAGE } from '../domain/retention.ts';
 import { DURATION_PATTERN, HHMM_PATTERN, PURPOSES, type Purpose } from '../domain/notify-plan.ts';
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, 'ids are 1–63 letters, digits, ".", "_" or "-"');
@@ -46,6 +47,24 @@ export const notificationsSchema = z.object({
   services: z.record(id, z.object(ruleSet).strict()).optional(),
   practitioners: z.object({ notify: z.boolean().default(true), privacy: z.enum(PRIVACY_LEVELS).default('minimal'), channel: channels.optional() }).strict().optional(),
   staff: z.object({ emails: z.array(z.email()).min(1), channel: channels.optional() }).strict().optional(),
+}).strict();
+
+/** One retention period (domain/retention.ts): `30d`, `12h`, `1y`, or `0` / `off` to keep forever. */
+const retentionPeriod = z.unknown().transform((v, ctx) => {
+  const p = normaliseRetention(v);
+  if (p === undefined) {
+    ctx.addIssue({ code: 'custom', message: `${RETENTION_MESSAGE}, not ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return p;
+});
+
+/** How long records holding patients' data are kept (absent kinds: the defaults). The audit log is not pruned. */
+export const retentionSchema = z.object({
+  deliveries: retentionPeriod.default(DEFAULT_RETENTION.deliveries),
+  leads: retentionPeriod.default(DEFAULT_RETENTION.leads),
+  notifications: retentionPeriod.default(DEFAULT_RETENTION.notifications),
+  jobs: retentionPeriod.default(DEFAULT_RETENTION.jobs),
 }).strict();
 
 export const secretRef = z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'environment variable names are upper-case letters, digits and "_"') }).strict();
@@ -135,6 +154,7 @@ export const configSchema = z
       )
       .default([]),
     notifications: notificationsSchema.optional(),
+    retention: retentionSchema.default(DEFAULT_RETENTION),
   })
   .strict();
 

@@ -11,6 +11,7 @@ import type { Hub } from './hub/hub.ts';
 import { Worker, type BackoffPolicy } from './jobs/worker.ts';
 import { inboxOf } from './inbound/ingest.ts';
 import { checkTokenAge, sweepJob } from './sync/sweep.ts';
+import { pruneRetention } from './sync/retention.ts';
 import { schedulePolls } from './sync/poll.ts';
 
 export interface RuntimeOptions {
@@ -22,7 +23,10 @@ export interface RuntimeOptions {
   sweepMinutes?: number;
   /** How often the source polls are re-checked (default 10 minutes). */
   pollRecheckMs?: number;
-  /** How often finished jobs are pruned (default hourly), and how long they are kept (default a week). */
+  /**
+   * How often finished jobs are pruned and the retention policy applied (default hourly), and how long done
+   * jobs are kept (default a week; `retention.jobs` in meridian.yaml then also removes dead ones).
+   */
   pruneEveryMs?: number;
   keepDoneMs?: number;
   /** How often an idle worker looks for due jobs, and its retry backoff (the Worker's defaults otherwise). */
@@ -86,6 +90,9 @@ export async function startRuntime(hub: Hub, o: RuntimeOptions = {}): Promise<Ru
   const keepDoneMs = o.keepDoneMs ?? 7 * 86_400_000;
   every(o.pruneEveryMs ?? 3_600_000, () =>
     pruneDone(hub.store.db, new Date(hub.clock.now().getTime() - keepDoneMs).toISOString()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'pruning jobs failed')));
+  // Retention (issue #22): webhook and lead bodies, leads, notification logs and finished jobs past their
+  // period are deleted, so patients' data is not kept without end.
+  every(o.pruneEveryMs ?? 3_600_000, () => pruneRetention(hub).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'retention pruning failed')));
 
   // Drift repair: every push target is read back periodically (MERIDIAN_SWEEP_MINUTES, default 60; 0 = off).
   const sweepMinutes = o.sweepMinutes ?? envNumber(hub, 'MERIDIAN_SWEEP_MINUTES') ?? 60;

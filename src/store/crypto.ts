@@ -103,7 +103,7 @@ export function loadSecretBox(keyFile: string, env: NodeJS.ProcessEnv = process.
   const fromEnv = env.MERIDIAN_SECRET_KEY;
   if (fromEnv) return new SecretBox(fromEnv.split(',').map((s) => Buffer.from(s.trim(), 'base64')));
   if (!existsSync(keyFile)) {
-    mkdirSync(dirname(keyFile), { recursive: true });
+    mkdirSync(dirname(keyFile), { recursive: true, mode: 0o700 });
     writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
     chmodSync(keyFile, 0o600);
   }

@@ -1,5 +1,5 @@
 // Opening the store: SQLite (embedded default, WAL) or PostgreSQL (DATABASE_URL). One migration set.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
@@ -36,6 +36,8 @@ export interface OpenOptions {
    * event loop stops for that copy and its fsync (10–20 ms, every few hundred ms under a burst).
    */
   backgroundCheckpoints?: boolean;
+  /** Where to say that the data folder can be read by other local users (default: stderr). */
+  warn?: (message: string) => void;
 }
 
 export async function openStore(o: OpenOptions): Promise<Store> {
@@ -58,8 +60,13 @@ export async function openStore(o: OpenOptions): Promise<Store> {
     u.password = '';
     return { db, dialect: 'postgres', schema, where: `${u.toString()}${schema ? ` (schema ${schema})` : ''}`, close: () => db.destroy() };
   }
-  mkdirSync(o.dataDir, { recursive: true });
   const file = join(o.dataDir, 'meridian.db');
+  privateDataDir(o.dataDir, o.warn ?? ((m) => process.stderr.write(`meridian: ${m}\n`)));
+  // The database holds patients' data: readable by the service's own user only. The file is created (or
+  // tightened) before SQLite opens it, because SQLite gives the -wal and -shm files it creates next to it
+  // the database file's own mode, and it creates them at once (journal_mode = WAL below).
+  closeSync(openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
@@ -76,6 +83,21 @@ export async function openStore(o: OpenOptions): Promise<Store> {
       await db.destroy();
     },
   };
+}
+
+/**
+ * Create the data folder readable by the service's own user only (0700; the mode is set explicitly, so
+ * it does not depend on the umask). A folder that already exists is left as it is (it may be one the
+ * operator chose and shares on purpose), but a folder that other local users can read is reported.
+ */
+export function privateDataDir(dir: string, warn: (message: string) => void): void {
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    return;
+  }
+  const mode = statSync(dir).mode & 0o777;
+  if (mode & 0o077) warn(`the data folder ${dir} can be read by other local users (mode ${mode.toString(8)}); it holds patients' data: chmod 700 ${dir}`);
 }
 
 const CHECKPOINT_EVERY_MS = 250;

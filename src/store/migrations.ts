@@ -402,5 +402,14 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         await db.schema.alterTable('lead').addColumn('client_address', 'text').execute();
       },
     },
+    '0013_retention': {
+      // Retention pruning (store/retention.ts) finds old finished rows by their state and age: indexes so
+      // that each batch reads only the rows it deletes (deliveries have one already: status, received_at).
+      async up(db: Kysely<any>) {
+        await db.schema.createIndex('job_finished').on('job').columns(['state', 'updated_at']).execute();
+        await db.schema.createIndex('notification_state').on('notification').columns(['state', 'updated_at']).execute();
+        await db.schema.createIndex('lead_status_updated').on('lead').columns(['status', 'updated_at']).execute();
+      },
+    },
   };
 }

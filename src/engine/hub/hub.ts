@@ -92,14 +92,18 @@ export interface HubOptions {
 
 export async function openHub(o: HubOptions): Promise<Hub> {
   const env = o.env ?? process.env;
-  const store = await openStore({ databaseUrl: o.databaseUrl ?? env.DATABASE_URL, dataDir: o.dataDir, pgSchema: o.pgSchema, backgroundCheckpoints: o.backgroundCheckpoints });
+  const log = o.log ?? makeLogger(env.LOG_LEVEL ?? 'info');
+  const store = await openStore({
+    databaseUrl: o.databaseUrl ?? env.DATABASE_URL, dataDir: o.dataDir, pgSchema: o.pgSchema, backgroundCheckpoints: o.backgroundCheckpoints,
+    warn: (m) => log.warn(m),
+  });
   await migrate(store);
   const box = loadSecretBox(join(o.dataDir, 'secret.key'), env);
   return {
     store,
     box,
     clock: o.clock ?? systemClock,
-    log: o.log ?? makeLogger(env.LOG_LEVEL ?? 'info'),
+    log,
     metrics: makeMetrics(),
     dataDir: o.dataDir,
     env,

@@ -10,6 +10,7 @@ import { decideHeld, listHeld, pollJob } from '../../engine/sync/poll.ts';
 import { connectionJobCounts, enqueue, jobCounts, listJobs, retryJob } from '../../store/outbox.ts';
 import { connectionDeliveryHealth, listDeliveries } from '../../store/queries/deliveries.ts';
 import { getConnectionRow, listConnections } from '../../store/repo.ts';
+import { lastRetentionRun, loadRetentionPolicy } from '../../store/retention.ts';
 import { HttpError } from '../errors.ts';
 import { replayAnswer } from '../inbound.ts';
 import { defineRoute, idParam, type Route } from '../route.ts';
@@ -64,7 +65,7 @@ export const OPERATIONS_ROUTES: Route[] = [
   }),
   defineRoute({
     method: 'GET', path: '/health/connections', scope: 'read', tag: 'operations',
-    summary: 'Each connection\'s health: status, last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries, deliveries waiting to be applied',
+    summary: 'Each connection\'s health: status, last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries, deliveries waiting to be applied; and retention: the policy, when pruning last ran and what it deleted',
     async handler({ hub }) {
       const db = hub.store.db;
       const roles = new Map(allDescriptors().map((d) => [d.id, { role: d.role, displayName: d.displayName }]));
@@ -81,7 +82,7 @@ export const OPERATIONS_ROUTES: Route[] = [
           waitingDeliveries: deliveries.waiting,
         });
       }
-      return { items, jobs: await jobCounts(db) };
+      return { items, jobs: await jobCounts(db), retention: { policy: await loadRetentionPolicy(db), ...(await lastRetentionRun(db)) } };
     },
   }),
   defineRoute({
