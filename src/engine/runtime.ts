@@ -90,9 +90,14 @@ export async function startRuntime(hub: Hub, o: RuntimeOptions = {}): Promise<Ru
   const keepDoneMs = o.keepDoneMs ?? 7 * 86_400_000;
   every(o.pruneEveryMs ?? 3_600_000, () =>
     pruneDone(hub.store.db, new Date(hub.clock.now().getTime() - keepDoneMs).toISOString()).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'pruning jobs failed')));
-  // Retention (issue #22): webhook and lead bodies, leads, notification logs and finished jobs past their
+  // Retention: webhook and lead bodies, leads, notification logs and finished jobs past their
   // period are deleted, so patients' data is not kept without end.
-  every(o.pruneEveryMs ?? 3_600_000, () => pruneRetention(hub).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'retention pruning failed')));
+  const prune = () => pruneRetention(hub).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'retention pruning failed'));
+  every(o.pruneEveryMs ?? 3_600_000, prune);
+  // Also a minute after start, so a server restarted more often than hourly still prunes.
+  const first = setTimeout(() => track(prune()), Math.min(60_000, o.pruneEveryMs ?? 60_000));
+  first.unref();
+  timers.push(first);
 
   // Drift repair: every push target is read back periodically (MERIDIAN_SWEEP_MINUTES, default 60; 0 = off).
   const sweepMinutes = o.sweepMinutes ?? envNumber(hub, 'MERIDIAN_SWEEP_MINUTES') ?? 60;

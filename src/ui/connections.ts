@@ -13,6 +13,16 @@ interface Health {
 interface Job { id: string; kind: string; payload: Record<string, unknown>; attempts: number; maxAttempts: number; runAt: string; lastError?: string; updatedAt: string; state: string }
 interface Held { id: string; connectionId: string; status: string; createdAt: string; summary: { cancellations: number; upcoming: number; listedLive: number; appointments: { id: string; start: string; practitionerId: string }[] } }
 
+interface Retention { policy: Record<string, string>; lastRunAt?: string; lastPruned?: Record<string, number> }
+
+/** What a retention period reads as ("30d" → "30 days"; "off" → "kept"). */
+function period(v: string): string {
+  const m = /^(\d+)([hdwy])$/.exec(v);
+  if (!m) return v === '0' || v === 'off' ? 'kept without end' : v;
+  const unit = { h: 'hour', d: 'day', w: 'week', y: 'year' }[m[2] as 'h' | 'd' | 'w' | 'y'];
+  return `${m[1]} ${unit}${m[1] === '1' ? '' : 's'}`;
+}
+
 const STATUS_TEXT: Record<string, string> = { active: 'Working', needs_reauth: 'Needs reconnecting', disabled: 'Disabled', error: 'Failing' };
 
 export async function connectionsPage(main: HTMLElement): Promise<void> {
@@ -33,7 +43,7 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
 
   async function render(): Promise<void> {
     const [health, dead, pending, held, failed] = await Promise.all([
-      api.get<{ items: Health[]; jobs: Record<string, number> }>('/health/connections'),
+      api.get<{ items: Health[]; jobs: Record<string, number>; retention?: Retention }>('/health/connections'),
       api.get<{ items: Job[] }>('/jobs?state=dead&limit=200'),
       api.get<{ items: Job[] }>('/jobs?state=pending&limit=200'),
       api.get<{ items: Held[] }>('/held-changes?status=pending'),
@@ -84,6 +94,14 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
     sections.push(h('section', { 'aria-labelledby': 'deliveries' }, h('h2', { id: 'deliveries' }, `Failed webhook deliveries (${failed.items.length})`),
       failed.items.length ? h('ul', {}, failed.items.map((d) => h('li', {}, `${when(d.received_at)} · ${d.connection_id} · ${d.error ?? d.status} `,
         canWrite() ? h('button', { type: 'button', onclick: () => void action(`/deliveries/${d.id}/replay`, 'Delivery replayed') }, 'Replay') : ''))) : h('p', { class: 'muted' }, 'None.')));
+    const r = health.retention;
+    if (r) {
+      const labels: Record<string, string> = { deliveries: 'Webhook and lead deliveries', leads: 'Decided leads', notifications: 'Message log', jobs: 'Finished jobs' };
+      sections.push(h('section', { 'aria-labelledby': 'retention' }, h('h2', { id: 'retention' }, 'Retention of patient data'),
+        h('ul', { class: 'retention' }, Object.entries(labels).map(([k, label]) => h('li', { dataset: { kind: k } }, `${label}: ${period(r.policy[k] ?? '')}`
+          + (r.lastPruned?.[k] ? ` (${r.lastPruned[k]} deleted at the last run)` : '')))),
+        h('p', { class: 'muted' }, r.lastRunAt ? `Pruning last ran ${when(r.lastRunAt)}. The audit log keeps only digests of personal values and is not pruned.` : 'Pruning has not run yet (it runs a minute after the server starts, then hourly).')));
+    }
     sections.push(h('p', {}, h('button', { type: 'button', onclick: () => void render() }, 'Refresh')));
     body.replaceChildren(...sections);
   }

@@ -205,6 +205,9 @@ describe('the web app in a browser', { skip }, () => {
     assert.match(await google.innerText(), /Working/);
     assert.doesNotMatch(await google.innerText(), /never/, 'a last successful write is shown');
     assert.match(await page.locator('section.summary').innerText(), /0\s+in dead letter/);
+    // How long patient data is kept: the policy in force, in words.
+    assert.deepEqual(await page.locator('ul.retention li').allInnerTexts(),
+      ['Webhook and lead deliveries: 30 days', 'Decided leads: 180 days', 'Message log: 1 year', 'Finished jobs: 30 days']);
     await screenshot(page, '10-connections');
   });
 
