@@ -17,8 +17,6 @@ import { MeridianError } from '../../domain/errors.ts';
 import { targetChangesEntry } from './target-changes.ts';
 import { Inbox, WAIT_AHEAD, type Applied, type ApplyStored } from './inbox.ts';
 
-export { FETCH_CHANGE };
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function storableBody(raw: Buffer): string {
@@ -43,7 +41,8 @@ function storedRequest(d: { body: string; headers: string }, now: Date): Webhook
 
 const KEEP_OUT = new Set(['authorization', 'cookie', 'proxy-authorization']);
 
-function storableHeaders(h: Record<string, string>): string {
+/** The headers kept with a stored delivery or lead: every one but credentials. */
+export function storableHeaders(h: Record<string, string>): string {
   return JSON.stringify(Object.fromEntries(Object.entries(h).filter(([k]) => !KEEP_OUT.has(k))));
 }
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { getLeadForm } from '../../connectors/registry.ts';
-import { UnreadablePayload, type Lead, type LeadFormConnector, type WebhookRequest } from '../../connectors/types.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type Lead, type LeadFormConnector, type WebhookRequest } from '../../connectors/types.ts';
 import { firstFreeSlot, intersect, preferenceWindows, workingWindows, type Horizon, type Interval, type WeeklyHours } from '../../domain/slots.ts';
 import { cleanEmail } from '../../domain/contact.ts';
 import type { Appointment } from '../../domain/types.ts';
@@ -18,7 +18,7 @@ import { commitAppointment } from '../appointments/commit.ts';
 import type { LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { receive, rejected, type Door, type InboundOutcome, type IncomingWebhook } from './pipeline.ts';
-import { ConnectionMisconfigured } from '../../connectors/types.ts';
+import { storableHeaders } from './ingest.ts';
 import { crmLeadJobs } from '../effects/crm.ts';
 import { leadWebhookJobs } from '../effects/webhooks-out.ts';
 
@@ -236,14 +236,9 @@ export async function ingestLead(hub: Hub, connectionId: string, incoming: Incom
       verify: (req) => connector.verify(req, conn.secrets, conn.record.config),
       accept: async (req) => {
         const fields = topFields(incoming);
-        let failed: string | undefined;
-        try {
-          failed = await challengeFailure(hub, conn, fields, incoming.client);
-        } catch (err) {
-          if (!(err instanceof ConnectionMisconfigured)) throw err;
-          hub.log.error({ connection: connectionId }, `lead delivery refused: ${err.message}`);
-          return { kind: 'unavailable', reason: 'connection_misconfigured', message: 'this connection is not fully configured; the delivery was not accepted' };
-        }
+        // A challenge without its secret or with an unknown provider throws ConnectionMisconfigured: the
+        // pipeline refuses the delivery for now, as for any connection not fully configured.
+        const failed = await challengeFailure(hub, conn, fields, incoming.client);
         if (failed) {
           hub.metrics.webhooks.inc({ platform: conn.record.platform, outcome: 'rejected' });
           return rejected('challenge_failed', failed);
@@ -276,7 +271,7 @@ async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormCo
   const outcome = await hub.commits.run(async (trx) => {
     const inserted = await trx.insertInto('delivery').values({
       id: deliveryRowId, connection_id: connectionId, delivery_id: lead?.deliveryId ?? null, received_at: at,
-      content_type: incoming.headers['content-type'] ?? null, headers: JSON.stringify(safeHeaders(incoming.headers)),
+      content_type: incoming.headers['content-type'] ?? null, headers: storableHeaders(incoming.headers),
       body: `base64:${incoming.rawBody.toString('base64')}`, status: unreadable ? 'unreadable' : 'received', error: unreadable ?? null,
       change_count: lead ? 1 : 0, applied_at: null,
     }).onConflict((oc) => oc.columns(['connection_id', 'delivery_id']).doNothing()).returning('id').execute();
@@ -302,9 +297,6 @@ async function storeLead(hub: Hub, conn: LoadedConnection, connector: LeadFormCo
   if (spam) return { kind: 'accepted', details: { lead: outcome.leadId, leadStatus: 'needs_triage' } };
   return { kind: 'accepted', details: { lead: outcome.leadId, leadStatus: outcome.status, appointmentId: outcome.appointmentId, triageReason: outcome.triageReason } };
 }
-
-const KEEP_OUT = new Set(['authorization', 'cookie', 'proxy-authorization']);
-const safeHeaders = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).filter(([k]) => !KEEP_OUT.has(k)));
 
 /** The lead row, the appointment (if a slot fits) and the audit, in `trx`. Undefined: a duplicate submission. */
 async function recordLead(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord, lead: Lead, deliveryRowId: string, at: string, o: { client?: string; spam?: boolean } = {}) {
@@ -361,7 +353,7 @@ async function recordLead(trx: Transaction<DB>, hub: Hub, conn: ConnectionRecord
   return { leadId: id, status, appointmentId, triageReason: appointmentId ? undefined : found.triageReason };
 }
 
-// ------------------------------------------------------------------ staff: list, confirm, decline
+// ------------------------------------------------------------------ staff: the list (confirm and decline: edits/leads.ts)
 
 export async function listLeads(hub: Hub, q: { status?: LeadStatus; limit?: number } = {}): Promise<LeadView[]> {
   let s = hub.store.db.selectFrom('lead').selectAll();

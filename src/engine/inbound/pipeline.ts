@@ -90,19 +90,24 @@ export async function receive(hub: Hub, connectionId: string, incoming: Incoming
   if ('kind' in entry) return entry;
   const platform = conn.record.platform;
   const req: WebhookRequest = { rawBody: incoming.rawBody, headers: incoming.headers, url: incoming.url, now: hub.clock.now() };
-  let verified: VerifyResult;
-  try {
-    verified = entry.verify(req);
-  } catch (err) {
+  // A door may find out only while verifying or accepting that a setting or secret is missing (a lead form's
+  // challenge without its secret): refused for now in both cases, counted and logged the same way.
+  const misconfigured = (err: unknown): InboundOutcome => {
     if (!(err instanceof ConnectionMisconfigured)) throw err;
     hub.metrics.webhooks.inc({ platform, outcome: 'misconfigured' });
     hub.log.error({ connection: connectionId }, `${door.refusedLog}: ${err.message}`);
     return { kind: 'unavailable', reason: 'connection_misconfigured', message: `this connection is not fully configured; the ${door.thing} was not accepted` };
+  };
+  let verified: VerifyResult;
+  try {
+    verified = entry.verify(req);
+  } catch (err) {
+    return misconfigured(err);
   }
   if (!verified.ok) {
     hub.metrics.webhooks.inc({ platform, outcome: 'rejected' });
     hub.log.warn({ connection: connectionId, reason: verified.reason }, door.rejectedLog);
     return rejected('bad_signature', verified.reason);
   }
-  return entry.accept(req);
+  return entry.accept(req).catch(misconfigured);
 }
