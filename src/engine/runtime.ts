@@ -10,7 +10,8 @@ import { enqueue, pruneDone } from '../store/outbox.ts';
 import type { Hub } from './hub/hub.ts';
 import { Worker, type BackoffPolicy } from './jobs/worker.ts';
 import { inboxOf } from './inbound/ingest.ts';
-import { checkTokenAge, sweepJob } from './sync/sweep.ts';
+import { checkTokenAge } from './sync/sweep.ts';
+import { sweepJob } from '../domain/jobs.ts';
 import { pruneRetention } from './sync/retention.ts';
 import { schedulePolls } from './sync/poll.ts';
 

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Hub } from '../../src/engine/hub/hub.ts';
-import { decideHeld, listHeld, pollConnection, runPollJob, schedulePolls, SOURCE_POLL } from '../../src/engine/sync/poll.ts';
+import { decideHeld, listHeld, pollConnection, runPollJob, schedulePolls } from '../../src/engine/sync/poll.ts';
+import { SOURCE_POLL } from '../../src/domain/jobs.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { startFakeBookafy, type FakeBookafy } from '../fakes/bookafy.ts';
 import { tempDir, configuredHub } from '../helpers.ts';

@@ -17,8 +17,6 @@ import { settleDeliveriesFor } from '../inbound/ingest.ts';
 import { MeridianError } from '../../domain/errors.ts';
 import { checkStatusMove, followSource, validSpan } from '../../domain/rules.ts';
 
-export { WRITE_BACK };
-
 export interface ConflictInfo {
   id: string;
   start: string;

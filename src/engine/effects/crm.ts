@@ -11,8 +11,6 @@ import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { coveredByAgreement, privacyOf } from './render.ts';
 
-export { CRM_LEAD };
-
 export async function crmLeadJobs(db: Exec, clinicId: string, leadId: string): Promise<NewJob[]> {
   const c = await db.selectFrom('clinic').select('settings').where('id', '=', clinicId).executeTakeFirst();
   const bindings: TargetBinding[] = (c ? JSON.parse(c.settings).targets : undefined) ?? [];

@@ -26,7 +26,6 @@ import { cached, type TtlCache } from '../hub/cache.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 
-export { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED };
 export type { StaffAlert, StaffAlertType };
 
 // ------------------------------------------------------------------ settings

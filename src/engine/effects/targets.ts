@@ -12,8 +12,6 @@ import type { Hub } from '../hub/hub.ts';
 import { coveredByAgreement, NameBook } from './render.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 
-export { TARGET_SYNC };
-
 /** Where an appointment should be written: its practitioner's bindings plus the clinic-wide ones (push targets only). */
 export async function bindingsFor(db: Exec, appt: Pick<Appointment, 'practitionerId' | 'clinicId'>, cache?: TtlCache): Promise<TargetBinding[]> {
   return cached(cache, `bindings:${appt.clinicId}:${appt.practitionerId}`, async () => {

@@ -17,8 +17,6 @@ import { cached, type TtlCache } from '../hub/cache.ts';
 import { ConnectionError, connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 
-export { WEBHOOK_DELIVER };
-
 export const OUTBOUND_EVENTS = [
   'appointment.created', 'appointment.updated', 'appointment.cancelled', 'appointment.no_show', 'appointment.completed', 'lead.received',
 ] as const;

@@ -20,8 +20,6 @@ async function tellStaff(hub: Hub, about: Record<string, unknown>, alert: Parame
   }
 }
 
-// Handlers are looked up in the catalogue (catalogue.ts); the result type lives with the job types.
-export type { JobResult };
 
 export interface BackoffPolicy {
   baseMs: number;

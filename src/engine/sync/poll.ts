@@ -22,7 +22,6 @@ import type { Hub } from '../hub/hub.ts';
 import { applyChanges } from '../inbound/ingest.ts';
 import { staffAlertJobs } from '../effects/notify.ts';
 
-export { SOURCE_POLL };
 export const DEFAULT_PAST_DAYS = 7;
 export const DEFAULT_FUTURE_DAYS = 90;
 /** Hold cancellations when a poll would cancel more than this share of the upcoming appointments… */

@@ -9,7 +9,7 @@ import type { DriftState, Inspection, TargetClient, WriteOutcome } from '../../c
 import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { recheckBusyConflicts } from '../appointments/commit.ts';
-import { remoteChangeJob, sweepJob, TARGET_SWEEP, type Job, type JobResult } from '../../domain/jobs.ts';
+import { TARGET_SWEEP, type Job, type JobResult } from '../../domain/jobs.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { NameBook } from '../effects/render.ts';
@@ -17,8 +17,6 @@ import { linkFromRow, syncTarget, targetEventFor } from '../effects/targets.ts';
 import { staffCancel, staffReschedule } from '../edits/staff.ts';
 // How far back and ahead a sweep looks (past appointments are history; far future ones are few).
 import { FUTURE_MS, PAST_MS, reconcile } from './reconcile.ts';
-
-export { TARGET_SWEEP, remoteChangeJob, sweepJob };
 
 /** What to do when a practitioner moved or deleted one of our events in their own calendar. */
 export type TwoWayPolicy = 'restore' | 'accept';

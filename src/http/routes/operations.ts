@@ -1,11 +1,10 @@
 // Running Meridian: polls and sweeps on demand, held mass cancellations, each connection's health,
 // jobs (the outbox), received and outbound webhook deliveries.
-import { SOURCE_POLL, TARGET_SWEEP, type NewJob } from '../../domain/jobs.ts';
+import { SOURCE_POLL, TARGET_SWEEP, sweepJob, type NewJob } from '../../domain/jobs.ts';
 import type { Hub } from '../../engine/hub/hub.ts';
 import { z } from 'zod';
 import { allDescriptors } from '../../connectors/registry.ts';
 import { listOutboundDeliveries, replayOutboundDelivery } from '../../engine/effects/webhooks-out.ts';
-import { sweepJob } from '../../engine/sync/sweep.ts';
 import { decideHeld, listHeld, pollJob } from '../../engine/sync/poll.ts';
 import { connectionJobCounts, enqueue, jobCounts, listJobs, retryJob } from '../../store/outbox.ts';
 import { connectionDeliveryHealth, listDeliveries } from '../../store/queries/deliveries.ts';
