@@ -4,7 +4,7 @@
 // come from the file; values stored encrypted through the API are kept.
 import { getTarget } from '../connectors/registry.ts';
 import { appendAudit } from '../store/audit.ts';
-import type { Exec } from '../store/repo.ts';
+import { getMeta, putMeta, type Exec } from '../store/repo.ts';
 import { saveRetentionPolicy } from '../store/retention.ts';
 import type { Hub } from '../engine/hub/hub.ts';
 import { createFeed } from '../engine/effects/feeds.ts';
@@ -28,8 +28,8 @@ async function upsert<T extends Record<string, unknown>>(trx: Exec, table: 'clin
 
 export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor: string, o: { force?: boolean } = {}): Promise<ApplySummary> {
   const db = hub.store.db;
-  const current = await db.selectFrom('meta').select('value').where('key', '=', CONFIG_HASH_KEY).executeTakeFirst();
-  if (current?.value === hash && !o.force) return { applied: false, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated: 0 };
+  const current = await getMeta(db, CONFIG_HASH_KEY);
+  if (current === hash && !o.force) return { applied: false, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated: 0 };
   const now = hub.clock.now().toISOString();
   let feedsCreated = 0;
   let prevNotifications: unknown;
@@ -84,7 +84,7 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
 
     // The retention periods are read by the hourly pruning (engine/sync/retention.ts), which has no config file.
     await saveRetentionPolicy(trx, c.retention);
-    await trx.insertInto('meta').values({ key: CONFIG_HASH_KEY, value: hash }).onConflict((oc) => oc.column('key').doUpdateSet({ value: hash })).execute();
+    await putMeta(trx, CONFIG_HASH_KEY, hash);
     await appendAudit(trx, hub.store.dialect, [{
       at: now, actor, action: 'config.applied', entityType: 'clinic', entityId: c.clinic.id,
       meta: { hash, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated },

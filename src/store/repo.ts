@@ -172,6 +172,15 @@ export async function getRef(db: Exec, connectionId: string, externalId: string)
   return r ? toRef(r) : undefined;
 }
 
+/** A value kept in the `meta` table (the applied config's hash, sync tokens, retention runs), or undefined. */
+export async function getMeta(db: Exec, key: string): Promise<string | undefined> {
+  return (await db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst())?.value;
+}
+
+export async function putMeta(db: Exec, key: string, value: string): Promise<void> {
+  await db.insertInto('meta').values({ key, value }).onConflict((oc) => oc.column('key').doUpdateSet({ value })).execute();
+}
+
 /**
  * On PostgreSQL, hold a lock on these bookings of a connection until the transaction ends, so that two
  * changes about one booking (two processes, or two jobs, fetching it at once) are decided one after the

@@ -2,7 +2,7 @@
 // outlived their period, deleted a batch at a time, and what the last run did (in `meta`).
 import { sql, type ExpressionBuilder, type Expression, type Kysely, type SqlBool } from 'kysely';
 import type { DB } from './schema.ts';
-import type { Exec } from './repo.ts';
+import { getMeta, putMeta, type Exec } from './repo.ts';
 import { DEFAULT_RETENTION, RETENTION_KINDS, type RetentionKind, type RetentionPolicy } from '../domain/retention.ts';
 
 export const RETENTION_POLICY_KEY = 'retention_policy';
@@ -15,14 +15,6 @@ export type RetentionCutoffs = Record<RetentionKind, string | undefined>;
 
 /** Rows deleted per statement: each delete is its own short transaction, so a large backlog never holds a long lock. */
 export const RETENTION_BATCH = 500;
-
-async function putMeta(db: Exec | Kysely<DB>, key: string, value: string): Promise<void> {
-  await db.insertInto('meta').values({ key, value }).onConflict((oc) => oc.column('key').doUpdateSet({ value })).execute();
-}
-
-async function getMeta(db: Kysely<DB>, key: string): Promise<string | undefined> {
-  return (await db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst())?.value;
-}
 
 export async function saveRetentionPolicy(db: Exec, policy: RetentionPolicy): Promise<void> {
   await putMeta(db, RETENTION_POLICY_KEY, JSON.stringify(policy));

@@ -6,7 +6,7 @@
 // `target.sweep` job per connection, periodically and on demand; every step is audited and counted.
 import { getTarget } from '../../connectors/registry.ts';
 import type { DriftState, Inspection, TargetClient, WriteOutcome } from '../../connectors/types.ts';
-import { dbInstant, getAppointment, listAppointments, type TargetBinding } from '../../store/repo.ts';
+import { dbInstant, getAppointment, getMeta, listAppointments, putMeta, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { recheckBusyConflicts } from '../appointments/commit.ts';
 import { TARGET_SWEEP, type Job, type JobResult } from '../../domain/jobs.ts';
@@ -192,8 +192,7 @@ async function narrowToChanged(hub: Hub, connectionId: string, client: TargetCli
   const tokens: { key: string; value: string }[] = [];
   for (const [calendar, group] of byCalendar) {
     const key = `sync-token:${connectionId}:${calendar}`;
-    const stored = await hub.store.db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst();
-    const r = await client.changes(calendar || undefined, stored?.value);
+    const r = await client.changes(calendar || undefined, await getMeta(hub.store.db, key));
     if (!r.ok) {
       if (r.failure.class === 'auth' || r.failure.class === 'throttled') return { failure: `${r.failure.class}: ${r.failure.message}` };
       keep.push(...group);
@@ -209,9 +208,7 @@ async function narrowToChanged(hub: Hub, connectionId: string, client: TargetCli
     links: keep,
     full,
     commit: async () => {
-      for (const t of tokens) {
-        await hub.store.db.insertInto('meta').values(t).onConflict((oc) => oc.column('key').doUpdateSet({ value: t.value })).execute();
-      }
+      for (const t of tokens) await putMeta(hub.store.db, t.key, t.value);
     },
   };
 }
