@@ -152,7 +152,22 @@ export async function migrate(store: Store): Promise<string[]> {
     provider: { getMigrations: async () => migrations(store.dialect) },
     ...(store.schema ? { migrationTableSchema: store.schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error instanceof Error ? error : new Error(String(error));
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    // Kysely looks for its bookkeeping tables by listing the tables of EVERY schema (with
+    // pg_get_serial_sequence per column); another schema dropped meanwhile (another Meridian's tests, a
+    // tenant removed) fails that listing with "schema … does not exist". Nothing was migrated: look again.
+    if (attempt < 10 && droppedElsewhere(error, store.schema)) {
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 40));
+      continue;
+    }
+    throw error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** A PostgreSQL "schema does not exist" (3F000) about a schema other than ours. */
+function droppedElsewhere(error: unknown, ours: string | undefined): boolean {
+  const e = error as { code?: string; message?: string };
+  return e?.code === '3F000' && !(ours && e.message?.includes(`"${ours}"`));
 }
