@@ -7,7 +7,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
 const SRC = join(ROOT, 'src');
 /** The engine's rooms in order: a room may import from those before it, never from one after it. */
-const ROOMS = ['hub', 'effects', 'appointments', 'inbound', 'edits', 'sync', 'jobs'];
+const ROOMS = ['hub', 'effects', 'appointments', 'inbound', 'edits', 'sync', 'jobs', 'connect'];
 /** Files directly in src/engine: above every room (runtime.ts), imported by nothing in the engine. */
 const TOP = 'top';
 

@@ -54,7 +54,8 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
     await trx.updateTable('practitioner').set({ active: 0 }).where('clinic_id', '=', c.clinic.id).where('id', 'not in', listed.length ? listed : ['']).execute();
 
     for (const x of c.connections) {
-      const secretRefs = Object.fromEntries(Object.entries(x.secrets).map(([k, v]) => [k, (v as { env: string }).env]));
+      // `{ stored: true }` names a secret kept encrypted in the store: nothing to reference, the stored value stays.
+      const secretRefs = Object.fromEntries(Object.entries(x.secrets).flatMap(([k, v]) => ('env' in (v as object) ? [[k, (v as { env: string }).env]] : [])));
       const row = {
         clinic_id: c.clinic.id, platform: x.platform, name: x.name ?? x.id, config: JSON.stringify(x.config), refs: JSON.stringify(x.refs),
         privacy: x.privacy ?? null, base_url: x.baseUrl ?? null, secret_refs: JSON.stringify(secretRefs), updated_at: now,

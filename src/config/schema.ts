@@ -67,7 +67,10 @@ export const retentionSchema = z.object({
   jobs: retentionPeriod.default(DEFAULT_RETENTION.jobs),
 }).strict();
 
-export const secretRef = z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'environment variable names are upper-case letters, digits and "_"') }).strict();
+export const envSecretRef = z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'environment variable names are upper-case letters, digits and "_"') }).strict();
+/** `{ stored: true }`: the value is kept encrypted in Meridian's store (set in the web app, by OAuth, or `connections set-secret`). */
+export const storedSecretRef = z.object({ stored: z.literal(true) }).strict();
+export const secretRef = z.union([envSecretRef, storedSecretRef]);
 
 export const configSchema = z
   .object({
@@ -134,7 +137,7 @@ export const configSchema = z
                   if (!secretRef.safeParse(v).success) {
                     ctx.addIssue({
                       code: 'custom',
-                      message: 'a secret must be a reference like `{ env: MY_SECRET }`, never the value itself (or store it encrypted: `meridian connections set-secret`)',
+                      message: 'a secret must be a reference like `{ env: MY_SECRET }` or `{ stored: true }` (kept encrypted in Meridian: the web app or `meridian connections set-secret`), never the value itself',
                     });
                   }
                 }),

@@ -58,6 +58,146 @@ interface DescriptorBase {
   defaultBaseUrl?: string;
   /** The provider revokes a refresh token unused for this many days (Microsoft: 90). */
   refreshTokenIdleDays?: number;
+  /** Connect with OAuth 2.0 from the web app (authorization code, PKCE where the provider supports it). */
+  oauth?: OAuthProfile;
+  /**
+   * Alternative sets of secrets that each make the connection usable (Graph: delegated `refreshToken`, or
+   * `clientSecret` for application permissions); absent: every `required` auth field. A connection that meets
+   * none "Needs setup".
+   */
+  authSets?: string[][];
+  /**
+   * Where the platform cannot be told by API to send webhooks (or a clinic prefers to set it by hand): what the
+   * owner pastes into the platform, in plain words. `{url}` in a step or the template is replaced by the
+   * connection's webhook URL with its token.
+   */
+  manualWebhook?: { steps: string[]; template?: string };
+}
+
+// ---------------------------------------------------------------- connecting an account (issue 17)
+
+/** What the owner types before being sent to the provider (Salesforce My Domain, Jane clinic host, a Microsoft tenant). */
+export interface OAuthInput {
+  key: string;
+  label: string;
+  placeholder?: string;
+  /** A regular expression the value must match (checked before anything is sent). */
+  pattern?: string;
+  required: boolean;
+}
+
+export interface OAuthAuthorize {
+  clientId: string;
+  /** Exactly `<public-url>/oauth/callback`, the same at authorize and at the code exchange. */
+  redirectUri: string;
+  state: string;
+  /** S256 challenge of the verifier, when the profile uses PKCE. */
+  codeChallenge?: string;
+  inputs: Record<string, string>;
+  /** Replaces the origin of the provider's authorization and token endpoints (a fake in tests, a sovereign cloud). */
+  authBaseUrl?: string;
+}
+
+export interface OAuthComplete {
+  /** Every query parameter of the redirect back (code, state, and what the provider adds: Zoho's accounts-server, Microsoft's tenant…). */
+  callback: URLSearchParams;
+  clientId: string;
+  clientSecret?: string;
+  redirectUri: string;
+  codeVerifier?: string;
+  inputs: Record<string, string>;
+  authBaseUrl?: string;
+  fetch: typeof fetch;
+  now: () => Date;
+}
+
+/** What a finished authorisation gives the connection. */
+export interface OAuthResult {
+  /** Stored encrypted (with clientId/clientSecret, which the flow adds itself): refresh and access tokens, tenant, instance URL… */
+  secrets: Record<string, string>;
+  /** Non-secret settings learnt from the provider (Zoho's data centre, a Graph tenant, …), merged into the connection's config. */
+  config?: Record<string, unknown>;
+  /** The API base URL the account lives at (Salesforce instance_url, Zoho's data centre), when not the default. */
+  baseUrl?: string;
+  /** Who or what was connected, for the page ("ada@clinic.example", "Org 00D…"), when the provider says. */
+  account?: string;
+}
+
+export interface OAuthVariant {
+  id: string;
+  /** What the owner chooses between ("Outlook.com or one Microsoft 365 user", "All mailboxes of an Office 365 tenant"). */
+  label: string;
+  inputs?: OAuthInput[];
+  /** The minimal scopes asked for, as the provider names them… */
+  scopes: string[];
+  /** …and what they allow, in plain words. */
+  scopeHelp: string;
+  /** `admin_consent`: Microsoft's tenant-wide consent (the redirect carries the tenant, no code; the app's own credentials follow). */
+  grant?: 'code' | 'admin_consent';
+  authorizeUrl(a: OAuthAuthorize): string;
+  complete(c: OAuthComplete): Promise<OAuthResult>;
+}
+
+export interface OAuthProfile {
+  /** PKCE with S256 (RFC 7636): a verifier per authorisation, its challenge at authorize, the verifier at the code exchange. */
+  pkce: boolean;
+  /** The app registration takes a client secret (confidential client); false for public PKCE clients. */
+  clientSecret: boolean;
+  variants: OAuthVariant[];
+  /** The short in-app guide: the console page where the owner registers the app, and what to do there (the redirect URI is added by the page). */
+  guide: { console: string; steps: string[] };
+}
+
+/** Thrown by `OAuthVariant.complete` when the provider refuses (error in the callback, code refused): the message is for the owner. */
+export class OAuthRefused extends Error {
+  constructor(message: string, public code = 'refused') {
+    super(message);
+    this.name = 'OAuthRefused';
+  }
+}
+
+/** One person, service, location or calendar as a platform lists it, to map onto Meridian's without pasting ids. */
+export interface DirectoryEntry {
+  /** Exactly the ref the connector's parser puts in SourceChange (`practitionerRef`, `serviceRef`, `locationRef`). */
+  ref: string;
+  name: string;
+  email?: string;
+}
+
+export interface Directory {
+  staff: DirectoryEntry[];
+  services: DirectoryEntry[];
+  locations?: DirectoryEntry[];
+}
+
+/** A calendar of the connected account (Google calendarList, Graph calendars, CalDAV discovery, Zoho calendars). */
+export interface CalendarInfo {
+  /** What a practitioner's target binding names as `calendar` (and TargetEvent.calendarId). */
+  id: string;
+  name: string;
+  primary?: boolean;
+  /** The account may create and change events in it. */
+  writable: boolean;
+  /** Whose calendar it is (an e-mail), when the platform says: suggestions match it to practitioners. */
+  owner?: string;
+  timeZone?: string;
+}
+
+/** Webhook subscriptions Meridian creates and removes at the platform through its API. */
+export interface WebhookSubscriptions {
+  /** The platform's event names subscribed to, shown on the Connections page. */
+  events: string[];
+  /**
+   * Subscribe `url` (`<public-url>/webhooks/<connection>`, with `?token=` where the platform signs nothing).
+   * Where Meridian chooses the signing key (Calendly, Cal.com) the connector generates it; where the platform
+   * issues one (Square) it is returned: either way in `secrets`, stored encrypted before the first delivery.
+   * `remoteId` is opaque to everything but the connector (several ids where the platform makes one per event).
+   */
+  create(ctx: ConnectionContext, url: string): Promise<WriteOutcome<{ remoteId: string; secrets?: Record<string, string> }>>;
+  /** Remove it; already gone is success. */
+  remove(ctx: ConnectionContext, remoteId: string): Promise<WriteOutcome<void>>;
+  /** Whether it still exists and is enabled at the platform (Calendly disables one after a day of failures). */
+  check(ctx: ConnectionContext, remoteId: string): Promise<WriteOutcome<{ active: boolean; url?: string; detail?: string }>>;
 }
 
 export interface SourceDescriptor extends DescriptorBase {
@@ -195,6 +335,10 @@ export interface SourceConnector {
   list?(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange>;
   /** Write a staff edit back to the platform. */
   writeBack?(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>>;
+  /** The platform's staff, services (and locations) to map onto Meridian's; also proves the credentials work. */
+  directory?(ctx: ConnectionContext): Promise<WriteOutcome<Directory>>;
+  /** Create and remove webhook subscriptions through the platform's API. */
+  subscriptions?: WebhookSubscriptions;
   /** A signed webhook as the platform would send it, for the demo, docs and tests. */
   sampleWebhook?(b: SampleBooking, secrets: Record<string, string>, now: Date): { rawBody: Buffer; headers: Record<string, string> };
 }
@@ -298,6 +442,10 @@ export interface TargetClient {
   busy?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<BusyInterval[]>>;
   /** Every event of a calendar in a window, recurring ones expanded: the calendar read as a booking source. */
   events?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>>;
+  /** The account's calendars (to pick each practitioner's from); also proves the credentials work. */
+  calendars?(): Promise<WriteOutcome<CalendarInfo[]>>;
+  /** CRMs (which have no calendars): one cheap authenticated read that proves the credentials work. */
+  ping?(): Promise<WriteOutcome<{ account?: string }>>;
   /** CRMs: make a lead-form submission a lead / contact in the CRM (idempotent per `leadId` where the CRM allows). */
   upsertLead?(lead: CrmLead): Promise<WriteOutcome<{ remoteId: string }>>;
 }

@@ -411,5 +411,49 @@ export function migrations(_d: Dialect): Record<string, Migration> {
         await db.schema.createIndex('lead_status_updated').on('lead').columns(['status', 'updated_at']).execute();
       },
     },
+    '0014_connect': {
+      // Connecting a clinic from the web app (issue 17). `provisioned_by`: the configuration file that declares
+      // a row (null: made in the app), so the app shows it read-only and an apply of the file touches only its
+      // own rows. OAuth clients set once per provider by the owner; the state of each authorisation under way
+      // (bound to the signed-in session, single use); the webhook subscription Meridian made for a connection.
+      async up(db: Kysely<any>) {
+        for (const t of ['clinic', 'location', 'room', 'service', 'practitioner', 'connection']) {
+          await db.schema.alterTable(t).addColumn('provisioned_by', 'text').execute();
+        }
+        // Rows that exist already came from a configuration file (the only way to make them before 0014).
+        for (const t of ['clinic', 'location', 'room', 'service', 'practitioner', 'connection']) {
+          await db.updateTable(t).set({ provisioned_by: 'a configuration file' }).execute();
+        }
+        await db.schema.createTable('oauth_client')
+          .addColumn('platform', 'text', (c) => c.primaryKey())
+          .addColumn('client_id', 'text', (c) => c.notNull())
+          .addColumn('secret_enc', 'text')
+          .addColumn('settings', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('oauth_state')
+          .addColumn('state_hash', 'text', (c) => c.primaryKey())
+          .addColumn('session_hash', 'text', (c) => c.notNull())
+          .addColumn('platform', 'text', (c) => c.notNull())
+          .addColumn('connection_id', 'text', (c) => c.notNull())
+          .addColumn('variant', 'text', (c) => c.notNull())
+          .addColumn('secret_enc', 'text', (c) => c.notNull())
+          .addColumn('redirect_uri', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          .execute();
+        await db.schema.createTable('webhook_subscription')
+          .addColumn('connection_id', 'text', (c) => c.primaryKey())
+          .addColumn('remote_id', 'text')
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('events', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

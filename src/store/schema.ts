@@ -1,16 +1,18 @@
 // Kysely table types. Portable across SQLite and PostgreSQL: text ids, ISO-8601 UTC text instants,
 // JSON as text, booleans as 0/1 integers.
 
-export interface ClinicTable { id: string; name: string; time_zone: string; language: string; settings: string; updated_at: string }
-export interface LocationTable { id: string; clinic_id: string; name: string; time_zone: string; address: string | null }
+/** `provisioned_by` on setup rows: the configuration file that declares the row; null when it was made in the app (0014). */
+export interface ClinicTable { id: string; name: string; time_zone: string; language: string; settings: string; updated_at: string; provisioned_by?: string | null }
+export interface LocationTable { id: string; clinic_id: string; name: string; time_zone: string; address: string | null; provisioned_by?: string | null }
 export interface PractitionerTable {
   id: string; clinic_id: string; name: string; email: string | null; time_zone: string | null;
   location_ids: string; targets: string; active: number;
   /** JSON: service ids offered, and weekly working hours (null: the clinic's). */
   services: string; hours: string | null;
+  provisioned_by?: string | null;
 }
-export interface ServiceTable { id: string; clinic_id: string; name: string; duration_minutes: number | null }
-export interface RoomTable { id: string; location_id: string; name: string }
+export interface ServiceTable { id: string; clinic_id: string; name: string; duration_minutes: number | null; provisioned_by?: string | null }
+export interface RoomTable { id: string; location_id: string; name: string; provisioned_by?: string | null }
 
 export interface AppointmentTable {
   id: string; clinic_id: string; location_id: string | null; practitioner_id: string; service_id: string | null;
@@ -30,6 +32,7 @@ export interface ConnectionTable {
   privacy: string | null; base_url: string | null; secrets_enc: string | null; secret_refs: string;
   status: string; last_sync_at: string | null; last_error: string | null; created_at: string; updated_at: string;
   sync_state: string; poll_lease_until: string | null; poll_lease_by: string | null;
+  provisioned_by?: string | null;
 }
 
 export interface HeldChangeTable {
@@ -101,6 +104,22 @@ export interface NotificationTable {
 export interface NotifyToldTable { appointment_id: string; audience: string; told: string; updated_at: string }
 export interface NotifyOptoutTable { address: string; channel: string; source: string; created_at: string }
 
+/** An OAuth client (app registration) the owner set for a provider; `settings` JSON (e.g. `authBaseUrl` for a fake or a sovereign cloud). */
+export interface OAuthClientTable { platform: string; client_id: string; secret_enc: string | null; settings: string; updated_at: string }
+/**
+ * One authorisation under way: `state` is stored hashed and bound to the signed-in session that started it; `secret_enc`
+ * holds (encrypted) the PKCE verifier and what the owner typed (variant inputs, the new connection's name). Single use.
+ */
+export interface OAuthStateTable {
+  state_hash: string; session_hash: string; platform: string; connection_id: string; variant: string; secret_enc: string;
+  redirect_uri: string; created_at: string; expires_at: string; used_at: string | null;
+}
+/** The webhook subscription Meridian made at the platform for a connection (`remote_id` is the connector's, opaque). */
+export interface WebhookSubscriptionTable {
+  connection_id: string; remote_id: string | null; url: string; events: string; state: string; last_error: string | null;
+  created_at: string; updated_at: string;
+}
+
 export interface MetaTable { key: string; value: string }
 export interface BusyBlockTable { connection_id: string; practitioner_id: string; start_at: string; end_at: string; fetched_at: string }
 
@@ -137,4 +156,7 @@ export interface DB {
   outbound_delivery: OutboundDeliveryTable;
   staff_user: StaffUserTable;
   staff_session: StaffSessionTable;
+  oauth_client: OAuthClientTable;
+  oauth_state: OAuthStateTable;
+  webhook_subscription: WebhookSubscriptionTable;
 }
