@@ -22,7 +22,12 @@
 //   g.addTheirs(cal, event)       an event the practitioner made themselves (not ours)
 //   g.expireSyncTokens()          every sync token issued so far answers 410 fullSyncRequired
 //   g.refuseRestore(cal, id)       make PATCH on that deleted id answer 403 (Google refusing to undelete)
-//   g.pageSize(n)                 window listings hold at most n items a page (Google may page below maxResults)
+//   g.pageSize(n)                 window listings (and calendarList pages) hold at most n items a page
+//   g.calendarList               the account's calendar list (calendarList.list answers it, checked against
+//                                the CalendarList schema); seeded with SEED_CALENDARS: the primary calendar,
+//                                a secondary one, a colleague's shared calendar (writer), a read-only holiday
+//                                calendar (reader) and a free/busy-only one. Writes into a calendar of the list
+//                                without writer access answer 403 requiredAccessLevel.
 //   g.close()
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +37,16 @@ import addFormatsModule from 'ajv-formats';
 import type { calendar_v3 } from '@googleapis/calendar';
 
 type GEvent = calendar_v3.Schema$Event;
+type GCalendar = calendar_v3.Schema$CalendarListEntry;
+
+/** The account's calendar list: okafor@clinic.example's own calendars and what was shared with her. */
+export const SEED_CALENDARS: GCalendar[] = [
+  { id: 'okafor@clinic.example', summary: 'okafor@clinic.example', primary: true, accessRole: 'owner', timeZone: 'America/Chicago' },
+  { id: 'c_4f1e0lakeview@group.calendar.google.com', summary: 'Lakeview treatment room', accessRole: 'owner', timeZone: 'America/Chicago', dataOwner: 'okafor@clinic.example' },
+  { id: 'nakamura@clinic.example', summary: 'nakamura@clinic.example', summaryOverride: 'Dr. Nakamura', accessRole: 'writer', timeZone: 'America/Denver' },
+  { id: 'en.usa#holiday@group.v.calendar.google.com', summary: 'Holidays in United States', accessRole: 'reader', timeZone: 'America/Chicago' },
+  { id: 'frontdesk@clinic.example', summary: 'Front desk', accessRole: 'freeBusyReader', timeZone: 'America/Chicago' },
+];
 
 const SPEC_DIR = new URL('../fixtures/specs/google-calendar-v3/', import.meta.url);
 const discovery = JSON.parse(readFileSync(new URL('calendar-v3.json', SPEC_DIR), 'utf8'));
@@ -54,6 +69,9 @@ const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
 ajv.addSchema({ ...(strict(schemaDoc) as object), $id: 'calendar-v3.schema.json' });
 const validateEvent = ajv.getSchema('calendar-v3.schema.json#/$defs/Event')!;
+const validateCalendarList = ajv.getSchema('calendar-v3.schema.json#/$defs/CalendarList')!;
+/** calendarList.list as the discovery document describes it (path, parameters, response schema). */
+const CALENDAR_LIST = discovery.resources.calendarList.methods.list as { httpMethod: string; path: string; parameters: Record<string, { type: string; enum?: string[]; minimum?: string }>; response: { $ref: string } };
 const requiredFor = (method: string): string[] => schemaDoc.$defs.Event['x-required-properties-for']?.[`calendar.events.${method}`] ?? [];
 
 interface MethodSpec { name: string; httpMethod: string; re: RegExp; params: Record<string, { location: string; enum?: string[]; type: string }> }
@@ -82,6 +100,7 @@ export interface FakeGoogle {
   revokeGrant(revoked: boolean): void;
   refuseRestore(calendarId: string, eventId: string): void;
   pageSize(n: number): void;
+  calendarList: GCalendar[];
   close(): Promise<void>;
 }
 
@@ -110,6 +129,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
 
   const state: FakeGoogle = {
     url: '', tokenUrl: '', credentials, requests: [], tokenRequests: 0, violations: [],
+    calendarList: SEED_CALENDARS.map((c, i) => ({ kind: 'calendar#calendarListEntry', etag: `"cl${i}"`, ...c })),
     events: (c) => [...cal(c).values()],
     live: (c) => [...cal(c).values()].filter((e) => e.status !== 'cancelled'),
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
@@ -139,6 +159,57 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
       };
       const raw = Buffer.concat(chunks).toString('utf8');
 
+      /** calendarList.list: documented parameters only, pages of maxResults (≤ 250), the answer checked against CalendarList. */
+      const calendarList = (query: Record<string, string>) => {
+        state.requests.push({ method: req.method ?? '', path: url.pathname, query, at: Date.now() });
+        const auth = req.headers.authorization ?? '';
+        if (!auth.startsWith('Bearer ') || !tokens.has(auth.slice(7))) {
+          return send(401, googleError(401, 'authError', 'Invalid Credentials'), { 'www-authenticate': 'Bearer realm="https://accounts.google.com/"' });
+        }
+        const fault = injected.shift();
+        if (fault) return send(fault.status, googleError(fault.status, fault.status === 429 ? 'rateLimitExceeded' : fault.status >= 500 ? 'backendError' : 'insufficientPermissions', 'Injected failure'), fault.headers);
+        for (const [k, v] of Object.entries(query)) {
+          const p = CALENDAR_LIST.parameters[k];
+          if (!p && !GLOBAL_PARAMS.has(k)) {
+            state.violations.push(`calendarList.list: undocumented query parameter ${k}`);
+            return send(400, googleError(400, 'invalidParameter', `Invalid parameter ${k}`));
+          }
+          if (p?.enum && !p.enum.includes(v)) {
+            state.violations.push(`calendarList.list: ${k}=${v} is not one of ${p.enum.join(', ')}`);
+            return send(400, googleError(400, 'invalidParameter', `Invalid value for ${k}`));
+          }
+          if (p?.type === 'boolean' && v !== 'true' && v !== 'false') {
+            state.violations.push(`calendarList.list: ${k}=${v} is not a boolean`);
+            return send(400, googleError(400, 'invalidParameter', `Invalid value for ${k}`));
+          }
+        }
+        // "The page size can never be larger than 250 entries" (maxResults); default 100.
+        const max = Number(query.maxResults ?? 100);
+        if (!Number.isInteger(max) || max < 1 || max > 250) {
+          state.violations.push(`calendarList.list: maxResults=${query.maxResults} is not 1–250`);
+          return send(400, googleError(400, 'invalid', 'Invalid maxResults'));
+        }
+        if (query.syncToken && query.minAccessRole) {
+          state.violations.push('calendarList.list: minAccessRole cannot be combined with syncToken');
+          return send(400, googleError(400, 'invalid', 'minAccessRole cannot be combined with syncToken'));
+        }
+        const rank = ['freeBusyReader', 'reader', 'writer', 'owner'];
+        const items = state.calendarList
+          .filter((c) => query.showDeleted === 'true' || !c.deleted)
+          .filter((c) => query.showHidden === 'true' || !c.hidden)
+          .filter((c) => !query.minAccessRole || rank.indexOf(c.accessRole ?? '') >= rank.indexOf(query.minAccessRole));
+        const from = query.pageToken ? Number(/^cl-(\d+)$/.exec(query.pageToken)?.[1] ?? NaN) : 0;
+        if (!Number.isFinite(from)) return send(400, googleError(400, 'invalid', 'Invalid page token'));
+        const size = Math.min(max, pageLimit);
+        const more = from + size < items.length;
+        const answer = { kind: 'calendar#calendarList', etag: '"cl"', items: items.slice(from, from + size), ...(more ? { nextPageToken: `cl-${from + size}` } : { nextSyncToken: `cls-${etagN}` }) };
+        if (!validateCalendarList(answer)) {
+          state.violations.push(`calendarList.list answer: ${ajv.errorsText(validateCalendarList.errors)}`);
+          return send(500, googleError(500, 'backendError', 'fake answer does not match CalendarList'));
+        }
+        return send(200, answer);
+      };
+
       if (url.pathname === '/token' && req.method === 'POST') {
         state.tokenRequests++;
         const f = new URLSearchParams(raw);
@@ -150,8 +221,9 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
         return send(200, { access_token: t, expires_in: 3599, token_type: 'Bearer', scope: 'https://www.googleapis.com/auth/calendar.events.owned' });
       }
 
-      const m = METHODS.map((x) => ({ x, match: x.httpMethod === req.method ? x.re.exec(url.pathname) : null })).find((y) => y.match);
       const query = Object.fromEntries(url.searchParams);
+      if (url.pathname === `/calendar/v3/${CALENDAR_LIST.path}` && req.method === CALENDAR_LIST.httpMethod) return calendarList(query);
+      const m = METHODS.map((x) => ({ x, match: x.httpMethod === req.method ? x.re.exec(url.pathname) : null })).find((y) => y.match);
       let body: GEvent | undefined;
       if (raw) {
         try {
@@ -207,6 +279,10 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
       }
       const calendarId = decodeURIComponent(m.match!.groups!.calendarId);
       const eventId = m.match!.groups!.eventId ? decodeURIComponent(m.match!.groups!.eventId) : undefined;
+      const listed = state.calendarList.find((c) => c.id === calendarId);
+      if (listed && name !== 'get' && name !== 'list' && listed.accessRole !== 'owner' && listed.accessRole !== 'writer') {
+        return send(403, googleError(403, 'requiredAccessLevel', 'You need to have writer access to this calendar.'));
+      }
       const events = cal(calendarId);
       const stamp = (e: GEvent): GEvent => ({ ...e, etag: `"${++etagN}"`, updated: new Date().toISOString(), kind: 'calendar#event' });
 

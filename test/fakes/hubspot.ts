@@ -142,6 +142,18 @@ export async function startFakeHubSpot(o: { perTenSeconds?: number; owners?: str
       if (existing) return error(409, 'CONFLICT', `Contact already exists. Existing ID: ${existing.id}`);
       return upsertContacts({ inputs: [{ id: email ?? '', idProperty: 'email', properties: (b as { properties: Record<string, string> }).properties }] });
     }
+    if (method === 'GET' && path === '/crm/v3/objects/meetings') {
+      // List (GET /crm/v3/objects/meetings): limit ≤ 100 (default 10), `after` paging, `properties` to return.
+      const limit = Number(query.get('limit') ?? 10);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100) return mistake(`list meetings: limit ${query.get('limit')} is not 1–100`, error(400, 'VALIDATION_ERROR', 'limit must be between 1 and 100'));
+      const unknown = [...query.keys()].filter((k) => !['limit', 'after', 'properties', 'propertiesWithHistory', 'associations', 'archived'].includes(k));
+      if (unknown.length) return mistake(`list meetings: unknown parameter ${unknown.join(', ')}`, error(400, 'VALIDATION_ERROR', 'unknown parameter'));
+      const wanted = query.get('properties')?.split(',') ?? [];
+      const live = [...meetings.values()].filter((x) => x.archived === (query.get('archived') === 'true'));
+      const from = Number(query.get('after') ?? 0);
+      const page = live.slice(from, from + limit).map((x) => ({ ...view(x), properties: Object.fromEntries(['hs_object_id', ...wanted].map((k) => [k, k === 'hs_object_id' ? x.id : x.properties[k] ?? null])) }));
+      return { status: 200, body: { results: page, ...(from + limit < live.length ? { paging: { next: { after: String(from + limit) } } } : {}) } };
+    }
     const m = /^\/crm\/v3\/objects\/meetings\/([^/]+)$/.exec(path);
     if (m) {
       const meeting = meetings.get(decodeURIComponent(m[1]));

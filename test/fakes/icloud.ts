@@ -2,7 +2,10 @@
 // discovery that hands out an account-specific partition host (`pNN-caldav.icloud.com`, here a
 // second port), an app-specific password, PUT refused with 404 when a VEVENT has no DTEND, one UID per
 // account across its calendars (403 with CALDAV:no-uid-conflict, as Apple's servers answer), and the
-// usual If-None-Match / If-Match rules.
+// usual If-None-Match / If-Match rules. The calendar home also holds a calendar shared read-only by another
+// Apple ID (current-user-privilege-set read only, DAV:owner another principal; a PUT into it answers 403
+// DAV:need-privileges) and a reminders list (VTODO only, which a calendar picker must leave out); every
+// calendar reports its owner, privileges and CALDAV:calendar-timezone.
 //
 //   const c = await startFakeICloud();  c.url (the caldav.icloud.com stand-in), c.partitionUrl,
 //   c.appleId, c.appPassword, c.objects(calendar), c.requests ({ host: 'main'|'partition', method, path }), c.close()
@@ -10,7 +13,15 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 
 const ACCOUNT = '1234567890';
-const CALENDARS = [{ id: 'home', name: 'Home' }, { id: 'work', name: 'Work' }];
+const OTHER = '9876543210';
+const CALENDARS = [
+  { id: 'home', name: 'Home', writable: true, owner: ACCOUNT, comps: ['VEVENT'], tz: 'America/Denver' },
+  { id: 'work', name: 'Work', writable: true, owner: ACCOUNT, comps: ['VEVENT', 'VTODO'], tz: 'America/Denver' },
+  { id: 'family-shared', name: 'Family', writable: false, owner: OTHER, comps: ['VEVENT'], tz: 'America/Los_Angeles' },
+  { id: 'reminders', name: 'Reminders', writable: true, owner: ACCOUNT, comps: ['VTODO'], tz: 'America/Denver' },
+];
+const vtimezone = (tz: string) => `BEGIN:VCALENDAR&#13;\nVERSION:2.0&#13;\nPRODID:-//Apple Inc.//iCloud//EN&#13;\nBEGIN:VTIMEZONE&#13;\nTZID:${tz}&#13;\nEND:VTIMEZONE&#13;\nEND:VCALENDAR&#13;\n`;
+const privileges = (writable: boolean) => ['read', 'read-free-busy', ...(writable ? ['write', 'write-properties', 'write-content', 'bind', 'unbind'] : [])].map((p) => `<privilege><${p}/></privilege>`).join('');
 
 export interface FakeICloud {
   url: string;
@@ -56,7 +67,7 @@ export async function startFakeICloud(): Promise<FakeICloud> {
         return send(404, 'not on this host: use the account partition');
       }
       if (req.method === 'PROPFIND' && path === `/${ACCOUNT}/calendars/`) {
-        const cals = CALENDARS.map((c) => ok(`/${ACCOUNT}/calendars/${c.id}/`, `<displayname>${c.name}</displayname><resourcetype><collection/><C:calendar/></resourcetype><C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set><CS:getctag>${randomBytes(4).toString('hex')}</CS:getctag>`)).join('');
+        const cals = CALENDARS.map((c) => ok(`/${ACCOUNT}/calendars/${c.id}/`, `<displayname>${c.name}</displayname><resourcetype><collection/><C:calendar/></resourcetype><C:supported-calendar-component-set>${c.comps.map((n) => `<C:comp name="${n}"/>`).join('')}</C:supported-calendar-component-set><CS:getctag>${randomBytes(4).toString('hex')}</CS:getctag><current-user-privilege-set>${privileges(c.writable)}</current-user-privilege-set><owner><href>/${c.owner}/principal/</href></owner><C:calendar-timezone>${vtimezone(c.tz)}</C:calendar-timezone>`)).join('');
         return send(207, ms(ok(`/${ACCOUNT}/calendars/`, '<resourcetype><collection/></resourcetype>') + cals));
       }
       const m = new RegExp(`^/${ACCOUNT}/calendars/([^/]+)/([^/]+\\.ics)$`).exec(path);
@@ -71,6 +82,7 @@ export async function startFakeICloud(): Promise<FakeICloud> {
         return send(204);
       }
       if (req.method === 'PUT') {
+        if (!CALENDARS.find((c) => c.id === m[1])?.writable) return send(403, `<?xml version="1.0" encoding="UTF-8"?><error xmlns="DAV:"><need-privileges><resource><href>${path}</href><privilege><bind/></privilege></resource></need-privileges></error>`);
         if (req.headers['if-none-match'] === '*' && existing) return send(412);
         if (req.headers['if-match'] && (!existing || req.headers['if-match'] !== existing.etag)) return send(412);
         const vevent = /BEGIN:VEVENT[\s\S]*?END:VEVENT/.exec(body)?.[0] ?? '';

@@ -9,7 +9,14 @@
 //   m.events(mailbox)  ('me' for delegated calls)   m.requests   m.violations   m.maxInFlight(mailbox)
 //   m.roundTrips (outer HTTP requests)   m.batches (sizes of the $batch requests)   POST /v1.0/$batch
 //   m.fail(n, status, headers?)   m.deleteBehindOurBack(mailbox, id)   m.addTheirs(mailbox, event)   m.failAfterCreate(n)   m.close()
-//   m.pageSize(n)   calendarView pages hold at most n events whatever $top asks (Graph may page below it)
+//   m.pageSize(n)   calendarView (and calendars) pages hold at most n items whatever $top asks (Graph may page below it)
+//   Calendars: GET /me/calendars and /users/{id}/calendars (pages of $top, default 10, @odata.nextLink), each
+//   calendar checked against the OpenAPI's microsoft.graph.calendar schema (unknown properties refused). The
+//   trimmed document has no /calendars/{id}/… paths: those (documented on learn.microsoft.com: calendar-post-events,
+//   calendar-list-calendarview, event-delta) are checked as their /calendar/… twins. Writes into a calendar
+//   with canEdit false answer 403 ErrorAccessDenied. Every mailbox has a default calendar; 'me' is seeded with
+//   SEED_CALENDARS (own, shared by a colleague, read-only). m.calendars(mailbox), m.addCalendar(mailbox, cal),
+//   m.calendarEvents(mailbox, calendarId) (the default calendar's id gives m.events(mailbox)).
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -58,8 +65,24 @@ for (const [path, item] of Object.entries(spec.paths as Record<string, Record<st
 }
 
 type GEvent = Record<string, any>;
+export interface GCalendar { id: string; name: string; canEdit: boolean; isDefaultCalendar: boolean; owner: { name: string; address: string }; [k: string]: unknown }
+
+/** The signed-in user's calendars (delegated `/me`): her default one, a second own one, a colleague's shared with
+ * write access, and two she may only read. */
+export const ME_ADDRESS = 'okafor@clinic.example';
+export const SEED_CALENDARS: GCalendar[] = [
+  { id: 'AAMkADefault-me', name: 'Calendar', canEdit: true, isDefaultCalendar: true, owner: { name: 'Ada Okafor', address: ME_ADDRESS } },
+  { id: 'AAMkADTreatment-room=', name: 'Treatment room', canEdit: true, isDefaultCalendar: false, owner: { name: 'Ada Okafor', address: ME_ADDRESS } },
+  { id: 'AAMkADShared-nakamura', name: 'Dr. Nakamura', canEdit: true, isDefaultCalendar: false, owner: { name: 'Kenji Nakamura', address: 'nakamura@clinic.example' } },
+  { id: 'AAMkADHolidays', name: 'United States holidays', canEdit: false, isDefaultCalendar: false, owner: { name: 'Ada Okafor', address: ME_ADDRESS } },
+  { id: 'AAMkADShared-frontdesk', name: 'Front desk', canEdit: false, isDefaultCalendar: false, owner: { name: 'Front desk', address: 'frontdesk@clinic.example' } },
+];
 
 /** The query parameters the OpenAPI document gives calendarView. */
+const validateCalendar = ajv.compile({ $ref: 'graph#/components/schemas/microsoft.graph.calendar', unevaluatedProperties: false });
+/** OData query options a collection GET may carry (the calendars listing; Graph documents $top/$skip/$select/$filter/$orderby). */
+const LIST_PARAMS = new Set(['$top', '$skip', '$select', '$filter', '$orderby', '$count', '$expand']);
+
 const VIEW_PARAMS = new Set<string>((spec.paths['/me/calendarView'].get.parameters as { name?: string; $ref?: string }[])
   .map((p) => p.name ?? spec.components.parameters[p.$ref!.split('/').pop()!].name));
 
@@ -91,6 +114,9 @@ export interface FakeGraph {
   /** Every delta token issued so far answers 410 (syncStateNotFound). */
   expireDeltaTokens(): void;
   pageSize(n: number): void;
+  calendars(mailbox: string): GCalendar[];
+  addCalendar(mailbox: string, cal: Partial<GCalendar> & { name: string }): GCalendar;
+  calendarEvents(mailbox: string, calendarId: string): GEvent[];
   close(): Promise<void>;
 }
 
@@ -115,6 +141,19 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     if (!b) boxes.set(m, (b = new Map()));
     return b;
   };
+  const calendarLists = new Map<string, GCalendar[]>([['me', SEED_CALENDARS.map((c) => ({ ...c, owner: { ...c.owner } }))]]);
+  /** A mailbox's calendars; one it has never seen gets its default calendar. */
+  const calsOf = (m: string) => {
+    let l = calendarLists.get(m);
+    if (!l) calendarLists.set(m, (l = [{ id: `AAMkADefault-${m}`, name: 'Calendar', canEdit: true, isDefaultCalendar: true, owner: { name: m, address: m } }]));
+    return l;
+  };
+  /** Where a calendar's events are kept: the mailbox's own store for its default calendar, else `<mailbox>/<id>`. */
+  const storeKey = (m: string, calendarId: string | undefined) => {
+    if (!calendarId) return m;
+    const c = calsOf(m).find((x) => x.id === calendarId);
+    return !c || c.isDefaultCalendar ? m : `${m}/${calendarId}`;
+  };
   const state: FakeGraph = {
     url: '', tokenUrl: '', credentials, requests: [], violations: [], tokenRequests: [], roundTrips: 0, batches: [],
     events: (m) => [...box(m).values()],
@@ -124,6 +163,13 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     deleteBehindOurBack: (m, id) => { box(m).delete(id); tombstone(m, id); },
     expireDeltaTokens: () => { deltaValidFrom = etagN + 1; },
     pageSize: (n) => { pageLimit = n; },
+    calendars: (m) => calsOf(m),
+    addCalendar: (m, c) => {
+      const cal: GCalendar = { id: `AAMkAD${randomBytes(8).toString('base64url')}`, canEdit: true, isDefaultCalendar: false, owner: { name: m, address: m }, ...c };
+      calsOf(m).push(cal);
+      return cal;
+    },
+    calendarEvents: (m, id) => [...box(storeKey(m, id)).values()],
     addTheirs: (m, ev) => {
       const id = `AAMk${randomBytes(16).toString('base64url')}`;
       box(m).set(id, { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` });
@@ -197,8 +243,13 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
         tokens.add(t);
         return send(200, { token_type: 'Bearer', expires_in: 3599, access_token: t, ...(f.get('grant_type') === 'refresh_token' ? { refresh_token: credentials.refreshToken } : {}) });
       }
-      const op = OPS.find((x) => x.method === req.method && x.re.test(url.pathname));
       const mailbox = /^\/v1\.0\/me\//.test(url.pathname) ? 'me' : decodeURIComponent(/^\/v1\.0\/users\/([^/]+)\//.exec(url.pathname)?.[1] ?? '');
+      // /…/calendars/{id}/events|calendarView… are checked as their documented /…/calendar/… twins.
+      const inCal = /^(\/v1\.0\/(?:me|users\/[^/]+))\/calendars\/([^/]+)(\/.*)$/.exec(url.pathname);
+      const calendarId = inCal ? decodeURIComponent(inCal[2]) : undefined;
+      const checkedPath = inCal ? `${inCal[1]}${inCal[3] === '/calendarView' ? '' : '/calendar'}${inCal[3]}` : url.pathname;
+      const listing = req.method === 'GET' && /^\/v1\.0\/(?:me|users\/[^/]+)\/calendars$/.test(url.pathname);
+      const op = listing ? { method: 'GET', re: /./, template: '/users/{user-id}/calendars' } as Op : OPS.find((x) => x.method === req.method && x.re.test(checkedPath));
       let body: GEvent | undefined;
       try {
         body = raw ? JSON.parse(raw) : undefined;
@@ -228,8 +279,29 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
       try {
         if (o.latencyMs) await new Promise((r) => setTimeout(r, o.latencyMs));
         const fault = injected.shift();
-        if (fault) return send(fault.status, err(fault.status === 429 ? 'ApplicationThrottled' : 'ServiceUnavailable', 'Injected'), fault.headers);
-        const events = box(mailbox);
+        if (fault) return send(fault.status, err(fault.status === 429 ? 'ApplicationThrottled' : fault.status === 403 ? 'ErrorAccessDenied' : 'ServiceUnavailable', 'Injected'), fault.headers);
+        if (listing) {
+          const undocumented = [...url.searchParams.keys()].filter((k) => !LIST_PARAMS.has(k));
+          if (undocumented.length) {
+            state.violations.push(`GET calendars: unknown query option ${undocumented.join(', ')}`);
+            return send(400, err('BadRequest', `Query option '${undocumented[0]}' is not allowed.`));
+          }
+          const select = url.searchParams.get('$select')?.split(',');
+          const all = calsOf(mailbox).map((c) => (select ? Object.fromEntries(Object.entries(c).filter(([k]) => k === 'id' || select.includes(k))) : c));
+          const bad = all.filter((c) => !validateCalendar(c));
+          if (bad.length) state.violations.push(`GET calendars answer: ${ajv.errorsText(validateCalendar.errors)}`);
+          const top = Math.min(Number(url.searchParams.get('$top') ?? 10), pageLimit);
+          const skip = Number(url.searchParams.get('$skip') ?? 0);
+          const next = new URLSearchParams(url.searchParams);
+          next.set('$skip', String(skip + top));
+          return send(200, { '@odata.context': `${state.url}/v1.0/$metadata#users('${mailbox}')/calendars`, value: all.slice(skip, skip + top), ...(skip + top < all.length ? { '@odata.nextLink': `${state.url}${url.pathname}?${next}` } : {}) });
+        }
+        if (calendarId !== undefined) {
+          const c = calsOf(mailbox).find((x) => x.id === calendarId);
+          if (!c) return send(404, err('ErrorItemNotFound', 'The specified object was not found in the store.'));
+          if (req.method !== 'GET' && !c.canEdit) return send(403, err('ErrorAccessDenied', 'Access is denied. Check credentials and try again.'));
+        }
+        const events = box(storeKey(mailbox, calendarId));
         const id = /\/events\/([^/?]+)$/.exec(url.pathname)?.[1];
         const stamp = (e: GEvent): GEvent => ({ ...e, '@odata.etag': `W/"${++etagN}"`, changeKey: String(etagN), lastModifiedDateTime: new Date().toISOString() });
         if (req.method === 'POST') {
@@ -250,7 +322,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
             const since = Number(token);
             if (!Number.isFinite(since) || since < deltaValidFrom) return send(410, err('SyncStateNotFound', 'The sync state generation is not found.'));
             const changed = [...events.values()].filter((e) => changeNo(e) > since);
-            const gone = (removed.get(mailbox) ?? []).filter((r) => r.at > since).map((r) => ({ id: r.id, '@removed': { reason: 'deleted' } }));
+            const gone = (removed.get(storeKey(mailbox, calendarId)) ?? []).filter((r) => r.at > since).map((r) => ({ id: r.id, '@removed': { reason: 'deleted' } }));
             return send(200, { value: [...changed, ...gone], '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
           }
           if (!url.searchParams.get('startDateTime') || !url.searchParams.get('endDateTime')) return send(400, err('ErrorInvalidParameter', 'startDateTime and endDateTime are required'));
@@ -298,7 +370,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
         }
         if (req.method === 'DELETE') {
           events.delete(ev.id);
-          tombstone(mailbox, ev.id);
+          tombstone(storeKey(mailbox, calendarId), ev.id);
           return send(204);
         }
         return send(405, err('MethodNotAllowed', 'not supported by the fake'));

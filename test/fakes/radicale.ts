@@ -1,6 +1,8 @@
 // A real Radicale (Debian's package) on a free port with a temporary storage folder, for the CalDAV
 // tests. Under CI=true a missing radicale binary fails the suite (with what to install); elsewhere
 // the suites that need it are skipped with the same message.
+// `startRadicale({ rights })`: Radicale's `from_file` rights with these rules (read on every request, so
+// `setRights(rules)` changes them on the running server) instead of `owner_only`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,6 +14,8 @@ export interface Radicale {
   username: string;
   password: string;
   storage: string;
+  /** Replace the `from_file` rules (only when started with `rights`). */
+  setRights(rules: string): void;
   stop(): Promise<void>;
 }
 
@@ -34,17 +38,21 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startRadicale(): Promise<Radicale> {
+/** Radicale's own default for an owner: the root and their principal (R/W), their calendars (r/w). */
+export const OWNER_RIGHTS = ['[root]', 'user: .+', 'collection:', 'permissions: R', '[principal]', 'user: .+', 'collection: {user}', 'permissions: RW', '[calendars]', 'user: .+', 'collection: {user}/[^/]+', 'permissions: rw', ''].join('\n');
+
+export async function startRadicale(o: { rights?: string } = {}): Promise<Radicale> {
   const dir = mkdtempSync(join(tmpdir(), 'meridian-radicale-'));
   const port = await freePort();
   const username = 'practitioner';
   const password = `pw-${Math.random().toString(36).slice(2)}`;
   writeFileSync(join(dir, 'users'), `${username}:${password}\n`);
+  if (o.rights !== undefined) writeFileSync(join(dir, 'rights'), o.rights);
   writeFileSync(join(dir, 'config'), [
     '[server]', `hosts = 127.0.0.1:${port}`,
     '[auth]', 'type = htpasswd', `htpasswd_filename = ${join(dir, 'users')}`, 'htpasswd_encryption = plain',
     '[storage]', `filesystem_folder = ${join(dir, 'collections')}`,
-    '[rights]', 'type = owner_only',
+    ...(o.rights === undefined ? ['[rights]', 'type = owner_only'] : ['[rights]', 'type = from_file', `file = ${join(dir, 'rights')}`]),
     '[logging]', 'level = warning',
   ].join('\n'));
   const proc: ChildProcess = spawn('radicale', ['--config', join(dir, 'config')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -64,6 +72,7 @@ export async function startRadicale(): Promise<Radicale> {
   }
   return {
     url, username, password, storage: join(dir, 'collections'),
+    setRights: (rules) => writeFileSync(join(dir, 'rights'), rules),
     stop: () => new Promise((resolve) => {
       const done = () => {
         rmSync(dir, { recursive: true, force: true });

@@ -149,6 +149,11 @@ export async function startFakeSalesforce(o: FakeSalesforceOptions = {}): Promis
     const parts = u.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const b = (body ?? {}) as Record<string, unknown>;
     if (parts[0] === 'query' && method === 'GET') return query(u.searchParams.get('q') ?? '');
+    // The version's resource list (GET /services/data/vNN.N/).
+    if (parts.length === 0 && method === 'GET') {
+      const base = `/services/data/${version}`;
+      return { status: 200, body: Object.fromEntries(['sobjects', 'query', 'composite', 'limits', 'search', 'tooling'].map((k) => [k, `${base}/${k}`])) };
+    }
     if (parts[0] !== 'sobjects' || !(parts[1] in PREFIX)) return mistake(`unexpected ${method} ${path}`, err(404, 'NOT_FOUND', 'The requested resource does not exist'));
     const obj = parts[1] as SObject;
     if (parts.length === 2 && method === 'POST') return create(obj, b);

@@ -7,6 +7,10 @@
 //   const z = await startFakeZoho();  z.url (API host), z.accountsServer, z.credentials,
 //   z.events(calendarUid), z.requests, z.violations, z.fail(n, status, headers?), z.failAfterCreate(n),
 //   z.editBehindOurBack(cal, uid, patch), z.deleteBehindOurBack(cal, uid), z.close()
+//   z.calendars: the account's calendars as GET /calendars lists them (`category=own` keeps the own ones):
+//   the default one ('default-cal'), a second own one, a colleague's shared with write access, a holiday
+//   calendar and a colleague's shared view-only. Writing into a calendar whose privilege is not owner/write
+//   answers 403.
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 
@@ -21,6 +25,16 @@ export interface ZEvent {
   dateandtime: { start: string; end: string; timezone: string };
 }
 
+export interface ZCalendar { uid: string; name: string; isdefault: boolean; privilege: string; category: string; timezone: string; color: string }
+
+export const SEED_CALENDARS: ZCalendar[] = [
+  { uid: 'default-cal', name: 'Ada Okafor', isdefault: true, privilege: 'owner', category: 'own', timezone: 'America/Chicago', color: '#005DE0' },
+  { uid: 'b2f7c1e0a9d34c56room', name: 'Treatment room', isdefault: false, privilege: 'owner', category: 'own', timezone: 'America/Chicago', color: '#8CBF40' },
+  { uid: 'c81d5e3f7a2b4d90naka', name: 'Dr. Nakamura', isdefault: false, privilege: 'write', category: 'shared', timezone: 'America/Denver', color: '#F1A31E' },
+  { uid: 'holidays-us@zoho', name: 'US Holidays', isdefault: false, privilege: 'read', category: 'subscribed', timezone: 'America/Chicago', color: '#D24141' },
+  { uid: 'e4a6b9c2d1f04e77desk', name: 'Front desk', isdefault: false, privilege: 'freebusy', category: 'shared', timezone: 'America/Chicago', color: '#7A6FF0' },
+];
+
 export interface FakeZoho {
   url: string;
   accountsServer: string;
@@ -34,6 +48,7 @@ export interface FakeZoho {
   deleteBehindOurBack(cal: string, uid: string): void;
   /** An event the user made themselves (not ours). */
   addTheirs(cal: string, ev: Omit<ZEvent, 'uid' | 'etag'>): string;
+  calendars: ZCalendar[];
   close(): Promise<void>;
 }
 
@@ -54,6 +69,7 @@ export async function startFakeZoho(): Promise<FakeZoho> {
   };
   const state: FakeZoho = {
     url: '', accountsServer: '', credentials, requests: [], violations: [],
+    calendars: SEED_CALENDARS.map((c) => ({ ...c })),
     events: (c) => [...cal(c).values()],
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     failAfterCreate: (n) => { lie = n; },
@@ -93,10 +109,15 @@ export async function startFakeZoho(): Promise<FakeZoho> {
       const fault = injected.shift();
       if (fault) return send(fault.status, { error: { code: 'INJECTED' } }, fault.headers);
       if (url.pathname === '/api/v1/calendars' && req.method === 'GET') {
-        return send(200, { calendars: [...cals.keys()].map((uid, i) => ({ uid, name: uid, isdefault: i === 0, privilege: 'owner' })) });
+        // Calendars events were written to without being listed (older tests) are listed as own ones.
+        const listed = [...state.calendars, ...[...cals.keys()].filter((uid) => !state.calendars.some((c) => c.uid === uid)).map((uid): ZCalendar => ({ uid, name: uid, isdefault: false, privilege: 'owner', category: 'own', timezone: 'UTC', color: '#005DE0' }))];
+        const category = url.searchParams.get('category');
+        return send(200, { calendars: listed.filter((c) => !category || c.category === category) });
       }
       const m = /^\/api\/v1\/calendars\/([^/]+)\/events(?:\/([^/]+))?$/.exec(url.pathname);
       if (!m) return bad('unknown path');
+      const meta = state.calendars.find((c) => c.uid === decodeURIComponent(m[1]));
+      if (meta && req.method !== 'GET' && meta.privilege !== 'owner' && meta.privilege !== 'write') return send(403, { error: { code: 'NO_PERMISSION', message: 'You do not have permission to modify events in this calendar' } });
       const events = cal(decodeURIComponent(m[1]));
       const uid = m[2] ? decodeURIComponent(m[2]) : undefined;
       let data: Record<string, any> | undefined;

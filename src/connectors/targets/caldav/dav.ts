@@ -20,6 +20,41 @@ export function authHeaders(ctx: ConnectionContext): Record<string, string> {
   return { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
 }
 
+/** What discovery asks of each collection in the calendar home: tsdav's own set plus who owns it and what we may do. */
+const CALENDAR_PROPS = {
+  'c:calendar-description': {}, 'c:calendar-timezone': {}, 'd:displayname': {}, 'ca:calendar-color': {}, 'cs:getctag': {},
+  'd:resourcetype': {}, 'c:supported-calendar-component-set': {}, 'd:sync-token': {},
+  'd:current-user-privilege-set': {}, 'd:owner': {},
+};
+const PROJECTED = { currentUserPrivilegeSet: true, owner: true };
+
+/** Every element name under a parsed XML value (tsdav gives `{privilege: [{read: {}}, {all: {}}]}` or one object). */
+function elementNames(v: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(v)) for (const x of v) elementNames(x, out);
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { if (!k.startsWith('_')) out.add(k); elementNames(x, out); }
+  return out;
+}
+
+/**
+ * Whether the account may create events in the calendar, from RFC 3744's current-user-privilege-set: `all`,
+ * `write` or `bind` (creating a member). A server that does not report the property leaves it open: true.
+ */
+export function writableOf(cal: DAVCalendar): boolean {
+  const set = cal.projectedProps?.currentUserPrivilegeSet;
+  if (set === undefined || set === null || set === '') return true;
+  const names = elementNames(set);
+  if (!names.size) return true;
+  return names.has('all') || names.has('write') || names.has('bind');
+}
+
+/** The owner's principal href (DAV:owner), when the server says. */
+export function ownerHrefOf(cal: DAVCalendar): string | undefined {
+  const o = cal.projectedProps?.owner as { href?: unknown } | string | undefined;
+  const href = typeof o === 'object' && o ? o.href : undefined;
+  const text = typeof href === 'string' ? href : (href as { _text?: unknown } | undefined)?._text;
+  return typeof text === 'string' && text.trim() ? text.trim() : undefined;
+}
+
 /** Discovery (well-known → principal → calendar home → calendars), cached per connection for 10 minutes. */
 const sessions = new Map<string, { at: number; session: Promise<DavSession> }>();
 const SESSION_TTL_MS = 10 * 60_000;
@@ -42,8 +77,9 @@ export function session(ctx: ConnectionContext): Promise<DavSession> {
       account: { serverUrl: `${ctx.baseUrl}/`, accountType: 'caldav' },
       headers, fetch: ctx.fetch, loadCollections: false, loadObjects: false,
     });
-    const calendars = (await fetchCalendars({ account, headers, fetch: ctx.fetch })).map((c) => ({ ...c, url: onHomeHost(c.url, account.homeUrl) }));
-    return { account, calendars: calendars.filter((c) => !c.components || c.components.includes('VEVENT')) };
+    const calendars = (await fetchCalendars({ account, headers, fetch: ctx.fetch, props: CALENDAR_PROPS, projectedProps: PROJECTED })).map((c) => ({ ...c, url: onHomeHost(c.url, account.homeUrl) }));
+    // No supported-calendar-component-set reported means every component (RFC 4791 §5.2.3).
+    return { account, calendars: calendars.filter((c) => !c.components?.length || c.components.includes('VEVENT')) };
   })();
   sessions.set(key, { at: Date.now(), session: s });
   s.catch(() => sessions.delete(key));

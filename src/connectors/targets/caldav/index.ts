@@ -6,12 +6,12 @@
 //   updates it; an href or UID held by something else moves to the next generation.
 // - Stored objects carry no METHOD, a VTIMEZONE for every TZID, DTEND always (iCloud refuses events
 //   without it), SEQUENCE = our revision, CLASS:PRIVATE and our ids as X- properties.
-import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type CalendarInfo, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { icsEventOf, parseCalendar, renderCalendar, type ParsedIcsEvent } from '../../shared/icalendar.ts';
 import { fetchCalendarObjects } from 'tsdav';
 import ICAL from 'ical.js';
 import { isIanaZone, localToUtc, toUtc } from '../../../domain/time.ts';
-import { authHeaders, failureOf, forgetSession, get, parseSyncAnswer, pickCalendar, preconditions, put, remove, session, syncCollection } from './dav.ts';
+import { authHeaders, failureOf, forgetSession, get, ownerHrefOf, parseSyncAnswer, pickCalendar, preconditions, put, remove, session, syncCollection, writableOf } from './dav.ts';
 
 export const PLATFORM = 'caldav';
 const MAX_GENERATION = 5;
@@ -135,12 +135,44 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (!cal) return fail({ class: 'permanent', message: `CalDAV: no calendar "${wanted ?? '(default)'}" in this account (${s.calendars.length} found)` });
       return ok(cal.url.replace(/\/?$/, '/'));
     } catch (err) {
-      const m = (err as Error).message ?? '';
-      forgetSession(ctx);
-      if (/401|unauthori[sz]ed/i.test(m)) return fail({ class: 'auth', status: 401, message: 'CalDAV: the server refused the username or password' });
-      return fail({ class: 'transient', message: `CalDAV discovery failed: ${m.slice(0, 120)}` });
+      return fail(discoveryFailure(err));
     }
   };
+
+  function discoveryFailure(err: unknown): ConnectorFailure {
+    const m = (err as Error).message ?? '';
+    forgetSession(ctx);
+    if (/401|unauthori[sz]ed/i.test(m)) return { class: 'auth', status: 401, message: 'CalDAV: the server refused the username or password (for iCloud, an app-specific password is needed)' };
+    return { class: 'transient', message: `CalDAV discovery failed: ${m.slice(0, 120)}` };
+  }
+
+  /**
+   * Discovery afresh (principal → calendar home → its collections that take VEVENTs). `id` is the collection's
+   * path, which a binding's `calendar` may hold (pickCalendar matches URL, path or display name; the path stays
+   * right when iCloud moves the account to another partition host and when a calendar is renamed).
+   */
+  async function calendars(): Promise<WriteOutcome<CalendarInfo[]>> {
+    forgetSession(ctx);
+    try {
+      const s = await session(ctx);
+      const me = s.account.principalUrl ? new URL(s.account.principalUrl).pathname : undefined;
+      const user = ctx.secrets.username ?? (ctx.config.username as string | undefined) ?? '';
+      return ok(s.calendars.map((c): CalendarInfo => {
+        const path = new URL(c.url).pathname.replace(/\/?$/, '/');
+        const ownerHref = ownerHrefOf(c);
+        const mine = !ownerHref || (me !== undefined && new URL(ownerHref, c.url).pathname.replace(/\/?$/, '/') === me.replace(/\/?$/, '/'));
+        const tzid = /^TZID:(.+)$/m.exec(typeof c.timezone === 'string' ? c.timezone : '')?.[1]?.trim();
+        const name = typeof c.displayName === 'string' && c.displayName ? c.displayName : decodeURIComponent(path.split('/').filter(Boolean).pop() ?? path);
+        return {
+          id: path, name, writable: writableOf(c),
+          ...(mine && /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(user) ? { owner: user } : {}),
+          ...(tzid && isIanaZone(tzid) ? { timeZone: tzid } : {}),
+        };
+      }));
+    } catch (err) {
+      return fail(discoveryFailure(err));
+    }
+  }
 
   async function create(e: TargetEvent, calUrl: string, generation: number): Promise<WriteOutcome<LinkState>> {
     for (let g = generation; g <= MAX_GENERATION; g++) {
@@ -190,6 +222,7 @@ export function createClient(ctx: ConnectionContext): TargetClient {
   }
 
   return {
+    calendars,
     async upsert(e, link) {
       const cal = await calendarUrl(e.calendarId);
       if (!cal.ok) return cal;

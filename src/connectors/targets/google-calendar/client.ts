@@ -83,6 +83,11 @@ export class GoogleCalendarApi {
     return this.send({ method: 'DELETE', path: eventPath(calendarId, eventId), query: WRITE_QUERY });
   }
 
+  /** calendarList.list: the calendars on the account's calendar list (one page). */
+  calendarList(query: Record<string, string>): Promise<ApiAnswer<calendar_v3.Schema$CalendarList>> {
+    return this.send({ method: 'GET', path: '/users/me/calendarList', query });
+  }
+
   /** One call with a Bearer token; a 401 gets one fresh token and one retry. */
   private async send<T>(spec: RequestSpec): Promise<ApiAnswer<T>> {
     const first = await this.token();

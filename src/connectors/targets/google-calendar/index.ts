@@ -5,7 +5,8 @@
 // - update = PATCH by the stored id (404/410 → create again);
 // - remove = DELETE; 404 and 410 mean already gone, which is success.
 // Patients are never attendees (Google would e-mail them); our ids ride in extendedProperties.private.
-import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type ConnectionContext, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type CalendarInfo, type ConnectionContext, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import type { calendar_v3 } from '@googleapis/calendar';
 import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
 import { isUsageLimit, toFailure } from './errors.ts';
@@ -70,6 +71,32 @@ export function calendarEventOf(ev: GoogleEvent, calendarZone: string | undefine
 }
 
 type Failed = Exclude<ApiAnswer<unknown>, { kind: 'ok' }>;
+type CalendarListEntry = NonNullable<calendar_v3.Schema$CalendarList['items']>[number];
+
+/** Pages of 250 calendar-list entries followed before giving up. */
+const MAX_CALENDAR_PAGES = 40;
+/** The grant does not include a scope the call needs: only connecting again (with that scope) helps. */
+const SCOPE_REASONS = new Set(['insufficientPermissions', 'ACCESS_TOKEN_SCOPE_INSUFFICIENT']);
+
+/**
+ * A calendar-list entry as Meridian shows it. `id` is Google's calendar id, which is what a binding's
+ * `calendar` holds (events.insert takes it as is). Owners may write (and writers); readers and
+ * free/busy readers may not. The owner's address: `dataOwner` for secondary calendars, else the id
+ * itself when it is a person's primary calendar (an address, not a group/resource/import calendar).
+ */
+export function calendarInfoOf(c: CalendarListEntry): CalendarInfo | undefined {
+  if (!c.id || c.deleted) return undefined;
+  const person = /^[^@\s#]+@[^@\s]+\.[^@\s]+$/.test(c.id) && !/calendar\.google\.com$/i.test(c.id) ? c.id : undefined;
+  const owner = c.dataOwner ?? person;
+  return {
+    id: c.id,
+    name: c.summaryOverride || c.summary || c.id,
+    ...(c.primary ? { primary: true } : {}),
+    writable: c.accessRole === 'owner' || c.accessRole === 'writer',
+    ...(owner ? { owner } : {}),
+    ...(c.timeZone && isIanaZone(c.timeZone) ? { timeZone: c.timeZone } : {}),
+  };
+}
 
 export function createClient(ctx: ConnectionContext): TargetClient {
   const s = ctx.secrets;
@@ -130,7 +157,29 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     return fail({ class: 'permanent', message: `Google Calendar list: more than ${MAX_LIST_PAGES} pages in the window` });
   }
 
+  /** calendarList.list, every page: the account's calendars (the listing also proves the grant works). */
+  async function calendars(): Promise<WriteOutcome<CalendarInfo[]>> {
+    const out: CalendarInfo[] = [];
+    let pageToken: string | undefined;
+    for (let page = 0; page < MAX_CALENDAR_PAGES; page++) {
+      const r = await api.calendarList({ maxResults: '250', ...(pageToken ? { pageToken } : {}) });
+      if (r.kind === 'http' && r.status === 403 && r.error.reasons.some((x) => SCOPE_REASONS.has(x))) {
+        const f = await toFailure(r, 'calendar list');
+        return fail({ ...f, class: 'auth', message: `${f.message}: the access granted does not include reading the calendar list; connect again` });
+      }
+      if (r.kind !== 'ok') return failed(r, 'calendar list');
+      for (const c of r.data?.items ?? []) {
+        const info = calendarInfoOf(c);
+        if (info) out.push(info);
+      }
+      pageToken = r.data?.nextPageToken ?? undefined;
+      if (!pageToken) return ok(out);
+    }
+    return fail({ class: 'permanent', message: `Google Calendar calendar list: more than ${MAX_CALENDAR_PAGES} pages` });
+  }
+
   return {
+    calendars,
     async upsert(e, link) {
       const calendarId = e.calendarId ?? link?.calendarId ?? defaultCalendar;
       if (!link || (link.calendarId ?? defaultCalendar) !== calendarId) return create(e, calendarId, link?.generation ?? 0);

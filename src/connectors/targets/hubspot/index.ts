@@ -69,6 +69,17 @@ export function createClient(ctx: ConnectionContext): TargetClient {
   }
 
   return {
+    /**
+     * One cheap authenticated read with the scope meetings need: a one-meeting page of the meetings list, asking
+     * for no property beyond its id (nothing about a patient comes back). A refused token is `auth`, a missing
+     * scope permanent (403 MISSING_SCOPES), as on every other call.
+     */
+    async ping() {
+      const r = await api.send('connection check', 'GET', `${MEETINGS}?limit=1&properties=hs_object_id&archived=false`);
+      if (r.ok) return ok({});
+      return fail(r.failure.class === 'gone' ? { ...r.failure, class: 'permanent' } : r.failure);
+    },
+
     async upsert(e, link) {
       const data = link?.data ?? {};
       const bookedStart = typeof data.bookedStart === 'string' ? data.bookedStart : new Date(e.start).toISOString();

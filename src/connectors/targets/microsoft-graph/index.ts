@@ -9,7 +9,11 @@
 //   per mailbox; 429/503 honour Retry-After (per inner request of a batch too).
 // - Requests to one mailbox made within 5 ms travel as one JSON `$batch` (≤ 20; config `batch: false`
 //   turns it off).
-import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+// - Which calendar (TargetEvent.calendarId, a binding's `calendar`, as `calendars()` lists them):
+//   delegated: absent = the default calendar, else a Graph calendar id of /me/calendars (own or shared);
+//   application: `<mailbox>` = that mailbox's default calendar, `<mailbox>/<calendar id>` = another of its
+//   calendars (a mailbox, an address or a user id, never holds a `/`).
+import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type CalendarInfo, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
@@ -25,6 +29,20 @@ const MAX_PER_MAILBOX = 4;
 const MAX_LIST_PAGES = 100;
 
 type Mode = 'delegated' | 'application';
+
+interface Where {
+  user: string;
+  coll?: string;
+}
+
+/** A calendar as `GET …/calendars` answers it (the fields asked for with $select). */
+interface GraphCalendar {
+  id?: string;
+  name?: string | null;
+  canEdit?: boolean | null;
+  isDefaultCalendar?: boolean | null;
+  owner?: { name?: string | null; address?: string | null } | null;
+}
 
 interface GraphEvent {
   id?: string;
@@ -207,13 +225,23 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     }
   }
 
-  /** `/me` or `/users/{mailbox}`; application mode needs the mailbox from the binding or config. */
-  function base(calendarId: string | undefined): string | ConnectorFailure {
-    if (mode === 'delegated') return '/me';
-    const mailbox = calendarId ?? (ctx.config.mailbox as string | undefined);
-    if (!mailbox) return { class: 'permanent', message: 'Microsoft Graph (application): name the practitioner\'s mailbox as the binding\'s calendar' };
-    return `/users/${encodeURIComponent(mailbox)}`;
+  /**
+   * Where a calendar id points: `user` (`/me` or `/users/{mailbox}`, also the per-mailbox gate and batch key)
+   * and, for any calendar but the mailbox's default, `coll` (`{user}/calendars/{id}`) through which every
+   * event of that calendar is created, read, changed and listed (a shared calendar's events live in another
+   * mailbox, so `{user}/events/{id}` would not reach them).
+   */
+  function where(calendarId: string | undefined): Where | ConnectorFailure {
+    if (mode === 'delegated') return calendarId ? { user: '/me', coll: `/me/calendars/${encodeURIComponent(calendarId)}` } : { user: '/me' };
+    const named = calendarId ?? (ctx.config.mailbox as string | undefined);
+    if (!named) return { class: 'permanent', message: 'Microsoft Graph (application): name the practitioner\'s mailbox as the binding\'s calendar' };
+    const slash = named.indexOf('/');
+    const user = `/users/${encodeURIComponent(slash < 0 ? named : named.slice(0, slash))}`;
+    const cal = slash < 0 ? '' : named.slice(slash + 1);
+    return cal ? { user, coll: `${user}/calendars/${encodeURIComponent(cal)}` } : { user };
   }
+  /** The collection a calendar's events are listed and addressed in. */
+  const eventsOf = (w: Where) => `${w.coll ?? w.user}/events`;
 
   const PREFER = 'IdType="ImmutableId", outlook.timezone="UTC"';
   const gateKey = (mailbox: string) => `${ctx.connectionId}|${mailbox}`;
@@ -267,45 +295,94 @@ export function createClient(ctx: ConnectionContext): TargetClient {
   const linkOf = (ev: GraphEvent | undefined, calendarId: string | undefined, generation: number): LinkState =>
     ({ remoteId: String(ev?.id), calendarId, etag: ev?.['@odata.etag'], generation });
 
-  async function findOurs(b: string, mailbox: string, appointmentId: string): Promise<GraphEvent | undefined | ConnectorFailure> {
+  async function findOurs(w: Where, appointmentId: string): Promise<GraphEvent | undefined | ConnectorFailure> {
     const filter = `singleValueExtendedProperties/Any(ep: ep/id eq '${PROP_APPOINTMENT}' and ep/value eq '${appointmentId}')`;
-    const r = await call(mailbox, 'GET', `${b}/events?$filter=${encodeURIComponent(filter)}&$select=id,subject`);
+    const r = await call(w.user, 'GET', `${eventsOf(w)}?$filter=${encodeURIComponent(filter)}&$select=id,subject`);
     if (r.kind !== 'ok') return failure(r, 'lookup');
     return ((r.json?.value as GraphEvent[] | undefined) ?? [])[0];
   }
 
-  async function create(e: TargetEvent, b: string, mailbox: string, generation: number): Promise<WriteOutcome<LinkState>> {
-    const found = await findOurs(b, mailbox, e.appointmentId);
+  async function create(e: TargetEvent, w: Where, generation: number): Promise<WriteOutcome<LinkState>> {
+    const found = await findOurs(w, e.appointmentId);
     if (found && 'class' in found) return fail(found);
-    if (found?.id) return update(e, b, mailbox, { remoteId: found.id, calendarId: e.calendarId, generation });
-    const r = await call(mailbox, 'POST', `${b}/calendar/events`, { ...eventBody(e), transactionId: `mrd-${e.appointmentId}-r${generation}` });
+    if (found?.id) return update(e, w, { remoteId: found.id, calendarId: e.calendarId, generation });
+    const r = await call(w.user, 'POST', w.coll ? `${w.coll}/events` : `${w.user}/calendar/events`, { ...eventBody(e), transactionId: `mrd-${e.appointmentId}-r${generation}` });
     if (r.kind === 'ok') return ok(linkOf(r.json as GraphEvent, e.calendarId, generation));
     return fail(failure(r, 'create'));
   }
 
-  async function update(e: TargetEvent, b: string, mailbox: string, link: LinkState): Promise<WriteOutcome<LinkState>> {
-    const path = `${b}/events/${encodeURIComponent(link.remoteId)}`;
-    let r = await call(mailbox, 'PATCH', path, eventBody(e), link.etag);
+  async function update(e: TargetEvent, w: Where, link: LinkState): Promise<WriteOutcome<LinkState>> {
+    const path = `${eventsOf(w)}/${encodeURIComponent(link.remoteId)}`;
+    let r = await call(w.user, 'PATCH', path, eventBody(e), link.etag);
     // Changed since we wrote it: our appointment wins; write it over the current version.
-    if (r.kind === 'http' && (r.status === 412 || r.status === 409)) r = await call(mailbox, 'PATCH', path, eventBody(e));
+    if (r.kind === 'http' && (r.status === 412 || r.status === 409)) r = await call(w.user, 'PATCH', path, eventBody(e));
     if (r.kind === 'ok') return ok(linkOf(r.json as GraphEvent, e.calendarId, link.generation));
-    if (r.kind === 'http' && r.status === 404) return create(e, b, mailbox, link.generation + 1);
+    if (r.kind === 'http' && r.status === 404) return create(e, w, link.generation + 1);
     return fail(failure(r, 'update'));
+  }
+
+  /** The calendars of one user (`/me` or `/users/{mailbox}`), every @odata.nextLink followed. */
+  async function calendarsOf(user: string, idOf: (c: GraphCalendar) => string): Promise<WriteOutcome<CalendarInfo[]>> {
+    const out: CalendarInfo[] = [];
+    let path: string | undefined = `${user}/calendars?$select=id,name,canEdit,isDefaultCalendar,owner&$top=100`;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const r = await call(user, 'GET', path!);
+      if (r.kind !== 'ok') return fail(failure(r, `calendars of ${user === '/me' ? 'the signed-in user' : decodeURIComponent(user.slice('/users/'.length))}`));
+      for (const c of (r.json?.value as GraphCalendar[] | undefined) ?? []) {
+        if (typeof c.id !== 'string') continue;
+        const owner = c.owner?.address;
+        out.push({
+          id: idOf(c), name: c.name || 'Calendar',
+          ...(c.isDefaultCalendar ? { primary: true } : {}),
+          writable: c.canEdit === true,
+          ...(typeof owner === 'string' && owner ? { owner } : {}),
+        });
+      }
+      const next = r.json?.['@odata.nextLink'];
+      if (typeof next !== 'string') return ok(out);
+      path = next.replace(/^https?:\/\/[^/]+\/v1\.0/, '');
+    }
+    return fail({ class: 'permanent', message: `Microsoft Graph calendars: more than ${MAX_LIST_PAGES} pages` });
+  }
+
+  /**
+   * Delegated: the signed-in user's calendars (own and shared with them), ids as `/me/calendars` names them.
+   * Application: the calendars of each mailbox in config `mailboxes` (and `mailbox`); the default one's id is
+   * the mailbox itself (what bindings already hold), the others `<mailbox>/<calendar id>`. Without any
+   * mailbox configured the listing is empty once a token was obtained (the credentials work; there is no
+   * tenant-wide user listing without User.Read.All).
+   */
+  async function calendars(): Promise<WriteOutcome<CalendarInfo[]>> {
+    if (mode === 'delegated') return calendarsOf('/me', (c) => c.id!);
+    const configured = [...(Array.isArray(ctx.config.mailboxes) ? ctx.config.mailboxes : []), ctx.config.mailbox]
+      .filter((m): m is string => typeof m === 'string' && m !== '' && !m.includes('/'));
+    const mailboxes = [...new Set(configured)];
+    if (!mailboxes.length) {
+      const t = await token();
+      return typeof t === 'string' ? ok([]) : fail({ ...t, message: `Microsoft Graph calendars: ${t.message}` });
+    }
+    const out: CalendarInfo[] = [];
+    for (const mailbox of mailboxes) {
+      const r = await calendarsOf(`/users/${encodeURIComponent(mailbox)}`, (c) => (c.isDefaultCalendar ? mailbox : `${mailbox}/${c.id}`));
+      if (!r.ok) return r;
+      out.push(...r.value);
+    }
+    return ok(out);
   }
 
   /** calendarView (occurrences expanded) over the window, every @odata.nextLink followed: a listing cut short is a failure. */
   async function events(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>> {
-    const b = base(calendarId);
-    if (typeof b !== 'string') return fail(b);
+    const w = where(calendarId);
+    if ('class' in w) return fail(w);
     const out: CalendarEvent[] = [];
     const q = new URLSearchParams({
       startDateTime: window.from.toISOString(), endDateTime: window.to.toISOString(),
       $select: 'subject,bodyPreview,start,end,showAs,isCancelled,isAllDay,lastModifiedDateTime,attendees,originalStartTimeZone',
       $expand: `singleValueExtendedProperties($filter=id eq '${PROP_APPOINTMENT}')`, $top: '500',
     });
-    let path: string | undefined = `${b}/calendarView?${q}`;
+    let path: string | undefined = `${w.coll ?? w.user}/calendarView?${q}`;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const r = await call(b, 'GET', path!);
+      const r = await call(w.user, 'GET', path!);
       if (r.kind !== 'ok') return fail(failure(r, 'calendarView'));
       for (const ev of (r.json?.value as Record<string, any>[] | undefined) ?? []) {
         const e = calendarEventOf(ev);
@@ -319,25 +396,26 @@ export function createClient(ctx: ConnectionContext): TargetClient {
   }
 
   return {
+    calendars,
     async upsert(e, link) {
-      const b = base(e.calendarId);
-      if (typeof b !== 'string') return fail(b);
-      if (link && link.calendarId !== e.calendarId) return create(e, b, b, link.generation);
-      return link ? update(e, b, b, link) : create(e, b, b, 0);
+      const w = where(e.calendarId);
+      if ('class' in w) return fail(w);
+      if (link && link.calendarId !== e.calendarId) return create(e, w, link.generation);
+      return link ? update(e, w, link) : create(e, w, 0);
     },
     async changes(calendarId, token) {
       // calendarView/delta (targets.md §2.5): the first round pages with nextLink and ends with a
       // deltaLink (our token, the whole URL); later rounds call it. 410 (sync state gone) → start again.
-      const b = base(calendarId);
-      if (typeof b !== 'string') return fail(b);
+      const w = where(calendarId);
+      if ('class' in w) return fail(w);
       const now = ctx.now().getTime();
-      const first = `${b}/calendarView/delta?${new URLSearchParams({ startDateTime: new Date(now - 86_400_000).toISOString(), endDateTime: new Date(now + 180 * 86_400_000).toISOString() })}`;
+      const first = `${w.coll ?? w.user}/calendarView/delta?${new URLSearchParams({ startDateTime: new Date(now - 86_400_000).toISOString(), endDateTime: new Date(now + 180 * 86_400_000).toISOString() })}`;
       const relative = (link: string) => link.replace(/^https?:\/\/[^/]+\/v1\.0/, '');
       let full = !token;
       let path: string | undefined = token ? relative(token) : first;
       const changed: string[] = [];
       for (let page = 0; path && page < 500; page++) {
-        const r = await call(b, 'GET', path);
+        const r = await call(w.user, 'GET', path);
         if (!full && r.kind === 'http' && r.status === 410) {
           full = true;
           changed.length = 0;
@@ -360,9 +438,9 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     },
     events,
     async inspect(e, link) {
-      const b = base(link.calendarId);
-      if (typeof b !== 'string') return fail(b);
-      const r = await call(b, 'GET', `${b}/events/${encodeURIComponent(link.remoteId)}?$select=subject,start,end`);
+      const w = where(link.calendarId);
+      if ('class' in w) return fail(w);
+      const r = await call(w.user, 'GET', `${eventsOf(w)}/${encodeURIComponent(link.remoteId)}?$select=subject,start,end`);
       if (r.kind === 'http' && r.status === 404) return ok({ state: 'missing' });
       if (r.kind !== 'ok') return fail(failure(r, 'read'));
       const j = r.json as { subject?: string; start?: unknown; end?: unknown };
@@ -370,19 +448,19 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     },
     async removeUnrecorded(appointmentId, calendarId) {
       // Ids are the server's, but our extended property finds the event the lost answer would have named.
-      const b = base(calendarId);
-      if (typeof b !== 'string') return fail(b);
-      const found = await findOurs(b, b, appointmentId);
+      const w = where(calendarId);
+      if ('class' in w) return fail(w);
+      const found = await findOurs(w, appointmentId);
       if (found && 'class' in found) return fail(found);
       if (!found?.id) return ok(false);
-      const r = await call(b, 'DELETE', `${b}/events/${encodeURIComponent(found.id)}`);
+      const r = await call(w.user, 'DELETE', `${eventsOf(w)}/${encodeURIComponent(found.id)}`);
       if (r.kind === 'ok' || (r.kind === 'http' && (r.status === 404 || r.status === 410))) return ok(true);
       return fail(failure(r, 'delete'));
     },
     async remove(link) {
-      const b = base(link.calendarId);
-      if (typeof b !== 'string') return fail(b);
-      const r = await call(b, 'DELETE', `${b}/events/${encodeURIComponent(link.remoteId)}`);
+      const w = where(link.calendarId);
+      if ('class' in w) return fail(w);
+      const r = await call(w.user, 'DELETE', `${eventsOf(w)}/${encodeURIComponent(link.remoteId)}`);
       if (r.kind === 'ok' || (r.kind === 'http' && (r.status === 404 || r.status === 410))) return ok(undefined);
       return fail(failure(r, 'delete'));
     },

@@ -63,6 +63,11 @@ export class SalesforceApi {
     this.ceiling = Number.isFinite(c) && c > 0 && c <= 1 ? c : DEFAULT_USAGE_CEILING;
   }
 
+  /** The org's REST host, once a token answer has named it. */
+  instanceUrl(): string | undefined {
+    return this.session.instanceUrl();
+  }
+
   /** `/services/data/vNN.N` + path: the form composite subrequests use too. */
   path(p: string): string {
     return `/services/data/${this.version}${p}`;

@@ -158,6 +158,24 @@ export function createClient(ctx: ConnectionContext): TargetClient {
   return {
     upsert,
 
+    /**
+     * One cheap authenticated read: the API version's resource list (`GET /services/data/vNN.N/`), which any
+     * API-enabled user may read (`/limits` needs "View Setup and Configuration"). A refused session or grant is
+     * `auth`, as on every other call. `account` is the org's My Domain host from the token answer.
+     */
+    async ping() {
+      const r = await api.send('connection check', 'GET', '/');
+      if (!r.ok) return failed(r);
+      const instance = api.instanceUrl();
+      let account: string | undefined;
+      try {
+        account = instance ? new URL(instance).host : undefined;
+      } catch {
+        account = undefined;
+      }
+      return ok(account ? { account } : {});
+    },
+
     async inspect(e, _link) {
       const r = await api.send('read event', 'GET', `${eventPath(e.appointmentId)}?fields=Subject,StartDateTime,EndDateTime`);
       if (!r.ok) return r.failure.class === 'gone' ? ok({ state: 'missing' }) : failed(r);

@@ -6,10 +6,11 @@
 //   a create first lists the appointment's time window for that marker (a retried create updates).
 // - Updates and deletes read the latest etag first (PUT replaces the whole event and needs it).
 // - Event data travels as the `eventdata` query parameter; times in GMT `yyyyMMdd'T'HHmmss'Z'`.
-import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { driftOf, fail, ok, type BusyInterval, type CalendarInfo, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
+import { isIanaZone } from '../../../domain/time.ts';
 
 export const PLATFORM = 'zoho-calendar';
 
@@ -33,6 +34,27 @@ export function fromZohoTime(t: string): string | undefined {
 export function calendarHostFor(accountsServer: string | undefined): string {
   const m = accountsServer ? /^https:\/\/accounts\.(zoho\.[a-z.]+|zohocloud\.ca)\/?$/.exec(accountsServer) : null;
   return m ? `https://calendar.${m[1]}` : 'https://calendar.zoho.com';
+}
+
+/** A calendar as `GET /calendars` lists it (the fields Meridian reads). */
+interface ZohoCalendar {
+  uid?: string;
+  name?: string;
+  isdefault?: boolean;
+  /** `owner` for one's own calendars; what a calendar shared with the user allows otherwise. */
+  privilege?: string;
+  timezone?: string;
+  category?: string;
+}
+
+/**
+ * Whether the user may add events: their own calendars (`owner`) and shares that allow writing or managing.
+ * Zoho's pages show `owner` only; the other spellings are matched by meaning (unverified): free/busy and
+ * view-only shares, and app / holiday calendars, are not writable. No privilege given: writable.
+ */
+export function zohoWritable(privilege: string | undefined): boolean {
+  if (privilege === undefined || privilege === '') return true;
+  return /owner|write|edit|modify|manage|delegate|full/i.test(privilege) && !/read|view|free ?busy/i.test(privilege);
 }
 
 interface ZohoEvent {
@@ -138,6 +160,18 @@ export function createClient(ctx: ConnectionContext): TargetClient {
   }
 
   return {
+    /** The user's calendars, own and shared; `id` is the calendar uid, which events are written under. */
+    async calendars() {
+      const r = await call('GET', '/calendars');
+      if (r.kind !== 'ok') return fail(failure(r, 'list calendars'));
+      const list = (r.json?.calendars as ZohoCalendar[] | undefined) ?? [];
+      return ok(list.filter((c): c is ZohoCalendar & { uid: string } => typeof c.uid === 'string' && c.uid !== '').map((c): CalendarInfo => ({
+        id: c.uid, name: c.name || c.uid,
+        ...(c.isdefault ? { primary: true } : {}),
+        writable: zohoWritable(c.privilege),
+        ...(c.timezone && isIanaZone(c.timezone) ? { timeZone: c.timezone } : {}),
+      })));
+    },
     async upsert(e, link) {
       const cal = await calendarUid(e.calendarId);
       if (!cal.ok) return cal;
