@@ -391,7 +391,7 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
     const el = h('input', { type: plain ? 'text' : 'password', name: a.key, autocomplete: plain ? 'off' : 'new-password', spellcheck: false, disabled: fromEnv.has(a.key) });
     const notes = [a.help, fromEnv.has(a.key) ? 'Set in the environment: change it there.' : storedKey(a.key) ? 'Stored (never shown): type a new one to replace it.' : undefined].filter(Boolean).join(' ');
     const f = field(`${a.label}${a.required && !fromEnv.has(a.key) ? '' : ' (optional)'}`, el, notes || undefined);
-    if (storedKey(a.key) || fromEnv.has(a.key)) f.append(h('span', { class: 'stored-mark' }, fromEnv.has(a.key) ? '✓ from the environment' : '✓ stored'));
+    if (storedKey(a.key)) f.append(h('span', { class: 'stored-mark' }, '✓ stored'));
     return { a, el, f };
   });
   const showBase = Boolean(p.defaultBaseUrl) || p.id === 'caldav' || Boolean(c.baseUrl);
@@ -399,7 +399,7 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
   const error = errorLine();
   const button = h('button', { type: 'submit', class: 'primary' }, 'Check and save');
   const form = h('form', { class: 'credentials', 'aria-labelledby': 'cr-h' },
-    stored === true ? h('p', { class: 'muted stored-mark' }, '✓ Credentials are stored (never shown). Type new ones to replace them.') : undefined,
+    stored === true && oauth ? h('p', { class: 'muted stored-mark' }, '✓ Credentials are stored (never shown). Type new ones to replace them.') : undefined,
     baseUrl ? field('Server address', baseUrl, p.defaultBaseUrl ? `Leave empty for ${p.defaultBaseUrl}.` : 'The address of the server.') : undefined,
     inputs.map((x) => x.f),
     h('p', { class: 'hint' }, `Meridian first tries them with ${p.displayName}; nothing is stored unless ${p.displayName} accepts them.`),
@@ -431,7 +431,9 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
   });
   const section = h('section', { class: 'card', 'aria-labelledby': 'cr-h' },
     h('h2', { id: 'cr-h' }, oauth ? 'Or enter credentials by hand' : 'Credentials'));
+  const have = stored === true || (Array.isArray(stored) && stored.length > 0);
   if (oauth) section.append(h('details', {}, h('summary', {}, 'Show the form (for accounts that cannot sign in above)'), form));
+  else if (have) section.append(h('p', { class: 'stored-mark' }, '✓ Credentials are stored (never shown).'), h('details', {}, h('summary', {}, 'Replace the credentials'), form));
   else section.append(form);
   return section;
 }
@@ -676,6 +678,6 @@ function removeSection(c: Connection, p: Platform, file: string | undefined, man
     });
   });
   return h('section', { class: 'card danger-zone', 'aria-labelledby': 'rm-h' }, h('h2', { id: 'rm-h' }, 'Remove'),
-    file ? h('p', { class: 'muted' }, `From ${file}: remove it there.`) : h('p', { class: 'muted' }, 'The webhook subscription Meridian made is removed; the history is kept.'),
+    h('p', { class: 'muted' }, file ? `From ${file}: remove it there.` : `${managedWebhook ? `The webhook subscription Meridian made at ${p.displayName} is removed; ` : ''}the history is kept.`),
     h('div', { class: 'actions' }, button));
 }
