@@ -25,6 +25,7 @@ import { createUser, listUsers, ROLES, type Role } from '../http/auth.ts';
 import { dropOlderKeys, prependKeyFile, reencryptStore } from '../store/crypto.ts';
 import { erasePatient } from '../engine/appointments/erase.ts';
 import { pruneRetention } from '../engine/sync/retention.ts';
+import { INACTIVE } from '../store/repo.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -326,7 +327,7 @@ program.command('sync').description('poll booking sources for a window of bookin
     const since = o.since ? new Date(o.since) : undefined;
     if (since && Number.isNaN(since.getTime())) throw new UsageError(`--since must be a date (2026-12-01) or an ISO-8601 instant, not "${o.since}"`);
     await withHub(globals(cmd), async (hub) => {
-      const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '!=', 'disabled').execute();
+      const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', 'not in', [...INACTIVE]).execute();
       const ids = rows.filter((r) => (o.connection ? r.id === o.connection : Boolean(getSource(r.platform)?.list))).map((r) => r.id);
       if (o.connection && !ids.length) throw new UsageError(`no connection ${o.connection}`);
       for (const id of ids) {
@@ -354,7 +355,7 @@ program.command('reconcile').description('compare each calendar target with the 
     const days = o.days === undefined ? 180 : Number(o.days);
     if (!Number.isInteger(days) || days < 1 || days > 3660) throw new UsageError(`--days must be a whole number of days from 1 to 3660, not "${o.days}"`);
     await withHub(globals(cmd), async (hub) => {
-      const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '!=', 'disabled').execute();
+      const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', 'not in', [...INACTIVE]).execute();
       const ids = rows.filter((r) => (o.connection ? r.id === o.connection : getTarget(r.platform)?.descriptor.kind === 'calendar')).map((r) => r.id);
       if (o.connection && !ids.length) throw new UsageError(`no connection ${o.connection}`);
       const now = hub.clock.now().getTime();

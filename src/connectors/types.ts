@@ -644,6 +644,8 @@ export interface NotifierConnector {
   parseInbound?(req: WebhookRequest): InboundEvent[];
   /** What the provider expects as the answer to an accepted callback (Twilio: empty TwiML); JSON when absent. */
   inboundAnswer?: { contentType: string; body: string };
+  /** Try the credentials without sending anything (SMTP login, the provider's account read): before they are saved. */
+  verifyCredentials?(ctx: ConnectionContext): Promise<WriteOutcome<{ account?: string }>>;
   /** Problems with the connection's own settings (`config`), for `meridian validate` and startup. */
   checkConfig?(config: Record<string, unknown>): { key: string; message: string }[];
 }

@@ -14,6 +14,8 @@ import { checkTokenAge } from './sync/sweep.ts';
 import { sweepJob } from '../domain/jobs.ts';
 import { pruneRetention } from './sync/retention.ts';
 import { schedulePolls } from './sync/poll.ts';
+import { INACTIVE } from '../store/repo.ts';
+import { reconcileSubscriptions } from './connect/webhooks.ts';
 
 export interface RuntimeOptions {
   /** Jobs run at once (default MERIDIAN_WORKERS, else 4; anything not a positive number means 4). */
@@ -83,9 +85,14 @@ export async function startRuntime(hub: Hub, o: RuntimeOptions = {}): Promise<Ru
   };
 
   // After a stop, some refresh tokens may be close to their inactivity limit: say so at once.
-  for (const c of await hub.store.db.selectFrom('connection').select('id').where('status', '!=', 'disabled').execute()) {
+  for (const c of await hub.store.db.selectFrom('connection').select('id').where('status', 'not in', [...INACTIVE]).execute()) {
     await checkTokenAge(hub, c.id).catch((e: Error) => hub.log.warn({ connection: c.id, err: { message: e.message } }, 'checking the token age failed'));
   }
+
+  // Webhook subscriptions made for another public URL (the clinic moved Meridian) are made again for today's.
+  track(reconcileSubscriptions(hub)
+    .then((n) => { if (n) hub.log.info({ subscriptions: n }, 'webhook subscriptions made again for the new public URL'); })
+    .catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'renewing webhook subscriptions failed')));
 
   // Finished jobs are kept a week for inspection, then forgotten (dead ones stay until handled).
   const keepDoneMs = o.keepDoneMs ?? 7 * 86_400_000;

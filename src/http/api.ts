@@ -10,11 +10,12 @@ import { OPERATIONS_ROUTES } from './routes/operations.ts';
 import { LEAD_ROUTES } from './routes/leads.ts';
 import { NOTIFICATION_ROUTES } from './routes/notifications.ts';
 import { PRIVACY_ROUTES } from './routes/privacy.ts';
+import { CONNECT_ROUTES } from './routes/connect.ts';
 
 export { Download, type Route, type RouteContext } from './route.ts';
 
 export const ROUTES: Route[] = [
-  ...APPOINTMENT_ROUTES, ...AUDIT_ROUTES, ...SETUP_ROUTES, ...OPERATIONS_ROUTES, ...LEAD_ROUTES, ...NOTIFICATION_ROUTES, ...PRIVACY_ROUTES,
+  ...APPOINTMENT_ROUTES, ...AUDIT_ROUTES, ...SETUP_ROUTES, ...OPERATIONS_ROUTES, ...LEAD_ROUTES, ...NOTIFICATION_ROUTES, ...PRIVACY_ROUTES, ...CONNECT_ROUTES,
 ];
 
 /** The OpenAPI 3.1 document, generated from ROUTES. */

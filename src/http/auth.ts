@@ -131,6 +131,8 @@ export interface Principal {
   ownPractitioner?: string;
   user?: StaffUser;
   csrf?: string;
+  /** A staff session's token hash (what an OAuth authorisation started in it is bound to). */
+  sessionHash?: string;
 }
 
 declare module 'fastify' {
@@ -166,9 +168,22 @@ async function sessionPrincipal(hub: Hub, token: string): Promise<Principal | un
   }
   const user = toUser(u);
   return {
-    kind: 'session', actor: `user:${user.email}`, scopes: ROLE_SCOPES[user.role], user, csrf: s.csrf,
+    kind: 'session', actor: `user:${user.email}`, scopes: ROLE_SCOPES[user.role], user, csrf: s.csrf, sessionHash: s.token_hash,
     ...(user.role === 'practitioner' ? { ownPractitioner: user.practitionerId } : {}),
   };
+}
+
+/** The owner's session by its token hash, while it is signed in and its account enabled (OAuth callbacks). */
+export async function ownerSessionByHash(hub: Hub, tokenHash: string): Promise<StaffUser | undefined> {
+  const s = await hub.store.db.selectFrom('staff_session').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  if (!s || s.expires_at <= hub.clock.now().toISOString()) return undefined;
+  const u = await hub.store.db.selectFrom('staff_user').selectAll().where('id', '=', s.user_id).executeTakeFirst();
+  return u && !u.disabled && u.role === 'owner' ? toUser(u) : undefined;
+}
+
+/** The cookie reading of a request (a malformed value is no cookie). */
+export function cookieOf(req: FastifyRequest, name: string): string | undefined {
+  return cookies(req)[name];
 }
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

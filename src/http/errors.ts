@@ -2,6 +2,7 @@
 // wrong (src/domain/errors.ts); this catalogue says how each of its codes travels over HTTP, and lists the
 // codes only the HTTP layer gives (sign-in, CSRF, rate limits, the inbound doors' refusals, …). Every code
 // sent on the wire is one of these: the compiler rejects any other.
+import { ConnectError } from '../engine/connect/errors.ts';
 import { MeridianError, type ErrorCode } from '../domain/errors.ts';
 
 /** The HTTP status of each engine error code: the compiler rejects a code left out. */
@@ -47,6 +48,23 @@ export const HTTP_ERRORS = {
   unknown_target: { status: 422, message: 'no such target connection' },
   unknown_secret: { status: 422, message: 'the connection has no such secret' },
   not_pollable: { status: 422, message: 'this connection cannot be polled' },
+  // connecting accounts (src/engine/connect)
+  provisioned: { status: 409, message: 'this is provisioned by the configuration file; change it there' },
+  connection_exists: { status: 409, message: 'there is already a connection with that id' },
+  unknown_platform: { status: 422, message: 'no such platform' },
+  no_oauth: { status: 422, message: 'this platform is not connected with OAuth' },
+  set_in_environment: { status: 409, message: 'this is set in the environment; change it there' },
+  oauth_not_configured: { status: 422, message: 'the provider\'s app (client id and secret) is not set up yet' },
+  no_public_url: { status: 422, message: 'Meridian does not know its public URL' },
+  credentials_refused: { status: 422, message: 'the platform refused the credentials' },
+  state_missing: { status: 400, message: 'the provider sent no state' },
+  state_unknown: { status: 400, message: 'this answer does not belong to a connection started here' },
+  state_used: { status: 400, message: 'this answer was already used' },
+  state_expired: { status: 400, message: 'this answer came too late' },
+  other_session: { status: 403, message: 'this answer belongs to another session' },
+  signed_out: { status: 401, message: 'the session that started connecting has ended' },
+  denied: { status: 403, message: 'the provider did not give access' },
+  refused: { status: 502, message: 'the provider refused to finish connecting' },
   // what arrives on a connection's own URL (webhooks, lead forms, providers' callbacks)
   no_webhooks: { status: 404, message: 'this connection is polled; it receives no webhooks' },
   bad_signature: { status: 401, message: 'the signature does not verify' },
@@ -83,6 +101,7 @@ export class HttpError extends Error {
 /** The status an error thrown by the engine or the HTTP layer answers with, or undefined for an unexpected one. */
 export function statusOf(err: unknown): number | undefined {
   if (err instanceof HttpError) return err.status;
+  if (err instanceof ConnectError) return statusOfCode(err.code);
   if (err instanceof MeridianError) return HTTP_STATUS[err.code];
   return undefined;
 }

@@ -22,6 +22,11 @@ export class Download {
   constructor(public contentType: string, public filename: string, public body: string) {}
 }
 
+/** A handler's answer with response headers of its own (a cookie the browser must carry to a later request). */
+export class WithHeaders {
+  constructor(public headers: Record<string, string>, public body: unknown) {}
+}
+
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Fastify-style path under /api/v1 (`:id` parameters). */

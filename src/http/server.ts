@@ -6,12 +6,15 @@ import formbody from '@fastify/formbody';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { MeridianError } from '../domain/errors.ts';
+import { ConnectError } from '../engine/connect/errors.ts';
 import { leadAnswer, notifierAnswer, webhookAnswer } from './inbound.ts';
 import { renderFeedForToken } from '../engine/effects/feeds.ts';
 import { hasScope, type ApiKeyInfo } from '../engine/hub/apikeys.ts';
 import { updateJobGauges } from '../engine/jobs/worker.ts';
 import type { Hub } from '../engine/hub/hub.ts';
 import { Download, ROUTES, openApiDocument } from './api.ts';
+import { WithHeaders } from './route.ts';
+import { registerOAuthCallback } from './oauth-callback.ts';
 import { authenticate, guardRoute, redactFor, registerAuth } from './auth.ts';
 import { registerUi } from './ui-assets.ts';
 import { HttpError, errorBody, statusOf, statusOfCode, type HttpCode } from './errors.ts';
@@ -151,6 +154,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof HttpError || err instanceof MeridianError) return reply.status(statusOf(err) ?? 500).send(errorBody(err.code, err.message, err.details));
+    if (err instanceof ConnectError) return reply.status(statusOf(err) ?? 500).send(errorBody(err.code, err.message));
     if (err instanceof z.ZodError) {
       return reply.status(400).send(errorBody('invalid_request', 'the request is not valid', {
         issues: err.issues.map((i) => ({ field: i.path.join('.'), message: i.message })),
@@ -236,6 +240,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
     req.principal = await authenticate(hub, req);
   });
   await registerAuth(app, hub);
+  registerOAuthCallback(app, hub);
   for (const r of ROUTES) {
     app.route({
       method: r.method,
@@ -249,6 +254,7 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
         await guardRoute(hub, who, r, params as Record<string, string>, query);
         const result = await r.handler({ hub, params: params as Record<string, string>, query, body, actor: who.actor, principal: who });
         if (result instanceof Download) return reply.type(result.contentType).header('content-disposition', `attachment; filename="${result.filename}"`).send(result.body);
+        if (result instanceof WithHeaders) return reply.status(r.status ?? 200).headers(result.headers).send(redactFor(who, result.body));
         return reply.status(r.status ?? 200).send(redactFor(who, result));
       },
     });

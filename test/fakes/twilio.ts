@@ -71,6 +71,12 @@ export async function startFakeTwilio(o: { accountSid?: string; authToken?: stri
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const path = (req.url ?? '').split('?')[0];
+      // The account read (GET …/Accounts/{Sid}.json) Meridian uses to check the credentials before saving them.
+      const acct = /^\/2010-04-01\/Accounts\/([^/]+)\.json$/.exec(path);
+      if (acct && req.method === 'GET') {
+        if (req.headers.authorization !== auth || decodeURIComponent(acct[1]) !== credentials.accountSid) return error(res, 401, 20003, 'Authenticate');
+        return answer(res, 200, { sid: credentials.accountSid, friendly_name: 'Clinic account', status: 'active', type: 'Full' });
+      }
       const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(path);
       if (!m || req.method !== 'POST') {
         violations.push(`${req.method} ${path}: not the Messages create endpoint`);

@@ -5,7 +5,7 @@
 import { getConnector, getTarget } from '../../connectors/registry.ts';
 import type { CrmLead } from '../../connectors/types.ts';
 import { CRM_LEAD, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
-import { getConnectionRow, toConnection, type Exec, type TargetBinding } from '../../store/repo.ts';
+import { INACTIVE, getConnectionRow, toConnection, type Exec, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
@@ -17,7 +17,7 @@ export async function crmLeadJobs(db: Exec, clinicId: string, leadId: string): P
   const jobs: NewJob[] = [];
   for (const b of bindings) {
     const row = await getConnectionRow(db, b.connection);
-    if (!row || row.status === 'disabled' || getTarget(row.platform)?.descriptor.kind !== 'crm' || !coveredByAgreement(toConnection(row))) continue;
+    if (!row || INACTIVE.has(row.status) || getTarget(row.platform)?.descriptor.kind !== 'crm' || !coveredByAgreement(toConnection(row))) continue;
     jobs.push({ kind: CRM_LEAD, payload: { leadId, targetId: b.connection }, dedupeKey: `${CRM_LEAD}:${leadId}:${b.connection}` });
   }
   return jobs;
@@ -30,7 +30,7 @@ export async function runCrmLeadJob(hub: Hub, job: Job<typeof CRM_LEAD>): Promis
   if (!lead) return { ok: true, note: 'gone' };
   const conn = await loadConnection(hub, targetId);
   const client = getTarget(conn.record.platform)?.client?.(connectionContext(hub, conn));
-  if (!client?.upsertLead || conn.record.status === 'disabled' || !coveredByAgreement(conn.record)) return { ok: true, note: 'skipped' };
+  if (!client?.upsertLead || INACTIVE.has(conn.record.status) || !coveredByAgreement(conn.record)) return { ok: true, note: 'skipped' };
   if (conn.record.status === 'needs_reauth') return { ok: false, failure: { class: 'auth', message: `connection ${targetId} needs reconnecting` }, connectionId: targetId };
   // What the patient wrote about their visit is health data: only at `full`.
   const full = privacyOf(conn.record) === 'full';

@@ -3,7 +3,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { getTarget } from '../../connectors/registry.ts';
 import type { FeedEvent } from '../../connectors/types.ts';
-import { listAppointments, toConnection, type Exec } from '../../store/repo.ts';
+import { INACTIVE, listAppointments, toConnection, type Exec } from '../../store/repo.ts';
 import type { Hub } from '../hub/hub.ts';
 import { NameBook } from './render.ts';
 
@@ -55,7 +55,7 @@ export async function renderFeedForToken(hub: Hub, token: string): Promise<Rende
   const feed = await db.selectFrom('feed').selectAll().where('token_hash', '=', feedTokenHash(token)).executeTakeFirst();
   if (!feed) return undefined;
   const connRow = await db.selectFrom('connection').selectAll().where('id', '=', feed.connection_id).executeTakeFirst();
-  if (!connRow || connRow.status === 'disabled') return undefined;
+  if (!connRow || INACTIVE.has(connRow.status)) return undefined;
   const target = getTarget(connRow.platform);
   if (!target?.renderFeed) return undefined;
   const conn = toConnection(connRow);

@@ -21,7 +21,7 @@ import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import { NOTIFY_NOTICE, NOTIFY_STAFF, NOTIFY_TIMED, type Job, type JobResult, type NewJob, type StaffAlert, type StaffAlertType } from '../../domain/jobs.ts';
 import { enqueue, pendingJobs, setPendingJob } from '../../store/outbox.ts';
 import type { DB } from '../../store/schema.ts';
-import { getAppointment, toAppointment, type Exec } from '../../store/repo.ts';
+import { INACTIVE, getAppointment, toAppointment, type Exec } from '../../store/repo.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 import { connectionContext, loadConnection, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
@@ -235,7 +235,7 @@ export function kindOf(c: LoadedConnection): Kind | undefined {
 
 /** Channel names (connection ids or kinds) as the clinic's usable notifier connections, in order. */
 async function resolveChannels(hub: Hub, clinicId: string, names: string[]): Promise<{ conn: LoadedConnection; kind: Kind }[]> {
-  const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('clinic_id', '=', clinicId).where('status', '!=', 'disabled').orderBy('id').execute();
+  const rows = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('clinic_id', '=', clinicId).where('status', 'not in', [...INACTIVE]).orderBy('id').execute();
   const notifiers = rows.filter((r) => getNotifier(r.platform));
   const out: { conn: LoadedConnection; kind: Kind }[] = [];
   for (const name of names) {
@@ -353,7 +353,7 @@ async function namesFor(hub: Hub, a: { clinicId: string; practitionerId: string;
   let hasCalendar = false;
   for (const b of (p ? JSON.parse(p.targets) : []) as { connection: string }[]) {
     const row = await db.selectFrom('connection').select(['platform', 'status']).where('id', '=', b.connection).executeTakeFirst();
-    const t = row && row.status !== 'disabled' ? getTarget(row.platform) : undefined;
+    const t = row && !INACTIVE.has(row.status) ? getTarget(row.platform) : undefined;
     if (t?.descriptor.kind === 'calendar' && t.descriptor.capabilities.push) hasCalendar = true;
   }
   return {

@@ -5,7 +5,7 @@ import { getTarget } from '../../connectors/registry.ts';
 import type { ConnectorFailure, LinkState, TargetEvent, WriteOutcome } from '../../connectors/types.ts';
 import type { Appointment } from '../../domain/types.ts';
 import { TARGET_SYNC, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
-import { getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../../store/repo.ts';
+import { INACTIVE, getAppointment, getConnectionRow, toConnection, type ConnectionRecord, type Exec, type TargetBinding } from '../../store/repo.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
@@ -22,7 +22,7 @@ export async function bindingsFor(db: Exec, appt: Pick<Appointment, 'practitione
     for (const b of all) {
       if (out.some((o) => o.connection === b.connection)) continue;
       const row = await getConnectionRow(db, b.connection);
-      if (row && row.status !== 'disabled' && getTarget(row.platform)?.descriptor.capabilities.push) out.push(b);
+      if (row && !INACTIVE.has(row.status) && getTarget(row.platform)?.descriptor.capabilities.push) out.push(b);
     }
     return out;
   });
@@ -100,7 +100,7 @@ export async function syncTarget(hub: Hub, appointmentId: string, targetId: stri
   const conn = await loadConnection(hub, targetId);
   const target = getTarget(conn.record.platform);
   // Feeds have no client; a connection removed from the setup is left alone, not cleaned up behind the clinic's back.
-  if (!target?.client || conn.record.status === 'disabled') return { ok: true, action: 'skipped' };
+  if (!target?.client || INACTIVE.has(conn.record.status)) return { ok: true, action: 'skipped' };
   if (conn.record.status === 'needs_reauth') {
     return { ok: false, failure: { class: 'auth', message: `connection ${targetId} needs reconnecting` } };
   }

@@ -11,7 +11,7 @@ import type { Appointment } from '../../domain/types.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { WEBHOOK_DELIVER, type Job, type JobResult, type NewJob } from '../../domain/jobs.ts';
 import { enqueue } from '../../store/outbox.ts';
-import { getAppointment, type Exec } from '../../store/repo.ts';
+import { INACTIVE, getAppointment, type Exec } from '../../store/repo.ts';
 import type { DB, OutboundDeliveryTable } from '../../store/schema.ts';
 import { cached, type TtlCache } from '../hub/cache.ts';
 import { ConnectionError, connectionContext, loadConnection } from '../hub/connections.ts';
@@ -38,7 +38,7 @@ function eventsOf(config: Record<string, unknown>): string[] {
 async function subscriptions(db: Exec, clinicId: string, cache?: TtlCache): Promise<Subscription[]> {
   return cached(cache, `webhook-subscriptions:${clinicId}`, async () => {
     const rows = await db.selectFrom('connection').select(['id', 'platform', 'config'])
-      .where('clinic_id', '=', clinicId).where('status', '!=', 'disabled').orderBy('id').execute();
+      .where('clinic_id', '=', clinicId).where('status', 'not in', [...INACTIVE]).orderBy('id').execute();
     return rows.filter((r) => getNotifier(r.platform)?.descriptor.capabilities.webhooks)
       .map((r) => ({ connectionId: r.id, events: eventsOf(JSON.parse(r.config)) }));
   });
@@ -131,7 +131,7 @@ export async function runWebhookJob(hub: Hub, job: Job<typeof WEBHOOK_DELIVER>):
   try {
     const conn = await loadConnection(hub, row.connection_id);
     const notifier = conn.connector as NotifierConnector;
-    if (conn.record.status === 'disabled' || !notifier.descriptor.capabilities?.webhooks) {
+    if (INACTIVE.has(conn.record.status) || !notifier.descriptor.capabilities?.webhooks) {
       outcome = { ok: false, failure: { class: 'permanent', message: 'the subscription is disabled or no longer sends webhooks' } };
     } else {
       const data = JSON.parse(row.data) as Record<string, unknown>;

@@ -53,7 +53,8 @@ export async function loadConnection(hub: Hub, id: string): Promise<LoadedConnec
 
 async function loadConnectionNow(hub: Hub, id: string): Promise<LoadedConnection> {
   const row = await getConnectionRow(hub.store.db, id);
-  if (!row) throw new ConnectionError('not_found', `no connection ${id}`);
+  // A removed connection is kept for history only: to everything that would use it, it is gone.
+  if (!row || row.status === 'removed') throw new ConnectionError('not_found', `no connection ${id}`);
   const connector = getConnector(row.platform);
   if (!connector) throw new ConnectionError('unknown_platform', `connection ${id} uses an unknown platform ${row.platform}`);
   return { record: toConnection(row), connector, secrets: resolveSecrets(hub, row.secrets_enc, JSON.parse(row.secret_refs)) };

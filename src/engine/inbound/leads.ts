@@ -13,7 +13,7 @@ import type { Appointment } from '../../domain/types.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import { enqueue } from '../../store/outbox.ts';
 import type { DB, LeadTable } from '../../store/schema.ts';
-import { busyOverlaps, listPractitioners, overlapCandidates, type ConnectionRecord, type Exec, type PractitionerRecord } from '../../store/repo.ts';
+import { INACTIVE, busyOverlaps, listPractitioners, overlapCandidates, type ConnectionRecord, type Exec, type PractitionerRecord } from '../../store/repo.ts';
 import { commitAppointment } from '../appointments/commit.ts';
 import type { LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
@@ -228,7 +228,7 @@ const LEAD_FORM: Door = { notFound: 'no such lead form endpoint', thing: 'delive
 export async function ingestLead(hub: Hub, connectionId: string, incoming: IncomingWebhook): Promise<InboundOutcome> {
   return receive(hub, connectionId, incoming, LEAD_FORM, (conn) => {
     const connector = getLeadForm(conn.record.platform);
-    if (!connector || conn.record.status === 'disabled') return undefined;
+    if (!connector || INACTIVE.has(conn.record.status)) return undefined;
     // Refused before anything is verified, parsed or stored.
     const limitBytes = num(conn.record.config.maxBodyBytes, ABUSE_DEFAULTS.maxBodyBytes);
     if (incoming.rawBody.length > limitBytes) return rejected('body_too_large', `a lead form's body may be at most ${limitBytes} bytes`, { limitBytes });

@@ -6,6 +6,7 @@ import type { LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { remoteChangeJob } from '../../domain/jobs.ts';
 import { rejected, type Entry, type InboundOutcome } from './pipeline.ts';
+import { INACTIVE } from '../../store/repo.ts';
 
 /**
  * The webhook door of a target (undefined when it has none, or is disabled): verified on the raw bytes by
@@ -16,7 +17,7 @@ import { rejected, type Entry, type InboundOutcome } from './pipeline.ts';
 export function targetChangesEntry(hub: Hub, conn: LoadedConnection): Entry | undefined {
   const target = conn.connector as TargetConnector;
   const { verifyWebhook, changedRemoteIds } = target;
-  if (!verifyWebhook || !changedRemoteIds || conn.record.status === 'disabled') return undefined;
+  if (!verifyWebhook || !changedRemoteIds || INACTIVE.has(conn.record.status)) return undefined;
   return {
     verify: (req) => verifyWebhook.call(target, req, conn.secrets, conn.record.config),
     accept: (req) => recordTargetChanges(hub, conn, req, (r) => changedRemoteIds.call(target, r)),

@@ -109,6 +109,19 @@ export const connector: NotifierConnector = {
     capabilities: { email: true, sms: false, webhooks: false, deliveryStatus: false, replies: false },
   },
   client: createClient,
+  async verifyCredentials(ctx) {
+    const { transport, folder } = transportFor(ctx);
+    // The file transport (no host) has nothing to log in to.
+    if (folder) return ok({ account: `files in ${folder}` });
+    try {
+      await transport.verify();
+      return ok({ account: typeof ctx.config.user === 'string' ? ctx.config.user : undefined });
+    } catch (err) {
+      return fail(smtpFailure(err));
+    } finally {
+      transport.close();
+    }
+  },
   checkConfig(config) {
     const out: { key: string; message: string }[] = [];
     try {

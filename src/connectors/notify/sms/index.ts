@@ -7,7 +7,7 @@ import { classifyStatus, networkFailure, retryAfterMs } from '../../shared/http.
 import { secretsFor, signatureMatches } from '../../shared/signature.ts';
 import {
   ConnectionMisconfigured, UnreadablePayload, fail, ok,
-  type ConnectionContext, type ConnectorFailure, type InboundEvent, type NotifierClient, type NotifierConnector, type VerifyResult, type WebhookRequest,
+  type ConnectionContext, type ConnectorFailure, type InboundEvent, type NotifierClient, type NotifierConnector, type VerifyResult, type WebhookRequest, type WriteOutcome,
 } from '../../types.ts';
 
 const E164 = /^\+[1-9]\d{1,14}$/;
@@ -138,6 +138,29 @@ function client(ctx: ConnectionContext): NotifierClient {
   };
 }
 
+/** Read the account (GET …/Accounts/{sid}.json): the SID and token work, and nothing is sent. */
+async function verifyCredentials(ctx: ConnectionContext): Promise<WriteOutcome<{ account?: string }>> {
+  const sid = ctx.secrets.accountSid;
+  const token = ctx.secrets.authToken;
+  if (!sid || !token) return fail({ class: 'auth', message: 'the SMS connection needs its accountSid and authToken' });
+  let res: Response;
+  try {
+    res = await ctx.fetch(`${ctx.baseUrl}/2010-04-01/Accounts/${encodeURIComponent(sid)}.json`, {
+      headers: { authorization: `Basic ${Buffer.from(`${sid}:${token}`).toString('base64')}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(15_000),
+    });
+  } catch (err) {
+    return fail(networkFailure(err));
+  }
+  const json = (await res.json().catch(() => undefined)) as { friendly_name?: unknown; status?: unknown; code?: unknown } | undefined;
+  if (res.ok) {
+    if (json?.status !== undefined && json.status !== 'active') return fail({ class: 'permanent', status: res.status, message: `the provider account is ${String(json.status)}, not active` });
+    return ok({ account: typeof json?.friendly_name === 'string' ? json.friendly_name : sid });
+  }
+  if (res.status === 401 || res.status === 403 || res.status === 404) return fail({ class: 'auth', status: res.status, message: 'the SMS provider refused the Account SID and auth token' });
+  return fail(smsFailure(res.status, typeof json?.code === 'number' ? json.code : undefined, retryAfterMs(res.headers)));
+}
+
 function checkConfig(config: Record<string, unknown>): { key: string; message: string }[] {
   const out: { key: string; message: string }[] = [];
   const { from, messagingServiceSid: service } = config;
@@ -167,5 +190,6 @@ export const connector: NotifierConnector = {
   verifyInbound,
   parseInbound,
   inboundAnswer: { contentType: 'text/xml; charset=utf-8', body: '<?xml version="1.0" encoding="UTF-8"?><Response/>' },
+  verifyCredentials,
   checkConfig,
 };
