@@ -33,13 +33,13 @@ interface Provider {
   platform: string; displayName: string; pkce: boolean; clientSecret: boolean; variants: Variant[];
   guide: { console: string; steps: string[] }; client: { configured: boolean; clientId?: string; from: 'environment' | 'app' | null };
 }
-interface Providers { redirectUri: string; items: Provider[] }
+interface Providers { redirectUri: string | null; items: Provider[] }
 interface CalendarInfo { id: string; name: string; primary?: boolean; writable: boolean; owner?: string; timeZone?: string }
 interface Binding { connection: string; calendar?: string }
 interface PractitionerFull { id: string; name: string; email?: string; targets: Binding[]; active: boolean; provisionedBy?: string | null }
 interface Entry { ref: string; name: string; email?: string }
 interface DirectoryAnswer { staff: Entry[]; services: Entry[]; locations?: Entry[]; suggestions?: { practitioners?: Record<string, string>; services?: Record<string, string> } }
-interface WebhookAnswer { mode: 'managed' | 'manual' | 'none'; url?: string; events?: string[]; state?: string; lastError?: string; lastDeliveryAt?: string; steps?: string[]; template?: string }
+interface WebhookAnswer { mode: 'managed' | 'manual' | 'none'; url?: string; events?: string[]; state?: string; lastError?: string; lastDeliveryAt?: string; steps?: string[]; template?: string; note?: string }
 interface TestAnswer { ok: boolean; checks: { id: string; ok: boolean; message: string; next?: string }[] }
 interface Service { id: string; name: string }
 
@@ -60,7 +60,7 @@ const GROUP_ORDER = ['Booking sources', 'Lead forms', 'Calendars', 'CRMs', 'Noti
 
 /** An id from a name: lower case, letters, digits, `-`, at most 63 characters, not one already taken. */
 export function idFrom(name: string, fallback: string, taken: ReadonlySet<string>): string {
-  const base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[-._]+|[-._]+$/g, '').slice(0, 56) || fallback;
+  const base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50).replace(/-+$/, '') || fallback;
   let id = base;
   for (let n = 2; taken.has(id); n++) id = `${base}-${n}`;
   return id;
@@ -169,12 +169,12 @@ export async function addConnection(): Promise<void> {
     const p = chosen();
     if (!p) { error.textContent = 'Choose the platform first.'; platform.focus(); return; }
     if (!name.value.trim()) { error.textContent = 'Give the connection a name.'; name.focus(); return; }
-    const newId = id();
     await busy(submit, error, async () => {
-      await api.post('/connections', { id: newId, platform: p.id, name: name.value.trim(), ...(baseUrl.value.trim() ? { baseUrl: baseUrl.value.trim() } : {}) });
+      // The server derives the id the same way, and also steps past ids kept by removed connections.
+      const made = await api.post<{ id: string }>('/connections', { platform: p.id, name: name.value.trim(), ...(baseUrl.value.trim() ? { baseUrl: baseUrl.value.trim() } : {}) });
       dlg.close();
       announce(`${name.value.trim()} added`);
-      location.hash = `#/connection?id=${encodeURIComponent(newId)}`;
+      location.hash = `#/connection?id=${encodeURIComponent(made.id)}`;
     });
   });
 }
@@ -197,10 +197,10 @@ const STATUS: Record<string, { text: string; cls: string }> = {
 };
 
 /** What the connection still lacks before it can work, in words (empty: nothing). */
-export function missingSetup(c: Connection, p: Platform, practitioners: PractitionerFull[], oauth: boolean): string[] {
+export function missingSetup(c: Connection, p: Platform, practitioners: PractitionerFull[], oauth: boolean, madeByMeridian: string[] = []): string[] {
   if (Array.isArray(c.missing)) return c.missing;
   const out: string[] = [];
-  const have = new Set(c.secrets?.fromEnvironment ?? []);
+  const have = new Set([...(c.secrets?.fromEnvironment ?? []), ...madeByMeridian]);
   const stored = c.secrets?.stored;
   if (Array.isArray(stored)) for (const k of stored) have.add(k);
   if (stored !== true) {
@@ -244,6 +244,8 @@ async function renderConnection(body: HTMLElement, id: string, connected: boolea
   const mine = ++gen.n;
   disposeConnection();
   const owner = isOwner();
+  // The webhook first: for a platform that signs nothing, asking for it makes the URL's token (then stored).
+  const hook = await readWebhook(id);
   const [conns, platforms, health, providers, practitioners] = await Promise.all([
     api.get<{ items: Connection[] }>('/connections'),
     api.get<{ items: Platform[] }>('/platforms'),
@@ -266,7 +268,8 @@ async function renderConnection(body: HTMLElement, id: string, connected: boolea
 
   // Status, in words.
   const status = hl?.needsReconnect ? 'needs_reauth' : (hl?.status ?? c.status);
-  const missing = status === 'disabled' ? [] : missingSetup(c, p, prs, Boolean(provider));
+  const tokenInUrl = hook.answer?.mode === 'manual' && /[?&]token=/.test(hook.answer.url ?? '');
+  const missing = status === 'disabled' ? [] : missingSetup(c, p, prs, Boolean(provider), tokenInUrl ? ['webhookToken'] : []);
   const st = status === 'active' && missing.length ? STATUS.needs_setup : STATUS[status] ?? { text: status, cls: '' };
   const lastError = hl?.lastError ?? c.lastError;
   const statusSection = h('section', { class: 'card conn-status', 'aria-labelledby': 'st-h' },
@@ -289,11 +292,13 @@ async function renderConnection(body: HTMLElement, id: string, connected: boolea
     sections.push(h('p', { class: 'muted' }, 'Only the clinic\'s owner can connect accounts or change this connection.'));
   }
   if (owner && provider && status !== 'disabled') sections.push(oauthSection(c, p, provider, providers!.redirectUri, rerender));
-  if (owner && p.auth.length && status !== 'disabled') sections.push(credentialsSection(c, p, Boolean(provider), rerender));
+  // The URL token is Meridian's own (it is in the webhook URL below): not something to type.
+  const typed = tokenInUrl ? p.auth.filter((a) => a.key !== 'webhookToken') : p.auth;
+  if (owner && typed.length && status !== 'disabled') sections.push(credentialsSection(c, { ...p, auth: typed }, Boolean(provider), rerender));
   const later: Promise<HTMLElement | undefined>[] = [];
   if (owner && p.role === 'target' && p.kind === 'calendar') later.push(calendarsSection(c, prs));
   if (owner && p.role === 'source') later.push(mappingSection(c, file));
-  if (p.role === 'source' || p.role === 'lead-form' || p.manualWebhook) later.push(webhookSection(c, p, owner));
+  if (hook.answer || hook.error) later.push(Promise.resolve(webhookSection(c, p, owner, hook)));
   const rest = await Promise.all(later);
   if (mine !== gen.n) return;
   for (const s of rest) if (s) sections.push(s);
@@ -303,7 +308,7 @@ async function renderConnection(body: HTMLElement, id: string, connected: boolea
 
 // ---------------------------------------------------------------- Connect with <provider>
 
-function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: string, rerender: () => Promise<void>): HTMLElement {
+function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: string | null, rerender: () => Promise<void>): HTMLElement {
   const s = h('section', { class: 'card', 'aria-labelledby': 'oa-h' }, h('h2', { id: 'oa-h' }, `Connect with ${prov.displayName}`));
   const scopesOf = (v: Variant) => h('div', { class: 'scopes' },
     h('p', {}, 'Meridian asks only for: ', v.scopes.flatMap((x, i) => [i ? ', ' : '', h('code', {}, x)])),
@@ -315,7 +320,8 @@ function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: s
       h('ol', { class: 'guide' },
         h('li', {}, 'Open ', h('a', { href: prov.guide.console, target: '_blank', rel: 'noopener noreferrer' }, `the ${prov.displayName} console`), ' (opens in a new tab).'),
         prov.guide.steps.map((x) => h('li', {}, x)),
-        h('li', {}, copyField('Register this redirect URI', redirectUri, 'Exactly this address, including https and the path.')),
+        h('li', {}, redirectUri ? copyField('Register this redirect URI', redirectUri, 'Exactly this address, including https and the path.')
+          : h('span', { class: 'warning' }, 'Register the redirect URI <Meridian\'s public address>/oauth/callback. Meridian does not know its public address yet: set MERIDIAN_PUBLIC_URL (or --public-url) and reload this page to see it.')),
         h('li', {}, 'Allow these permissions:', prov.variants.map((v) => h('div', {}, prov.variants.length > 1 ? h('strong', {}, v.label) : undefined, scopesOf(v)))),
         h('li', {}, 'Copy the app\'s client id', prov.clientSecret ? ' and client secret' : '', ' below.')));
     if (prov.client.from === 'environment') {
@@ -356,7 +362,7 @@ function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: s
     });
     s.append(form);
   }
-  if (prov.client.from === 'app') s.append(h('details', { class: 'change-app' }, h('summary', {}, `Change the app registered with ${prov.displayName}`), h('p', {}, 'Redirect URI: ', h('code', {}, redirectUri)), clientForm(prov, rerender)));
+  if (prov.client.from === 'app') s.append(h('details', { class: 'change-app' }, h('summary', {}, `Change the app registered with ${prov.displayName}`), redirectUri ? h('p', {}, 'Redirect URI: ', h('code', {}, redirectUri)) : undefined, clientForm(prov, rerender)));
   return s;
 }
 
@@ -411,10 +417,11 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
     const base = baseUrl?.value.trim() ?? '';
     const baseChanged = baseUrl !== undefined && base !== (c.baseUrl ?? '');
     if (!Object.keys(values).length && !baseChanged) { error.textContent = 'Type the credentials first.'; inputs.find((x) => !x.el.disabled)?.el.focus(); return; }
+    let saved: { checked?: boolean; message?: string } | undefined;
     const ok = await busy(button, error, async () => {
       if (baseChanged) await api.patch(`/connections/${seg(c.id)}`, { baseUrl: base || null });
       try {
-        if (Object.keys(values).length) await api.put(`/connections/${seg(c.id)}/credentials`, values);
+        if (Object.keys(values).length) saved = await api.put(`/connections/${seg(c.id)}/credentials`, values);
       } catch (err) {
         // Refused credentials: the platform's answer, in words, next to the form.
         if (err instanceof ApiError && err.code === 'credentials_refused') throw new ApiError(err.status, err.code, `Not saved: ${p.displayName} refused them. ${err.message}`);
@@ -426,7 +433,9 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
       return;
     }
     for (const { el } of inputs) el.value = '';
-    announce('Checked and saved');
+    // "Checked: 2 calendars found" → "Checked and saved (2 calendars found)"; a platform that cannot be checked says why.
+    const what = saved?.message?.replace(/^Checked:\s*/, '');
+    announce(saved?.checked === false ? `Saved, not checked: ${saved.message?.replace(/^Saved without a check:\s*/, '') ?? ''}` : `Checked and saved${what ? ` (${what})` : ''}`);
     await rerender();
   });
   const section = h('section', { class: 'card', 'aria-labelledby': 'cr-h' },
@@ -511,7 +520,7 @@ async function mappingSection(c: Connection, file: string | undefined): Promise<
     dir = await api.get(`/connections/${seg(c.id)}/directory`);
   } catch (e) {
     // A platform that cannot list its staff: nothing to map here (its references are set in the clinic's file).
-    if (e instanceof ApiError && (e.status === 404 || e.status === 501) && e.code !== 'not_found') return undefined;
+    if (e instanceof ApiError && e.code === 'invalid_request') return undefined;
     s.append(h('p', { class: 'muted' }, `The platform's staff and services cannot be listed yet: ${errText(e)}`));
     return s;
   }
@@ -560,15 +569,20 @@ async function mappingSection(c: Connection, file: string | undefined): Promise<
 
 // ---------------------------------------------------------------- webhook
 
-async function webhookSection(c: Connection, p: Platform, owner: boolean): Promise<HTMLElement | undefined> {
-  let w: WebhookAnswer;
+/** The webhook's answer; nothing for the front desk (the owner's) or a connection that is gone. */
+async function readWebhook(id: string): Promise<{ answer?: WebhookAnswer; error?: string }> {
   try {
-    w = await api.get(`/connections/${seg(c.id)}/webhook`);
+    return { answer: await api.get<WebhookAnswer>(`/connections/${seg(id)}/webhook`) };
   } catch (e) {
-    if (e instanceof ApiError && (e.status === 403 || e.status === 404)) return undefined;
-    return h('section', { class: 'card', 'aria-labelledby': 'wh-h' }, h('h2', { id: 'wh-h' }, 'Webhook'), h('p', { class: 'form-error' }, `The webhook's state could not be read: ${errText(e)}`));
+    if (e instanceof ApiError && (e.status === 403 || e.status === 404)) return {};
+    return { error: errText(e) };
   }
-  if (w.mode === 'none') return undefined;
+}
+
+function webhookSection(c: Connection, p: Platform, owner: boolean, hook: { answer?: WebhookAnswer; error?: string }): HTMLElement | undefined {
+  if (hook.error) return h('section', { class: 'card', 'aria-labelledby': 'wh-h' }, h('h2', { id: 'wh-h' }, 'Webhook'), h('p', { class: 'form-error' }, `The webhook's state could not be read: ${hook.error}`));
+  const w = hook.answer;
+  if (!w || w.mode === 'none') return undefined;
   const s = h('section', { class: 'card', 'aria-labelledby': 'wh-h', dataset: { section: 'webhook', mode: w.mode } }, h('h2', { id: 'wh-h' }, 'Webhook'));
   const tz = zoneFor();
   const url = w.url ?? '';
@@ -576,21 +590,26 @@ async function webhookSection(c: Connection, p: Platform, owner: boolean): Promi
   if (w.mode === 'managed') {
     const active = w.state === 'active';
     const error = errorLine();
-    const button = h('button', { type: 'button' }, 'Re-create');
+    const made = w.state === 'active' || w.state === 'failed';
+    const button = h('button', { type: 'button' }, made ? 'Re-create subscription' : 'Create subscription');
     button.addEventListener('click', async () => {
-      const ok = await busy(button, error, async () => { await api.post(`/connections/${seg(c.id)}/webhook`); });
-      if (ok) {
-        announce('Subscription re-created');
-        const fresh = await webhookSection(c, p, owner);
+      let after: WebhookAnswer | undefined;
+      const ok = await busy(button, error, async () => { after = await api.post<WebhookAnswer>(`/connections/${seg(c.id)}/webhook`); });
+      if (ok && after) {
+        announce(after.state === 'active' ? 'Subscription re-created' : `The subscription could not be made${after.lastError ? `: ${after.lastError}` : ''}`, after.state === 'active' ? 'ok' : 'error');
+        const fresh = webhookSection(c, p, owner, { answer: after });
         if (fresh) s.replaceWith(fresh);
       }
     });
-    s.append(...kids(h('p', {}, `Meridian created the subscription at ${p.displayName}: bookings arrive as they happen.`),
+    const STATE: Record<string, string> = { active: 'Active', failed: `Failed${w.lastError ? `: ${w.lastError}` : ''}`, removed: 'Removed', none: 'Not made yet' };
+    s.append(...kids(h('p', {}, made ? `Meridian created the subscription at ${p.displayName}: bookings arrive as they happen.`
+      : `Meridian creates the subscription at ${p.displayName} itself, as soon as it can sign in there.`),
       h('dl', { class: 'details' },
-        h('dt', {}, 'State'), h('dd', { class: active ? 'ok-text' : 'err' }, active ? 'Active' : w.state === 'failed' ? `Failed${w.lastError ? `: ${w.lastError}` : ''}` : (w.state ?? 'not created yet')),
+        h('dt', {}, 'State'), h('dd', { class: active ? 'ok-text' : 'err', dataset: { state: w.state ?? 'none' } }, STATE[w.state ?? 'none'] ?? w.state ?? ''),
         w.events?.length ? [h('dt', {}, 'Events'), h('dd', {}, w.events.join(', '))] : [],
-        h('dt', {}, 'Address'), h('dd', {}, h('code', { class: 'wrap' }, url)),
+        url ? [h('dt', {}, 'Address'), h('dd', {}, h('code', { class: 'wrap' }, url))] : [],
         w.lastDeliveryAt ? [h('dt', {}, 'Last delivery'), h('dd', {}, formatInstant(w.lastDeliveryAt, tz))] : []),
+      w.note ? h('p', { class: 'muted' }, `Note: ${w.note}.`) : undefined,
       owner ? h('div', { class: 'actions' }, button) : undefined, error));
     return s;
   }
@@ -603,8 +622,9 @@ async function webhookSection(c: Connection, p: Platform, owner: boolean): Promi
   show(w.lastDeliveryAt);
   const steps = w.steps ?? p.manualWebhook?.steps ?? [];
   const template = w.template ?? p.manualWebhook?.template;
-  s.append(...kids(h('p', {}, `${p.displayName} is told where to send bookings by hand, once:`),
-    owner ? copyField('Webhook URL', url, 'It contains a secret token: paste it only into the platform.') : h('p', { class: 'muted' }, 'The owner sets the webhook address up at the platform.'),
+  s.append(...kids(h('p', {}, `${p.displayName} is told where to send ${p.role === 'lead-form' ? 'its submissions' : 'bookings'} by hand, once:`),
+    w.note ? h('p', { class: 'warning' }, `${w.note}.`) : undefined,
+    !url ? undefined : owner ? copyField('Webhook URL', url, 'It contains a secret token: paste it only into the platform.') : h('p', { class: 'muted' }, 'The owner sets the webhook address up at the platform.'),
     owner && steps.length ? h('ol', { class: 'steps' }, steps.map((x) => h('li', {}, fill(x)))) : undefined,
     owner && template ? h('div', { class: 'template' }, h('div', { class: 'row' }, h('strong', {}, 'Template'), copyButton(fill(template), 'Template')), h('pre', { tabindex: '0' }, fill(template))) : undefined,
     state));
@@ -669,10 +689,12 @@ function removeSection(c: Connection, p: Platform, file: string | undefined, man
     no.addEventListener('click', () => dlg.close());
     no.focus();
     yes.addEventListener('click', async () => {
-      const ok = await busy(yes, error, async () => { await api.del(`/connections/${seg(c.id)}`); });
+      let r: { subscription?: { removed: boolean; error?: string } } | undefined;
+      const ok = await busy(yes, error, async () => { r = await api.del(`/connections/${seg(c.id)}`); });
       if (ok) {
         dlg.close();
-        announce(`${c.name} removed`);
+        const subErr = r?.subscription?.error;
+        announce(subErr ? `${c.name} removed, but the subscription at ${p.displayName} could not be removed (${subErr}): remove it there by hand` : `${c.name} removed`, subErr ? 'error' : 'ok');
         location.hash = '#/connections';
       }
     });

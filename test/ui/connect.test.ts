@@ -12,6 +12,7 @@ import type { Page } from 'playwright-core';
 import { buildUi, chromiumMissing, launch, screenshot, type Browser } from './browser.ts';
 import { startClinic, type Clinic } from './clinic.ts';
 import { eventually } from '../e2e/serve.ts';
+import { createAccount, makeCalendar } from 'tsdav';
 import { radicaleMissing, startRadicale, type Radicale } from '../fakes/radicale.ts';
 import { idFrom, roleGroup } from '../../src/ui/connect.ts';
 import { parseId } from '../../src/ui/route.ts';
@@ -63,6 +64,10 @@ describe('connecting from the web app', { skip }, () => {
   before(async () => {
     await buildUi();
     [c, rad] = await Promise.all([startClinic(), startRadicale()]);
+    // The Radicale account's calendars: one to write to (Radicale makes none by itself).
+    const headers = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
+    const account = await createAccount({ account: { serverUrl: `${rad.url}/`, accountType: 'caldav' }, headers });
+    await makeCalendar({ url: `${account.homeUrl}brennan/`, headers, props: { 'd:displayname': 'Brennan appointments', 'c:supported-calendar-component-set': { 'c:comp': { _attributes: { name: 'VEVENT' } } } } });
     for (const [email, role] of [['owner@lotusclinic.example', 'owner'], ['desk@lotusclinic.example', 'front_desk']] as const) {
       const r = await c.addUser(email, role, PW);
       assert.equal(r.code, 0, r.out);
@@ -118,8 +123,9 @@ describe('connecting from the web app', { skip }, () => {
     const sel = cals.getByLabel('Siobhan Brennan, LMT');
     const options = await sel.locator('option').allInnerTexts();
     assert.ok(options.length >= 2, `calendars listed: ${options.join(' | ')}`);
-    const value = await sel.locator('option:not([value=""]):not([disabled])').first().getAttribute('value');
-    assert.ok(value);
+    const value = await sel.locator('option', { hasText: 'Brennan appointments' }).getAttribute('value');
+    assert.ok(value, `Brennan's calendar listed: ${options.join(' | ')}`);
+    assert.equal(await sel.inputValue(), value, 'suggested by its name');
     await sel.selectOption(value);
     await screenshot(page, 'c03-calendars');
     await cals.getByRole('button', { name: 'Save calendars' }).click();
@@ -141,6 +147,37 @@ describe('connecting from the web app', { skip }, () => {
     assert.ok(texts.length >= 1);
     for (const t of texts) assert.match(t, /^[✓✗]/, t);
     await screenshot(page, 'c04-test');
+  });
+
+  test('a form that cannot be told by API shows its URL and steps, and turns to Receiving after the first delivery', async () => {
+    await open(page, c.srv.url, '#/connections', 'connections');
+    await page.getByRole('button', { name: 'Add connection' }).click();
+    const dlg = page.getByRole('dialog', { name: 'Add a connection' });
+    await dlg.getByLabel('Platform').selectOption('jotform');
+    await dlg.getByLabel('Name').fill('Website form');
+    await dlg.getByRole('button', { name: 'Add connection' }).click();
+    await page.waitForSelector('body[data-ready="connection"]');
+    const hook = page.locator('[data-section="webhook"][data-mode="manual"]');
+    await hook.waitFor();
+    const url = await hook.getByLabel('Webhook URL').inputValue();
+    assert.match(url, /\/leads\/website-form\?token=[\w-]{20,}$/, 'the exact URL with its token');
+    assert.ok(await hook.getByRole('button', { name: 'Copy webhook url' }).isVisible());
+    assert.ok((await hook.locator('ol.steps li').count()) >= 1, 'the steps');
+    assert.match(await hook.locator('.delivery-state').innerText(), /Waiting for the first delivery/);
+    assert.doesNotMatch(await page.locator('.conn-status').innerText(), /Needs setup/, 'the URL token is Meridian\'s own: nothing to type');
+    assert.equal(await page.getByLabel(/URL token/).count(), 0);
+    await screenshot(page, 'c06-manual-webhook');
+    const rawRequest = JSON.stringify({ q3_fullName: { first: 'Priya', last: 'Nair' }, q4_email: 'priya.nair@example.com', q8_whenWould: 'next Monday 3pm' });
+    const res = await fetch(`${c.srv.url}${new URL(url).pathname}${new URL(url).search}`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ formID: '1', submissionID: '5946671290123456789', rawRequest }).toString(),
+    });
+    assert.ok(res.status < 300, `the delivery was accepted: ${res.status} ${await res.text()}`);
+    await hook.locator('.delivery-state', { hasText: /Receiving \(last at / }).waitFor({ timeout: 12_000 });
+    await statusLine(/Receiving from Jotform/);
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    await page.locator('ul.checks li[data-check="delivery"]').waitFor();
+    assert.match(await page.locator('ul.checks li[data-check="delivery"]').innerText(), /^✓[\s\S]*Last delivery received/);
   });
 
   test('the front desk sees the connection\'s state but no setup actions', async () => {
