@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { sql } from 'kysely';
 import cliProgress from 'cli-progress';
-import { allDescriptors, getSource, getTarget } from '../connectors/registry.ts';
+import { allDescriptors, getConnector, getSource, getTarget } from '../connectors/registry.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.ts';
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES, type Scope } from '../engine/hub/apikeys.ts';
@@ -26,6 +26,11 @@ import { dropOlderKeys, prependKeyFile, reencryptStore } from '../store/crypto.t
 import { erasePatient } from '../engine/appointments/erase.ts';
 import { pruneRetention } from '../engine/sync/retention.ts';
 import { INACTIVE } from '../store/repo.ts';
+import { ConnectError } from '../engine/connect/errors.ts';
+import { createConnection, removeConnection } from '../engine/connect/connections.ts';
+import { saveCheckedCredentials, testConnection } from '../engine/connect/probe.ts';
+import { webhookView } from '../engine/connect/webhooks.ts';
+import { listProviders, setProviderClient } from '../engine/connect/clients.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -51,6 +56,12 @@ async function withHub<T>(o: GlobalOptions, f: (hub: Hub) => Promise<T>): Promis
   } finally {
     await hub.store.close();
   }
+}
+
+/** A refusal while connecting, said plainly (exit 1). */
+function connectFailure(err: unknown): never {
+  if (err instanceof ConnectError) fail(err.message);
+  throw err;
 }
 
 function reportConfigError(err: unknown): never {
@@ -584,6 +595,65 @@ connections.command('set-secret').argument('<connection>').argument('<key>')
       // As through the API: a connection waiting to be reconnected is active again, and its waiting jobs run.
       const rerun = await credentialsRenewed(hub, connection);
       out(`stored ${key} for ${connection} (encrypted)${rerun ? `; ${rerun} waiting job(s) run now` : ''}`);
+    });
+  });
+
+connections.command('add').argument('<platform>').argument('<name>')
+  .description('add a connection (as the web app does); then store its credentials (`connections credentials`) or connect it by OAuth in the web app')
+  .option('--id <id>', 'its id (default: from the name)')
+  .option('--base-url <url>', 'the platform\'s API base URL, when not the default')
+  .action(async (platform: string, name: string, o: { id?: string; baseUrl?: string }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const made = await createConnection(hub, { platform, name, id: o.id, baseUrl: o.baseUrl }, 'cli').catch(connectFailure);
+      out(`added ${made.id} (${made.displayName})`);
+      const hook = await webhookView(hub, made.id);
+      if (hook.mode === 'manual' && hook.url) out(`its webhook URL: ${hook.url}`);
+      if (getConnector(platform)?.descriptor.oauth) out(`connect it in the web app: Connections → ${made.id} → Connect with ${made.displayName}`);
+    });
+  });
+connections.command('credentials').argument('<connection>')
+  .description('store credentials once the platform accepted them; reads KEY=VALUE lines from stdin (e.g. apiKey=…)')
+  .action(async (connection: string, _o, cmd: Command) => {
+    const fields: Record<string, string> = {};
+    for (const line of readFileSync(0, 'utf8').split(/\r?\n/)) {
+      const i = line.indexOf('=');
+      if (i > 0) fields[line.slice(0, i).trim()] = line.slice(i + 1);
+    }
+    await withHub(globals(cmd), async (hub) => {
+      const r = await saveCheckedCredentials(hub, connection, fields, 'cli').catch(connectFailure);
+      out(`stored ${r.stored.join(', ')} for ${connection} (encrypted). ${r.message}`);
+    });
+  });
+connections.command('test').argument('<connection>').description('test a connection: credentials, calendars, subscription, last delivery')
+  .action(async (connection: string, _o, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const r = await testConnection(hub, connection).catch(connectFailure);
+      for (const c of r.checks) out(`${c.ok ? '✓' : '✗'} ${c.message}${c.next ? `\n    → ${c.next}` : ''}`);
+      if (!r.ok) process.exitCode = 1;
+    });
+  });
+connections.command('remove').argument('<connection>').description('remove a connection made in the app (its webhook subscription is removed at the platform; its history stays)')
+  .action(async (connection: string, _o, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      const r = await removeConnection(hub, connection, 'cli').catch(connectFailure);
+      out(`removed ${r.removed}${r.subscription.removed ? '; its webhook subscription was removed' : ''}${r.subscription.error ? `; the subscription could not be removed (${r.subscription.error}): remove it at the platform` : ''}`);
+    });
+  });
+const oauthApps = program.command('oauth-app').description('the OAuth apps (client id and secret) Meridian connects accounts with');
+oauthApps.command('list').action(async (_o, cmd: Command) => {
+  await withHub(globals(cmd), async (hub) => {
+    const ps = await listProviders(hub);
+    if (hub.publicUrl) out(`redirect URI to register with each provider: ${hub.publicUrl.replace(/\/$/, '')}/oauth/callback`);
+    for (const p of ps) out(`${p.platform.padEnd(18)} ${p.client.configured ? `set (${p.client.from}): ${p.client.clientId}` : 'not set'}  — ${p.guide.console}`);
+  });
+});
+oauthApps.command('set').argument('<platform>').description('set a provider\'s OAuth app; the client secret is read from stdin')
+  .requiredOption('--client-id <id>', 'the app\'s client id')
+  .action(async (platform: string, o: { clientId: string }, cmd: Command) => {
+    const secret = process.stdin.isTTY ? '' : readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+    await withHub(globals(cmd), async (hub) => {
+      await setProviderClient(hub, platform, { clientId: o.clientId, ...(secret ? { clientSecret: secret } : {}) }, 'cli').catch(connectFailure);
+      out(`set the ${platform} app (${o.clientId})${secret ? ' with its secret (encrypted)' : ''}`);
     });
   });
 

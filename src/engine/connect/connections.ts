@@ -25,10 +25,23 @@ export function slug(name: string): string {
   return s || 'connection';
 }
 
-function didYouMean(platform: string): string {
+/** Edits (insert, delete, replace) between two short strings. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** " (did you mean calendly?)" for a platform id with a typo, else the list of ids. */
+export function didYouMean(platform: string): string {
   const ids = platformIds();
-  const near = ids.filter((x) => x.includes(platform.toLowerCase()) || platform.toLowerCase().includes(x));
-  return near.length ? ` (did you mean ${near.slice(0, 3).join(', ')}?)` : ` (one of ${ids.join(', ')})`;
+  const p = platform.toLowerCase();
+  const near = ids.map((x) => ({ x, d: x.includes(p) || p.includes(x) ? 1 : distance(p, x) })).filter((c) => c.d <= Math.max(2, Math.floor(c.x.length / 4))).sort((a, b) => a.d - b.d);
+  return near.length ? ` (did you mean ${near.slice(0, 3).map((c) => c.x).join(' or ')}?)` : ` (one of ${ids.join(', ')})`;
 }
 
 async function clinicId(db: Exec): Promise<string> {

@@ -240,7 +240,7 @@ export async function testConnection(hub: Hub, connectionId: string): Promise<{ 
   if (hook.mode !== 'none') {
     checks.push(hook.lastDeliveryAt
       ? { id: 'delivery', ok: true, message: `Last delivery received ${ago(hook.lastDeliveryAt, hub.clock.now())}.` }
-      : { id: 'delivery', ok: false, message: 'No delivery has arrived yet.', next: hook.mode === 'manual' ? `Paste the webhook URL into ${name} (steps below), then make or change a booking there.` : `Make or change a booking in ${name}; it should appear here within seconds.` });
+      : { id: 'delivery', ok: false, message: 'No delivery has arrived yet.', next: `${hook.mode === 'manual' ? `Give ${name} the connection's webhook URL (with its token), then ` : ''}${d.role === 'lead-form' ? 'send the form once' : `make or change a booking in ${name}`}: it should arrive within seconds.` });
   }
   return { ok: checks.every((x) => x.ok), checks };
 }

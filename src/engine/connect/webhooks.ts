@@ -40,8 +40,8 @@ function needsUrlToken(c: Connector, secrets: Record<string, string>): boolean {
   const d = c.descriptor;
   if (!d.auth.some((a) => a.key === TOKEN_KEY)) return false;
   if (d.role === 'source') return !d.capabilities.signedWebhooks;
-  // A lead form signs when it has its signing secret; otherwise the token in the URL vouches for it.
-  if (d.role === 'lead-form') return !d.capabilities.signedWebhooks && !secrets.signingSecret;
+  // A lead form that can sign does when it has its signing secret; otherwise the token in the URL vouches for it.
+  if (d.role === 'lead-form') return !secrets.signingSecret;
   return false;
 }
 
