@@ -424,7 +424,7 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
         if (Object.keys(values).length) saved = await api.put(`/connections/${seg(c.id)}/credentials`, values);
       } catch (err) {
         // Refused credentials: the platform's answer, in words, next to the form.
-        if (err instanceof ApiError && err.code === 'credentials_refused') throw new ApiError(err.status, err.code, `Not saved: ${p.displayName} refused them. ${err.message}`);
+        if (err instanceof ApiError && err.code === 'credentials_refused') throw new ApiError(err.status, err.code, `Not saved. ${err.message}`);
         throw err;
       }
     });
@@ -700,6 +700,6 @@ function removeSection(c: Connection, p: Platform, file: string | undefined, man
     });
   });
   return h('section', { class: 'card danger-zone', 'aria-labelledby': 'rm-h' }, h('h2', { id: 'rm-h' }, 'Remove'),
-    h('p', { class: 'muted' }, file ? `From ${file}: remove it there.` : `${managedWebhook ? `The webhook subscription Meridian made at ${p.displayName} is removed; ` : ''}the history is kept.`),
+    h('p', { class: 'muted' }, file ? `From ${file}: remove it there.` : managedWebhook ? `The webhook subscription Meridian made at ${p.displayName} is removed; the history is kept.` : 'The history is kept.'),
     h('div', { class: 'actions' }, button));
 }

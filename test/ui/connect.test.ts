@@ -116,7 +116,7 @@ describe('connecting from the web app', { skip }, () => {
     await page.getByRole('button', { name: 'Check and save' }).click();
     const refused = page.locator('form.credentials [role="alert"]');
     await refused.filter({ hasText: /refused/ }).waitFor();
-    assert.match(await refused.innerText(), /^Not saved: SMS \(Twilio or a Twilio-compatible provider\) refused them\./);
+    assert.match(await refused.innerText(), /^Not saved\. SMS \(Twilio or a Twilio-compatible provider\) refused these credentials: /);
     await screenshot(page, 'c02-credentials-refused');
     const conn = (await c.api('GET', '/connections')).body.items.find((x: { id: string }) => x.id === 'clinic-texts');
     assert.equal(conn.secrets.stored, false, 'nothing stored after a refusal');
