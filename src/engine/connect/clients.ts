@@ -33,7 +33,7 @@ export async function providerClient(hub: Hub, platform: string): Promise<Provid
   const row = await hub.store.db.selectFrom('oauth_client').selectAll().where('platform', '=', platform).executeTakeFirst();
   if (!row) return undefined;
   const settings = JSON.parse(row.settings) as { authBaseUrl?: string };
-  return { clientId: row.client_id, clientSecret: row.secret_enc ? hub.box.decrypt(row.secret_enc) : undefined, authBaseUrl: settings.authBaseUrl, from: 'app' };
+  return { clientId: row.client_id, clientSecret: row.secret_enc ? hub.box.decrypt(row.secret_enc) : undefined, authBaseUrl: env('AUTH_BASE_URL') ?? settings.authBaseUrl, from: 'app' };
 }
 
 export const clientBody = z.object({
