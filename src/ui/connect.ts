@@ -379,8 +379,8 @@ function clientForm(prov: Provider, rerender: () => Promise<void>): HTMLFormElem
       await api.put(`/oauth/providers/${seg(prov.platform)}`, { clientId: clientId.value.trim(), ...(secret?.value ? { clientSecret: secret.value } : {}) });
     });
     if (ok) {
-      announce(`${prov.displayName} app saved`);
       await rerender();
+      announce(`${prov.displayName} app saved`);
     }
   });
   return form;
@@ -435,8 +435,9 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
     for (const { el } of inputs) el.value = '';
     // "Checked: 2 calendars found" → "Checked and saved (2 calendars found)"; a platform that cannot be checked says why.
     const what = saved?.message?.replace(/^Checked:\s*/, '');
-    announce(saved?.checked === false ? `Saved, not checked: ${saved.message?.replace(/^Saved without a check:\s*/, '') ?? ''}` : `Checked and saved${what ? ` (${what})` : ''}`);
+    // The page shows the new state before the status line says so.
     await rerender();
+    announce(saved?.checked === false ? `Saved, not checked: ${saved.message?.replace(/^Saved without a check:\s*/, '') ?? ''}` : `Checked and saved${what ? ` (${what})` : ''}`);
   });
   const section = h('section', { class: 'card', 'aria-labelledby': 'cr-h' },
     h('h2', { id: 'cr-h' }, oauth ? 'Or enter credentials by hand' : 'Credentials'));
