@@ -35,7 +35,13 @@ export async function request<T = any>(method: string, path: string, body?: unkn
 export const api = {
   get: <T = any>(path: string) => request<T>('GET', `/api/v1${path}`),
   post: <T = any>(path: string, body: unknown = {}) => request<T>('POST', `/api/v1${path}`, body),
+  put: <T = any>(path: string, body: unknown) => request<T>('PUT', `/api/v1${path}`, body),
+  patch: <T = any>(path: string, body: unknown) => request<T>('PATCH', `/api/v1${path}`, body),
+  del: <T = any>(path: string) => request<T>('DELETE', `/api/v1${path}`),
 };
+
+/** A path segment from an id (ids are checked already; this keeps a stray `/` or `?` from ever changing the path). */
+export const seg = (id: string) => encodeURIComponent(id);
 
 export function qs(params: Record<string, string | number | undefined>): string {
   const u = new URLSearchParams();

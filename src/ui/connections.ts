@@ -1,9 +1,10 @@
 // Connections and health: each connection's status, last successful sync and error, its jobs (waiting,
 // retrying, dead), the dead-letter list with Retry, failed deliveries with Replay, reconnection
-// needs, and mass changes held for approval.
+// needs, and mass changes held for approval. Each connection opens its own page (connect.ts); the owner adds one here.
 import { api } from './api.ts';
 import { announce, h } from './dom.ts';
-import { canWrite, practitionerName, zoneFor } from './state.ts';
+import { canWrite, isOwner, practitionerName, zoneFor } from './state.ts';
+import { addConnection } from './connect.ts';
 import { formatInstant } from './time.ts';
 
 interface Health {
@@ -23,13 +24,16 @@ function period(v: string): string {
   return `${m[1]} ${unit}${m[1] === '1' ? '' : 's'}`;
 }
 
+const connectionHref = (id: string) => `#/connection?id=${encodeURIComponent(id)}`;
+
 const STATUS_TEXT: Record<string, string> = { active: 'Working', needs_reauth: 'Needs reconnecting', disabled: 'Disabled', error: 'Failing' };
 
 export async function connectionsPage(main: HTMLElement): Promise<void> {
   const tz = zoneFor();
   const when = (t?: string) => (t ? formatInstant(t, tz) : 'never');
   const body = h('div', {});
-  main.append(h('h1', {}, 'Connections and health'), body);
+  const add = isOwner() ? h('button', { type: 'button', class: 'primary', onclick: () => void addConnection().catch((e: Error) => announce(e.message, 'error')) }, 'Add connection') : undefined;
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Connections and health'), add), body);
 
   async function action(path: string, done: string): Promise<void> {
     try {
@@ -61,7 +65,8 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
       h('div', { class: `stat ${held.items.length ? 'warn' : ''}` }, h('strong', {}, String(held.items.length)), ' mass changes held')));
     if (reconnect.length) {
       sections.push(h('section', { class: 'card broken', 'aria-labelledby': 'reconnect' }, h('h2', { id: 'reconnect' }, 'Connections needing reconnection'),
-        h('ul', {}, reconnect.map((r) => h('li', {}, h('strong', {}, r.name), ` (${r.platformName}): ${r.lastError ?? 'the authorisation was revoked or expired'}. Store new credentials: `, h('code', {}, `bin/meridian connections set-secret ${r.id} <key>`), ' or PUT /api/v1/connections/', r.id, '/secrets.')))));
+        h('ul', {}, reconnect.map((r) => h('li', {}, h('strong', {}, r.name), ` (${r.platformName}): ${r.lastError ?? 'the authorisation was revoked or expired'}. `,
+          h('a', { href: connectionHref(r.id) }, isOwner() ? `Reconnect ${r.name}` : `Open ${r.name}`))))));
     }
     sections.push(h('section', { 'aria-labelledby': 'held' }, h('h2', { id: 'held' }, 'Mass changes held for approval'),
       held.items.length ? h('ul', { class: 'held' }, held.items.map((x) => h('li', { class: 'card' },
@@ -75,7 +80,7 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
       h('div', { class: 'table-wrap' }, h('table', { class: 'conns' },
         h('thead', {}, h('tr', {}, ['Connection', 'Kind', 'Status', 'Last successful sync', 'Last error', 'Jobs waiting', 'Dead letter', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, health.items.map((r) => h('tr', { dataset: { connection: r.id } },
-          h('th', { scope: 'row' }, r.name, h('div', { class: 'muted' }, `${r.platformName} · ${r.id}`)),
+          h('th', { scope: 'row' }, h('a', { href: connectionHref(r.id) }, r.name), h('div', { class: 'muted' }, `${r.platformName} · ${r.id}`)),
           h('td', {}, r.role ?? '—'),
           h('td', {}, h('span', { class: `pill s-${r.status}` }, STATUS_TEXT[r.status] ?? r.status)),
           h('td', {}, when(r.lastSuccessAt)),

@@ -6,21 +6,34 @@ import { canWrite, loadReference, state, type Me } from './state.ts';
 import { disposeSchedule, schedulePage } from './schedule.ts';
 import { auditPage } from './audit.ts';
 import { connectionsPage } from './connections.ts';
+import { connectionPage, disposeConnection } from './connect.ts';
 
 const app = document.getElementById('app')!;
 const ROLE_LABEL = { owner: 'Owner', front_desk: 'Front desk', practitioner: 'Practitioner' };
 
-interface Page { title: string; render(main: HTMLElement, params: URLSearchParams): Promise<void> | void; dispose?: () => void; staffOnly?: boolean }
+interface Page {
+  title: string; render(main: HTMLElement, params: URLSearchParams): Promise<void> | void; dispose?: () => void; staffOnly?: boolean;
+  /** A page reached from another (a connection from Connections): not in the menu, which marks `under` as current. */
+  under?: string;
+}
 const PAGES: Record<string, Page> = {
   schedule: { title: 'Schedule', render: schedulePage, dispose: disposeSchedule },
   audit: { title: 'Audit log', render: auditPage, staffOnly: true },
   connections: { title: 'Connections', render: connectionsPage, staffOnly: true },
+  connection: { title: 'Connection', render: connectionPage, dispose: disposeConnection, staffOnly: true, under: 'connections' },
 };
 
 function route(): { name: string; params: URLSearchParams } {
   const [path, q] = location.hash.replace(/^#\/?/, '').split('?');
+  const params = new URLSearchParams(q ?? '');
+  // The provider's callback comes back to `#/connections/<id>?connected=1`: the connection's page.
+  const m = /^connections\/([^/]+)$/.exec(path);
+  if (m) {
+    try { params.set('id', decodeURIComponent(m[1])); } catch { params.set('id', ''); }
+    return { name: 'connection', params };
+  }
   // Only the app's own pages: `PAGES[path]` alone would also find `constructor` or `__proto__` on every object.
-  return { name: Object.hasOwn(PAGES, path) ? path : 'schedule', params: new URLSearchParams(q ?? '') };
+  return { name: Object.hasOwn(PAGES, path) ? path : 'schedule', params };
 }
 
 function signInPage(message?: string): void {
@@ -59,7 +72,7 @@ async function show(): Promise<void> {
   current = page;
   document.title = `${page.title} · Meridian`;
   for (const a of document.querySelectorAll<HTMLAnchorElement>('nav.primary a')) {
-    if (a.dataset.page === name) a.setAttribute('aria-current', 'page');
+    if (a.dataset.page === (page.under ?? name)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   const main = document.getElementById('main')!;
@@ -94,7 +107,7 @@ async function start(me: Me): Promise<void> {
   setCsrf(me.csrf);
   await loadReference();
   const u = me.user;
-  const links = Object.entries(PAGES).filter(([, p]) => !p.staffOnly || canWrite())
+  const links = Object.entries(PAGES).filter(([, p]) => !p.under && (!p.staffOnly || canWrite()))
     .map(([id, p]) => h('a', { href: `#/${id}`, dataset: { page: id } }, p.title));
   app.replaceChildren(
     h('header', { class: 'top' },

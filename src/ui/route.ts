@@ -35,5 +35,10 @@ export function text(v: string | null | undefined, max = 200): string {
   return (v ?? '').slice(0, max);
 }
 
+/** An id as the clinic's file and the API write them (1–63 letters, digits, `.`, `_`, `-`); else undefined. */
+export function parseId(v: string | null | undefined): string | undefined {
+  return /^[a-z0-9][a-z0-9._-]{0,62}$/i.test(v ?? '') ? v! : undefined;
+}
+
 /** A parameter that was present and not understood, for the notice. */
 export const unclear = (params: URLSearchParams, name: string, ok: unknown) => params.has(name) && params.get(name) !== '' && ok === undefined;
