@@ -72,6 +72,20 @@ interface DescriptorBase {
    * connection's webhook URL with its token.
    */
   manualWebhook?: { steps: string[]; template?: string };
+  /** The connection's non-secret settings (`config`) the web app offers as a form; others stay editable in the file or the API. */
+  configFields?: ConfigField[];
+}
+
+/** One setting of a connection's `config`, for the web app's settings form. */
+export interface ConfigField {
+  key: string;
+  label: string;
+  type: 'text' | 'url' | 'email' | 'number' | 'boolean' | 'select' | 'list';
+  required?: boolean;
+  /** For `select`. */
+  options?: { value: string; label: string }[];
+  placeholder?: string;
+  help?: string;
 }
 
 // ---------------------------------------------------------------- connecting an account (issue 17)
