@@ -35,7 +35,17 @@ export async function request<T = any>(method: string, path: string, body?: unkn
 export const api = {
   get: <T = any>(path: string) => request<T>('GET', `/api/v1${path}`),
   post: <T = any>(path: string, body: unknown = {}) => request<T>('POST', `/api/v1${path}`, body),
+  patch: <T = any>(path: string, body: unknown) => request<T>('PATCH', `/api/v1${path}`, body),
+  del: <T = any>(path: string) => request<T>('DELETE', `/api/v1${path}`),
 };
+
+/** An error as staff read it: the API's message, with each field it names. */
+export function errorText(err: unknown): string {
+  if (err instanceof ApiError && Array.isArray(err.details?.issues)) {
+    return `${err.message}: ${(err.details.issues as { field?: string; message: string }[]).map((i) => `${i.field ? `${i.field} ` : ''}${i.message}`).join('; ')}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
 
 export function qs(params: Record<string, string | number | undefined>): string {
   const u = new URLSearchParams();

@@ -257,7 +257,7 @@ describe('a binding\'s privacy level wins over its connection\'s for that practi
   const appt = (practitionerId: string): Appointment => ({
     id: `a-${practitionerId}`, clinicId: 'lotus', practitionerId, serviceId: 'acupuncture', locationId: 'lakeview',
     patient: { name: 'Jordan Rivera', email: 'jordan@example.org' }, start: '2031-03-03T15:00:00Z', end: '2031-03-03T15:45:00Z', timeZone: 'America/Chicago',
-    status: 'booked', origin: { platform: 'manual', connectionId: 'manual', externalId: 'x' }, revision: 1, conflicts: [], updatedAt: '2031-03-01T00:00:00Z',
+    status: 'booked', origin: { platform: 'manual', connectionId: 'manual', externalId: 'x' }, revision: 1, conflicts: [], createdAt: '2031-03-01T00:00:00Z', updatedAt: '2031-03-01T00:00:00Z',
   } as Appointment);
 
   test('Google is minimal; Okafor\'s binding says full, Brennan\'s busy; a binding without one follows the connection', async () => {
