@@ -72,7 +72,7 @@ export function tempDir(prefix = 'meridian-test-'): { dir: string; cleanup(): vo
 export async function configuredHub(yaml: string, o: HubOptions): Promise<Hub> {
   const hub = await openHub({ log: makeLogger('silent'), ...o });
   const c = parseConfig(yaml, 'test.yaml');
-  await applyConfig(hub, c.config, c.hash, 'test');
+  await applyConfig(hub, c.config, c.hash, 'test', { file: c.file });
   return hub;
 }
 

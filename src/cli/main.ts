@@ -9,6 +9,7 @@ import cliProgress from 'cli-progress';
 import { allDescriptors, getConnector, getSource, getTarget } from '../connectors/registry.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.ts';
+import { exportConfig, NothingToExport } from '../config/export.ts';
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES, type Scope } from '../engine/hub/apikeys.ts';
 import { credentialsRenewed, loadConnection, saveSecrets, storedSecrets } from '../engine/hub/connections.ts';
 import { listFeeds } from '../engine/effects/feeds.ts';
@@ -421,6 +422,24 @@ config.command('apply').description('apply the configuration file now (also done
         if (err instanceof UsageError) throw err;
         reportConfigError(err);
       }
+    });
+  });
+
+config.command('export').description('write the whole configuration in the store (made in the app or by files) as YAML; secrets only as references')
+  .option('--out <file>', 'write to this file instead of standard output')
+  .action(async (o: { out?: string }, cmd: Command) => {
+    await withHub(globals(cmd), async (hub) => {
+      let text: string;
+      try {
+        text = await exportConfig(hub, { at: hub.clock.now().toISOString(), from: hub.store.where });
+      } catch (err) {
+        if (err instanceof NothingToExport) throw new UsageError(err.message);
+        throw err;
+      }
+      if (o.out) {
+        writeFileSync(resolve(o.out), text, { mode: 0o600 });
+        process.stderr.write(`wrote ${o.out}\n`);
+      } else process.stdout.write(text);
     });
   });
 

@@ -33,6 +33,6 @@ export async function applyConfigFile(hub: Hub, o: GlobalOptions, force = false)
   const file = configFileOf(o);
   if (!file) return undefined;
   const loaded = loadConfigFile(file);
-  const s = await applyConfig(hub, loaded.config, loaded.hash, 'config:file', { force });
+  const s = await applyConfig(hub, loaded.config, loaded.hash, 'config:file', { force, file: loaded.file });
   return { ...s, file };
 }

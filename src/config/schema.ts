@@ -8,13 +8,17 @@ import { HOURS_RANGE, WEEKDAYS } from '../domain/slots.ts';
 import { DEFAULT_RETENTION, normaliseRetention, RETENTION_MESSAGE } from '../domain/retention.ts';
 import { DURATION_PATTERN, HHMM_PATTERN, PURPOSES, type Purpose } from '../domain/notify-plan.ts';
 
-const id = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, 'ids are 1–63 letters, digits, ".", "_" or "-"');
+export const id = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, 'ids are 1–63 letters, digits, ".", "_" or "-"');
 const zone = z.string().refine(isIanaZone, { message: 'not an IANA time zone (e.g. "Europe/London")' });
 
-const targetBinding = z.object({ connection: id, calendar: z.string().min(1).optional() }).strict();
+/**
+ * A calendar (or CRM) an appointment is written to: the target connection, the calendar in it, and the privacy
+ * level of what is written there for this binding (default: the connection's own).
+ */
+export const targetBinding = z.object({ connection: id, calendar: z.string().min(1).optional(), privacy: z.enum(PRIVACY_LEVELS).optional() }).strict();
 
 /** Weekly working hours, e.g. `{ mon: ["09:00-12:00", "13:00-17:00"], … }`, in the practitioner's zone. */
-const weeklyHours = z.partialRecord(
+export const weeklyHours = z.partialRecord(
   z.enum(WEEKDAYS),
   z.array(z.string().regex(HOURS_RANGE, 'a range like "09:00-12:30" (24-hour clock)')
     .refine((r) => r.slice(0, 5) < r.slice(6), 'a range ends after it starts')),

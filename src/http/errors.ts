@@ -46,10 +46,16 @@ export const HTTP_ERRORS = {
   practitioner_required: { status: 400, message: 'a practitioner account names the practitioner it belongs to' },
   user_exists: { status: 409, message: 'there is already an account for that e-mail' },
   unknown_target: { status: 422, message: 'no such target connection' },
+  unknown_service: { status: 422, message: 'no such service' },
+  unknown_room: { status: 404, message: 'no such room' },
+  // the clinic's setup made in the app
+  provisioned: { status: 409, message: 'this is provisioned by a configuration file; change it there' },
+  in_use: { status: 409, message: 'this is still in use' },
+  already_exists: { status: 409, message: 'there is already one with that id' },
+  no_clinic: { status: 409, message: 'there is no clinic yet: apply a configuration file first' },
   unknown_secret: { status: 422, message: 'the connection has no such secret' },
   not_pollable: { status: 422, message: 'this connection cannot be polled' },
   // connecting accounts (src/engine/connect)
-  provisioned: { status: 409, message: 'this is provisioned by the configuration file; change it there' },
   connection_exists: { status: 409, message: 'there is already a connection with that id' },
   unknown_platform: { status: 422, message: 'no such platform' },
   no_oauth: { status: 422, message: 'this platform is not connected with OAuth' },

@@ -218,6 +218,8 @@ export async function saveRef(db: Exec, connectionId: string, ref: RefState): Pr
 export interface TargetBinding {
   connection: string;
   calendar?: string;
+  /** What is written there for this binding; absent: the connection's level. */
+  privacy?: PrivacyLevel;
 }
 
 export interface ConnectionRecord {

@@ -42,6 +42,13 @@ export const api = {
 
 /** A path segment from an id (ids are checked already; this keeps a stray `/` or `?` from ever changing the path). */
 export const seg = (id: string) => encodeURIComponent(id);
+/** An error as staff read it: the API's message, with each field it names. */
+export function errorText(err: unknown): string {
+  if (err instanceof ApiError && Array.isArray(err.details?.issues)) {
+    return `${err.message}: ${(err.details.issues as { field?: string; message: string }[]).map((i) => `${i.field ? `${i.field} ` : ''}${i.message}`).join('; ')}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
 
 export function qs(params: Record<string, string | number | undefined>): string {
   const u = new URLSearchParams();

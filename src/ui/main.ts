@@ -1,4 +1,4 @@
-// The web app: sign-in, then Schedule / Audit / Connections pages under hash routes (#/schedule…).
+// The web app: sign-in, then Schedule / Audit / Connections / Setup pages under hash routes (#/schedule…).
 import './style.css';
 import { ApiError, request, setCsrf, whenSignedOut } from './api.ts';
 import { field, h } from './dom.ts';
@@ -7,6 +7,7 @@ import { disposeSchedule, schedulePage } from './schedule.ts';
 import { auditPage } from './audit.ts';
 import { connectionsPage } from './connections.ts';
 import { connectionPage, disposeConnection } from './connect.ts';
+import { setupPage } from './setup.ts';
 
 const app = document.getElementById('app')!;
 const ROLE_LABEL = { owner: 'Owner', front_desk: 'Front desk', practitioner: 'Practitioner' };
@@ -21,6 +22,8 @@ const PAGES: Record<string, Page> = {
   audit: { title: 'Audit log', render: auditPage, staffOnly: true },
   connections: { title: 'Connections', render: connectionsPage, staffOnly: true },
   connection: { title: 'Connection', render: connectionPage, dispose: disposeConnection, staffOnly: true, under: 'connections' },
+  // The owner makes and changes the setup; the front desk sees it read-only.
+  setup: { title: 'Setup', render: setupPage, staffOnly: true },
 };
 
 function route(): { name: string; params: URLSearchParams } {
