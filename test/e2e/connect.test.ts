@@ -135,7 +135,7 @@ describe('connections made in the app', () => {
     assert.equal(again.statusCode, 409);
     const provisioned = await call('DELETE', '/connections/feed');
     assert.equal(provisioned.statusCode, 409);
-    assert.match(provisioned.json().message, /provisioned by/);
+    assert.match(provisioned.json().message, /provisioned by/, provisioned.body);
   });
 
   test('OAuth needs the provider\'s app first, and a browser session', async () => {

@@ -48,7 +48,8 @@ export async function getPractitionerView(db: Exec, id: string) {
 
 /** Every connection row, by id. */
 export async function listConnectionRows(db: Exec): Promise<ConnectionTable[]> {
-  return db.selectFrom('connection').selectAll().orderBy('id').execute();
+  // A removed connection is kept for the history only.
+  return db.selectFrom('connection').selectAll().where('status', '!=', 'removed').orderBy('id').execute();
 }
 
 export type SetupTable = 'location' | 'room' | 'service' | 'practitioner' | 'connection';
