@@ -1,9 +1,9 @@
 // Jane's OAuth 2.0: authorization code with PKCE (S256 is mandatory) against Jane's Keycloak, then refresh
 // tokens that rotate. Facts: ./FACTS.md. `janeOAuth` is the profile the web app connects a clinic with
 // (authorize URL → code exchange); `janeTokens` is what fetch and list use.
-import { atAuthBase, authorizeUrlOf, codeChallengeS256, createCodeVerifier, exchangeCode, heldTokens, tokenSecrets } from '../../shared/oauth.ts';
+import { atAuthBase, authorizeUrlOf, codeChallengeS256, createCodeVerifier, exchangeCode, heldTokens, refusedByCallback, tokenSecrets } from '../../shared/oauth.ts';
 import type { TokenSource } from '../../shared/json-api.ts';
-import type { ConnectionContext, OAuthProfile, OAuthVariant } from '../../types.ts';
+import { OAuthRefused, type ConnectionContext, type OAuthProfile, type OAuthVariant } from '../../types.ts';
 
 export { codeChallengeS256, createCodeVerifier };
 
@@ -20,7 +20,7 @@ export const tokenUrlOf = (authServer: string) => `${authServer}/protocol/openid
 
 function clinicHostOf(inputs: Record<string, string>): string {
   const host = (inputs.clinicHost ?? '').trim().replace(/^https?:\/\//, '').replace(/\/.*$/, '').toLowerCase();
-  if (!new RegExp(CLINIC_HOST).test(host)) throw new RangeError('Jane: the clinic host looks like myclinic.janeapp.com');
+  if (!new RegExp(CLINIC_HOST).test(host)) throw new OAuthRefused('Jane: the clinic host looks like myclinic.janeapp.com', 'bad_input');
   return host;
 }
 
@@ -38,6 +38,7 @@ function variant(id: string, label: string, realm: string): OAuthVariant {
       resource: `https://${clinicHostOf(a.inputs)}`, prompt: 'consent',
     }),
     async complete(c) {
+      refusedByCallback('Jane', c.callback);
       const clinicHost = clinicHostOf(c.inputs);
       const authServer = atAuthBase(realm, c.authBaseUrl);
       const answer = await exchangeCode(c, { provider: 'Jane', tokenUrl: tokenUrlOf(authServer) });

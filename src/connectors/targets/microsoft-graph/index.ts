@@ -13,6 +13,7 @@ import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type Connecti
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
+import { graphOAuth } from './oauth.ts';
 import { isIanaZone, localToUtc, toUtc, utcToLocal } from '../../../domain/time.ts';
 
 export const PLATFORM = 'microsoft-graph';
@@ -395,6 +396,7 @@ export const connector: TargetConnector = {
     role: 'target',
     kind: 'calendar',
     displayName: 'Microsoft 365 / Outlook.com (Graph)',
+    oauth: graphOAuth,
     defaultBaseUrl: 'https://graph.microsoft.com',
     refreshTokenIdleDays: 90,
     defaultPrivacy: 'minimal',

@@ -10,6 +10,7 @@ import { driftOf, fail, ok, type BusyInterval, type ConnectionContext, type Conn
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
+import { zohoOAuth } from './oauth.ts';
 
 export const PLATFORM = 'zoho-calendar';
 
@@ -187,6 +188,7 @@ export const connector: TargetConnector = {
     role: 'target',
     kind: 'calendar',
     displayName: 'Zoho Calendar',
+    oauth: zohoOAuth,
     defaultBaseUrl: '',
     defaultPrivacy: 'minimal',
     auth: [
