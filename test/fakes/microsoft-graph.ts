@@ -91,6 +91,8 @@ export interface FakeGraph {
   /** Every delta token issued so far answers 410 (syncStateNotFound). */
   expireDeltaTokens(): void;
   pageSize(n: number): void;
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -129,6 +131,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
       box(m).set(id, { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` });
       return id;
     },
+    acceptToken: (t) => { tokens.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 

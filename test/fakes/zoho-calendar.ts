@@ -34,6 +34,8 @@ export interface FakeZoho {
   deleteBehindOurBack(cal: string, uid: string): void;
   /** An event the user made themselves (not ours). */
   addTheirs(cal: string, ev: Omit<ZEvent, 'uid' | 'etag'>): string;
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -64,6 +66,7 @@ export async function startFakeZoho(): Promise<FakeZoho> {
       cal(c).set(uid, { ...ev, uid, etag: ++etag });
       return uid;
     },
+    acceptToken: (t) => { tokens.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {
