@@ -73,7 +73,6 @@ export interface FakeOAuthSettings {
   calendlyOwner: string;
   calendlyOrganization: string;
   squareMerchantId: string;
-  hubspotHubId: number;
 }
 
 export interface FakeOAuth {
@@ -202,7 +201,6 @@ export async function startFakeOAuth(o: { now?: () => number; accessToken?: (pro
     calendlyOwner: 'https://api.calendly.com/users/AAAAAAAAAAAAAAAA',
     calendlyOrganization: 'https://api.calendly.com/organizations/BBBBBBBBBBBBBBBB',
     squareMerchantId: 'MLFAKE7Q2Z3X9',
-    hubspotHubId: 24681357,
   };
 
   const state: FakeOAuth = {
@@ -414,7 +412,7 @@ export async function startFakeOAuth(o: { now?: () => number; accessToken?: (pro
           id: `https://${sandbox ? 'test' : 'login'}.salesforce.com/id/00D5g000004Xyz1EAB/0055g00000HqT2kAAF`,
         };
       }
-      case 'hubspot': return { token_type: 'bearer', ...rt, access_token, expires_in: 1800, hub_id: settings.hubspotHubId };
+      case 'hubspot': return { token_type: 'bearer', ...rt, access_token, expires_in: 1800 };
       case 'calendly': return { token_type: 'Bearer', access_token, ...rt, scope: scopes.join(' '), created_at: Math.floor(now() / 1000), expires_in: 7200, owner: settings.calendlyOwner, organization: settings.calendlyOrganization };
       case 'square': return { access_token, token_type: 'bearer', expires_at: new Date(now() + 30 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'), merchant_id: settings.squareMerchantId, ...rt, short_lived: false };
       case 'acuity': return { access_token, token_type: 'Bearer' };

@@ -16,7 +16,7 @@ export interface OAuthSettings {
   scope?: string;
   /** Token-answer fields to keep as secrets too, answer field → secret key (Salesforce `instance_url` → `instanceUrl`). */
   keep?: Record<string, string>;
-  /** How the token endpoint takes its parameters: a form (OAuth's own) or JSON (Square's ObtainToken). */
+  /** How the token endpoint takes its parameters: a form (OAuth's own) or JSON (some providers take only JSON). */
   format?: 'form' | 'json';
 }
 
@@ -99,7 +99,7 @@ const held = new Map<string, Held>();
 
 /**
  * One session per connection, token URL and client in this process, so concurrent callers share a refresh
- * (single flight) and a rotated refresh token (Jane, Calendly: the used one dies) is used at once, even before
+ * (single flight) and a rotated refresh token (single-use ones: the used one dies) is used at once, even before
  * the connection's secrets are reloaded.
  */
 export function heldSession(ctx: ConnectionContext, settings: OAuthSettings): { settings: OAuthSettings; session: OAuthSession } {
@@ -193,12 +193,12 @@ export function refusedByCallback(provider: string, callback: URLSearchParams): 
 }
 
 export interface TokenRequest {
-  /** The provider's name, for the owner ("Google", "Zoho"). */
+  /** The provider's name as the owner knows it, for the messages. */
   provider: string;
   tokenUrl: string;
   /** The request's parameters (`grant_type`, `code`, `client_id`, …); undefined ones left out. */
   params: Record<string, string | undefined>;
-  /** Square takes JSON; everyone else a form. */
+  /** A form (default), or JSON for providers that take only JSON. */
   format?: 'form' | 'json';
   fetch: typeof fetch;
 }
@@ -219,7 +219,7 @@ export async function requestToken(r: TokenRequest): Promise<Record<string, unkn
   }
   const j = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
   if (res.ok && j && typeof j.access_token === 'string') return j;
-  // The error code: OAuth's `error` (Zoho answers 200 with it), or Square's `errors[0].code`.
+  // The error code: OAuth's `error` (some providers answer it with HTTP 200), or the first code of an `errors` list.
   const squareish = Array.isArray(j?.errors) ? (j!.errors as { code?: unknown; detail?: unknown }[])[0] : undefined;
   const code = clip(j?.error ?? squareish?.code ?? (res.ok ? 'no_access_token' : `HTTP ${res.status}`), 60);
   const detail = clip(j?.error_description ?? squareish?.detail ?? j?.message);

@@ -26,8 +26,8 @@ export const hubspotOAuth: OAuthProfile = {
       const answer = await exchangeCode(c, { provider: 'HubSpot', tokenUrl });
       return {
         secrets: tokenSecrets('HubSpot', answer, c.now()),
+        // Who connected takes another call (GET /oauth/v1/access-tokens/…): not made.
         ...(tokenUrl !== TOKEN_URL ? { config: { tokenUrl } } : {}),
-        ...(typeof answer.hub_id === 'number' || typeof answer.hub_id === 'string' ? { account: `HubSpot account ${answer.hub_id}` } : {}),
       };
     },
   }],
