@@ -5,8 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connector, parseRecord, patientOf } from '../../src/connectors/sources/jane/index.ts';
-import { authorizeUrl, codeChallengeS256, createCodeVerifier, exchangeCode } from '../../src/connectors/sources/jane/oauth.ts';
-import { ConnectionMisconfigured, ConnectorError, UnreadablePayload, type ConnectionContext, type ListWindow, type WebhookRequest } from '../../src/connectors/types.ts';
+import { codeChallengeS256, createCodeVerifier, janeOAuth } from '../../src/connectors/sources/jane/oauth.ts';
+import { ConnectionMisconfigured, ConnectorError, OAuthRefused, UnreadablePayload, type ConnectionContext, type ListWindow, type WebhookRequest } from '../../src/connectors/types.ts';
 import type { SourceChange } from '../../src/domain/types.ts';
 import { getSource } from '../../src/connectors/registry.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
@@ -92,7 +92,7 @@ test('PKCE: the RFC 7636 vector, fresh verifiers, and the authorize URL Jane doc
   assert.match(v, /^[A-Za-z0-9_-]{43}$/);
   assert.notEqual(createCodeVerifier(), v);
   assert.throws(() => codeChallengeS256('short'), RangeError);
-  const u = new URL(authorizeUrl({ clientId: 'app', redirectUri: 'https://hub.example/oauth/jane', clinicHost: 'myclinic.janeapp.com', state: 's1', codeChallenge: codeChallengeS256(v) }));
+  const u = new URL(janeOAuth.variants[0].authorizeUrl({ clientId: 'app', redirectUri: 'https://hub.example/oauth/jane', inputs: { clinicHost: 'myclinic.janeapp.com' }, state: 's1', codeChallenge: codeChallengeS256(v) }));
   assert.equal(`${u.origin}${u.pathname}`, 'https://login.id.janeapp.com/realms/jane/protocol/openid-connect/auth');
   assert.deepEqual(Object.fromEntries(u.searchParams), {
     response_type: 'code', client_id: 'app', redirect_uri: 'https://hub.example/oauth/jane', scope: 'appointments:read patients:read', state: 's1',
@@ -149,13 +149,18 @@ const tokenCalls = () => fake.requests.filter((r) => r.path.endsWith('/openid-co
 test('the code exchange needs the verifier the challenge was made from', async () => {
   const verifier = createCodeVerifier();
   const code = fake.authorize(codeChallengeS256(verifier), 'https://hub.example/oauth/jane');
-  const x = { authServer: fake.authServer, clientId: fake.clientId, redirectUri: 'https://hub.example/oauth/jane', code, codeVerifier: verifier };
-  const secrets = await exchangeCode(x, { fetch, now: () => NOW });
-  assert.equal(secrets.refreshToken, fake.refreshToken());
-  assert.equal(secrets.expiresAt, String(NOW.getTime() + 300_000));
-  await assert.rejects(exchangeCode(x, { fetch, now: () => NOW }), (e: unknown) => e instanceof ConnectorError && e.failure.class === 'auth', 'a code is used once');
+  const clinic = janeOAuth.variants[0];
+  const x = {
+    callback: new URLSearchParams({ code, state: 's1' }), clientId: fake.clientId, redirectUri: 'https://hub.example/oauth/jane', codeVerifier: verifier,
+    inputs: { clinicHost: 'myclinic.janeapp.com' }, authBaseUrl: new URL(fake.authServer).origin, fetch, now: () => NOW,
+  };
+  const got = await clinic.complete(x);
+  assert.equal(got.secrets.refreshToken, fake.refreshToken());
+  assert.equal(got.secrets.expiresAt, String(NOW.getTime() + 300_000));
+  assert.deepEqual(got.config, { clinicHost: 'myclinic.janeapp.com', authServer: fake.authServer }, 'later refreshes go to the same Keycloak');
+  await assert.rejects(clinic.complete(x), (e: unknown) => e instanceof OAuthRefused && e.code === 'invalid_grant', 'a code is used once');
   const other = fake.authorize(codeChallengeS256(verifier), 'https://hub.example/oauth/jane');
-  await assert.rejects(exchangeCode({ ...x, code: other, codeVerifier: createCodeVerifier() }, { fetch, now: () => NOW }), (e: unknown) => e instanceof ConnectorError && e.failure.class === 'auth');
+  await assert.rejects(clinic.complete({ ...x, callback: new URLSearchParams({ code: other }), codeVerifier: createCodeVerifier() }), (e: unknown) => e instanceof OAuthRefused && e.code === 'invalid_grant');
   assert.deepEqual(fake.violations, []);
 });
 

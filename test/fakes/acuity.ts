@@ -35,6 +35,8 @@ export interface FakeAcuity {
   requests: { method: string; path: string; query: Record<string, string>; body?: Record<string, unknown> }[];
   violations: string[];
   fail(n: number, status: number, headers?: Record<string, string>): void;
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,7 @@ const instantOf = (datetime: string) => Date.parse(datetime.replace(/([+-]\d{2})
 export async function startFakeAcuity(o: { userId?: string; apiKey?: string } = {}): Promise<FakeAcuity> {
   const credentials = { userId: o.userId ?? '19088731', apiKey: o.apiKey ?? 'acuity-fake-api-key' };
   const auth = `Basic ${Buffer.from(`${credentials.userId}:${credentials.apiKey}`).toString('base64')}`;
+  const accepted = new Set<string>();
   const appointments = new Map<string, AcuityAppointment>();
   const injected: { status: number; headers: Record<string, string> }[] = [];
   const state: FakeAcuity = {
@@ -62,6 +65,7 @@ export async function startFakeAcuity(o: { userId?: string; apiKey?: string } = 
     hold: (a) => { appointments.set(String(a.id), structuredClone(a)); },
     get: (id) => structuredClone(appointments.get(String(id))),
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
+    acceptToken: (t) => { accepted.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 
@@ -87,7 +91,7 @@ export async function startFakeAcuity(o: { userId?: string; apiKey?: string } = 
       }
       const query = Object.fromEntries(url.searchParams);
       state.requests.push({ method: req.method ?? '', path: url.pathname, query, body });
-      if (req.headers.authorization !== auth) return error(401, 'unauthorized', 'Unauthorized');
+      if (req.headers.authorization !== auth && !(req.headers.authorization?.startsWith('Bearer ') && accepted.has(req.headers.authorization.slice(7)))) return error(401, 'unauthorized', 'Unauthorized');
       const fault = injected.shift();
       if (fault) return error(fault.status, fault.status === 429 ? 'too_many_requests' : 'server_error', 'Injected', fault.headers);
       const m = /^\/api\/v1\/appointments(?:\/(\d+)(?:\/(reschedule|cancel))?)?$/.exec(url.pathname);

@@ -44,11 +44,14 @@ export interface FakeCalendly {
   /** Check a webhook body against the WebhookPayload schema (invitee_no_show.* is not in this spec copy). */
   validateWebhook(body: Obj): void;
   fail(n: number, status: number, headers?: Record<string, string>): void;
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
 export async function startFakeCalendly(o: { token?: string } = {}): Promise<FakeCalendly> {
   const token = o.token ?? `calendly-fake-${randomUUID()}`;
+  const accepted = new Set<string>();
   const events = new Map<string, Obj>();
   const invitees = new Map<string, Obj>();
   const injected: { status: number; headers: Record<string, string> }[] = [];
@@ -67,6 +70,7 @@ export async function startFakeCalendly(o: { token?: string } = {}): Promise<Fak
       if (p) state.violations.push(`webhook ${body.event}: ${p}`);
     },
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
+    acceptToken: (t) => { accepted.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 
@@ -96,7 +100,7 @@ export async function startFakeCalendly(o: { token?: string } = {}): Promise<Fak
         return refuse('the body is not JSON');
       }
       state.requests.push({ method: req.method ?? '', path: url.pathname + url.search, body });
-      if (req.headers.authorization !== `Bearer ${token}`) return send(401, { title: 'Unauthenticated', message: 'The access token is invalid' });
+      if (req.headers.authorization !== `Bearer ${token}` && !accepted.has(req.headers.authorization?.slice(7) ?? '')) return send(401, { title: 'Unauthenticated', message: 'The access token is invalid' });
       const fault = injected.shift();
       if (fault) return send(fault.status, { title: fault.status === 429 ? 'Too Many Requests' : 'Internal Server Error', message: 'Injected' }, [], fault.headers);
       const q = url.searchParams;

@@ -101,6 +101,8 @@ export interface FakeGoogle {
   refuseRestore(calendarId: string, eventId: string): void;
   pageSize(n: number): void;
   calendarList: GCalendar[];
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -145,6 +147,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
       cal(c).set(id, { status: 'confirmed', ...ev, id, etag: `"${++etagN}"` });
       return id;
     },
+    acceptToken: (t) => { tokens.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 

@@ -54,6 +54,8 @@ export interface FakeHubSpot {
   editBehindOurBack(id: string, props: Record<string, string>): void;
   archiveBehindOurBack(id: string): void;
   webhook(events: Record<string, unknown>[], url: string, clientSecret: string, at?: Date): { url: string; headers: Record<string, string>; body: Buffer };
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -252,6 +254,7 @@ export async function startFakeHubSpot(o: { perTenSeconds?: number; owners?: str
       const signature = createHmac('sha256', clientSecret).update(`POST${hookUrl}`).update(body).update(timestamp).digest('base64');
       return { url: hookUrl, body, headers: { 'content-type': 'application/json', 'x-hubspot-signature-v3': signature, 'x-hubspot-request-timestamp': timestamp } };
     },
+    acceptToken: (t) => { tokens.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   } as FakeHubSpot;
 }

@@ -93,6 +93,8 @@ export interface FakeJane {
   refreshes(): number;
   requests: { method: string; path: string; query: Record<string, string> }[];
   violations: string[];
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -129,6 +131,7 @@ export async function startFakeJane(): Promise<FakeJane> {
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     expireAccessTokens: () => access.clear(),
     refreshes: () => refreshCount,
+    acceptToken: (t) => { access.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 

@@ -117,6 +117,8 @@ export interface FakeGraph {
   calendars(mailbox: string): GCalendar[];
   addCalendar(mailbox: string, cal: Partial<GCalendar> & { name: string }): GCalendar;
   calendarEvents(mailbox: string, calendarId: string): GEvent[];
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -175,6 +177,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
       box(m).set(id, { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` });
       return id;
     },
+    acceptToken: (t) => { tokens.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 

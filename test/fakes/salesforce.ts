@@ -52,6 +52,8 @@ export interface FakeSalesforce {
   expireTokens(): void;
   editBehindOurBack(o: SObject, id: string, patch: Record<string, unknown>): void;
   deleteBehindOurBack(o: SObject, id: string): void;
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -287,6 +289,7 @@ export async function startFakeSalesforce(o: FakeSalesforceOptions = {}): Promis
       Object.assign(db[obj].get(id)!, patch);
     },
     deleteBehindOurBack: (obj, id) => { db[obj].delete(id); },
+    acceptToken: (t) => { tokens.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 }

@@ -71,6 +71,8 @@ export interface FakeSquare {
   fail(n: number, status: number, headers?: Record<string, string>): void;
   /** Check a webhook body we built against the booking.created / booking.updated event schema. */
   validateEvent(type: 'booking.created' | 'booking.updated', body: unknown): void;
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,7 @@ const errors = (category: string, code: string, detail: string) => ({ errors: [{
 
 export async function startFakeSquare(o: { accessToken?: string } = {}): Promise<FakeSquare> {
   const accessToken = o.accessToken ?? 'sq-fake-token';
+  const accepted = new Set<string>();
   const bookings = new Map<string, SquareBooking>();
   const customers = new Map<string, Record<string, unknown>>();
   const idempotent = new Map<string, { status: number; body: unknown }>();
@@ -101,6 +104,7 @@ export async function startFakeSquare(o: { accessToken?: string } = {}): Promise
       const problems = squareSchemaErrors(type === 'booking.created' ? 'BookingCreatedEvent' : 'BookingUpdatedEvent', body);
       if (problems) state.violations.push(`webhook ${type}: ${problems}`);
     },
+    acceptToken: (t) => { accepted.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 
@@ -129,7 +133,7 @@ export async function startFakeSquare(o: { accessToken?: string } = {}): Promise
         return refuse('the body is not JSON');
       }
       state.requests.push({ method: req.method ?? '', path: url.pathname + url.search, body });
-      if (req.headers.authorization !== `Bearer ${accessToken}`) return send(401, errors('AUTHENTICATION_ERROR', 'UNAUTHORIZED', 'This request could not be authorized.'), 'RetrieveBookingResponse');
+      if (req.headers.authorization !== `Bearer ${accessToken}` && !accepted.has(req.headers.authorization?.slice(7) ?? '')) return send(401, errors('AUTHENTICATION_ERROR', 'UNAUTHORIZED', 'This request could not be authorized.'), 'RetrieveBookingResponse');
       if (!SQUARE_VERSION.test(String(req.headers['square-version'] ?? ''))) state.violations.push(`${where}: no Square-Version: YYYY-MM-DD header`);
       const customerId = /^\/v2\/customers\/([^/]+)$/.exec(url.pathname)?.[1];
       if (customerId && req.method === 'GET') {

@@ -49,6 +49,8 @@ export interface FakeZoho {
   /** An event the user made themselves (not ours). */
   addTheirs(cal: string, ev: Omit<ZEvent, 'uid' | 'etag'>): string;
   calendars: ZCalendar[];
+  /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
+  acceptToken(token: string): void;
   close(): Promise<void>;
 }
 
@@ -80,6 +82,7 @@ export async function startFakeZoho(): Promise<FakeZoho> {
       cal(c).set(uid, { ...ev, uid, etag: ++etag });
       return uid;
     },
+    acceptToken: (t) => { tokens.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {

@@ -112,6 +112,12 @@ export async function saveCheckedCredentials(hub: Hub, connectionId: string, fie
 
 const norm = (s: string) => s.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/\b(dr|mr|mrs|ms|mx)\.?\s+/g, '').replace(/[^a-z0-9]+/g, ' ').trim();
 
+/** The family name in "Dr. Ada Okafor" or "Siobhan Brennan, LMT" (credentials after a comma left out). */
+function surnameOf(name: string): string | undefined {
+  const words = norm(name.split(',')[0]).split(' ').filter((w) => w.length > 1);
+  return words.length >= 2 ? words[words.length - 1] : undefined;
+}
+
 /** The practitioner an entry names: same e-mail first, then the same name (titles and accents aside). */
 function matchPractitioner(e: { name: string; email?: string }, ps: PractitionerRecord[]): string | undefined {
   const email = e.email?.toLowerCase();
@@ -152,6 +158,15 @@ export async function accountCalendars(hub: Hub, connectionId: string): Promise<
     const byName = mine ?? writable.filter((x) => norm(x.name) === norm(p.name) || norm(x.name).includes(norm(p.name)));
     const pick = Array.isArray(byName) ? (byName.length === 1 ? byName[0] : undefined) : byName;
     if (pick) suggestions[p.id] = pick.id;
+  }
+  // Then by surname: "Brennan appointments" is Siobhan Brennan's, when no other calendar or practitioner claims it.
+  const active = (await listPractitioners(hub.store.db)).filter((x) => x.active && !suggestions[x.id]);
+  const surnames = new Map(active.map((x) => [x.id, surnameOf(x.name)]));
+  for (const p of active) {
+    const sn = surnames.get(p.id);
+    if (!sn || [...surnames.values()].filter((o) => o === sn).length > 1) continue;
+    const hits = writable.filter((x) => !Object.values(suggestions).includes(x.id) && ` ${norm(x.name)} `.includes(` ${sn} `));
+    if (hits.length === 1) suggestions[p.id] = hits[0].id;
   }
   return { items, suggestions };
 }

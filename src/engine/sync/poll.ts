@@ -63,7 +63,9 @@ export function pollMinutesFor(conn: LoadedConnection): number {
   const set = Number(conn.record.config.pollMinutes);
   if (conn.record.config.pollMinutes !== undefined && Number.isFinite(set) && set >= 0) return set;
   if (!src.descriptor.capabilities.webhooks) return 15;
-  return src.descriptor.auth.every((a) => conn.secrets[a.key]) ? 60 : 0;
+  // API credentials: one of the descriptor's auth sets complete, else every auth field set.
+  const sets = src.descriptor.authSets ?? [src.descriptor.auth.map((a) => a.key)];
+  return sets.some((set) => set.every((k) => conn.secrets[k])) ? 60 : 0;
 }
 
 /**

@@ -9,6 +9,7 @@
 import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
+import { acuityOAuth } from './oauth.ts';
 import {
   ConnectionMisconfigured, ConnectorError, UnreadablePayload, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
@@ -100,8 +101,10 @@ export function parseRecord(record: unknown, readAt = new Date()): SourceChange[
 }
 
 function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<unknown> {
+  // Connected from the web app (OAuth for apps): the access token as Bearer.
+  if (ctx.secrets.accessToken) return requestJson(ctx, { method, url: `${ctx.baseUrl}${path}`, body }, { authorization: `Bearer ${ctx.secrets.accessToken}` });
   const user = ctx.secrets.userId ?? (ctx.config.userId as string | undefined);
-  if (!user || !ctx.secrets.apiKey) throw new ConnectorError({ class: 'auth', message: 'Acuity: userId and apiKey are needed to read appointments' });
+  if (!user || !ctx.secrets.apiKey) throw new ConnectorError({ class: 'auth', message: 'Acuity: userId and apiKey (or an OAuth accessToken) are needed to read appointments' });
   return requestJson(ctx, { method, url: `${ctx.baseUrl}${path}`, body }, { authorization: `Basic ${Buffer.from(`${user}:${ctx.secrets.apiKey}`).toString('base64')}` });
 }
 
@@ -128,11 +131,14 @@ export const connector: SourceConnector = {
     id: PLATFORM,
     role: 'source',
     displayName: 'Acuity Scheduling',
+    oauth: acuityOAuth,
     defaultBaseUrl: 'https://acuityscheduling.com/api/v1',
     auth: [
       { key: 'apiKey', label: 'API key (signs webhooks; with the user id, reads appointments)', secret: true, required: true },
       { key: 'userId', label: 'User ID (Integrations page)', secret: true, required: true },
+      { key: 'accessToken', label: 'OAuth access token (from connecting the account; used instead of user ID + API key to read and write)', secret: true, required: false },
     ],
+    authSets: [['apiKey', 'userId'], ['accessToken']],
     webhookSecret: 'apiKey',
     signature: 'X-Acuity-Signature: base64 HMAC-SHA256 of the raw body with the API key (no timestamp: duplicates are caught by content)',
     fidelity:

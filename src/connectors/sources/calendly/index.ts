@@ -6,6 +6,8 @@
 import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
+import { heldTokens } from '../../shared/oauth.ts';
+import { calendlyOAuth, TOKEN_URL } from './oauth.ts';
 import {
   ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
@@ -161,10 +163,28 @@ export function parseRecord(record: unknown): SourceChange[] {
 
 // ------------------------------------------------------------------ API (fetch, list, write-back)
 
+/**
+ * The connection's bearer token: the personal access token, or the OAuth access token refreshed before it
+ * expires (2 h) when the connection holds a refresh token (single-use: one held session per connection).
+ */
+async function bearer(ctx: ConnectionContext): Promise<string> {
+  const s = ctx.secrets;
+  if (s.personalAccessToken) return s.personalAccessToken;
+  if (s.refreshToken && s.clientId) {
+    const t = await heldTokens(ctx, () => ({
+      tokenUrl: String(ctx.config.tokenUrl ?? TOKEN_URL), clientId: s.clientId, clientSecret: s.clientSecret || undefined,
+      refreshToken: s.refreshToken, accessToken: s.accessToken || undefined, expiresAt: s.expiresAt ? Number(s.expiresAt) : undefined,
+    }))();
+    if (typeof t !== 'string') throw new ConnectorError({ ...t, message: `Calendly: ${t.message}` });
+    return t;
+  }
+  if (s.accessToken) return s.accessToken;
+  throw new ConnectorError({ class: 'auth', message: 'the Calendly connection has no access token' });
+}
+
 /** One API call with the connection's token; failures are thrown classified (ConnectorError). */
-function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<unknown> {
-  const token = ctx.secrets.personalAccessToken ?? ctx.secrets.accessToken;
-  if (!token) throw new ConnectorError({ class: 'auth', message: 'the Calendly connection has no access token' });
+async function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<unknown> {
+  const token = await bearer(ctx);
   return requestJson(ctx, { method, url: `${ctx.baseUrl}${path}`, body }, { authorization: `Bearer ${token}` });
 }
 
@@ -226,12 +246,17 @@ export const connector: SourceConnector = {
     id: PLATFORM,
     role: 'source',
     displayName: 'Calendly',
+    oauth: calendlyOAuth,
     defaultBaseUrl: 'https://api.calendly.com',
     auth: [
       { key: 'signingKey', label: 'Webhook signing key', secret: true, required: true, help: 'The signing_key of the webhook subscription (always set one: without it Calendly sends unsigned deliveries).' },
       { key: 'personalAccessToken', label: 'Personal access token', secret: true, required: false, help: 'For polling, fetching and writing cancellations / no-shows back.' },
-      { key: 'accessToken', label: 'OAuth access token', secret: true, required: false },
+      { key: 'accessToken', label: 'OAuth access token (refreshed automatically)', secret: true, required: false },
+      { key: 'refreshToken', label: 'OAuth refresh token (from connecting the account; Calendly rotates it, Meridian stores each new one)', secret: true, required: false },
+      { key: 'clientId', label: 'OAuth app client id', secret: true, required: false },
+      { key: 'clientSecret', label: 'OAuth app client secret', secret: true, required: false },
     ],
+    authSets: [['signingKey', 'personalAccessToken'], ['signingKey', 'accessToken']],
     webhookSecret: 'signingKey',
     signature: 'Calendly-Webhook-Signature: HMAC-SHA256 (hex) of "<t>.<raw body>" with the subscription signing key; 3-minute replay window',
     fidelity:

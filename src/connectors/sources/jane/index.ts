@@ -21,7 +21,7 @@ import {
 } from '../../types.ts';
 import type { AppointmentStatus, Patient, SourceChange } from '../../../domain/types.ts';
 import { toUtc } from '../../../domain/time.ts';
-import { janeTokens } from './oauth.ts';
+import { janeOAuth, janeTokens } from './oauth.ts';
 
 export const PLATFORM = 'jane';
 export const API_VERSION = '2026-01-01';
@@ -195,6 +195,7 @@ export const connector: SourceConnector = {
     id: PLATFORM,
     role: 'source',
     displayName: 'Jane App (partner API)',
+    oauth: janeOAuth,
     auth: [
       { key: 'clientId', label: 'OAuth client id (Jane Developer Platform partner app)', secret: true, required: true },
       { key: 'clientSecret', label: 'OAuth client secret (confidential clients only)', secret: true, required: false },

@@ -10,6 +10,8 @@
 import { instantField, jsonBody } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
+import { heldTokens } from '../../shared/oauth.ts';
+import { PRODUCTION, squareOAuth } from './oauth.ts';
 import {
   ConnectionMisconfigured, ConnectorError, UnreadablePayload, fail, outcomeOf,
   type ConnectionContext, type ListWindow, type SourceConnector, type VerifyResult, type WebhookRequest, type WriteBackRequest, type WriteOutcome,
@@ -103,9 +105,26 @@ export function parseRecord(record: unknown): SourceChange[] {
   return [toChange(record as Booking)];
 }
 
+/**
+ * The access token; with a refresh token and the application's credentials (connected from the web app) it is
+ * refreshed ahead of its expiry (30 days) through ObtainToken (JSON), the same refresh token staying valid.
+ */
+async function bearer(ctx: ConnectionContext): Promise<string> {
+  const s = ctx.secrets;
+  if (s.refreshToken && s.clientId && s.clientSecret) {
+    const t = await heldTokens(ctx, () => ({
+      tokenUrl: String(ctx.config.tokenUrl ?? `${ctx.baseUrl || PRODUCTION}/oauth2/token`), clientId: s.clientId, clientSecret: s.clientSecret,
+      refreshToken: s.refreshToken, accessToken: s.accessToken || undefined, expiresAt: s.expiresAt ? Number(s.expiresAt) : undefined, format: 'json',
+    }))();
+    if (typeof t !== 'string') throw new ConnectorError({ ...t, message: `Square: ${t.message}` });
+    return t;
+  }
+  if (!s.accessToken) throw new ConnectorError({ class: 'auth', message: 'Square: an access token is needed to read bookings' });
+  return s.accessToken;
+}
+
 async function api(ctx: ConnectionContext, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const token = ctx.secrets.accessToken;
-  if (!token) throw new ConnectorError({ class: 'auth', message: 'Square: an access token is needed to read bookings' });
+  const token = await bearer(ctx);
   const json = await requestJson(ctx, { method, url: `${ctx.baseUrl}${path}`, body, headers: { 'square-version': API_VERSION } }, { authorization: `Bearer ${token}` });
   return (json ?? {}) as Record<string, unknown>;
 }
@@ -146,11 +165,16 @@ export const connector: SourceConnector = {
     id: PLATFORM,
     role: 'source',
     displayName: 'Square Appointments',
+    oauth: squareOAuth,
     defaultBaseUrl: 'https://connect.squareup.com',
     auth: [
       { key: 'signatureKey', label: 'Webhook subscription signature key', secret: true, required: true },
       { key: 'accessToken', label: 'Access token (OAuth, APPOINTMENTS_ALL_READ)', secret: true, required: true },
+      { key: 'refreshToken', label: 'Refresh token (from connecting the seller; the access token is then refreshed automatically)', secret: true, required: false },
+      { key: 'clientId', label: 'Application ID (OAuth)', secret: true, required: false },
+      { key: 'clientSecret', label: 'Application secret (OAuth)', secret: true, required: false },
     ],
+    authSets: [['signatureKey', 'accessToken']],
     webhookSecret: 'signatureKey',
     signature: 'x-square-hmacsha256-signature: base64 HMAC-SHA256 of the notification URL (config.notificationUrl) + raw body',
     fidelity:

@@ -11,10 +11,10 @@ import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
 import { isUsageLimit, toFailure } from './errors.ts';
 import { eventIdFor } from './event-id.ts';
+import { googleOAuth, TOKEN_URL as DEFAULT_TOKEN_URL } from './oauth.ts';
 import { isIanaZone, toUtc } from '../../../domain/time.ts';
 
 export const PLATFORM = 'google-calendar';
-const DEFAULT_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 /** Generations tried before giving up (each one is a fresh id Google has never seen). */
 const MAX_GENERATION = 5;
 /** Pages of 2,500 events: beyond this the window is not a practitioner's calendar. */
@@ -259,6 +259,7 @@ export const connector: TargetConnector = {
     role: 'target',
     kind: 'calendar',
     displayName: 'Google Calendar',
+    oauth: googleOAuth,
     defaultBaseUrl: 'https://www.googleapis.com',
     defaultPrivacy: 'minimal',
     auth: [

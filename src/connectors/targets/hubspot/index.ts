@@ -8,6 +8,7 @@
 import { driftOf, fail, ok, type ConnectionContext, type CrmLead, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import type { AppointmentStatus } from '../../../domain/types.ts';
 import { HubSpotApi } from './api.ts';
+import { hubspotOAuth } from './oauth.ts';
 import { changedMeetingIds, verifyHubSpot } from './webhook.ts';
 
 export const PLATFORM = 'hubspot';
@@ -132,6 +133,7 @@ export const connector: TargetConnector = {
     role: 'target',
     kind: 'crm',
     displayName: 'HubSpot',
+    oauth: hubspotOAuth,
     defaultBaseUrl: 'https://api.hubapi.com',
     defaultPrivacy: 'minimal',
     auth: [

@@ -17,6 +17,7 @@ import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type Calendar
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
+import { graphOAuth } from './oauth.ts';
 import { isIanaZone, localToUtc, toUtc, utcToLocal } from '../../../domain/time.ts';
 
 export const PLATFORM = 'microsoft-graph';
@@ -473,6 +474,7 @@ export const connector: TargetConnector = {
     role: 'target',
     kind: 'calendar',
     displayName: 'Microsoft 365 / Outlook.com (Graph)',
+    oauth: graphOAuth,
     defaultBaseUrl: 'https://graph.microsoft.com',
     refreshTokenIdleDays: 90,
     defaultPrivacy: 'minimal',

@@ -10,6 +10,7 @@
 import { driftOf, fail, ok, type ConnectionContext, type CrmLead, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import type { AppointmentStatus } from '../../../domain/types.ts';
 import { salesforceSession } from './auth.ts';
+import { salesforceOAuth } from './oauth.ts';
 import { errorsOf, failureOf, SalesforceApi, type SfAnswer } from './api.ts';
 
 export const PLATFORM = 'salesforce';
@@ -210,6 +211,7 @@ export const connector: TargetConnector = {
     role: 'target',
     kind: 'crm',
     displayName: 'Salesforce',
+    oauth: salesforceOAuth,
     defaultBaseUrl: DEFAULT_LOGIN_URL,
     defaultPrivacy: 'minimal',
     auth: [

@@ -11,6 +11,7 @@ import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
 import { isIanaZone } from '../../../domain/time.ts';
+import { zohoOAuth } from './oauth.ts';
 
 export const PLATFORM = 'zoho-calendar';
 
@@ -221,6 +222,7 @@ export const connector: TargetConnector = {
     role: 'target',
     kind: 'calendar',
     displayName: 'Zoho Calendar',
+    oauth: zohoOAuth,
     defaultBaseUrl: '',
     defaultPrivacy: 'minimal',
     auth: [
