@@ -265,7 +265,7 @@ export const connector: TargetConnector = {
     auth: [
       { key: 'clientId', label: 'OAuth client id', secret: true, required: true },
       { key: 'clientSecret', label: 'OAuth client secret', secret: true, required: true },
-      { key: 'refreshToken', label: 'Refresh token (offline access, scope calendar.events.owned)', secret: true, required: true },
+      { key: 'refreshToken', label: 'Refresh token (offline access, scopes calendar.events and calendar.calendarlist.readonly)', secret: true, required: true },
       { key: 'accessToken', label: 'Access token (refreshed automatically)', secret: true, required: false },
     ],
     fidelity:

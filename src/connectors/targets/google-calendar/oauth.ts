@@ -6,8 +6,12 @@ import type { OAuthProfile } from '../../types.ts';
 
 export const AUTHORIZE_URL = 'https://accounts.google.com/o/oauth2/v2/auth';
 export const TOKEN_URL = 'https://oauth2.googleapis.com/token';
-/** Events on calendars the user owns (targets.md §1.1): insert, patch, delete, get and list. */
-export const SCOPES = ['https://www.googleapis.com/auth/calendar.events.owned'];
+/**
+ * Events in the calendars the account can edit (targets.md §1.1: insert, patch, delete, get, list, watch), and the
+ * calendar list read-only, to pick each practitioner's calendar from. Not `calendar.events.owned`: a clinic
+ * account usually writes to calendars its practitioners shared with it (writer access), which that scope excludes.
+ */
+export const SCOPES = ['https://www.googleapis.com/auth/calendar.events', 'https://www.googleapis.com/auth/calendar.calendarlist.readonly'];
 
 export const googleOAuth: OAuthProfile = {
   pkce: true,
@@ -16,7 +20,7 @@ export const googleOAuth: OAuthProfile = {
     id: 'account',
     label: 'A Google account (Gmail or Google Workspace)',
     scopes: SCOPES,
-    scopeHelp: 'See, create, change and delete events in the calendars this account owns. Nothing else: no e-mail, no contacts, no other calendars.',
+    scopeHelp: 'See, create, change and delete events in the calendars this account can edit (its own and those shared with it), and see the list of its calendars to pick from. Nothing else: no e-mail, no contacts, no calendar settings or sharing.',
     grant: 'code',
     authorizeUrl: (a) => authorizeUrlOf(atAuthBase(AUTHORIZE_URL, a.authBaseUrl), {
       response_type: 'code', client_id: a.clientId, redirect_uri: a.redirectUri, scope: SCOPES.join(' '),
