@@ -147,7 +147,7 @@ test('the authorize URL of every provider and variant carries exactly the docume
   const pkce = { code_challenge: ch, code_challenge_method: 'S256' };
   const cases: { p: Provider; v: string; inputs?: Record<string, string>; endpoint: string; params: Record<string, string> }[] = [
     { p: 'google', v: 'account', endpoint: 'https://accounts.google.com/o/oauth2/v2/auth', params: {
-      response_type: 'code', client_id: 'app-id', redirect_uri: REDIRECT_URI, scope: 'https://www.googleapis.com/auth/calendar.events.owned',
+      response_type: 'code', client_id: 'app-id', redirect_uri: REDIRECT_URI, scope: 'https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.calendarlist.readonly',
       access_type: 'offline', prompt: 'consent', state: base.state, ...pkce } },
     { p: 'microsoft', v: 'delegated', endpoint: 'https://login.microsoftonline.com/common/oauth2/v2.0/authorize', params: {
       client_id: 'app-id', response_type: 'code', redirect_uri: REDIRECT_URI, response_mode: 'query', scope: 'offline_access Calendars.ReadWrite', state: base.state, ...pkce } },
