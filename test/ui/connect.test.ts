@@ -74,7 +74,10 @@ describe('connecting from the web app', { skip }, () => {
     // The Radicale account's calendars: one to write to (Radicale makes none by itself).
     const headers = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
     const account = await createAccount({ account: { serverUrl: `${rad.url}/`, accountType: 'caldav' }, headers });
-    await makeCalendar({ url: `${account.homeUrl}brennan/`, headers, props: { 'd:displayname': 'Brennan appointments', 'c:supported-calendar-component-set': { 'c:comp': { _attributes: { name: 'VEVENT' } } } } });
+    await makeCalendar({ url: `${account.homeUrl}adair/`, headers, props: { 'd:displayname': 'Adair appointments', 'c:supported-calendar-component-set': { 'c:comp': { _attributes: { name: 'VEVENT' } } } } });
+    // A practitioner made in the app (the file's own are read-only there).
+    const made = await c.api('POST', '/practitioners', { name: 'Rowan Adair', email: 'rowan@lotusclinic.example', locations: ['lakeview'], targets: [{ connection: 'feeds' }] });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
     for (const [email, role] of [['owner@lotusclinic.example', 'owner'], ['desk@lotusclinic.example', 'front_desk']] as const) {
       const r = await c.addUser(email, role, PW);
       assert.equal(r.code, 0, r.out);
@@ -159,22 +162,24 @@ describe('connecting from the web app', { skip }, () => {
   test('the account\'s calendars are listed; the one chosen for a practitioner is their binding, the others kept', { skip: noCalendars }, async () => {
     const cals = page.locator('[data-section="calendars"]');
     await cals.locator('table.calendars').waitFor();
-    const sel = cals.getByLabel('Siobhan Brennan, LMT');
+    const sel = cals.getByLabel('Rowan Adair');
     const options = await sel.locator('option').allInnerTexts();
     assert.ok(options.length >= 2, `calendars listed: ${options.join(' | ')}`);
-    const value = await sel.locator('option', { hasText: 'Brennan appointments' }).getAttribute('value');
-    assert.ok(value, `Brennan's calendar listed: ${options.join(' | ')}`);
+    const value = await sel.locator('option', { hasText: 'Adair appointments' }).getAttribute('value');
+    assert.ok(value, `Adair's calendar listed: ${options.join(' | ')}`);
     assert.equal(await sel.inputValue(), value, 'suggested by its name');
     await sel.selectOption(value);
     await screenshot(page, 'c03-calendars');
     await cals.getByRole('button', { name: 'Save calendars' }).click();
     await statusLine(/Calendars saved/);
-    const brennan = (await c.api('GET', '/practitioners')).body.items.find((x: { id: string }) => x.id === 'brennan');
-    assert.deepEqual(brennan.targets, [{ connection: 'feeds' }, { connection: 'radicale-calendars', calendar: value }]);
+    const adair = (await c.api('GET', '/practitioners')).body.items.find((x: { id: string }) => x.id === 'rowan-adair');
+    assert.deepEqual(adair.targets, [{ connection: 'feeds' }, { connection: 'radicale-calendars', calendar: value }]);
+    // A practitioner the configuration file declares is shown, read-only, with the file named.
+    assert.equal(await cals.getByLabel('Siobhan Brennan, LMT').isDisabled(), true);
     await page.reload();
     await page.waitForSelector('body[data-ready="connection"]');
     await page.locator('[data-section="calendars"] table.calendars').waitFor();
-    assert.equal(await page.locator('[data-section="calendars"]').getByLabel('Siobhan Brennan, LMT').inputValue(), value, 'shown as saved');
+    assert.equal(await page.locator('[data-section="calendars"]').getByLabel('Rowan Adair').inputValue(), value, 'shown as saved');
     assert.match(await page.locator('.conn-status').innerText(), /Working/);
   });
 
