@@ -16,6 +16,8 @@ import {
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
 import { toUtc } from '../../../domain/time.ts';
+import { subscriptions } from './subscriptions.ts';
+import { directory } from './directory.ts';
 
 export const PLATFORM = 'square';
 const API_VERSION = '2025-08-20';
@@ -150,6 +152,7 @@ export const connector: SourceConnector = {
     auth: [
       { key: 'signatureKey', label: 'Webhook subscription signature key', secret: true, required: true },
       { key: 'accessToken', label: 'Access token (OAuth, APPOINTMENTS_ALL_READ)', secret: true, required: true },
+      { key: 'applicationToken', label: 'Application personal access token (only to create the webhook subscription)', secret: true, required: false, help: 'The access token of your Square application itself, shown in the Square Developer Console on the application\'s Credentials page. Square accepts only this token for webhook subscriptions, never a seller\'s OAuth token; without it, add the subscription by hand (Webhooks → Subscriptions) and paste its signature key.' },
     ],
     webhookSecret: 'signatureKey',
     signature: 'x-square-hmacsha256-signature: base64 HMAC-SHA256 of the notification URL (config.notificationUrl) + raw body',
@@ -165,4 +168,6 @@ export const connector: SourceConnector = {
   fetch: fetchChange,
   list,
   writeBack,
+  subscriptions,
+  directory: (ctx) => directory(ctx, api),
 };
