@@ -10,7 +10,8 @@ import { connector as acuity } from '../../src/connectors/sources/acuity/index.t
 import { connector as square } from '../../src/connectors/sources/square/index.ts';
 import { connector as calCom } from '../../src/connectors/sources/cal-com/index.ts';
 import { connector as setmore } from '../../src/connectors/sources/setmore/index.ts';
-import type { ConnectionContext, Directory, SourceChange, SourceConnector, WriteOutcome } from '../../src/connectors/types.ts';
+import type { ConnectionContext, Directory, SourceConnector, WriteOutcome } from '../../src/connectors/types.ts';
+import type { SourceChange } from '../../src/domain/types.ts';
 import { startFakeCalendly } from '../fakes/calendly.ts';
 import { startFakeAcuity } from '../fakes/acuity.ts';
 import { startFakeSquare } from '../fakes/square.ts';
