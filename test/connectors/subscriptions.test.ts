@@ -311,3 +311,24 @@ test('Cal.com: create subscribes the booking triggers with a secret Meridian gen
     await fake.close();
   }
 });
+
+// ------------------------------------------------------------------ set by hand
+
+test('platforms that cannot be subscribed through their API say what to paste where: 2–4 plain steps with {url}', async () => {
+  const { getConnector } = await import('../../src/connectors/registry.ts');
+  const { WEBHOOK_TEMPLATES } = await import('../../src/connectors/sources/youcanbookme/index.ts');
+  const manual = ['youcanbookme', 'timetap', 'bookafy', 'simplybook', 'appointlet', 'jane', 'jotform', 'typeform', 'tally', 'lead-form', 'hubspot'];
+  for (const id of manual) {
+    const d = getConnector(id)?.descriptor;
+    assert.ok(d?.manualWebhook, `${id} has manualWebhook`);
+    const { steps } = d.manualWebhook;
+    assert.ok(steps.length >= 2 && steps.length <= 4, `${id}: 2–4 steps`);
+    assert.equal(steps.filter((s) => s.includes('{url}')).length, 1, `${id}: one step names {url}`);
+    for (const s of steps) assert.ok(s.length > 20 && s.length < 300 && !/\n/.test(s), `${id}: a short plain sentence: ${s}`);
+  }
+  const ycbm = getConnector('youcanbookme')!.descriptor.manualWebhook!;
+  for (const body of Object.values(WEBHOOK_TEMPLATES)) assert.ok(ycbm.template?.includes(body), 'the YouCanBookMe payloads the parser expects');
+  for (const id of ['calendly', 'square', 'acuity', 'cal-com']) {
+    assert.ok((getConnector(id) as SourceConnector).subscriptions, `${id} subscribes through its API`);
+  }
+});
