@@ -332,3 +332,27 @@ test('platforms that cannot be subscribed through their API say what to paste wh
     assert.ok((getConnector(id) as SourceConnector).subscriptions, `${id} subscribes through its API`);
   }
 });
+
+test('the fakes refuse what the platforms refuse: an undocumented event or field (Calendly, by its OpenAPI schema), a writable signature key (Square)', async () => {
+  const c = await startFakeCalendly();
+  const s = await startFakeSquare();
+  try {
+    const post = (url: string, token: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const base = { url: 'https://meridian.example/w', organization: c.organization, user: c.me.uri, scope: 'user' };
+    assert.equal((await post(`${c.url}/webhook_subscriptions`, c.token, { ...base, events: ['invitee.rescheduled'] })).status, 400);
+    assert.equal((await post(`${c.url}/webhook_subscriptions`, c.token, { ...base, events: ['invitee.created'], signing_secret: 'x' })).status, 400);
+    assert.equal((await post(`${c.url}/webhook_subscriptions`, c.token, { ...base, events: ['invitee.created'], scope: 'team' })).status, 400);
+    assert.equal(c.violations.length, 3);
+    assert.equal(c.webhookSubscriptions().length, 0);
+    const sub = { event_types: ['booking.created'], notification_url: 'https://meridian.example/w', signature_key: 'mine' };
+    const r = await post(`${s.url}/v2/webhooks/subscriptions`, s.applicationToken, { idempotency_key: 'k1', subscription: sub }, { 'square-version': '2025-08-20' });
+    assert.equal(r.status, 400);
+    const plain = await post(`${s.url}/v2/webhooks/subscriptions`, s.applicationToken, { idempotency_key: 'k2', subscription: { ...sub, signature_key: undefined, notification_url: 'http://meridian.example/w' } }, { 'square-version': '2025-08-20' });
+    assert.equal(plain.status, 400, 'HTTPS only');
+    assert.equal(s.webhookSubscriptions().length, 0);
+  } finally {
+    await c.close();
+    await s.close();
+  }
+});
