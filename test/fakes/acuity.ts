@@ -7,7 +7,13 @@
 //   const a = await startFakeAcuity({ userId?, apiKey? });
 //   a.url (…/api/v1)   a.credentials   a.hold(appointment)   a.get(id)   a.requests   a.violations
 //   a.fail(n, status, headers?)   a.close()
+// Dynamic webhooks (https://developers.acuityscheduling.com/page/webhooks-webhooks-webhooks): `POST /webhooks`
+// { target, event } (both required, nothing else; the documented events only) → { id, event, target, status };
+// `GET /webhooks`; `DELETE /webhooks/:id`. The 26th webhook of an account is refused with 400, as documented.
+// Also `GET /calendars` and `GET /appointment-types` for the directory.
+//   a.webhooks()   a.dropWebhook(id)   a.signedDelivery(body)   a.calendar(c)   a.appointmentType(t)
 import http from 'node:http';
+import { createHmac } from 'node:crypto';
 import { utcToLocal } from '../../src/domain/time.ts';
 
 export interface AcuityAppointment {
@@ -38,7 +44,17 @@ export interface FakeAcuity {
   /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
   acceptToken(token: string): void;
   close(): Promise<void>;
+  webhooks(): { id: number; event: string; target: string; status: string }[];
+  /** A webhook removed behind Meridian's back (in Acuity's settings, or by another tool). */
+  dropWebhook(id: number | string): void;
+  /** The headers of a delivery Acuity signs with the account's API key. */
+  signedDelivery(body: string): Record<string, string>;
+  calendar(c: { id: number; name: string; email?: string; [k: string]: unknown }): void;
+  appointmentType(t: { id: number; name: string; active?: boolean; [k: string]: unknown }): void;
 }
+
+export const ACUITY_WEBHOOK_EVENTS = new Set(['appointment.scheduled', 'appointment.rescheduled', 'appointment.canceled', 'appointment.changed', 'order.completed']);
+export const ACUITY_WEBHOOK_LIMIT = 25;
 
 const LIST_PARAMS = new Set(['minDate', 'maxDate', 'calendarID', 'appointmentTypeID', 'max', 'canceled', 'showall', 'excludeForms', 'email', 'firstName', 'lastName', 'phone', 'direction']);
 const WRITE_PARAMS = new Set(['admin', 'noEmail']);
@@ -59,6 +75,10 @@ export async function startFakeAcuity(o: { userId?: string; apiKey?: string } = 
   const auth = `Basic ${Buffer.from(`${credentials.userId}:${credentials.apiKey}`).toString('base64')}`;
   const accepted = new Set<string>();
   const appointments = new Map<string, AcuityAppointment>();
+  const hooks = new Map<string, { id: number; event: string; target: string; status: string }>();
+  const calendars = new Map<number, Record<string, unknown>>();
+  const types = new Map<number, Record<string, unknown>>();
+  let nextHook = 1;
   const injected: { status: number; headers: Record<string, string> }[] = [];
   const state: FakeAcuity = {
     url: '', credentials, requests: [], violations: [],
@@ -67,6 +87,11 @@ export async function startFakeAcuity(o: { userId?: string; apiKey?: string } = 
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     acceptToken: (t) => { accepted.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
+    webhooks: () => [...hooks.values()].map((h) => ({ ...h })),
+    dropWebhook: (id) => { hooks.delete(String(id)); },
+    signedDelivery: (body) => ({ 'content-type': 'application/x-www-form-urlencoded', 'x-acuity-signature': createHmac('sha256', credentials.apiKey).update(body).digest('base64') }),
+    calendar: (c) => { calendars.set(c.id, { description: '', location: '', timezone: 'America/New_York', thumbnail: '', image: '', ...c }); },
+    appointmentType: (t) => { types.set(t.id, { active: true, description: '', duration: 60, price: '90.00', category: '', color: '#AAAAAA', private: false, type: 'service', calendarIDs: [...calendars.keys()], ...t }); },
   };
 
   const server = http.createServer((req, res) => {
@@ -94,6 +119,34 @@ export async function startFakeAcuity(o: { userId?: string; apiKey?: string } = 
       if (req.headers.authorization !== auth && !(req.headers.authorization?.startsWith('Bearer ') && accepted.has(req.headers.authorization.slice(7)))) return error(401, 'unauthorized', 'Unauthorized');
       const fault = injected.shift();
       if (fault) return error(fault.status, fault.status === 429 ? 'too_many_requests' : 'server_error', 'Injected', fault.headers);
+      if (url.pathname === '/api/v1/calendars' && req.method === 'GET') return send(200, [...calendars.values()]);
+      if (url.pathname === '/api/v1/appointment-types' && req.method === 'GET') return send(200, [...types.values()]);
+      const wh = /^\/api\/v1\/webhooks(?:\/(\d+))?$/.exec(url.pathname);
+      if (wh) {
+        const [, hookId] = wh;
+        if (req.method === 'GET' && !hookId) return send(200, [...hooks.values()]);
+        if (req.method === 'DELETE' && hookId) {
+          if (!hooks.delete(hookId)) return error(404, 'not_found', 'Webhook not found.');
+          res.writeHead(204).end();
+          return;
+        }
+        if (req.method !== 'POST' || hookId) return refuse('method not allowed here', 405);
+        if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) return refuse('a JSON body needs Content-Type: application/json');
+        const extra = Object.keys(body ?? {}).filter((k) => k !== 'target' && k !== 'event');
+        if (extra.length) return refuse(`undocumented fields ${extra.join(', ')}`);
+        if (typeof body?.event !== 'string' || !ACUITY_WEBHOOK_EVENTS.has(body.event)) return refuse('event is one of the documented webhook events');
+        let target: URL;
+        try {
+          target = new URL(String(body?.target));
+        } catch {
+          return refuse('target is a URL');
+        }
+        if (!['https:', 'http:'].includes(target.protocol) || !['', '443', '80'].includes(target.port)) return refuse('target must be reachable on port 443 or 80');
+        if (hooks.size >= ACUITY_WEBHOOK_LIMIT) return error(400, 'too_many_webhooks', `A maximum of ${ACUITY_WEBHOOK_LIMIT} webhooks can be created per account.`);
+        const hook = { id: nextHook++, event: body.event, target: String(body.target), status: 'active' };
+        hooks.set(String(hook.id), hook);
+        return send(200, hook);
+      }
       const m = /^\/api\/v1\/appointments(?:\/(\d+)(?:\/(reschedule|cancel))?)?$/.exec(url.pathname);
       if (!m) return refuse('not a documented path', 404);
       const [, id, action] = m;

@@ -8,8 +8,15 @@
 //   const c = await startFakeCalCom({ apiKey? });
 //   c.url (…/v2)   c.apiKey   c.put(booking)   c.booking(uid)   c.latest(uid)   c.requests   c.violations
 //   c.fail(n, status, headers?)   c.close()
+// Webhooks, `me` and event types (calcom/cal.com apps/api/v2 `modules/webhooks` CreateWebhookInputDto /
+// WebhookOutputDto, `me`, `event-types_2024_06_14`): `POST /v2/webhooks` { subscriberUrl, triggers (known
+// trigger names), active (required), secret?, payloadTemplate? } → 201 `{ status, data: { id, payloadTemplate,
+// triggers, subscriberUrl, active, secret?, userId } }`; `GET` / `DELETE /v2/webhooks/{id}` (another user's id
+// answers 404 here); `GET /v2/me`; `GET /v2/event-types` needs `cal-api-version: 2024-06-14` and answers 404
+// "Event types not found" when there are none, as Cal.com's controller does.
+//   c.me   c.webhooks()   c.switchOff(id)   c.signedDelivery(id, body)   c.eventType(et)
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 export const CAL_API_VERSION = '2024-08-13';
 
@@ -48,7 +55,19 @@ export interface FakeCalCom {
   violations: string[];
   fail(n: number, status: number, headers?: Record<string, string>): void;
   close(): Promise<void>;
+  me: { id: number; email: string; name: string; username: string; timeZone: string };
+  webhooks(): { id: number; subscriberUrl: string; triggers: string[]; active: boolean; secret?: string; payloadTemplate: string | null; userId: number }[];
+  switchOff(id: number | string): void;
+  /** The headers of a delivery Cal.com signs with that webhook's secret. */
+  signedDelivery(id: number | string, body: string): Record<string, string>;
+  eventType(et: { id: number; title: string; slug?: string; [k: string]: unknown }): void;
 }
+
+export const CAL_TRIGGERS = new Set(['BOOKING_CREATED', 'BOOKING_PAYMENT_INITIATED', 'BOOKING_PAID', 'BOOKING_RESCHEDULED', 'BOOKING_REQUESTED', 'BOOKING_CANCELLED',
+  'BOOKING_REJECTED', 'BOOKING_NO_SHOW_UPDATED', 'FORM_SUBMITTED', 'MEETING_ENDED', 'MEETING_STARTED', 'RECORDING_READY', 'INSTANT_MEETING',
+  'RECORDING_TRANSCRIPTION_GENERATED', 'OOO_CREATED', 'AFTER_HOSTS_CAL_VIDEO_NO_SHOW', 'AFTER_GUESTS_CAL_VIDEO_NO_SHOW']);
+export const CAL_EVENT_TYPES_VERSION = '2024-06-14';
+const WEBHOOK_FIELDS = new Set(['payloadTemplate', 'active', 'subscriberUrl', 'triggers', 'secret']);
 
 const LIST_PARAMS = new Set(['status', 'attendeeEmail', 'attendeeName', 'bookingUid', 'eventTypeIds', 'eventTypeId', 'teamsIds', 'teamId', 'afterStart', 'beforeEnd',
   'afterCreatedAt', 'beforeCreatedAt', 'afterUpdatedAt', 'beforeUpdatedAt', 'sortStart', 'sortEnd', 'sortCreated', 'sortUpdatedAt', 'take', 'skip']);
@@ -70,6 +89,10 @@ function listStatus(b: CalBooking, now: number): string {
 export async function startFakeCalCom(o: { apiKey?: string } = {}): Promise<FakeCalCom> {
   const apiKey = o.apiKey ?? `cal_test_${randomBytes(8).toString('hex')}`;
   const bookings = new Map<string, CalBooking>();
+  const me = { id: 7, email: 'dr.lin@clinic.example', name: 'Dr. Mei Lin', username: 'mei-lin', timeZone: 'Europe/London' };
+  const hooks = new Map<string, { id: number; subscriberUrl: string; triggers: string[]; active: boolean; secret?: string; payloadTemplate: string | null; userId: number }>();
+  const eventTypes = new Map<number, Record<string, unknown>>();
+  let nextHook = 300;
   const injected: { status: number; headers: Record<string, string> }[] = [];
   let nextId = 1000;
   const state: FakeCalCom = {
@@ -83,7 +106,17 @@ export async function startFakeCalCom(o: { apiKey?: string } = {}): Promise<Fake
     },
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     close: () => new Promise((r) => server.close(() => r())),
+    me,
+    webhooks: () => [...hooks.values()].map((h) => structuredClone(h)),
+    switchOff: (id) => { const h = hooks.get(String(id)); if (h) h.active = false; },
+    signedDelivery: (id, body) => {
+      const secret = hooks.get(String(id))?.secret;
+      if (!secret) throw new Error(`no webhook ${id} with a secret`);
+      return { 'content-type': 'application/json', 'x-cal-signature-256': createHmac('sha256', secret).update(body).digest('hex') };
+    },
+    eventType: (et) => { eventTypes.set(et.id, { slug: String(et.title).toLowerCase().replace(/\W+/g, '-'), lengthInMinutes: 60, ownerId: me.id, hidden: false, ...et }); },
   };
+  const hookOut = ({ secret: _s, ...h }: { secret?: string } & Record<string, unknown>) => h;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -109,6 +142,38 @@ export async function startFakeCalCom(o: { apiKey?: string } = {}): Promise<Fake
       const query = Object.fromEntries(url.searchParams);
       state.requests.push({ method: req.method ?? '', path: url.pathname, query, body });
       if (req.headers.authorization !== `Bearer ${apiKey}`) return error(401, 'UnauthorizedException', 'Invalid Access Token');
+      if (url.pathname === '/v2/event-types') {
+        if (req.headers['cal-api-version'] !== CAL_EVENT_TYPES_VERSION) state.violations.push(`${where}: cal-api-version must be ${CAL_EVENT_TYPES_VERSION} for event types`);
+        if (req.method !== 'GET') return refuse('method not allowed here', 405);
+        const unknownParams = Object.keys(query).filter((k) => !['username', 'eventSlug', 'usernames', 'orgSlug', 'orgId'].includes(k));
+        if (unknownParams.length) return refuse(`undocumented query parameters ${unknownParams.join(', ')}`);
+        if (!eventTypes.size) return error(404, 'NotFoundException', 'Event types not found');
+        return send(200, { status: 'success', data: [...eventTypes.values()] });
+      }
+      if (url.pathname === '/v2/me' && req.method === 'GET') return send(200, { status: 'success', data: { ...me, timeFormat: 24, defaultScheduleId: 1, weekStart: 'Monday', organizationId: null } });
+      const wh = /^\/v2\/webhooks(?:\/([^/]+))?$/.exec(url.pathname);
+      if (wh) {
+        const fault = injected.shift();
+        if (fault) return error(fault.status, fault.status === 429 ? 'ThrottlerException' : 'InternalServerErrorException', 'Injected', fault.headers);
+        const [, id] = wh;
+        if (req.method === 'POST' && !id) {
+          const extra = Object.keys(body ?? {}).filter((k) => !WEBHOOK_FIELDS.has(k));
+          if (extra.length) return refuse(`fields not in CreateWebhookInputDto: ${extra.join(', ')}`);
+          if (typeof body?.active !== 'boolean') return refuse('active is a required boolean');
+          if (typeof body?.subscriberUrl !== 'string' || !body.subscriberUrl) return refuse('subscriberUrl is a required string');
+          if (!Array.isArray(body?.triggers) || body.triggers.some((t: unknown) => !CAL_TRIGGERS.has(String(t)))) return refuse('triggers are WebhookTriggerEvents');
+          for (const k of ['secret', 'payloadTemplate']) if (body?.[k] !== undefined && typeof body[k] !== 'string') return refuse(`${k} is a string`);
+          const hook = { id: nextHook++, subscriberUrl: body.subscriberUrl, triggers: body.triggers, active: body.active, payloadTemplate: body.payloadTemplate ?? null, userId: me.id, ...(body.secret ? { secret: body.secret } : {}) };
+          hooks.set(String(hook.id), hook);
+          return send(201, { status: 'success', data: hookOut(hook) });
+        }
+        if (req.method === 'GET' && !id) return send(200, { status: 'success', data: [...hooks.values()].map(hookOut) });
+        const hook = id ? hooks.get(id) : undefined;
+        if (!id || !['GET', 'DELETE'].includes(req.method ?? '')) return refuse('method not allowed here', 405);
+        if (!hook) return error(404, 'NotFoundException', `Webhook with id ${id} not found`);
+        if (req.method === 'DELETE') hooks.delete(id);
+        return send(200, { status: 'success', data: hookOut(hook) });
+      }
       if (req.headers['cal-api-version'] !== CAL_API_VERSION) state.violations.push(`${where}: cal-api-version must be ${CAL_API_VERSION} (else an older version of the endpoint answers)`);
       const fault = injected.shift();
       if (fault) return error(fault.status, fault.status === 429 ? 'ThrottlerException' : 'InternalServerErrorException', 'Injected', fault.headers);

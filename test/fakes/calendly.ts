@@ -4,22 +4,40 @@
 // events (exactly one of user / organization / group, count ≤ 100, page tokens), one event, its invitees (one
 // or all), cancel an event, mark an invitee no-show. The spec copy has no request schemas, so request rules
 // are checked by hand. Rule breaks are answered 400 and recorded in `violations`.
+// Webhook subscriptions, the current user, organization memberships and event types (issue 17): requests to
+// `POST /webhook_subscriptions` are checked against that operation's request schema in Calendly's OpenAPI copy
+// (test/fixtures/specs/calendly-v2/calendly-api.json, unknown fields refused) and every answer against the
+// `User`, `OrganizationMembership`, `EventType`, `WebhookSubscription` and `Pagination` definitions. One
+// deliberate relaxation: the 2023 copy's event enum lacks `invitee_no_show.created|deleted`, which Calendly
+// documents today (sources-a.md §2), so both are added to the request and answer enums. Rules: a free plan
+// (`plan: 'free'`) is refused with the spec's 403 "Please upgrade…"; a URL already subscribed answers 409; a
+// user scope needs `user` (the caller), an organization scope an admin or owner.
 //
 //   const c = await startFakeCalendly({ token? });
 //   c.url   c.token   c.put(invitee with its embedded scheduled_event)   c.invitee(uri)   c.event(uri)
 //   c.requests   c.violations   c.validateWebhook(body)   c.fail(n, status, headers?)   c.close()
+//   c.me   c.organization   c.addUser(user, role?)   c.addEventType(et)   c.webhookSubscriptions()   c.disable(uri)
+//   c.signedDelivery(uri, body, t?) → headers signed with the subscription's signing key
 import http from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 
 const schema = JSON.parse(readFileSync(new URL('../fixtures/specs/calendly-v2/calendly-webhooks.schema.json', import.meta.url), 'utf8'));
+const openapi = JSON.parse(readFileSync(new URL('../fixtures/specs/calendly-v2/calendly-api.json', import.meta.url), 'utf8'));
+/** Newer than the 2023 copy (sources-a.md §2): the no-show events a subscription may name. */
+const NO_SHOW_EVENTS = ['invitee_no_show.created', 'invitee_no_show.deleted'];
+schema.$defs.WebhookSubscription.properties.events.items.enum.push(...NO_SHOW_EVENTS);
+const createSubscriptionSchema = structuredClone(openapi.paths['/webhook_subscriptions'].post.requestBody.content['application/json'].schema);
+createSubscriptionSchema.properties.events.items.enum.push(...NO_SHOW_EVENTS);
+createSubscriptionSchema.additionalProperties = false;
 // The README's two Ajv quirks: `\-` in date patterns (unicodeRegExp off) and x-* keywords (strict off).
 const ajv = new Ajv2020Module.default({ strict: false, allErrors: true, unicodeRegExp: false });
 addFormatsModule.default(ajv);
 ajv.addSchema(schema);
 const validators = new Map<string, ReturnType<typeof ajv.compile>>();
+const createSubscriptionValid = ajv.compile(createSubscriptionSchema);
 function problems(def: string | undefined, body: unknown): string {
   const key = def ?? '#';
   if (!validators.has(key)) validators.set(key, def ? ajv.getSchema(`${schema.$id}#/$defs/${def}`)! : ajv.getSchema(schema.$id)!);
@@ -47,11 +65,34 @@ export interface FakeCalendly {
   /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
   acceptToken(token: string): void;
   close(): Promise<void>;
+  /** The token's user (`GET /users/me`) and its organization. */
+  me: Obj;
+  organization: string;
+  /** Another member of the organization (a User resource; uri, name and email are enough). */
+  addUser(user: Obj, role?: 'user' | 'admin' | 'owner'): Obj;
+  /** An event type (uri and name are enough; the rest is filled in). */
+  addEventType(et: Obj): Obj;
+  /** The subscriptions held, each with the signing_key it was created with. */
+  webhookSubscriptions(): (Obj & { signing_key?: string })[];
+  /** What Calendly does after 24 hours of failed deliveries. */
+  disable(uri: string): void;
+  /** The Calendly-Webhook-Signature header for `body` as Calendly would send it to that subscription. */
+  signedDelivery(uri: string, body: string, t?: number): Record<string, string>;
 }
 
-export async function startFakeCalendly(o: { token?: string } = {}): Promise<FakeCalendly> {
+const userOf = (u: Obj, organization: string): Obj => ({
+  slug: String(u.name ?? 'user').toLowerCase().replace(/[^a-z0-9]+/g, '-'), scheduling_url: `https://calendly.com/${uuidOf(u.uri)}`,
+  timezone: 'America/Denver', avatar_url: null, created_at: micro(), updated_at: micro(), current_organization: organization, ...u,
+});
+
+export async function startFakeCalendly(o: { token?: string; plan?: 'free' | 'paid'; role?: 'user' | 'admin' | 'owner' } = {}): Promise<FakeCalendly> {
   const token = o.token ?? `calendly-fake-${randomUUID()}`;
   const accepted = new Set<string>();
+  const organization = `https://api.calendly.com/organizations/${randomUUID()}`;
+  const me = userOf({ uri: `https://api.calendly.com/users/${randomUUID()}`, name: 'Clinic Owner', email: 'owner@clinic.example' }, organization);
+  const members = new Map<string, { user: Obj; role: string }>([[me.uri, { user: me, role: o.role ?? 'owner' }]]);
+  const eventTypes = new Map<string, Obj>();
+  const hooks = new Map<string, Obj & { signing_key?: string }>();
   const events = new Map<string, Obj>();
   const invitees = new Map<string, Obj>();
   const injected: { status: number; headers: Record<string, string> }[] = [];
@@ -72,7 +113,31 @@ export async function startFakeCalendly(o: { token?: string } = {}): Promise<Fak
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     acceptToken: (t) => { accepted.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
+    me: structuredClone(me), organization,
+    addUser: (u, role = 'user') => {
+      const user = userOf(u, organization);
+      members.set(user.uri, { user, role });
+      return structuredClone(user);
+    },
+    addEventType: (et) => {
+      const full: Obj = {
+        active: true, booking_method: 'instant', slug: uuidOf(et.uri), scheduling_url: `https://calendly.com/x/${uuidOf(et.uri)}`, duration: 60,
+        kind: 'solo', pooling_type: null, type: 'StandardEventType', color: '#8247f5', created_at: micro(), updated_at: micro(), internal_note: null,
+        description_plain: null, description_html: null, profile: { type: 'User', name: me.name, owner: me.uri }, secret: false, custom_questions: [],
+        deleted_at: null, kind_description: 'One-on-One', admin_managed: false, ...et,
+      };
+      eventTypes.set(uuidOf(full.uri), full);
+      return structuredClone(full);
+    },
+    webhookSubscriptions: () => [...hooks.values()].map((h) => structuredClone(h)),
+    disable: (uri) => { const h = hooks.get(uuidOf(uri)); if (h) Object.assign(h, { state: 'disabled', retry_started_at: micro(), updated_at: micro() }); },
+    signedDelivery: (uri, body, t = Math.floor(Date.now() / 1000)) => {
+      const key = hooks.get(uuidOf(uri))?.signing_key;
+      if (!key) throw new Error(`no subscription ${uri} with a signing key`);
+      return { 'content-type': 'application/json', 'calendly-webhook-signature': `t=${t},v1=${createHmac('sha256', key).update(`${t}.${body}`).digest('hex')}` };
+    },
   };
+  const publicHook = ({ signing_key: _k, ...h }: Obj) => h;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -163,6 +228,64 @@ export async function startFakeCalendly(o: { token?: string } = {}): Promise<Fak
         const noShow = { uri: `https://api.calendly.com/invitee_no_shows/${randomUUID()}`, invitee: inv.uri, created_at: micro() };
         Object.assign(inv, { no_show: { uri: noShow.uri, created_at: noShow.created_at }, updated_at: micro() });
         return send(201, { resource: noShow }, [['InviteeNoShow', noShow]]);
+      }
+      if (req.method === 'GET' && url.pathname === '/users/me') return send(200, { resource: me }, [['User', me]]);
+      if (req.method === 'GET' && url.pathname === '/organization_memberships') {
+        const known = new Set(['organization', 'user', 'email', 'count', 'page_token']);
+        const extra = [...q.keys()].filter((k) => !known.has(k));
+        if (extra.length) return refuse(`undocumented parameters ${extra.join(', ')}`);
+        if (q.get('organization') && q.get('organization') !== organization) return send(403, { title: 'Permission Denied', message: 'This user is not in your organization' });
+        const items = [...members.values()]
+          .filter((m) => (!q.get('user') || m.user.uri === q.get('user')) && (!q.get('email') || m.user.email === q.get('email')))
+          .map((m) => ({ uri: `https://api.calendly.com/organization_memberships/${uuidOf(m.user.uri)}`, role: m.role, user: (({ current_organization: _c, ...u }) => u)(m.user), organization, updated_at: micro(), created_at: micro() }));
+        const p = page(items);
+        return send(200, p, checksOf(p, 'OrganizationMembership'));
+      }
+      if (req.method === 'GET' && url.pathname === '/event_types') {
+        const known = new Set(['active', 'organization', 'user', 'sort', 'admin_managed', 'page_token', 'count']);
+        const extra = [...q.keys()].filter((k) => !known.has(k));
+        if (extra.length) return refuse(`undocumented parameters ${extra.join(', ')}`);
+        if (!q.get('organization') === !q.get('user')) return refuse('either organization or user is required');
+        if (q.get('organization') && q.get('organization') !== organization) return send(403, { title: 'Permission Denied', message: 'This user is not in your organization' });
+        const items = [...eventTypes.values()].filter((e) => (!q.get('user') || e.profile?.owner === q.get('user')) && (!q.has('active') || String(e.active) === q.get('active')));
+        const p = page(items);
+        return send(200, p, checksOf(p, 'EventType'));
+      }
+      if (req.method === 'POST' && url.pathname === '/webhook_subscriptions') {
+        if (!createSubscriptionValid(body ?? {})) return refuse(`Create Webhook Subscription body: ${ajv.errorsText(createSubscriptionValid.errors)}`);
+        const b = body!;
+        if (b.scope === 'user' && !b.user) return refuse('a user scope needs user');
+        if (o.plan === 'free') return send(403, { title: 'Permission Denied', message: 'Please upgrade your Calendly account to Professional' });
+        if (b.organization !== organization || (b.user && b.user !== me.uri)) return send(403, { title: 'Permission Denied', message: 'You do not have permission to access this resource.' });
+        if (b.scope === 'organization' && members.get(me.uri)!.role === 'user') return send(403, { title: 'Permission Denied', message: 'You do not have permission' });
+        if ([...hooks.values()].some((h) => h.callback_url === b.url)) return send(409, { title: 'Already Exists', message: 'Hook with this url already exists' });
+        const uri = `https://api.calendly.com/webhook_subscriptions/${randomUUID()}`;
+        const hook = {
+          uri, callback_url: b.url, created_at: micro(), updated_at: micro(), retry_started_at: null, state: 'active', events: b.events, scope: b.scope,
+          organization, user: b.scope === 'user' ? b.user : null, creator: me.uri, ...(b.signing_key ? { signing_key: b.signing_key } : {}),
+        };
+        hooks.set(uuidOf(uri), hook);
+        return send(201, { resource: publicHook(hook) }, [['WebhookSubscription', publicHook(hook)]]);
+      }
+      if (req.method === 'GET' && url.pathname === '/webhook_subscriptions') {
+        const known = new Set(['organization', 'user', 'page_token', 'count', 'sort', 'scope']);
+        const extra = [...q.keys()].filter((k) => !known.has(k));
+        if (extra.length) return refuse(`undocumented parameters ${extra.join(', ')}`);
+        if (!q.get('organization') || !['organization', 'user'].includes(q.get('scope') ?? '')) return refuse('organization and scope are required');
+        if (q.get('scope') === 'user' && !q.get('user')) return refuse('a user scope needs user');
+        const items = [...hooks.values()].filter((h) => h.organization === q.get('organization') && h.scope === q.get('scope') && (!q.get('user') || h.user === q.get('user'))).map(publicHook);
+        const p = page(items);
+        return send(200, p, checksOf(p, 'WebhookSubscription'));
+      }
+      if ((m = /^\/webhook_subscriptions\/([^/]+)$/.exec(url.pathname)) && (req.method === 'GET' || req.method === 'DELETE')) {
+        const hook = hooks.get(m[1]);
+        if (!hook) return notFound();
+        if (req.method === 'DELETE') {
+          hooks.delete(m[1]);
+          res.writeHead(204).end();
+          return;
+        }
+        return send(200, { resource: publicHook(hook) }, [['WebhookSubscription', publicHook(hook)]]);
       }
       return refuse('not a documented path and method', 404);
     });

@@ -8,6 +8,10 @@
 //
 //   const s = await startFakeSetmore();  s.url, s.refreshToken, s.put(appointment), s.remove(key),
 //   s.fail(n, status, headers?), s.expireTokens(), s.pageSize, s.requests, s.violations, s.close()
+// Staff and services (PipedreamHQ/pipedream setmoreappointments.app.mjs): `GET /bookingapi/staffs` →
+// `data.staffs[]` { key, first_name, last_name, email_id } paged by `cursor` like appointments; `GET
+// /bookingapi/services` → `data.services[]` { key, service_name, staff_keys, duration } (one page, no cursor).
+//   s.addStaff(staff), s.addService(service)
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 
@@ -58,6 +62,8 @@ export interface FakeSetmore {
   requests: { method: string; path: string; query: Record<string, string> }[];
   violations: string[];
   close(): Promise<void>;
+  addStaff(s: { key: string; first_name: string; last_name: string; email_id?: string }): void;
+  addService(s: { key: string; service_name: string }): void;
 }
 
 const DMY = /^(\d{2})-(\d{2})-(\d{4})$/;
@@ -70,6 +76,8 @@ export async function startFakeSetmore(): Promise<FakeSetmore> {
   const refreshToken = `r1/${randomBytes(18).toString('base64url')}`;
   const appointments = new Map<string, FakeAppointment>();
   const tokens = new Set<string>();
+  const staffs = new Map<string, Record<string, unknown>>([[STAFF_KEY, { key: STAFF_KEY, first_name: 'Ada', last_name: 'Okafor', email_id: 'ada@clinic.example', comment: '', image_url: '' }]]);
+  const services = new Map<string, Record<string, unknown>>([[SERVICE_KEY, { key: SERVICE_KEY, service_name: 'Acupuncture', staff_keys: [STAFF_KEY], duration: 60, cost: 80, currency: 'USD' }]]);
   let issued = 0;
   const injected: { status: number; headers: Record<string, string> }[] = [];
   const state: FakeSetmore = {
@@ -80,6 +88,8 @@ export async function startFakeSetmore(): Promise<FakeSetmore> {
     expireTokens: () => tokens.clear(),
     tokensIssued: () => issued,
     close: () => new Promise((r) => server.close(() => r())),
+    addStaff: (x) => { staffs.set(x.key, { comment: '', image_url: '', ...x }); },
+    addService: (x) => { services.set(x.key, { staff_keys: [...staffs.keys()], duration: 60, cost: 80, currency: 'USD', ...x }); },
   };
 
   const server = http.createServer((req, res) => {
@@ -127,6 +137,17 @@ export async function startFakeSetmore(): Promise<FakeSetmore> {
         const page = rows.slice(offset, offset + state.pageSize);
         const cursor = page.length ? Buffer.from(String(offset + page.length)).toString('base64url') : undefined;
         return send(200, { response: true, data: { appointments: page, ...(cursor ? { cursor } : {}) } });
+      }
+      if (path === '/bookingapi/staffs') {
+        const offset = query.cursor ? Number(Buffer.from(query.cursor, 'base64url').toString()) : 0;
+        if (!Number.isInteger(offset) || offset < 0) return bad(400, 'cursor was not one this API issued');
+        const page = [...staffs.values()].slice(offset, offset + state.pageSize);
+        const cursor = page.length ? Buffer.from(String(offset + page.length)).toString('base64url') : undefined;
+        return send(200, { response: true, data: { staffs: page, ...(cursor ? { cursor } : {}) } });
+      }
+      if (path === '/bookingapi/services') {
+        if (Object.keys(query).length) return bad(400, `undocumented parameters ${Object.keys(query).join(', ')}`);
+        return send(200, { response: true, data: { services: [...services.values()] } });
       }
       return bad(404, `no such endpoint ${path}`);
     });

@@ -8,8 +8,20 @@
 //   const s = await startFakeSquare();
 //   s.url   s.accessToken   s.put(booking) (a new version when it changes)   s.booking(id)   s.customer(c)
 //   s.requests   s.violations   s.fail(n, status, headers?)   s.validateEvent(name, body)   s.close()
+//
+// Outside the trimmed spec (which has only the Bookings API), written from Square's documented shapes, not a
+// schema: the Webhook Subscriptions API (`POST /v2/webhooks/subscriptions` { idempotency_key ≤ 45 chars,
+// subscription { name?, enabled?, event_types, notification_url (HTTPS), api_version? } }, `GET` / `DELETE
+// /v2/webhooks/subscriptions/{id}`; the WebhookSubscription object: id, name, enabled, event_types,
+// notification_url, api_version, signature_key, created_at, updated_at — developer.squareup.com/reference/square/
+// objects/WebhookSubscription), answered only to the APPLICATION's personal access token (`applicationToken`): a
+// seller's OAuth token is refused (401; Square documents the refusal, not its status), as connect.md §4 asks.
+// Also `POST /v2/team-members/search`, `GET /v2/catalog/list?types=…` and `GET /v2/locations` for the directory.
+//   s.applicationToken   s.webhookSubscriptions()   s.disableSubscription(id)   s.signedDelivery(id, body)
+//   s.teamMember(m)   s.catalogObject(o)   s.location(l)
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 
@@ -74,13 +86,30 @@ export interface FakeSquare {
   /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
   acceptToken(token: string): void;
   close(): Promise<void>;
+  /** The application's personal access token (the only token the Webhook Subscriptions API takes). */
+  applicationToken: string;
+  webhookSubscriptions(): Record<string, any>[];
+  disableSubscription(id: string): void;
+  /** A delivery as Square sends it to that subscription: signed over its notification URL + the body. */
+  signedDelivery(id: string, body: string): { url: string; headers: Record<string, string> };
+  teamMember(m: Record<string, unknown> & { id: string }): void;
+  catalogObject(o: Record<string, unknown> & { id: string }): void;
+  location(l: Record<string, unknown> & { id: string }): void;
 }
 
 const errors = (category: string, code: string, detail: string) => ({ errors: [{ category, code, detail }] });
 
-export async function startFakeSquare(o: { accessToken?: string } = {}): Promise<FakeSquare> {
+const WEBHOOK_EVENT_TYPES = new Set(['booking.created', 'booking.updated', 'customer.created', 'customer.updated', 'payment.created', 'payment.updated']);
+const SUBSCRIPTION_FIELDS = new Set(['name', 'enabled', 'event_types', 'notification_url', 'api_version']);
+
+export async function startFakeSquare(o: { accessToken?: string; applicationToken?: string } = {}): Promise<FakeSquare> {
   const accessToken = o.accessToken ?? 'sq-fake-token';
   const accepted = new Set<string>();
+  const applicationToken = o.applicationToken ?? 'sq-fake-application-pat';
+  const hooks = new Map<string, Record<string, any>>();
+  const team = new Map<string, Record<string, unknown>>();
+  const catalog = new Map<string, Record<string, unknown>>();
+  const locations = new Map<string, Record<string, unknown>>();
   const bookings = new Map<string, SquareBooking>();
   const customers = new Map<string, Record<string, unknown>>();
   const idempotent = new Map<string, { status: number; body: unknown }>();
@@ -106,6 +135,17 @@ export async function startFakeSquare(o: { accessToken?: string } = {}): Promise
     },
     acceptToken: (t) => { accepted.add(t); },
     close: () => new Promise((r) => server.close(() => r())),
+    applicationToken,
+    webhookSubscriptions: () => [...hooks.values()].map((h) => structuredClone(h)),
+    disableSubscription: (id) => { const h = hooks.get(id); if (h) Object.assign(h, { enabled: false, updated_at: stamp() }); },
+    signedDelivery: (id, body) => {
+      const h = hooks.get(id);
+      if (!h) throw new Error(`no subscription ${id}`);
+      return { url: h.notification_url, headers: { 'content-type': 'application/json', 'x-square-hmacsha256-signature': createHmac('sha256', h.signature_key).update(h.notification_url + body).digest('base64') } };
+    },
+    teamMember: (m) => { team.set(m.id, structuredClone(m)); },
+    catalogObject: (c) => { catalog.set(c.id, structuredClone(c)); },
+    location: (l) => { locations.set(l.id, structuredClone(l)); },
   };
 
   const server = http.createServer((req, res) => {
@@ -132,7 +172,54 @@ export async function startFakeSquare(o: { accessToken?: string } = {}): Promise
       } catch {
         return refuse('the body is not JSON');
       }
+      function webhooks(b: any) {
+        if (req.headers.authorization !== `Bearer ${applicationToken}`) {
+          const seller = req.headers.authorization === `Bearer ${accessToken}`;
+          return send(401, errors('AUTHENTICATION_ERROR', 'UNAUTHORIZED', seller
+            ? 'OAuth access tokens cannot be used with the Webhook Subscriptions API; use the application\'s personal access token.'
+            : 'This request could not be authorized.'));
+        }
+        if (!SQUARE_VERSION.test(String(req.headers['square-version'] ?? ''))) state.violations.push(`${where}: no Square-Version: YYYY-MM-DD header`);
+        const fault = injected.shift();
+        if (fault) return send(fault.status, errors('API_ERROR', 'INTERNAL_SERVER_ERROR', 'Injected'), undefined, fault.headers);
+        const id = /^\/v2\/webhooks\/subscriptions\/([^/]+)$/.exec(url.pathname)?.[1];
+        if (req.method === 'POST' && url.pathname === '/v2/webhooks/subscriptions') {
+          const extra = Object.keys(b ?? {}).filter((k) => k !== 'idempotency_key' && k !== 'subscription');
+          if (extra.length) return refuse(`CreateWebhookSubscriptionRequest has no ${extra.join(', ')}`);
+          if (typeof b?.idempotency_key !== 'string' || b.idempotency_key.length < 1 || b.idempotency_key.length > 45) return refuse('idempotency_key is a string of 1–45 characters');
+          const sub = b.subscription;
+          if (!sub || typeof sub !== 'object') return refuse('subscription is required');
+          const bad = Object.keys(sub).filter((k) => !SUBSCRIPTION_FIELDS.has(k));
+          if (bad.length) return refuse(`WebhookSubscription fields not writable or unknown: ${bad.join(', ')}`);
+          if (!Array.isArray(sub.event_types) || !sub.event_types.length || sub.event_types.some((e: unknown) => !WEBHOOK_EVENT_TYPES.has(String(e)))) return refuse('event_types are known event types');
+          if (typeof sub.notification_url !== 'string' || !sub.notification_url.startsWith('https://')) return refuse('notification_url must be an HTTPS URL');
+          if (sub.api_version !== undefined && !SQUARE_VERSION.test(String(sub.api_version))) return refuse('api_version is YYYY-MM-DD');
+          if (sub.name !== undefined && (typeof sub.name !== 'string' || sub.name.length > 64)) return refuse('name is at most 64 characters');
+          const seen = idempotent.get(`wh:${b.idempotency_key}`);
+          if (seen) return send(seen.status, seen.body);
+          const at = stamp();
+          const hook = {
+            id: `wbhk_${randomBytes(16).toString('hex')}`, name: sub.name ?? '', enabled: sub.enabled ?? true, event_types: sub.event_types,
+            notification_url: sub.notification_url, api_version: sub.api_version ?? '2025-08-20', signature_key: randomBytes(16).toString('base64url'), created_at: at, updated_at: at,
+          };
+          hooks.set(hook.id, hook);
+          const answer = { subscription: hook };
+          idempotent.set(`wh:${b.idempotency_key}`, { status: 200, body: answer });
+          return send(200, answer);
+        }
+        if (id && (req.method === 'GET' || req.method === 'DELETE')) {
+          const hook = hooks.get(decodeURIComponent(id));
+          if (!hook) return send(404, errors('INVALID_REQUEST_ERROR', 'NOT_FOUND', 'Subscription not found.'));
+          if (req.method === 'DELETE') {
+            hooks.delete(hook.id);
+            return send(200, {});
+          }
+          return send(200, { subscription: hook });
+        }
+        return refuse('not an operation of the Webhook Subscriptions API used here', 404);
+      }
       state.requests.push({ method: req.method ?? '', path: url.pathname + url.search, body });
+      if (url.pathname.startsWith('/v2/webhooks/')) return webhooks(body);
       if (req.headers.authorization !== `Bearer ${accessToken}` && !accepted.has(req.headers.authorization?.slice(7) ?? '')) return send(401, errors('AUTHENTICATION_ERROR', 'UNAUTHORIZED', 'This request could not be authorized.'), 'RetrieveBookingResponse');
       if (!SQUARE_VERSION.test(String(req.headers['square-version'] ?? ''))) state.violations.push(`${where}: no Square-Version: YYYY-MM-DD header`);
       const customerId = /^\/v2\/customers\/([^/]+)$/.exec(url.pathname)?.[1];
@@ -140,6 +227,26 @@ export async function startFakeSquare(o: { accessToken?: string } = {}): Promise
         const c = customers.get(decodeURIComponent(customerId));
         return c ? send(200, { customer: c }) : send(404, errors('INVALID_REQUEST_ERROR', 'NOT_FOUND', 'Customer not found.'));
       }
+      if (req.method === 'POST' && url.pathname === '/v2/team-members/search') {
+        const extra = Object.keys(body ?? {}).filter((k) => !['query', 'limit', 'cursor'].includes(k));
+        if (extra.length) return refuse(`SearchTeamMembersRequest has no ${extra.join(', ')}`);
+        const limit = body?.limit ?? 100;
+        if (!Number.isInteger(limit) || limit < 1 || limit > 200) return refuse('limit is 1–200');
+        const status = body?.query?.filter?.status;
+        const all = [...team.values()].filter((m) => !status || m.status === status);
+        const from = Number(body?.cursor ?? 0);
+        return send(200, { team_members: all.slice(from, from + limit), ...(from + limit < all.length ? { cursor: String(from + limit) } : {}) });
+      }
+      if (req.method === 'GET' && url.pathname === '/v2/catalog/list') {
+        const unknownParams = [...url.searchParams.keys()].filter((k) => !['cursor', 'types', 'catalog_version'].includes(k));
+        if (unknownParams.length) return refuse(`ListCatalog has no ${unknownParams.join(', ')}`);
+        const types = url.searchParams.get('types')?.split(',');
+        const all = [...catalog.values()].filter((c) => !types || types.includes(String(c.type)));
+        const from = Number(url.searchParams.get('cursor') ?? 0);
+        const pageSize = 2; // small, so paging is exercised
+        return send(200, { objects: all.slice(from, from + pageSize), ...(from + pageSize < all.length ? { cursor: String(from + pageSize) } : {}) });
+      }
+      if (req.method === 'GET' && url.pathname === '/v2/locations') return send(200, { locations: [...locations.values()] });
       const op = OPS.find((x) => x.method === req.method && x.re.test(url.pathname));
       if (!op) return refuse('not an operation of the Bookings API', 404);
       const unknown = [...url.searchParams.keys()].filter((k) => !op.params.has(k));

@@ -16,6 +16,8 @@ import {
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
 import { isIanaZone, toUtc } from '../../../domain/time.ts';
+import { subscriptions } from './subscriptions.ts';
+import { directory } from './directory.ts';
 
 export const PLATFORM = 'acuity';
 const ACTIONS = new Set(['scheduled', 'rescheduled', 'canceled', 'changed']);
@@ -153,4 +155,6 @@ export const connector: SourceConnector = {
   fetch: fetchChange,
   list,
   writeBack,
+  subscriptions,
+  directory,
 };

@@ -11,6 +11,7 @@ import { instantField, jsonBody } from '../../shared/fields.ts';
 import { verifyUrlToken } from '../../shared/signature.ts';
 import { UnreadablePayload, type SourceConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
+import { MANUAL_WEBHOOK } from './manual-webhook.ts';
 
 export const PLATFORM = 'appointlet';
 
@@ -112,6 +113,7 @@ export const connector: SourceConnector = {
       + 'API, so a delivery is trusted on the URL token alone, nothing missed can be polled, the documented payload '
       + 'gives no attendee details (appointments show "Unknown patient") and staff edits cannot be written back: '
       + 'each is marked as diverging.',
+    manualWebhook: MANUAL_WEBHOOK,
     capabilities: { webhooks: true, signedWebhooks: false, fetch: false, list: false, writeCancel: false, writeReschedule: false, writeNoShow: false },
   },
   verify,

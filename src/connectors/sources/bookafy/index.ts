@@ -18,6 +18,7 @@ import {
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
 import { isIanaZone, toUtc } from '../../../domain/time.ts';
+import { MANUAL_WEBHOOK } from './manual-webhook.ts';
 
 export const PLATFORM = 'bookafy';
 /** Pagination is not in Bookafy's reference (see FACTS.md): follow `next_page` when given, never forever. */
@@ -230,6 +231,7 @@ export const connector: SourceConnector = {
       + 'appointment, so each read lists every staff member\'s appointments; an appointment no longer listed is treated as '
       + 'cancelled. Polling repairs missed webhooks. Staff cancellations (a delete in Bookafy) and moves are written back; '
       + 'no-shows cannot be. Time zones come from the practitioner unless Bookafy gives an IANA name.',
+    manualWebhook: MANUAL_WEBHOOK,
     capabilities: { webhooks: true, signedWebhooks: false, fetch: true, list: true, writeCancel: true, writeReschedule: true, writeNoShow: false, listComplete: true },
   },
   verify,

@@ -13,6 +13,8 @@ import {
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
 import { isIanaZone, toUtc } from '../../../domain/time.ts';
+import { subscriptions } from './subscriptions.ts';
+import { directory } from './directory.ts';
 
 export const PLATFORM = 'cal-com';
 export const API_VERSION = '2024-08-13';
@@ -242,4 +244,6 @@ export const connector: SourceConnector = {
   fetch: fetchChange,
   list,
   writeBack,
+  subscriptions,
+  directory,
 };

@@ -15,6 +15,8 @@ import {
 import type { SourceChange } from '../../../domain/types.ts';
 import { isIanaZone } from '../../../domain/time.ts';
 import { sampleWebhook } from './sample.ts';
+import { subscriptions } from './subscriptions.ts';
+import { directory } from './directory.ts';
 
 export const PLATFORM = 'calendly';
 const HEADER = 'calendly-webhook-signature';
@@ -272,4 +274,6 @@ export const connector: SourceConnector = {
   list,
   writeBack,
   sampleWebhook,
+  subscriptions,
+  directory,
 };

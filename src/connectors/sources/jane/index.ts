@@ -22,6 +22,7 @@ import {
 import type { AppointmentStatus, Patient, SourceChange } from '../../../domain/types.ts';
 import { toUtc } from '../../../domain/time.ts';
 import { janeOAuth, janeTokens } from './oauth.ts';
+import { MANUAL_WEBHOOK } from './manual-webhook.ts';
 
 export const PLATFORM = 'jane';
 export const API_VERSION = '2026-01-01';
@@ -210,6 +211,7 @@ export const connector: SourceConnector = {
       + 'is read back from the API before anything is applied. Cancelled and archived appointments become cancellations, '
       + 'no-shows are kept; reschedules keep their id. Jane\'s API is read-only, so staff edits in Meridian are marked as '
       + 'diverging and must be repeated in Jane.',
+    manualWebhook: MANUAL_WEBHOOK,
     capabilities: { webhooks: true, signedWebhooks: false, fetch: true, list: true, writeCancel: false, writeReschedule: false, writeNoShow: false },
   },
   verify,

@@ -22,6 +22,7 @@ import {
 } from '../../types.ts';
 import type { SourceChange } from '../../../domain/types.ts';
 import { toUtc } from '../../../domain/time.ts';
+import { directory } from './directory.ts';
 
 export const PLATFORM = 'setmore';
 const DAY_MS = 86_400_000;
@@ -189,4 +190,5 @@ export const connector: SourceConnector = {
   },
   parseRecord: (r) => parseRecord(r),
   list,
+  directory: (ctx) => directory(ctx, api),
 };

@@ -18,6 +18,7 @@ import {
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
 import { isIanaZone, localToUtc, toUtc, utcToLocal } from '../../../domain/time.ts';
+import { MANUAL_WEBHOOK } from './manual-webhook.ts';
 
 export const PLATFORM = 'simplybook';
 const NOTIFICATIONS: Record<string, SourceChange['kind'] | null> = { create: 'upsert', change: 'upsert', cancel: 'cancel', notify: null };
@@ -228,6 +229,7 @@ export const connector: SourceConnector = {
       + 'through the admin API before it is applied; reschedules keep their id. Times are company-local, read in config.timeZone '
       + '(with config.companyLogin). Polling by date window repairs missed callbacks. Staff cancellations and reschedules are '
       + 'written back; no-shows are not (SimplyBook.me statuses are company-defined).',
+    manualWebhook: MANUAL_WEBHOOK,
     capabilities: { webhooks: true, signedWebhooks: false, fetch: true, list: true, writeCancel: true, writeReschedule: true, writeNoShow: false },
   },
   verify,

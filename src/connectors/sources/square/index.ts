@@ -18,6 +18,8 @@ import {
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
 import { toUtc } from '../../../domain/time.ts';
+import { subscriptions } from './subscriptions.ts';
+import { directory } from './directory.ts';
 
 export const PLATFORM = 'square';
 const API_VERSION = '2025-08-20';
@@ -173,6 +175,7 @@ export const connector: SourceConnector = {
       { key: 'refreshToken', label: 'Refresh token (from connecting the seller; the access token is then refreshed automatically)', secret: true, required: false },
       { key: 'clientId', label: 'Application ID (OAuth)', secret: true, required: false },
       { key: 'clientSecret', label: 'Application secret (OAuth)', secret: true, required: false },
+      { key: 'applicationToken', label: 'Application personal access token (only to create the webhook subscription)', secret: true, required: false, help: 'The access token of your Square application itself, shown in the Square Developer Console on the application\'s Credentials page. Square accepts only this token for webhook subscriptions, never a seller\'s OAuth token; without it, add the subscription by hand (Webhooks → Subscriptions) and paste its signature key.' },
     ],
     authSets: [['signatureKey', 'accessToken']],
     webhookSecret: 'signatureKey',
@@ -189,4 +192,6 @@ export const connector: SourceConnector = {
   fetch: fetchChange,
   list,
   writeBack,
+  subscriptions,
+  directory: (ctx) => directory(ctx, api),
 };

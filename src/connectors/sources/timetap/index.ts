@@ -23,6 +23,7 @@ import {
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
 import { isIanaZone, localToUtc, toUtc } from '../../../domain/time.ts';
+import { MANUAL_WEBHOOK } from './manual-webhook.ts';
 
 export const PLATFORM = 'timetap';
 /** The documented default page size of the report endpoints: a shorter page is surely the last. */
@@ -225,6 +226,7 @@ export const connector: SourceConnector = {
       + 'before applying it (deleted appointments become cancellations); edits keep their id. Polling by date range repairs '
       + 'missed webhooks. Staff cancellations are written back without TimeTap e-mails; moves and no-shows cannot be '
       + 'written through the API, so such edits are marked as diverging.',
+    manualWebhook: MANUAL_WEBHOOK,
     capabilities: { webhooks: true, signedWebhooks: false, fetch: true, list: true, writeCancel: true, writeReschedule: false, writeNoShow: false },
   },
   verify,

@@ -16,6 +16,7 @@ import {
 } from '../../types.ts';
 import type { AppointmentStatus, SourceChange } from '../../../domain/types.ts';
 import { isIanaZone, localToUtc, toUtc, utcToLocal } from '../../../domain/time.ts';
+import { manualWebhook } from './manual-webhook.ts';
 
 export const PLATFORM = 'youcanbookme';
 
@@ -240,6 +241,7 @@ export const connector: SourceConnector = {
       + 'token and the booking is read back from the API before anything is applied; reschedules keep the booking id, and '
       + 'polling repairs missed webhooks. Staff cancellations, no-shows and moves are written back and read back; a change '
       + 'YouCanBookMe does not keep marks the appointment as diverging.',
+    manualWebhook: manualWebhook(WEBHOOK_TEMPLATES),
     capabilities: { webhooks: true, signedWebhooks: false, fetch: true, list: true, writeCancel: true, writeReschedule: true, writeNoShow: true },
   },
   verify,

@@ -10,6 +10,7 @@ import type { AppointmentStatus } from '../../../domain/types.ts';
 import { HubSpotApi } from './api.ts';
 import { hubspotOAuth } from './oauth.ts';
 import { changedMeetingIds, verifyHubSpot } from './webhook.ts';
+import { MANUAL_WEBHOOK } from './manual-webhook.ts';
 
 export const PLATFORM = 'hubspot';
 const MEETINGS = '/crm/v3/objects/meetings';
@@ -149,6 +150,7 @@ export const connector: TargetConnector = {
       + 'says HubSpot is covered by the clinic\'s data agreement (then text is full by default), at creation only; otherwise it '
       + 'has no contact and minimal text. Meetings moved, cancelled or deleted in HubSpot come back through its signed webhooks '
       + '(v3) under the two-way policy. Lead-form submissions with an e-mail become contacts.',
+    manualWebhook: MANUAL_WEBHOOK,
     capabilities: { push: true, readChanges: true, freeBusy: false, deterministicIds: false },
   },
   client: createClient,
