@@ -4,17 +4,19 @@ import { z } from 'zod';
 import { allDescriptors } from '../../connectors/registry.ts';
 import { PRIVACY_LEVELS } from '../../domain/types.ts';
 import { listFeeds, rotateFeed } from '../../engine/effects/feeds.ts';
-import { credentialsRenewed, saveSecrets } from '../../engine/hub/connections.ts';
+import { credentialsRenewed, listConnectionsWithSetup, saveSecrets, setupOfRow, shownStatus } from '../../engine/hub/connections.ts';
+import type { SetupState } from '../../connectors/setup.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { listLocationsWithRooms, listServices, updateConnection, updatePractitioner } from '../../store/queries/setup.ts';
-import { getConnectionRow, getPractitioner, listConnections, listPractitioners, toConnection } from '../../store/repo.ts';
+import { getConnectionRow, getPractitioner, listPractitioners, toConnection } from '../../store/repo.ts';
 import { createUser, listUsers, ROLES, setUserDisabled } from '../auth.ts';
 import { HttpError } from '../errors.ts';
 import { defineRoute, idParam, zone, type Route } from '../route.ts';
 
 const targetBinding = z.object({ connection: z.string().min(1), calendar: z.string().optional() }).strict();
 
-function connectionView(c: ReturnType<typeof toConnection>) {
+/** A connection as the API shows it: `status` is `needs_setup` while it lacks secrets, and `setup` says what is missing. */
+function connectionView(c: ReturnType<typeof toConnection> & { setup: SetupState }) {
   const { secretRefs, hasStoredSecrets, ...rest } = c;
   return { ...rest, secrets: { fromEnvironment: Object.keys(secretRefs), stored: hasStoredSecrets } };
 }
@@ -56,8 +58,8 @@ export const SETUP_ROUTES: Route[] = [
     handler: async ({ hub }) => ({ items: await listServices(hub.store.db) }),
   }),
   defineRoute({
-    method: 'GET', path: '/connections', scope: 'read', tag: 'setup', summary: 'Connections with their status (secrets are never returned)',
-    handler: async ({ hub }) => ({ items: (await listConnections(hub.store.db)).map(connectionView) }),
+    method: 'GET', path: '/connections', scope: 'read', tag: 'setup', summary: 'Connections with their status (secrets are never returned); `needs_setup` while a connection lacks secrets, with `setup: { complete, missing, unsetEnv }`',
+    handler: async ({ hub }) => ({ items: (await listConnectionsWithSetup(hub)).map(connectionView) }),
   }),
   defineRoute({
     method: 'PATCH', path: '/connections/:id', scope: 'admin', tag: 'setup', params: idParam,
@@ -80,7 +82,9 @@ export const SETUP_ROUTES: Route[] = [
       hub.cache.clear();
       const after = await getConnectionRow(hub.store.db, params.id);
       if (!after) throw new HttpError('not_found', `no connection ${params.id}`);
-      return connectionView(toConnection(after));
+      const setup = setupOfRow(hub, after);
+      const record = toConnection(after);
+      return connectionView({ ...record, status: shownStatus(record.status, setup), setup });
     },
   }),
   defineRoute({

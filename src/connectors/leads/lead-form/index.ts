@@ -89,6 +89,7 @@ export const connector: LeadFormConnector = {
       { key: 'webhookToken', label: 'URL token', secret: true, required: false, help: 'For senders that cannot sign: post to …/leads/<connection>?token=<this value>' },
       { key: 'challengeSecret', label: 'Challenge secret key', secret: true, required: false, help: 'With config.challenge (Turnstile or hCaptcha): the secret key the token is verified with' },
     ],
+    authSets: [['signingSecret'], ['webhookToken']],
     signature: 'X-Meridian-Signature: sha256=hex(HMAC-SHA256(signing secret, raw body)), or ?token=<webhookToken> in the URL',
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },
     fidelity: 'Meridian\'s own format for a clinic\'s website form: JSON or form-encoded, with preferred times in words or as exact dates, times and instants. A submission without a submissionId is identified by its bytes, so only an identical resend counts as a duplicate.',
