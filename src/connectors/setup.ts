@@ -54,6 +54,12 @@ export function setupDescriptor(platform: string, config: Record<string, unknown
   return d;
 }
 
+/** Whether rank `a` comes before rank `b` (the first differing place decides). */
+function before(a: number[], b: number[]): boolean {
+  const i = a.findIndex((x, j) => x !== b[j]);
+  return i !== -1 && a[i] < b[i];
+}
+
 /** Set up or not, and what is missing, given the secrets available. */
 export function connectionSetup(d: Pick<Descriptor, 'auth' | 'authSets'>, a: AvailableSecrets): SetupState {
   const have = new Set<string>(a.stored ?? []);
@@ -62,17 +68,20 @@ export function connectionSetup(d: Pick<Descriptor, 'auth' | 'authSets'>, a: Ava
     if (envIsSet(a.env, env)) have.add(key);
     else unsetEnv.push({ key, env });
   }
-  // The closest set lacks the fewest keys; between equals, the one the connection refers to most (a lead form
-  // whose `webhookToken` names an unset variable lacks that token, not a signing secret it never mentioned).
+  // The closest set lacks the fewest keys; between equals, the one with more of its keys there (HubSpot with a
+  // client id and secret lacks the refresh token), then the one the connection refers to most (a lead form whose
+  // `webhookToken` names an unset variable lacks that token, not a signing secret it never mentioned).
   const declared = new Set(a.declared ?? []);
   const referred = (keys: string[]) => keys.filter((k) => a.envRefs?.[k] !== undefined || declared.has(k)).length;
-  let best: string[] | undefined;
+  const rank = (set: string[], lacks: string[]) => [lacks.length, -(set.length - lacks.length), -referred(lacks)];
+  let best: { lacks: string[]; rank: number[] } | undefined;
   for (const set of authSetsOf(d)) {
     const lacks = set.filter((k) => !have.has(k));
-    if (!best || lacks.length < best.length || (lacks.length === best.length && referred(lacks) > referred(best))) best = lacks;
+    const r = rank(set, lacks);
+    if (!best || before(r, best.rank)) best = { lacks, rank: r };
     if (!lacks.length) break;
   }
-  const missing = best ?? [];
+  const missing = best?.lacks ?? [];
   return { complete: missing.length === 0, missing, unsetEnv };
 }
 
