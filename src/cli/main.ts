@@ -631,8 +631,10 @@ keys.command('revoke').argument('<id>').action(async (id: string, _o, cmd: Comma
 const connections = program.command('connections').description('connections to booking tools, calendars and CRMs');
 connections.command('list').action(async (_o, cmd: Command) => {
   await withHub(globals(cmd), async (hub) => {
-    const rows = await hub.store.db.selectFrom('connection').selectAll().orderBy('id').execute();
-    for (const c of rows) out(`${c.id}  ${c.platform}  ${c.status}${c.last_error ? `  (${c.last_error})` : ''}`);
+    for (const c of await listConnectionsWithSetup(hub)) {
+      const setup = c.status === 'needs_setup' ? `  (lacks ${c.setup.missing.join(', ')}${c.setup.unsetEnv.length ? `; unset: ${c.setup.unsetEnv.map((u) => u.env).join(', ')}` : ''})` : '';
+      out(`${c.id}  ${c.platform}  ${c.status}${setup}${c.lastError ? `  (${c.lastError})` : ''}`);
+    }
   });
 });
 connections.command('set-secret').argument('<connection>').argument('<key>')

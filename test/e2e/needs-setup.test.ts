@@ -151,6 +151,9 @@ describe('`config check` reports missing secrets at file:line:column and exits 1
     assert.equal(applied.code, 1, 'applied, but the form is not set up');
     assert.match(applied.stdout, /applied .*stored\.yaml: 1 practitioners, 1 connections/);
     assert.ok(applied.stderr.includes(`${file}:${where(yaml, 'webhookToken: { stored')}: connections[0].secrets.webhookToken: webhookToken is not stored yet`), applied.stderr);
+    const listed = await meridian(['connections', 'list', '--data', data], { env: CLEAN });
+    // (The store keeps environment references, not `{ stored: true }` declarations: with nothing stored yet, either set may be named.)
+    assert.match(listed.stdout, /^form {2}lead-form {2}needs_setup {2}\(lacks (webhookToken|signingSecret)\)$/m);
     const missing = await check(yaml, {}, data);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /webhookToken is not stored yet: store it with `meridian connections set-secret form webhookToken`/);
