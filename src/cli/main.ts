@@ -6,12 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { sql } from 'kysely';
 import cliProgress from 'cli-progress';
-import { allDescriptors, getConnector, getSource, getTarget } from '../connectors/registry.ts';
+import { allDescriptors, getConnector, getLeadForm, getSource, getTarget } from '../connectors/registry.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
-import { ConfigError, formatIssue, loadConfigFile } from '../config/load.ts';
+import { ConfigError, formatIssue, loadConfigFile, type ConfigIssue, type LoadedConfig } from '../config/load.ts';
 import { exportConfig, NothingToExport } from '../config/export.ts';
+import { declaresStored, secretIssues } from '../config/secrets.ts';
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES, type Scope } from '../engine/hub/apikeys.ts';
-import { credentialsRenewed, loadConnection, saveSecrets, storedSecrets } from '../engine/hub/connections.ts';
+import { credentialsRenewed, listConnectionsWithSetup, loadConnection, saveSecrets, setupOfRow, storedSecrets } from '../engine/hub/connections.ts';
 import { listFeeds } from '../engine/effects/feeds.ts';
 import type { Hub } from '../engine/hub/hub.ts';
 import { startRuntime } from '../engine/runtime.ts';
@@ -20,7 +21,7 @@ import { jobCounts, listJobs, retryJob } from '../store/outbox.ts';
 import { PAST_MS, reconcileConnection, repairReconciled } from '../engine/sync/reconcile.ts';
 import { pollConnection, type PollReport } from '../engine/sync/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
-import { applyConfigFile, configFileOf, dataDirOf, open, type GlobalOptions } from './runtime.ts';
+import { applyConfigFile, configFileOf, dataDirOf, open, secretProblems, storeOf, type GlobalOptions } from './runtime.ts';
 import { demoLogins, seedDemoSchedule } from './demo-staff.ts';
 import { createUser, listUsers, ROLES, type Role } from '../http/auth.ts';
 import { dropOlderKeys, prependKeyFile, reencryptStore } from '../store/crypto.ts';
@@ -73,6 +74,25 @@ function reportConfigError(err: unknown): never {
   throw err;
 }
 
+/**
+ * Once at start: each connection that is not set up, and each environment reference whose variable is unset,
+ * as a warning naming the connection, the secret and the variable (never a value). The server still starts.
+ */
+async function warnSetupProblems(hub: Hub): Promise<void> {
+  for (const c of await listConnectionsWithSetup(hub)) {
+    if (c.status === 'disabled') continue;
+    const { missing, unsetEnv } = c.setup;
+    for (const u of unsetEnv) {
+      const needed = missing.includes(u.key);
+      hub.log.warn({ connection: c.id, key: u.key, env: u.env, needsSetup: needed }, `connection ${c.id}: ${u.env} is not set in the environment (secret ${u.key})${needed ? '; the connection needs setup and takes nothing until it is set' : ''}`);
+    }
+    const bare = missing.filter((k) => !unsetEnv.some((u) => u.key === k));
+    if (bare.length) {
+      hub.log.warn({ connection: c.id, missing: bare, needsSetup: true }, `connection ${c.id} needs setup: it lacks ${bare.join(', ')} (add { env: … } references, store them with \`meridian connections set-secret ${c.id} <key>\`, or connect it in the web app)`);
+    }
+  }
+}
+
 // ------------------------------------------------------------------ serve
 
 interface ServeOptions extends GlobalOptions {
@@ -95,6 +115,7 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
     await hub.store.close();
     reportConfigError(err);
   }
+  await warnSetupProblems(hub);
   const app = await buildServer(hub, { trustProxy: process.env.MERIDIAN_TRUST_PROXY === '1' });
   let address: string;
   try {
@@ -145,14 +166,25 @@ async function demoSetup(o: GlobalOptions): Promise<void> {
     } catch (err) {
       reportConfigError(err);
     }
-    // Each source connection gets a random webhook secret, stored encrypted (never in the file).
-    for (const c of await hub.store.db.selectFrom('connection').selectAll().execute()) {
-      const src = getSource(c.platform);
-      const key = src?.descriptor.webhookSecret;
-      if (key && !storedSecrets(hub, c.secrets_enc)[key]) {
-        const { randomBytes } = await import('node:crypto');
-        await saveSecrets(hub.store.db, hub, c.id, { [key]: `demo-${randomBytes(18).toString('base64url')}` });
-      }
+    // The demo ships no connection that needs setup: each source's webhook secret, each secret the file keeps
+    // in the store (`{ stored: true }`: the website form's token) and whatever else a connection still lacks
+    // gets a random value, stored encrypted (never in the file).
+    const { randomBytes } = await import('node:crypto');
+    const demoSecret = () => `demo-${randomBytes(18).toString('base64url')}`;
+    const file = configFileOf(o);
+    const declared = new Map((file ? loadConfigFile(file).config.connections : []).map((x) => [x.id, Object.entries(x.secrets).filter(([, r]) => r !== null && typeof r === 'object' && 'stored' in r).map(([k]) => k)]));
+    const fill = async (c: { id: string; secrets_enc: string | null }, keys: Iterable<string>) => {
+      const have = storedSecrets(hub, c.secrets_enc);
+      const patch = Object.fromEntries([...new Set(keys)].filter((k) => !have[k]).map((k) => [k, demoSecret()]));
+      if (Object.keys(patch).length) await saveSecrets(hub.store.db, hub, c.id, patch);
+    };
+    for (const c of await hub.store.db.selectFrom('connection').selectAll().where('status', '!=', 'disabled').execute()) {
+      const key = getSource(c.platform)?.descriptor.webhookSecret;
+      await fill(c, [...(key ? [key] : []), ...(declared.get(c.id) ?? [])]);
+    }
+    for (const c of await hub.store.db.selectFrom('connection').selectAll().where('status', '!=', 'disabled').execute()) {
+      const setup = setupOfRow(hub, c);
+      if (!setup.complete) await fill(c, setup.missing);
     }
     const keyFile = join(dataDir, DEMO_KEY_FILE);
     if (!existsSync(keyFile)) {
@@ -168,7 +200,13 @@ async function demoSetup(o: GlobalOptions): Promise<void> {
 async function demoBanner(url: string, hub: Hub, o: GlobalOptions): Promise<void> {
   const key = readFileSync(join(dataDirOf(o), DEMO_KEY_FILE), 'utf8').trim();
   const feeds = await listFeeds(hub);
-  const sources = (await hub.store.db.selectFrom('connection').select(['id', 'platform']).execute()).filter((c) => getSource(c.platform));
+  const conns = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '!=', 'disabled').execute();
+  const sources = conns.filter((c) => getSource(c.platform));
+  const forms = [];
+  for (const c of conns.filter((x) => getLeadForm(x.platform))) {
+    const token = (await loadConnection(hub, c.id)).secrets.webhookToken;
+    if (token) forms.push(`  Lead form:  POST ${url}/leads/${c.id}?token=${token}   (the website's appointment requests)`);
+  }
   const lines = [
     '',
     'Meridian demo clinic is ready.',
@@ -179,6 +217,7 @@ async function demoBanner(url: string, hub: Hub, o: GlobalOptions): Promise<void
     `  API:        ${url}/api/v1/openapi.json   (API key: ${key})`,
     `  Try:        curl -H "Authorization: Bearer ${key}" ${url}/api/v1/appointments`,
     ...sources.map((s) => `  Webhook:    ${url}/webhooks/${s.id}`),
+    ...forms,
     '  Send a signed sample booking (new, then cancel) from another terminal:',
     ...sources.map((s) => `    bin/meridian send-sample ${s.id} --to ${url}${o.data ? ` --data ${o.data}` : ''}`),
     '  Calendar feeds (subscribe in any calendar app):',
@@ -402,14 +441,38 @@ program.command('migrate').description('create or upgrade the database schema')
 const config = program.command('config').description('the clinic configuration file');
 config.command('check').argument('[file]').description('validate a configuration file (errors name file:line:column and the field)')
   .action(async (file: string | undefined, _o, cmd: Command) => {
-    const f = file ?? configFileOf(globals(cmd));
+    const o = globals(cmd);
+    const f = file ?? configFileOf(o);
     if (!f) throw new UsageError('no configuration file given or found');
+    let loaded: LoadedConfig;
     try {
-      const c = loadConfigFile(resolve(f)).config;
-      out(`${f}: valid (${c.practitioners.length} practitioners, ${c.locations.length} locations, ${c.connections.length} connections)`);
+      loaded = loadConfigFile(resolve(f));
     } catch (err) {
       reportConfigError(err);
     }
+    // Secrets: each environment reference is set, each connection has what it needs; stored ones with a store.
+    const c = loaded.config;
+    const store = storeOf(o);
+    const withoutStore = () => secretIssues(c, process.env).map((p) => loaded.issueAt(p.path, p.message));
+    let problems: ConfigIssue[];
+    let note: string | undefined;
+    if (store.exists) {
+      try {
+        problems = await withHub(o, (hub) => secretProblems(hub, loaded));
+      } catch (err) {
+        problems = withoutStore();
+        note = `stored secrets not checked (cannot read the store at ${store.where}: ${(err as Error).message})`;
+      }
+    } else {
+      problems = withoutStore();
+      if (declaresStored(c)) note = `stored secrets not checked (no store at ${store.where})`;
+    }
+    if (problems.length) {
+      if (note) process.stderr.write(`meridian: note: ${note}\n`);
+      reportConfigError(new ConfigError(problems));
+    }
+    out(`${f}: valid (${c.practitioners.length} practitioners, ${c.locations.length} locations, ${c.connections.length} connections)`);
+    if (note) out(`note: ${note}`);
   });
 config.command('apply').description('apply the configuration file now (also done at every start when it changed)')
   .action(async (_o, cmd: Command) => {
@@ -418,6 +481,10 @@ config.command('apply').description('apply the configuration file now (also done
         const s = await applyConfigFile(hub, globals(cmd), true);
         if (!s) throw new UsageError('no configuration file given or found');
         out(`applied ${s.file}: ${s.practitioners} practitioners, ${s.connections} connections, ${s.feedsCreated} new feeds`);
+        if (s.secretIssues.length) {
+          process.stderr.write(`meridian: applied, but connections are not set up (they take nothing until they are):\n${s.secretIssues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
+          process.exitCode = 1;
+        }
       } catch (err) {
         if (err instanceof UsageError) throw err;
         reportConfigError(err);
@@ -595,8 +662,10 @@ keys.command('revoke').argument('<id>').action(async (id: string, _o, cmd: Comma
 const connections = program.command('connections').description('connections to booking tools, calendars and CRMs');
 connections.command('list').action(async (_o, cmd: Command) => {
   await withHub(globals(cmd), async (hub) => {
-    const rows = await hub.store.db.selectFrom('connection').selectAll().orderBy('id').execute();
-    for (const c of rows) out(`${c.id}  ${c.platform}  ${c.status}${c.last_error ? `  (${c.last_error})` : ''}`);
+    for (const c of await listConnectionsWithSetup(hub)) {
+      const setup = c.status === 'needs_setup' ? `  (lacks ${c.setup.missing.join(', ')}${c.setup.unsetEnv.length ? `; unset: ${c.setup.unsetEnv.map((u) => u.env).join(', ')}` : ''})` : '';
+      out(`${c.id}  ${c.platform}  ${c.status}${setup}${c.lastError ? `  (${c.lastError})` : ''}`);
+    }
   });
 });
 connections.command('set-secret').argument('<connection>').argument('<key>')

@@ -57,6 +57,8 @@ export interface LoadedConfig {
   /** SHA-256 of the file's text: applied to the store only when it changes. */
   hash: string;
   file: string;
+  /** An issue located in this file: its line and column are those of the field at `path` (or its nearest parent). */
+  issueAt(path: readonly PropertyKey[], message: string): ConfigIssue;
 }
 
 export function parseConfig(text: string, file: string): LoadedConfig {
@@ -71,17 +73,18 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const raw = doc.toJS();
   const parsed = configSchema.safeParse(raw ?? {});
   const issues: ConfigIssue[] = [];
-  const add = (path: readonly PropertyKey[], message: string) => {
+  const issueAt = (path: readonly PropertyKey[], message: string): ConfigIssue => {
     const at = locate(doc, lc, path);
-    issues.push({ file, line: at.line, column: at.col, field: fieldPath(path), message });
+    return { file, line: at.line, column: at.col, field: fieldPath(path), message };
   };
+  const add = (path: readonly PropertyKey[], message: string) => issues.push(issueAt(path, message));
   if (!parsed.success) {
     for (const i of (parsed.error as z.ZodError).issues) add(i.path, i.message);
     throw new ConfigError(issues);
   }
   for (const p of crossCheck(parsed.data)) add(p.path, p.message);
   if (issues.length) throw new ConfigError(issues);
-  return { config: parsed.data, hash: createHash('sha256').update(text).digest('hex'), file };
+  return { config: parsed.data, hash: createHash('sha256').update(text).digest('hex'), file, issueAt };
 }
 
 export function loadConfigFile(file: string): LoadedConfig {

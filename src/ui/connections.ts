@@ -1,6 +1,7 @@
 // Connections and health: each connection's status, last successful sync and error, its jobs (waiting,
 // retrying, dead), the dead-letter list with Retry, failed deliveries with Replay, reconnection
-// needs, and mass changes held for approval. Each connection opens its own page (connect.ts); the owner adds one here.
+// needs, connections that need setup (a secret missing, with what to do), and mass changes held for approval. Each connection
+// opens its own page (connect.ts); the owner adds one here.
 import { api } from './api.ts';
 import { announce, h } from './dom.ts';
 import { canWrite, isOwner, practitionerName, zoneFor } from './state.ts';
@@ -10,7 +11,9 @@ import { formatInstant } from './time.ts';
 interface Health {
   id: string; name: string; platform: string; platformName: string; role?: string; status: string; needsReconnect: boolean; lastError?: string;
   lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number; waitingDeliveries?: number;
+  setup?: Setup;
 }
+interface Setup { complete: boolean; missing: string[]; unsetEnv: { key: string; env: string }[] }
 interface Job { id: string; kind: string; payload: Record<string, unknown>; attempts: number; maxAttempts: number; runAt: string; lastError?: string; updatedAt: string; state: string }
 interface Held { id: string; connectionId: string; status: string; createdAt: string; summary: { cancellations: number; upcoming: number; listedLive: number; appointments: { id: string; start: string; practitionerId: string }[] } }
 
@@ -26,7 +29,18 @@ function period(v: string): string {
 
 const connectionHref = (id: string) => `#/connection?id=${encodeURIComponent(id)}`;
 
-const STATUS_TEXT: Record<string, string> = { active: 'Working', needs_reauth: 'Needs reconnecting', disabled: 'Disabled', error: 'Failing' };
+const STATUS_TEXT: Record<string, string> = { active: 'Working', needs_setup: 'Needs setup', needs_reauth: 'Needs reconnecting', disabled: 'Disabled', error: 'Failing' };
+
+/** What a connection that needs setup lacks, and what to do, in a line: unset environment variables first. */
+export function setupAdvice(id: string, s: Setup): string {
+  const unset = s.unsetEnv.filter((u) => s.missing.includes(u.key));
+  const bare = s.missing.filter((k) => !unset.some((u) => u.key === k));
+  const parts = [
+    ...unset.map((u) => `set ${u.env} in the server's environment (${u.key}) and restart`),
+    ...(bare.length ? [`store ${bare.join(', ')}: bin/meridian connections set-secret ${id} <key> (or PUT /api/v1/connections/${id}/secrets)`] : []),
+  ];
+  return `Missing ${s.missing.join(', ')}: ${parts.join('; ')}.`;
+}
 
 export async function connectionsPage(main: HTMLElement): Promise<void> {
   const tz = zoneFor();
@@ -54,6 +68,7 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
       api.get<{ items: { id: string; connection_id: string; received_at: string; status: string; error: string | null }[] }>('/deliveries?status=failed&limit=50'),
     ]);
     const reconnect = health.items.filter((c) => c.needsReconnect);
+    const setup = health.items.filter((c) => c.status === 'needs_setup');
     const retrying = pending.items.filter((j) => j.lastError);
     const c = health.jobs;
     const sections: HTMLElement[] = [];
@@ -62,6 +77,7 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
       h('div', { class: 'stat' }, h('strong', {}, String(retrying.length)), ' retrying after an error'),
       h('div', { class: `stat ${c.dead ? 'bad' : ''}` }, h('strong', {}, String(c.dead ?? 0)), ' in dead letter'),
       h('div', { class: `stat ${reconnect.length ? 'bad' : ''}` }, h('strong', {}, String(reconnect.length)), ' need reconnecting'),
+      h('div', { class: `stat ${setup.length ? 'bad' : ''}` }, h('strong', {}, String(setup.length)), ' need setup'),
       h('div', { class: `stat ${held.items.length ? 'warn' : ''}` }, h('strong', {}, String(held.items.length)), ' mass changes held')));
     if (reconnect.length) {
       sections.push(h('section', { class: 'card broken', 'aria-labelledby': 'reconnect' }, h('h2', { id: 'reconnect' }, 'Connections needing reconnection'),
@@ -82,7 +98,8 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
         h('tbody', {}, health.items.map((r) => h('tr', { dataset: { connection: r.id } },
           h('th', { scope: 'row' }, h('a', { href: connectionHref(r.id) }, r.name), h('div', { class: 'muted' }, `${r.platformName} · ${r.id}`)),
           h('td', {}, r.role ?? '—'),
-          h('td', {}, h('span', { class: `pill s-${r.status}` }, STATUS_TEXT[r.status] ?? r.status)),
+          h('td', {}, h('span', { class: `pill s-${r.status}` }, STATUS_TEXT[r.status] ?? r.status),
+            r.status === 'needs_setup' && r.setup ? h('div', { class: 'muted setup' }, setupAdvice(r.id, r.setup)) : undefined),
           h('td', {}, when(r.lastSuccessAt)),
           h('td', { class: 'err' }, r.lastError ?? (r.failedDeliveries ? `${r.failedDeliveries} failed deliveries` : '—')),
           h('td', {}, `${r.jobs.waiting + r.jobs.retrying}${r.jobs.retrying ? ` (${r.jobs.retrying} retrying)` : ''}${r.waitingDeliveries ? ` · ${r.waitingDeliveries} deliveries to apply` : ''}`),

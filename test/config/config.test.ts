@@ -56,14 +56,14 @@ test('an unknown time zone, an unknown platform and a dangling reference are eac
 });
 
 test('a secret written as a value is refused; an environment reference is accepted', () => {
-  const withValue = demo.replace('    name: Calendly (clinic account)\n', '    name: Calendly (clinic account)\n    secrets:\n      signingKey: abc123\n');
+  const withValue = demo.replace('    secrets: { signingKey: { stored: true } }\n', '    secrets:\n      signingKey: abc123\n');
   const [i] = issues(withValue);
   assert.equal(i.field, 'connections[0].secrets.signingKey');
   assert.equal(i.line, lineOf(withValue, 'signingKey: abc123'));
   assert.match(i.message, /env/);
-  const withRef = demo.replace('    name: Calendly (clinic account)\n', '    name: Calendly (clinic account)\n    secrets:\n      signingKey: { env: CALENDLY_SIGNING_KEY }\n');
+  const withRef = demo.replace('    secrets: { signingKey: { stored: true } }\n', '    secrets:\n      signingKey: { env: CALENDLY_SIGNING_KEY }\n');
   assert.equal(parseConfig(withRef, 'x.yaml').config.connections[0].secrets.signingKey && true, true);
-  const unknownSecret = demo.replace('    name: Calendly (clinic account)\n', '    name: Calendly (clinic account)\n    secrets:\n      password: { env: X }\n');
+  const unknownSecret = demo.replace('    secrets: { signingKey: { stored: true } }\n', '    secrets:\n      password: { env: X }\n');
   assert.match(issues(unknownSecret)[0].message, /no secret "password"/);
 });
 

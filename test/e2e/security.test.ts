@@ -255,6 +255,16 @@ describe('what the server prints', () => {
     const tmp = tempDir('meridian-demo-');
     try {
       const demo = await serve(['demo', '--serve', '--data', tmp.dir]);
+      // `npm start` (the README's first command) ships no connection that needs setup (issue 17, item 6).
+      const demoKey = readFileSync(join(tmp.dir, 'demo-api-key.txt'), 'utf8').trim();
+      const health = await (await fetch(`${demo.url}/api/v1/health/connections`, { headers: { authorization: `Bearer ${demoKey}` } })).json() as { items: { id: string; status: string; setup: { complete: boolean } }[] };
+      assert.deepEqual(health.items.map((c) => [c.id, c.status, c.setup.complete]), [['calendly', 'active', true], ['feeds', 'active', true], ['mail', 'active', true], ['website', 'active', true]]);
+      assert.doesNotMatch(demo.output(), /needs setup|is not set in the environment/);
+      // The website form's token was made and stored by the demo: its printed URL takes a request.
+      const form = /Lead form: {2}POST (\S+)/.exec(demo.output());
+      assert.ok(form, demo.output());
+      const lead = await fetch(form[1], { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Robin Lee', email: 'robin@example.org', preferredTimes: ['any morning'] }) });
+      assert.ok(lead.status >= 200 && lead.status < 300, `${lead.status} ${await lead.text()}`);
       await demo.stop();
       assert.match(demo.output(), /Demo only: these credentials are printed because this is a demo; `serve` never prints secrets/);
       const key = readFileSync(join(tmp.dir, 'demo-api-key.txt'), 'utf8').trim();

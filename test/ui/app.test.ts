@@ -205,6 +205,12 @@ describe('the web app in a browser', { skip }, () => {
     assert.match(await google.innerText(), /Working/);
     assert.doesNotMatch(await google.innerText(), /never/, 'a last successful write is shown');
     assert.match(await page.locator('section.summary').innerText(), /0\s+in dead letter/);
+    // A connection whose secret's variable is unset needs setup, says what to do, and is never "Working".
+    const website = page.locator('tr[data-connection="website"]');
+    assert.match(await website.innerText(), /Needs setup/);
+    assert.match(await website.innerText(), /Missing webhookToken: set UI_LEAD_TOKEN_UNSET in the server's environment/);
+    assert.doesNotMatch(await website.innerText(), /Working/);
+    assert.match(await page.locator('section.summary').innerText(), /1\s+need setup/);
     // How long patient data is kept: the policy in force, in words.
     assert.deepEqual(await page.locator('ul.retention li').allInnerTexts(),
       ['Webhook and lead deliveries: 30 days', 'Decided leads: 180 days', 'Message log: 1 year', 'Finished jobs: 30 days']);

@@ -43,6 +43,11 @@ connections:
   - id: feeds
     platform: ics-publish
     name: Calendar feeds
+  # Its token's variable is never set: the connections page shows it as needing setup.
+  - id: website
+    platform: lead-form
+    name: Website requests
+    secrets: { webhookToken: { env: UI_LEAD_TOKEN_UNSET } }
 `;
 
 export interface Clinic {

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ConnectionContext, Connector } from '../../connectors/types.ts';
 import { getConnector } from '../../connectors/registry.ts';
-import { getConnectionRow, toConnection, type ConnectionRecord } from '../../store/repo.ts';
+import { connectionSetup, setupDescriptor, type SetupState } from '../../connectors/setup.ts';
+import { INACTIVE, getConnectionRow, toConnection, type ConnectionRecord } from '../../store/repo.ts';
+import type { ConnectionTable } from '../../store/schema.ts';
 import { rerunAuthWaiting } from '../../store/outbox.ts';
 import type { DB } from '../../store/schema.ts';
 import type { Hub } from './hub.ts';
@@ -43,6 +45,43 @@ export function resolveSecrets(hub: Hub, enc: string | null, refs: Record<string
     if (v !== undefined && v !== '' && rotated[key] !== digest(v)) out[key] = v;
   }
   return out;
+}
+
+/** The keys of a connection's secrets stored encrypted (bookkeeping entries and empty values left out). */
+export function storedSecretKeys(hub: Hub, enc: string | null): string[] {
+  return Object.entries(storedSecrets(hub, enc)).filter(([k, v]) => k !== ROTATED_FROM && typeof v === 'string' && v !== '').map(([k]) => k);
+}
+
+/**
+ * Whether a connection is set up (connectors/setup.ts): its stored keys, and its environment references read
+ * from this process's environment. `secretRefs` may be given to check a file's references before they are applied.
+ */
+export function setupOfRow(hub: Hub, row: Pick<ConnectionTable, 'platform' | 'config' | 'secret_refs' | 'secrets_enc'>, secretRefs?: Record<string, string>): SetupState {
+  const d = setupDescriptor(row.platform, JSON.parse(row.config) as Record<string, unknown>);
+  const envRefs = secretRefs ?? (JSON.parse(row.secret_refs) as Record<string, string>);
+  if (!d) return { complete: false, missing: [], unsetEnv: [] };
+  return connectionSetup(d, { envRefs, env: hub.env, stored: storedSecretKeys(hub, row.secrets_enc) });
+}
+
+/** The same answer for a loaded connection (its secrets are the stored ones overlaid by the set environment references). */
+export function setupOf(hub: Hub, c: LoadedConnection): SetupState {
+  const d = setupDescriptor(c.record.platform, c.record.config) ?? c.connector.descriptor;
+  return connectionSetup(d, { envRefs: c.record.secretRefs, env: hub.env, stored: Object.keys(c.secrets).filter((k) => c.secrets[k] !== '') });
+}
+
+/** The status a connection shows: `needs_setup` while it lacks secrets (computed, never stored); disabled stays disabled. */
+export function shownStatus(status: string, setup: SetupState): string {
+  return !INACTIVE.has(status) && !setup.complete ? 'needs_setup' : status;
+}
+
+/** Every connection with whether it is set up, and the status it shows (see `shownStatus`). */
+export async function listConnectionsWithSetup(hub: Hub): Promise<(ConnectionRecord & { setup: SetupState })[]> {
+  const rows = await hub.store.db.selectFrom('connection').selectAll().where('status', '!=', 'removed').orderBy('id').execute();
+  return rows.map((r) => {
+    const setup = setupOfRow(hub, r);
+    const record = toConnection(r);
+    return { ...record, status: shownStatus(record.status, setup), setup };
+  });
 }
 
 export async function loadConnection(hub: Hub, id: string): Promise<LoadedConnection> {

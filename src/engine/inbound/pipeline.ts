@@ -5,7 +5,7 @@
 // that says what happened in the engine's words; how it travels (HTTP status, headers, body) is decided
 // by src/http/inbound.ts, so the engine knows nothing of the transport.
 import { ConnectionMisconfigured, type VerifyResult, type WebhookRequest } from '../../connectors/types.ts';
-import { ConnectionError, loadConnection, type LoadedConnection } from '../hub/connections.ts';
+import { ConnectionError, loadConnection, setupOf, type LoadedConnection } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 
 /** What arrived: the raw bytes (verified before anything is parsed), lower-cased headers and the full URL. */
@@ -73,9 +73,10 @@ export interface Entry {
 
 /**
  * Load the connection, find the door (`open` answers undefined when this connection has none, or an
- * outcome to refuse with), verify the bytes, then run the door's work. A connection that is not fully
- * configured is refused for now (the sender retries after staff fix it); a bad signature is refused for
- * good. Both are counted and logged here, the same for every door.
+ * outcome to refuse with), check the connection is set up, verify the bytes, then run the door's work. A
+ * connection that is not fully configured (its secrets, or what verifying or accepting finds missing) is
+ * refused for now (the sender retries after staff fix it); a bad signature is refused for good. Both are
+ * counted and logged here, the same for every door.
  */
 export async function receive(hub: Hub, connectionId: string, incoming: IncomingWebhook, door: Door, open: (conn: LoadedConnection) => Entry | InboundOutcome | undefined): Promise<InboundOutcome> {
   let conn: LoadedConnection;
@@ -98,6 +99,14 @@ export async function receive(hub: Hub, connectionId: string, incoming: Incoming
     hub.log.error({ connection: connectionId }, `${door.refusedLog}: ${err.message}`);
     return { kind: 'unavailable', reason: 'connection_misconfigured', message: `this connection is not fully configured; the ${door.thing} was not accepted` };
   };
+  // The same rule as the "Needs setup" status (connectors/setup.ts): a connection without the secrets of one of
+  // its auth sets takes nothing, whether or not its verification would notice what is missing.
+  const setup = setupOf(hub, conn);
+  if (!setup.complete) {
+    const unset = setup.unsetEnv.filter((u) => setup.missing.includes(u.key)).map((u) => `${u.key} (${u.env} is not set)`);
+    const rest = setup.missing.filter((k) => !setup.unsetEnv.some((u) => u.key === k));
+    return misconfigured(new ConnectionMisconfigured(`the connection needs setup: it lacks ${[...unset, ...rest].join(', ')}`));
+  }
   let verified: VerifyResult;
   try {
     verified = entry.verify(req);

@@ -8,7 +8,8 @@ import { listOutboundDeliveries, replayOutboundDelivery } from '../../engine/eff
 import { decideHeld, listHeld, pollJob } from '../../engine/sync/poll.ts';
 import { connectionJobCounts, enqueue, jobCounts, listJobs, retryJob } from '../../store/outbox.ts';
 import { connectionDeliveryHealth, listDeliveries } from '../../store/queries/deliveries.ts';
-import { getConnectionRow, listConnections } from '../../store/repo.ts';
+import { getConnectionRow } from '../../store/repo.ts';
+import { listConnectionsWithSetup } from '../../engine/hub/connections.ts';
 import { lastRetentionRun, loadRetentionPolicy } from '../../store/retention.ts';
 import { HttpError } from '../errors.ts';
 import { replayAnswer } from '../inbound.ts';
@@ -64,18 +65,18 @@ export const OPERATIONS_ROUTES: Route[] = [
   }),
   defineRoute({
     method: 'GET', path: '/health/connections', scope: 'read', tag: 'operations',
-    summary: 'Each connection\'s health: status, last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries, deliveries waiting to be applied; and retention: the policy, when pruning last ran and what it deleted',
+    summary: 'Each connection\'s health: status (`needs_setup` while it lacks secrets: `setup` says which, and which environment variables are unset), last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries, deliveries waiting to be applied; and retention: the policy, when pruning last ran and what it deleted',
     async handler({ hub }) {
       const db = hub.store.db;
       const roles = new Map(allDescriptors().map((d) => [d.id, { role: d.role, displayName: d.displayName }]));
       const items = [];
-      for (const c of await listConnections(db)) {
+      for (const c of await listConnectionsWithSetup(hub)) {
         const { lastDoneAt, ...jobs } = await connectionJobCounts(db, c.id);
         const deliveries = await connectionDeliveryHealth(db, c.id);
         const lastSuccessAt = [c.lastSyncAt, lastDoneAt, deliveries.lastAppliedAt].filter((x): x is string => Boolean(x)).sort().at(-1);
         items.push({
           id: c.id, name: c.name, platform: c.platform, platformName: roles.get(c.platform)?.displayName ?? c.platform, role: roles.get(c.platform)?.role,
-          status: c.status, needsReconnect: c.status === 'needs_reauth', lastError: c.lastError, lastPollAt: c.lastSyncAt, lastSuccessAt,
+          status: c.status, setup: c.setup, needsReconnect: c.status === 'needs_reauth', lastError: c.lastError, lastPollAt: c.lastSyncAt, lastSuccessAt,
           jobs,
           failedDeliveries: deliveries.failed,
           waitingDeliveries: deliveries.waiting,

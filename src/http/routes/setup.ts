@@ -11,7 +11,8 @@ import { z } from 'zod';
 import { allDescriptors, getTarget } from '../../connectors/registry.ts';
 import { PRIVACY_LEVELS } from '../../domain/types.ts';
 import { createFeed, listFeeds, rotateFeed } from '../../engine/effects/feeds.ts';
-import { credentialsRenewed, saveSecrets } from '../../engine/hub/connections.ts';
+import { credentialsRenewed, saveSecrets, setupOfRow, shownStatus } from '../../engine/hub/connections.ts';
+import type { SetupState } from '../../connectors/setup.ts';
 import type { Hub } from '../../engine/hub/hub.ts';
 import { appendAudit, type AuditInput } from '../../store/audit.ts';
 import {
@@ -28,9 +29,11 @@ import { createUser, listUsers, ROLES, setUserDisabled } from '../auth.ts';
 import { HttpError } from '../errors.ts';
 import { defineRoute, Download, idParam, zone, type Route } from '../route.ts';
 
-function connectionView(row: ConnectionTable) {
+/** A connection as the API shows it: `status` is `needs_setup` while it lacks secrets, `setup` says what is missing, `provisionedBy` the file that declares it. */
+function connectionView(hub: Hub, row: ConnectionTable) {
+  const setup: SetupState = setupOfRow(hub, row);
   const { secretRefs, hasStoredSecrets, ...rest } = toConnection(row);
-  return { ...rest, secrets: { fromEnvironment: Object.keys(secretRefs), stored: hasStoredSecrets }, provisionedBy: row.provisioned_by ?? null };
+  return { ...rest, status: shownStatus(rest.status, setup), setup, secrets: { fromEnvironment: Object.keys(secretRefs), stored: hasStoredSecrets }, provisionedBy: row.provisioned_by ?? null };
 }
 
 const LABEL: Record<SetupTable, string> = { location: 'Location', room: 'Room', service: 'Service', practitioner: 'Practitioner', connection: 'Connection' };
@@ -302,8 +305,8 @@ export const SETUP_ROUTES: Route[] = [
     },
   }),
   defineRoute({
-    method: 'GET', path: '/connections', scope: 'read', tag: 'setup', summary: 'Connections with their status (secrets are never returned; provisionedBy: the configuration file that declares one)',
-    handler: async ({ hub }) => ({ items: (await listConnectionRows(hub.store.db)).map(connectionView) }),
+    method: 'GET', path: '/connections', scope: 'read', tag: 'setup', summary: 'Connections with their status (secrets are never returned; `needs_setup` while one lacks secrets, with `setup: { complete, missing, unsetEnv }`; provisionedBy: the configuration file that declares one)',
+    handler: async ({ hub }) => ({ items: (await listConnectionRows(hub.store.db)).map((r) => connectionView(hub, r)) }),
   }),
   defineRoute({
     method: 'GET', path: '/config/export', scope: 'admin', tag: 'setup',
@@ -333,7 +336,7 @@ export const SETUP_ROUTES: Route[] = [
       hub.cache.clear();
       const after = await getConnectionRow(hub.store.db, params.id);
       if (!after) throw new HttpError('not_found', `no connection ${params.id}`);
-      return connectionView(after);
+      return connectionView(hub, after);
     },
   }),
   defineRoute({

@@ -90,6 +90,7 @@ export const connector: LeadFormConnector = {
       { key: 'webhookToken', label: 'URL token', secret: true, required: false, help: 'For senders that cannot sign: post to …/leads/<connection>?token=<this value>' },
       { key: 'challengeSecret', label: 'Challenge secret key', secret: true, required: false, help: 'With config.challenge (Turnstile or hCaptcha): the secret key the token is verified with' },
     ],
+    authSets: [['signingSecret'], ['webhookToken']],
     signature: 'X-Meridian-Signature: sha256=hex(HMAC-SHA256(signing secret, raw body)), or ?token=<webhookToken> in the URL',
     manualWebhook: MANUAL_WEBHOOK,
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },

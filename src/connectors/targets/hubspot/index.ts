@@ -143,6 +143,7 @@ export const connector: TargetConnector = {
       { key: 'clientSecret', label: 'App client secret (OAuth, and the key HubSpot signs webhooks with)', secret: true, required: false },
       { key: 'refreshToken', label: 'OAuth refresh token', secret: true, required: false },
     ],
+    authSets: [['privateAppToken'], ['clientId', 'clientSecret', 'refreshToken']],
     fidelity:
       'Every appointment is one HubSpot meeting, found again by the id Meridian stored (never by search, which lags writes); a '
       + 'create whose answer was lost can leave one duplicate. Cancelled, no-show and completed visits set the meeting outcome; '

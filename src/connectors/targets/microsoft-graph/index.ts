@@ -484,6 +484,7 @@ export const connector: TargetConnector = {
       { key: 'refreshToken', label: 'Refresh token (delegated: Outlook.com or one Microsoft 365 user)', secret: true, required: false },
       { key: 'accessToken', label: 'Access token (refreshed automatically)', secret: true, required: false },
     ],
+    authSets: [['clientId', 'refreshToken'], ['clientId', 'clientSecret']],
     fidelity:
       'Events in Outlook.com or Microsoft 365 calendars. Delegated mode writes one user\'s calendar; application mode '
       + '(config.mode: application, a tenant admin\'s consent) writes every practitioner\'s mailbox, named by the binding. '

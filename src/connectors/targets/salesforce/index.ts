@@ -221,6 +221,7 @@ export const connector: TargetConnector = {
       { key: 'clientSecret', label: 'Consumer secret (web-server flow)', secret: true, required: false },
       { key: 'refreshToken', label: 'Refresh token (web-server flow, scopes api refresh_token)', secret: true, required: false },
     ],
+    authSets: [['clientId', 'username', 'privateKey'], ['clientId', 'refreshToken']],
     fidelity:
       'Every appointment is one Salesforce Event, upserted by an external-id field (retries never duplicate; several records '
       + 'with the id stop the write for staff), owned by the practitioner\'s mapped user. Cancelled, no-show and completed visits '
