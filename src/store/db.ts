@@ -157,8 +157,9 @@ export async function migrate(store: Store): Promise<string[]> {
     if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     // Kysely looks for its bookkeeping tables by listing the tables of EVERY schema (with
     // pg_get_serial_sequence per column); another schema dropped meanwhile (another Meridian's tests, a
-    // tenant removed) fails that listing with "schema … does not exist". Nothing was migrated: look again.
-    if (attempt < 10 && droppedElsewhere(error, store.schema)) {
+    // tenant removed) fails that listing with "schema (or relation, or column) … does not exist". Nothing was
+    // migrated: look again.
+    if (attempt < 20 && droppedElsewhere(error, store.schema)) {
       await new Promise((r) => setTimeout(r, 10 + Math.random() * 40));
       continue;
     }
@@ -166,8 +167,12 @@ export async function migrate(store: Store): Promise<string[]> {
   }
 }
 
-/** A PostgreSQL "schema does not exist" (3F000) about a schema other than ours. */
+/**
+ * PostgreSQL's "schema / table / column does not exist" (3F000, 42P01, 42703) met while listing what another
+ * schema held as it was dropped (the listing reads each table's columns and their sequences one after the
+ * other), not about our own schema.
+ */
 function droppedElsewhere(error: unknown, ours: string | undefined): boolean {
   const e = error as { code?: string; message?: string };
-  return e?.code === '3F000' && !(ours && e.message?.includes(`"${ours}"`));
+  return ['3F000', '42P01', '42703'].includes(e?.code ?? '') && !(ours && e.message?.includes(`"${ours}"`));
 }
