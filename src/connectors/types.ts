@@ -67,6 +67,11 @@ interface DescriptorBase {
    */
   authSets?: string[][];
   /**
+   * Sets of secrets with which Meridian can call the platform's API (polls, fetches, write-back), where that
+   * differs from `authSets` (Calendly's webhooks need only the signing key; polling it needs a token).
+   */
+  apiSets?: string[][];
+  /**
    * Where the platform cannot be told by API to send webhooks (or a clinic prefers to set it by hand): what the
    * owner pastes into the platform, in plain words. `{url}` in a step or the template is replaced by the
    * connection's webhook URL with its token.

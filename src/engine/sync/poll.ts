@@ -63,8 +63,8 @@ export function pollMinutesFor(conn: LoadedConnection): number {
   const set = Number(conn.record.config.pollMinutes);
   if (conn.record.config.pollMinutes !== undefined && Number.isFinite(set) && set >= 0) return set;
   if (!src.descriptor.capabilities.webhooks) return 15;
-  // API credentials: one of the descriptor's auth sets complete, else every auth field set.
-  const sets = src.descriptor.authSets ?? [src.descriptor.auth.map((a) => a.key)];
+  // API credentials: one of the descriptor's API (or auth) sets complete, else every auth field set.
+  const sets = src.descriptor.apiSets ?? src.descriptor.authSets ?? [src.descriptor.auth.map((a) => a.key)];
   return sets.some((set) => set.every((k) => conn.secrets[k])) ? 60 : 0;
 }
 

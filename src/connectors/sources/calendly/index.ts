@@ -258,7 +258,8 @@ export const connector: SourceConnector = {
       { key: 'clientId', label: 'OAuth app client id', secret: true, required: false },
       { key: 'clientSecret', label: 'OAuth app client secret', secret: true, required: false },
     ],
-    authSets: [['signingKey', 'personalAccessToken'], ['signingKey', 'accessToken']],
+    // Webhooks carry the whole booking: the signing key alone makes the connection work; polls and write-back need a token.
+    apiSets: [['personalAccessToken'], ['accessToken']],
     webhookSecret: 'signingKey',
     signature: 'Calendly-Webhook-Signature: HMAC-SHA256 (hex) of "<t>.<raw body>" with the subscription signing key; 3-minute replay window',
     fidelity:
