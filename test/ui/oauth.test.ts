@@ -230,7 +230,14 @@ describe('connecting accounts with OAuth in the browser', { skip }, () => {
     await page.reload();
     await ready('connection');
     // Start an authorisation as the page does (same session, same browser), without following it.
-    const start = () => page.evaluate(async (cid) => {
+    const start = async () => {
+      if (!page.url().startsWith(`${srv.url}/#/`)) {
+        await page.goto(`${srv.url}/#/connection?id=${id}`);
+        await ready('connection');
+      }
+      return startHere();
+    };
+    const startHere = () => page.evaluate(async (cid) => {
       const me = await (await fetch('/auth/me')).json();
       const r = await fetch(`/api/v1/connections/${cid}/oauth`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf }, body: '{}' });
       return (await r.json()).authorizeUrl as string;
