@@ -8,6 +8,7 @@ import { verifyUrlToken } from '../../shared/signature.ts';
 import { UnreadablePayload, type LeadFormConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { formFields } from '../form-body.ts';
 import { buildLead, str, type Answer } from '../mapping.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'jotform';
 const ANSWER_KEY = /^q(\d+)_(.+)$/;
@@ -70,6 +71,7 @@ export const connector: LeadFormConnector = {
     role: 'lead-form',
     displayName: 'Jotform',
     auth: [{ key: 'webhookToken', label: 'Webhook URL token', secret: true, required: true, help: 'An unguessable value; give Jotform the webhook URL …/leads/<connection>?token=<this value>' }],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'unsigned: the webhook URL carries ?token=<webhookToken>',
     capabilities: { signedWebhooks: false, structuredDates: true, fieldRefs: true },
     fidelity: 'Each submission becomes a lead. Jotform sends no question labels, so answers are matched by their field name (q3_fullName or fullName) or the words of that name; map the rest in config.fields. Jotform signs nothing: anyone who learns the webhook URL can post a lead, which is why leads only ever become requests for staff to confirm. The submission time is when Meridian received it.',

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { hmacSha256, secretsFor, signatureMatches, urlTokenMatches } from '../../shared/signature.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type LeadField, type TimePreference, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { buildLead, jsonBody, str, type Answer } from '../mapping.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'lead-form';
 const SIGNATURE_HEADER = 'x-meridian-signature';
@@ -89,6 +90,7 @@ export const connector: LeadFormConnector = {
       { key: 'webhookToken', label: 'URL token', secret: true, required: false, help: 'For senders that cannot sign: post to …/leads/<connection>?token=<this value>' },
       { key: 'challengeSecret', label: 'Challenge secret key', secret: true, required: false, help: 'With config.challenge (Turnstile or hCaptcha): the secret key the token is verified with' },
     ],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'X-Meridian-Signature: sha256=hex(HMAC-SHA256(signing secret, raw body)), or ?token=<webhookToken> in the URL',
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },
     fidelity: 'Meridian\'s own format for a clinic\'s website form: JSON or form-encoded, with preferred times in words or as exact dates, times and instants. A submission without a submissionId is identified by its bytes, so only an identical resend counts as a duplicate.',

@@ -6,6 +6,7 @@
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { buildLead, jsonBody, str, type Answer } from '../mapping.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'tally';
 
@@ -58,6 +59,7 @@ export const connector: LeadFormConnector = {
     role: 'lead-form',
     displayName: 'Tally',
     auth: [{ key: 'signingSecret', label: 'Signing secret', secret: true, required: true, help: 'The signing secret set on the form\'s webhook (Integrations → Webhooks)' }],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'Tally-Signature: base64(HMAC-SHA256(signing secret, raw body)); no timestamp',
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },
     fidelity: 'Each submission becomes a lead (answers matched by question key or label; choice answers by their option text). Date questions arrive as dates; times are read from the words. Meridian does not read submissions back through Tally\'s API.',

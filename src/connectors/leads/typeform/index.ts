@@ -5,6 +5,7 @@
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { buildLead, jsonBody, str, type Answer } from '../mapping.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'typeform';
 
@@ -74,6 +75,7 @@ export const connector: LeadFormConnector = {
     role: 'lead-form',
     displayName: 'Typeform',
     auth: [{ key: 'webhookSecret', label: 'Webhook secret', secret: true, required: true, help: 'The secret set on the form\'s webhook (Connect → Webhooks → Edit → Secret)' }],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'Typeform-Signature: sha256=base64(HMAC-SHA256(secret, raw body)); no timestamp, so a replayed delivery is caught by its response token',
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },
     fidelity: 'Each completed response becomes a lead (answers matched by question ref or title). Date questions arrive as dates; anything else about times is read from the words. Meridian reads only what the webhook carries: it never reads responses back through Typeform\'s API, so a delivery Typeform gives up on is not recovered.',

@@ -8,6 +8,7 @@
 // - Status: cancelled / no-show / completed stay as Events, marked in the subject (and in `statusField`
 //   when the org has one). Nothing is ever deleted; unbinding the CRM leaves its history alone.
 import { driftOf, fail, ok, type ConnectionContext, type CrmLead, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { COVERED_BY_AGREEMENT, TWO_WAY } from '../../shared/settings.ts';
 import type { AppointmentStatus } from '../../../domain/types.ts';
 import { salesforceSession } from './auth.ts';
 import { errorsOf, failureOf, SalesforceApi, type SfAnswer } from './api.ts';
@@ -218,6 +219,11 @@ export const connector: TargetConnector = {
       { key: 'privateKey', label: 'Private key (PEM) of the certificate uploaded to the connected app (JWT bearer flow)', secret: true, required: false },
       { key: 'clientSecret', label: 'Consumer secret (web-server flow)', secret: true, required: false },
       { key: 'refreshToken', label: 'Refresh token (web-server flow, scopes api refresh_token)', secret: true, required: false },
+    ],
+    configFields: [
+      COVERED_BY_AGREEMENT, TWO_WAY,
+      { key: 'leadSource', label: 'Lead source', type: 'text', placeholder: 'Web', help: 'Written on Leads made from lead-form submissions.' },
+      { key: 'leadCompany', label: 'Lead company', type: 'text', placeholder: 'Individual patient', help: 'Salesforce needs a company on a Lead.' },
     ],
     fidelity:
       'Every appointment is one Salesforce Event, upserted by an external-id field (retries never duplicate; several records '
