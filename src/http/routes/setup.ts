@@ -2,6 +2,7 @@
 // feeds, staff accounts and the connectors Meridian knows.
 import { z } from 'zod';
 import { allDescriptors } from '../../connectors/registry.ts';
+import { connectionConfigIssues } from '../../config/validate.ts';
 import { PRIVACY_LEVELS } from '../../domain/types.ts';
 import { listFeeds, rotateFeed } from '../../engine/effects/feeds.ts';
 import { credentialsRenewed, saveSecrets } from '../../engine/hub/connections.ts';
@@ -73,6 +74,16 @@ export const SETUP_ROUTES: Route[] = [
     async handler({ hub, params, body, actor }) {
       const row = await getConnectionRow(hub.store.db, params.id);
       if (!row) throw new HttpError('not_found', `no connection ${params.id}`);
+      if (body.config !== undefined || body.privacy !== undefined) {
+        // The checks `meridian validate` makes on the file, on the settings as they would be stored.
+        const was = toConnection(row);
+        const issues = connectionConfigIssues({ platform: row.platform, privacy: body.privacy === undefined ? was.privacy : body.privacy ?? undefined, config: body.config ?? was.config });
+        if (issues.length) {
+          throw new HttpError('invalid_request', `the settings are not valid: ${issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`, {
+            issues: issues.map((x) => ({ field: ['config', ...x.path].join('.'), message: x.message })),
+          });
+        }
+      }
       await hub.store.db.transaction().execute(async (trx) => {
         await updateConnection(trx, params.id, body, hub.clock.now().toISOString());
         await appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.updated', entityType: 'connection', entityId: params.id, meta: { fields: Object.keys(body) } }]);
