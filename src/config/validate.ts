@@ -4,16 +4,16 @@
 import { getConnector } from '../connectors/registry.ts';
 import { disallowedPlaceholders } from '../domain/render.ts';
 import type { PrivacyLevel } from '../domain/types.ts';
-import type { ClinicConfig } from './schema.ts';
+import type { ClinicConfig, ConnectionConfig } from './schema.ts';
 import { PATIENT_VARS, unknownPlaceholders } from '../domain/notify-plan.ts';
 import { LEAD_FIELDS } from '../connectors/types.ts';
-import type { NotifierConnector } from '../connectors/types.ts';
+import type { ConfigField, NotifierConnector } from '../connectors/types.ts';
 import { OUTBOUND_EVENTS } from '../engine/effects/webhooks-out.ts';
 import { privacyOf } from '../engine/effects/render.ts';
 
 /** A notifier's settings: its platform's own (`checkConfig`), and for webhook subscriptions Meridian's url / events / includePatient. */
-function notifierIssues(n: NotifierConnector, config: Record<string, unknown>, i: number): CrossIssue[] {
-  const at = (k: string) => ['connections', i, 'config', k];
+function notifierIssues(n: NotifierConnector, config: Record<string, unknown>): CrossIssue[] {
+  const at = (k: string) => [k];
   const out: CrossIssue[] = (n.checkConfig?.(config) ?? []).map((x) => ({ path: at(x.key), message: x.message }));
   if (!n.descriptor.capabilities.webhooks) return out;
   const { url, events, includePatient } = config;
@@ -34,9 +34,9 @@ function notifierIssues(n: NotifierConnector, config: Record<string, unknown>, i
 }
 
 /** A lead form's settings: `fields` maps questions to lead fields; the slot search's horizon and notice. */
-function leadFormIssues(config: Record<string, unknown>, i: number): CrossIssue[] {
+function leadFormIssues(config: Record<string, unknown>): CrossIssue[] {
   const out: CrossIssue[] = [];
-  const at = (k: string, ...rest: string[]) => ['connections', i, 'config', k, ...rest];
+  const at = (k: string, ...rest: string[]) => [k, ...rest];
   const f = config.fields;
   if (f !== undefined && (typeof f !== 'object' || f === null || Array.isArray(f))) out.push({ path: at('fields'), message: 'fields maps question refs or labels to lead fields' });
   else for (const [q, v] of Object.entries((f ?? {}) as Record<string, unknown>)) {
@@ -63,6 +63,51 @@ function duplicates<T extends { id: string }>(items: T[], at: string, out: Cross
     if (seen.has(it.id)) out.push({ path: [at, i, 'id'], message: `duplicate id "${it.id}"` });
     seen.add(it.id);
   });
+}
+
+/** The settings a descriptor describes (`configFields`), each of its type; keys flagged more precisely already are skipped. */
+function fieldIssues(fields: ConfigField[], config: Record<string, unknown>, flagged: ReadonlySet<string>): CrossIssue[] {
+  const out: CrossIssue[] = [];
+  for (const f of fields) {
+    const v = config[f.key];
+    if (flagged.has(f.key)) continue;
+    if (v === undefined || v === null || v === '') {
+      if (f.required) out.push({ path: [f.key], message: `${f.label} is needed` });
+      continue;
+    }
+    if (f.type === 'number' && (typeof v !== 'number' || !Number.isFinite(v))) out.push({ path: [f.key], message: 'a number' });
+    else if (f.type === 'boolean' && typeof v !== 'boolean') out.push({ path: [f.key], message: 'true or false' });
+    else if (f.type === 'list' && (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))) out.push({ path: [f.key], message: 'a list of texts' });
+    else if (f.type === 'select' && f.options && !f.options.some((o) => o.value === v)) out.push({ path: [f.key], message: `one of ${f.options.map((o) => o.value).join(', ')}` });
+    else if (f.type !== 'number' && f.type !== 'boolean' && f.type !== 'list' && typeof v !== 'string') out.push({ path: [f.key], message: 'a text' });
+    else if (f.type === 'url' && !URL.canParse(String(v))) out.push({ path: [f.key], message: 'a web address (https://…)' });
+  }
+  return out;
+}
+
+/**
+ * Problems with one connection's settings (`config`), paths relative to it: the platform's own checks
+ * (`checkConfig`), Meridian's for notifiers and lead forms, the types of the settings its descriptor describes,
+ * and the event template against the connection's privacy level. Used by `meridian validate` and the API.
+ */
+export function connectionConfigIssues(conn: Pick<ConnectionConfig, 'platform' | 'privacy' | 'config'>): CrossIssue[] {
+  const connector = getConnector(conn.platform);
+  if (!connector) return [];
+  const out: CrossIssue[] = [];
+  if (connector.descriptor.role === 'lead-form') out.push(...leadFormIssues(conn.config));
+  if (connector.descriptor.role === 'notifier') out.push(...notifierIssues(connector as NotifierConnector, conn.config));
+  out.push(...fieldIssues(connector.descriptor.configFields ?? [], conn.config, new Set(out.map((x) => String(x.path[0])))));
+  const tpl = conn.config.template as { title?: unknown; description?: unknown } | undefined;
+  if (tpl !== undefined) {
+    if (typeof tpl !== 'object' || tpl === null || typeof tpl.title !== 'string' || typeof tpl.description !== 'string') {
+      out.push({ path: ['template'], message: 'a template has a `title` and a `description`, both text' });
+    } else {
+      const level: PrivacyLevel = privacyOf(conn);
+      const bad = disallowedPlaceholders({ title: tpl.title, description: tpl.description }, level);
+      if (bad.length) out.push({ path: ['template'], message: `placeholders not allowed at privacy "${level}": ${bad.map((b) => `{{${b}}}`).join(', ')}` });
+    }
+  }
+  return out;
 }
 
 export function crossCheck(c: ClinicConfig): CrossIssue[] {
@@ -116,18 +161,7 @@ export function crossCheck(c: ClinicConfig): CrossIssue[] {
     if (r.defaultPractitioner && !practitioners.has(r.defaultPractitioner)) {
       out.push({ path: ['connections', i, 'refs', 'defaultPractitioner'], message: `no practitioner "${r.defaultPractitioner}" is declared` });
     }
-    if (connector.descriptor.role === 'lead-form') out.push(...leadFormIssues(conn.config, i));
-    if (connector.descriptor.role === 'notifier') out.push(...notifierIssues(connector as NotifierConnector, conn.config, i));
-    const tpl = conn.config.template as { title?: unknown; description?: unknown } | undefined;
-    if (tpl !== undefined) {
-      if (typeof tpl !== 'object' || tpl === null || typeof tpl.title !== 'string' || typeof tpl.description !== 'string') {
-        out.push({ path: ['connections', i, 'config', 'template'], message: 'a template has a `title` and a `description`, both text' });
-      } else {
-        const level: PrivacyLevel = privacyOf(conn);
-        const bad = disallowedPlaceholders({ title: tpl.title, description: tpl.description }, level);
-        if (bad.length) out.push({ path: ['connections', i, 'config', 'template'], message: `placeholders not allowed at privacy "${level}": ${bad.map((b) => `{{${b}}}`).join(', ')}` });
-      }
-    }
+    for (const x of connectionConfigIssues(conn)) out.push({ path: ['connections', i, 'config', ...x.path], message: x.message });
   });
   out.push(...notificationIssues(c));
   return out;

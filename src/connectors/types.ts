@@ -91,6 +91,8 @@ export interface ConfigField {
   options?: { value: string; label: string }[];
   placeholder?: string;
   help?: string;
+  /** What the connector does when the key is absent (a checkbox shows it ticked, a select has it chosen). */
+  default?: string | number | boolean;
 }
 
 // ---------------------------------------------------------------- connecting an account (issue 17)

@@ -15,9 +15,13 @@ import { formatInstant } from './time.ts';
 // ---------------------------------------------------------------- what the API answers
 
 interface AuthField { key: string; label: string; secret: boolean; required: boolean; help?: string }
+export interface ConfigField {
+  key: string; label: string; type: 'text' | 'url' | 'email' | 'number' | 'boolean' | 'select' | 'list'; required?: boolean;
+  options?: { value: string; label: string }[]; placeholder?: string; help?: string; default?: string | number | boolean;
+}
 interface Platform {
   id: string; displayName: string; role: 'source' | 'target' | 'notifier' | 'lead-form'; kind?: 'calendar' | 'crm' | 'feed';
-  auth: AuthField[]; fidelity?: string; defaultBaseUrl?: string; authSets?: string[][]; manualWebhook?: { steps: string[]; template?: string };
+  auth: AuthField[]; configFields?: ConfigField[]; fidelity?: string; defaultBaseUrl?: string; authSets?: string[][]; manualWebhook?: { steps: string[]; template?: string };
   oauth?: unknown; capabilities?: Record<string, boolean>;
 }
 interface Refs { practitioners?: Record<string, string>; services?: Record<string, string>; locations?: Record<string, string>; defaultPractitioner?: string }
@@ -211,6 +215,8 @@ export function missingSetup(c: Connection, p: Platform, practitioners: Practiti
       out.push(oauth ? `connecting the account (Connect with ${p.displayName})` : `credentials: ${nearest.map(label).join(', ')}`);
     }
   }
+  const unset = (p.configFields ?? []).filter((f) => f.required && isUnset(c.config?.[f.key]));
+  if (unset.length) out.push(`settings: ${unset.map((f) => f.label).join(', ')}`);
   if (p.role === 'target' && p.kind === 'calendar' && !practitioners.some((x) => x.targets.some((t) => t.connection === c.id))) {
     out.push('a calendar for at least one practitioner');
   }
@@ -292,6 +298,7 @@ async function renderConnection(body: HTMLElement, id: string, connected: boolea
     sections.push(h('p', { class: 'muted' }, 'Only the clinic\'s owner can connect accounts or change this connection.'));
   }
   if (owner && provider && status !== 'disabled') sections.push(oauthSection(c, p, provider, providers!.redirectUri, rerender));
+  if (owner && status !== 'disabled' && (p.configFields?.length || p.defaultBaseUrl)) sections.push(settingsSection(c, p, file, rerender));
   // The URL token is Meridian's own (it is in the webhook URL below): not something to type.
   const typed = tokenInUrl ? p.auth.filter((a) => a.key !== 'webhookToken') : p.auth;
   if (owner && typed.length && status !== 'disabled') sections.push(credentialsSection(c, { ...p, auth: typed }, Boolean(provider), rerender));
@@ -304,6 +311,142 @@ async function renderConnection(body: HTMLElement, id: string, connected: boolea
   for (const s of rest) if (s) sections.push(s);
   if (owner) sections.push(testSection(c), removeSection(c, p, file, rest.some((s) => s?.dataset.mode === 'managed')));
   body.replaceChildren(...sections);
+}
+
+// ---------------------------------------------------------------- settings
+
+const isUnset = (v: unknown) => v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0);
+
+/** A list setting as typed: comma- or line-separated, blanks dropped. */
+export function parseList(text: string): string[] {
+  return text.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
+}
+
+/** What a setting's control shows for a stored value (the setting's default when there is none). */
+export function shownValue(f: ConfigField, v: unknown): string | boolean {
+  const val = isUnset(v) ? f.default : v;
+  if (f.type === 'boolean') return val === true;
+  if (f.type === 'list') return Array.isArray(val) ? val.map(String).join('\n') : val === undefined ? '' : String(val);
+  return val === undefined || val === null ? '' : typeof val === 'object' ? JSON.stringify(val) : String(val);
+}
+
+/** The value to store for what a control holds; undefined: the setting is taken out (its default applies). */
+export function storedValue(f: ConfigField, shown: string | boolean): unknown {
+  if (f.type === 'boolean') return shown === true;
+  const text = String(shown).trim();
+  if (text === '') return undefined;
+  if (f.type === 'number') return Number.isFinite(Number(text)) ? Number(text) : text;
+  if (f.type === 'list') return parseList(text);
+  return text;
+}
+
+/**
+ * The connection's own settings (`config`, as the platform describes them) and, under Advanced, its API address.
+ * Saved whole (keys the form does not show are kept); the server checks them as `meridian validate` would and
+ * names each problem, shown next to its field. A connection from the configuration file shows them read-only.
+ */
+function settingsSection(c: Connection, p: Platform, file: string | undefined, rerender: () => Promise<void>): HTMLElement {
+  const config = c.config ?? {};
+  const readOnly = Boolean(file);
+  const controls = (p.configFields ?? []).map((f) => {
+    const id = uid('set');
+    const shown = shownValue(f, config[f.key]);
+    const err = h('p', { class: 'form-error field-error', role: 'alert', id: `${id}-err` });
+    const hintId = f.help ? `${id}-hint` : undefined;
+    const describedBy = [hintId, err.id].filter(Boolean).join(' ');
+    const label = `${f.label}${f.required ? ' (required)' : ''}`;
+    let el: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
+    let wrap: HTMLElement;
+    const hint = f.help ? h('small', { class: 'hint', id: hintId }, f.help) : undefined;
+    if (f.type === 'boolean') {
+      el = h('input', { type: 'checkbox', id, name: f.key, checked: shown === true, disabled: readOnly });
+      wrap = h('div', { class: 'field check' }, h('label', {}, el, label), hint, err);
+    } else {
+      if (f.type === 'select') {
+        const opts = [...(f.options ?? [])];
+        if (shown !== '' && !opts.some((o) => o.value === shown)) opts.push({ value: String(shown), label: String(shown) });
+        el = h('select', { id, name: f.key, required: Boolean(f.required), disabled: readOnly },
+          f.default === undefined ? h('option', { value: '' }, f.required ? 'Choose…' : '— not set —') : undefined,
+          opts.map((o) => h('option', { value: o.value }, o.label)));
+        el.value = String(shown);
+      } else if (f.type === 'list') {
+        el = h('textarea', { id, name: f.key, rows: 2, value: String(shown), placeholder: f.placeholder ?? '', disabled: readOnly, spellcheck: false });
+      } else {
+        el = h('input', { type: f.type === 'number' ? 'number' : f.type, id, name: f.key, value: String(shown), placeholder: f.placeholder ?? '',
+          step: f.type === 'number' ? 'any' : undefined, autocomplete: 'off', spellcheck: false, disabled: readOnly });
+      }
+      wrap = h('div', { class: 'field' }, h('label', { htmlFor: id }, label), el,
+        f.type === 'list' ? h('small', { class: 'hint' }, 'One per line, or separated by commas.') : undefined, hint, err);
+    }
+    el.setAttribute('aria-describedby', describedBy);
+    const read = () => (el instanceof HTMLInputElement && el.type === 'checkbox' ? el.checked : el.value);
+    return { f, el, wrap, err, initial: read(), read };
+  });
+  const base = p.defaultBaseUrl ? (() => {
+    const id = uid('set');
+    const el = h('input', { type: 'url', id, name: 'baseUrl', value: c.baseUrl ?? '', placeholder: p.defaultBaseUrl, autocomplete: 'off', spellcheck: false, disabled: readOnly });
+    const err = h('p', { class: 'form-error field-error', role: 'alert', id: `${id}-err` });
+    const hint = h('small', { class: 'hint', id: `${id}-hint` }, `Only for a server of your own (a self-hosted instance, a sovereign cloud). Leave empty for ${p.defaultBaseUrl}.`);
+    el.setAttribute('aria-describedby', `${hint.id} ${err.id}`);
+    const wrap = h('details', { class: 'advanced', open: Boolean(c.baseUrl) },
+      h('summary', {}, 'Advanced'), h('div', { class: 'field' }, h('label', { htmlFor: id }, 'API address'), el, hint, err));
+    return { el, err, wrap };
+  })() : undefined;
+  const error = errorLine();
+  const button = h('button', { type: 'submit', class: 'primary' }, 'Save settings');
+  const form = h('form', { class: 'settings', 'aria-labelledby': 'set-h', novalidate: true },
+    controls.map((x) => x.wrap), base?.wrap,
+    readOnly ? undefined : error, readOnly ? undefined : h('div', { class: 'actions' }, button));
+  const clear = () => {
+    error.textContent = '';
+    for (const x of [...controls, ...(base ? [base] : [])]) { x.err.textContent = ''; x.el.removeAttribute('aria-invalid'); }
+  };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (readOnly) return;
+    clear();
+    // A number input holding what is not a number reads as empty: say so rather than clear the setting.
+    const bad = controls.filter((x) => x.el instanceof HTMLInputElement && x.el.validity.badInput);
+    for (const x of bad) { x.err.textContent = 'a number'; x.el.setAttribute('aria-invalid', 'true'); }
+    if (bad.length) { bad[0].el.focus(); error.textContent = 'Not saved: see the fields marked above.'; return; }
+    const next: Record<string, unknown> = { ...config };
+    const changed = controls.filter((x) => x.read() !== x.initial);
+    for (const x of changed) {
+      const v = storedValue(x.f, x.read());
+      if (v === undefined) delete next[x.f.key]; else next[x.f.key] = v;
+    }
+    const baseValue = base?.el.value.trim() ?? '';
+    const baseChanged = base !== undefined && baseValue !== (c.baseUrl ?? '');
+    if (!changed.length && !baseChanged) { announce('Nothing to save: the settings are as shown'); return; }
+    const ok = await busy(button, error, async () => {
+      try {
+        await api.patch(`/connections/${seg(c.id)}`, { ...(changed.length ? { config: next } : {}), ...(baseChanged ? { baseUrl: baseValue || null } : {}) });
+      } catch (err) {
+        const issues = err instanceof ApiError ? (err.details?.issues as { field?: string; message?: string }[] | undefined) : undefined;
+        if (!issues?.length) throw err;
+        // Each problem next to its field; what belongs to no field shown goes to the form's line.
+        const rest: string[] = [];
+        let first: HTMLElement | undefined;
+        for (const i of issues) {
+          const path = String(i.field ?? '').split('.');
+          const target = path[0] === 'config' ? controls.find((x) => x.f.key === path[1]) : path[0] === 'baseUrl' ? base : undefined;
+          if (!target) { rest.push(`${i.field}: ${i.message}`); continue; }
+          target.err.textContent = [target.err.textContent, i.message].filter(Boolean).join('; ');
+          target.el.setAttribute('aria-invalid', 'true');
+          first ??= target.el;
+        }
+        first?.focus();
+        throw new ApiError(err instanceof ApiError ? err.status : 400, 'invalid_request', rest.length ? `Not saved: ${rest.join('; ')}` : 'Not saved: see the fields marked above.');
+      }
+    });
+    if (!ok) return;
+    await rerender();
+    announce('Settings saved');
+  });
+  return h('section', { class: 'card', 'aria-labelledby': 'set-h', dataset: { section: 'settings' } },
+    h('h2', { id: 'set-h' }, 'Settings'),
+    readOnly ? h('p', { class: 'muted' }, `From ${file}: the settings are changed there.`) : undefined,
+    form);
 }
 
 // ---------------------------------------------------------------- Connect with <provider>
@@ -400,7 +543,8 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
     if (storedKey(a.key)) f.append(h('span', { class: 'stored-mark' }, '✓ stored'));
     return { a, el, f };
   });
-  const showBase = Boolean(p.defaultBaseUrl) || p.id === 'caldav' || Boolean(c.baseUrl);
+  // A platform with a usual address has it under Settings → Advanced; a server of one's own (CalDAV) is given here.
+  const showBase = !p.defaultBaseUrl && (p.id === 'caldav' || Boolean(c.baseUrl));
   const baseUrl = showBase ? h('input', { type: 'url', name: 'baseUrl', value: c.baseUrl ?? '', placeholder: p.defaultBaseUrl ?? '', autocomplete: 'off', spellcheck: false }) : undefined;
   const error = errorLine();
   const button = h('button', { type: 'submit', class: 'primary' }, 'Check and save');

@@ -80,6 +80,29 @@ describe('connections made in the app', () => {
     assert.ok(!String(audit[0].meta).includes('smtp-password-1'));
   });
 
+  test('a connection\'s settings are described by its platform and checked before they are stored', async () => {
+    const email = (await call('GET', '/platforms')).json().items.find((p: { id: string }) => p.id === 'email');
+    assert.deepEqual(email.configFields.map((f: { key: string }) => f.key).slice(0, 4), ['from', 'host', 'port', 'user']);
+    const was = (await call('GET', '/connections')).json().items.find((c: { id: string }) => c.id === 'clinic-mail').config;
+    const bad = await call('PATCH', '/connections/clinic-mail', { config: { ...was, from: 'not an address', port: 'x' } });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.equal(bad.json().code, 'invalid_request');
+    const issues = bad.json().details.issues as { field: string; message: string }[];
+    assert.deepEqual(issues.map((i) => i.field).sort(), ['config.from', 'config.port']);
+    assert.match(issues.find((i) => i.field === 'config.from')!.message, /needs `config.from`/);
+    assert.deepEqual((await call('GET', '/connections')).json().items.find((c: { id: string }) => c.id === 'clinic-mail').config, was, 'nothing stored');
+    const good = await call('PATCH', '/connections/clinic-mail', { config: { ...was, from: 'Lotus Clinic <hello@lotus.example>', replyTo: 'desk@lotus.example' } });
+    assert.equal(good.statusCode, 200, good.body);
+    assert.deepEqual(good.json().config, { ...was, from: 'Lotus Clinic <hello@lotus.example>', replyTo: 'desk@lotus.example' });
+    const stored = (await call('GET', '/connections')).json().items.find((c: { id: string }) => c.id === 'clinic-mail').config;
+    assert.equal(stored.from, 'Lotus Clinic <hello@lotus.example>');
+    assert.equal(stored.port, smtp.port, 'keys the change did not name are kept');
+    const hook = await call('POST', '/connections', { platform: 'webhook-out', name: 'Practice tools' });
+    const refused = await call('PATCH', `/connections/${hook.json().id}`, { config: { url: 'ftp://x', events: ['appointment.created', 'appointment.exploded'] } });
+    assert.equal(refused.statusCode, 400, refused.body);
+    assert.deepEqual(refused.json().details.issues.map((i: { field: string }) => i.field).sort(), ['config.events.1', 'config.url']);
+  });
+
   test('SMS credentials are tried by reading the account, and an unknown key is refused', async () => {
     const made = await call('POST', '/connections', { platform: 'sms', name: 'Texts', baseUrl: twilio.url, config: { from: '+15551230000' } });
     const id = made.json().id as string;

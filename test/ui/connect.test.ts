@@ -15,9 +15,10 @@ import { startClinic, type Clinic } from './clinic.ts';
 import { eventually } from '../e2e/serve.ts';
 import { createAccount, makeCalendar } from 'tsdav';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.ts';
+import { startSmtpSink, type SmtpSink } from '../fakes/smtp-sink.ts';
 import { getTarget } from '../../src/connectors/registry.ts';
 import { radicaleMissing, startRadicale, type Radicale } from '../fakes/radicale.ts';
-import { idFrom, roleGroup } from '../../src/ui/connect.ts';
+import { idFrom, parseList, roleGroup, shownValue, storedValue, type ConfigField } from '../../src/ui/connect.ts';
 import { parseId } from '../../src/ui/route.ts';
 
 const skip = chromiumMissing() ?? radicaleMissing();
@@ -53,6 +54,19 @@ describe('the pieces a connection\'s page is made of', () => {
     for (const ok of ['google', 'radicale-calendars', 'a.b_c-1']) assert.equal(parseId(ok), ok);
     for (const bad of ['', '-x', '../x', 'a/b', '<img src=x onerror=alert(1)>', 'x'.repeat(64), null, undefined]) assert.equal(parseId(bad), undefined, String(bad));
   });
+  test('a setting is shown as typed and stored as the platform reads it', () => {
+    const list: ConfigField = { key: 'events', label: 'Events', type: 'list' };
+    assert.deepEqual(parseList('a.b, c\n\n d ,'), ['a.b', 'c', 'd']);
+    assert.equal(shownValue(list, ['x', 'y']), 'x\ny');
+    assert.deepEqual(storedValue(list, 'x, y'), ['x', 'y']);
+    const busy: ConfigField = { key: 'busyTimes', label: 'Busy', type: 'boolean', default: true };
+    assert.equal(shownValue(busy, undefined), true, 'the default is shown');
+    assert.equal(shownValue(busy, false), false);
+    const port: ConfigField = { key: 'port', label: 'Port', type: 'number' };
+    assert.equal(storedValue(port, '2525'), 2525);
+    assert.equal(storedValue(port, ' '), undefined, 'emptied: taken out');
+    assert.equal(storedValue({ key: 'from', label: 'Sender', type: 'text' }, '  A <a@b.example> '), 'A <a@b.example>');
+  });
   test('platforms are grouped by what they do', () => {
     assert.equal(roleGroup({ role: 'source' }), 'Booking sources');
     assert.equal(roleGroup({ role: 'target', kind: 'calendar' }), 'Calendars');
@@ -65,12 +79,13 @@ describe('connecting from the web app', { skip }, () => {
   let c: Clinic;
   let rad: Radicale;
   let twilio: FakeTwilio;
+  let smtp: SmtpSink;
   let b: Browser;
   let page: Page;
 
   before(async () => {
     await buildUi();
-    [c, rad, twilio] = await Promise.all([startClinic(), startRadicale(), startFakeTwilio()]);
+    [c, rad, twilio, smtp] = await Promise.all([startClinic(), startRadicale(), startFakeTwilio(), startSmtpSink({ auth: { user: 'clinic', pass: 'smtp-password-1' } })]);
     // The Radicale account's calendars: one to write to (Radicale makes none by itself).
     const headers = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
     const account = await createAccount({ account: { serverUrl: `${rad.url}/`, accountType: 'caldav' }, headers });
@@ -91,6 +106,7 @@ describe('connecting from the web app', { skip }, () => {
     await c?.close();
     await rad?.stop();
     await twilio?.close();
+    await smtp?.close();
   });
 
   const statusLine = (text: string | RegExp) => page.locator('#status-line').filter({ hasText: text }).waitFor();
@@ -142,6 +158,44 @@ describe('connecting from the web app', { skip }, () => {
     assert.match(texts[0], /^✓[\s\S]*accepted Meridian's credentials/);
     for (const t of texts) assert.match(t, /^[✓✗]/, t);
     await screenshot(page, 'c04-test');
+  });
+
+  test('the owner sets up an e-mail connection: its settings (each problem next to its field), then its password, checked by the server', async () => {
+    const dlg = await addConnection('email', 'Clinic mail');
+    await dlg.getByRole('button', { name: 'Add connection' }).click();
+    await page.waitForSelector('body[data-ready="connection"]');
+    assert.match(await page.locator('.conn-status').innerText(), /still needed: settings: Sender/);
+    const settings = page.locator('[data-section="settings"]');
+    assert.ok(await settings.getByRole('checkbox', { name: 'Require STARTTLS' }).isChecked(), 'the default is shown');
+    await settings.getByLabel(/^Sender/).fill('the clinic');
+    await settings.getByLabel(/^SMTP server/).fill('127.0.0.1');
+    await settings.getByLabel(/^Port/).fill(String(smtp.port));
+    await settings.getByLabel(/^SMTP user name/).fill('clinic');
+    // The sink offers no STARTTLS: a server on this machine.
+    await settings.getByRole('checkbox', { name: 'Require STARTTLS' }).uncheck();
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    const fromError = settings.locator('.field', { has: page.getByLabel(/^Sender/) }).locator('[role="alert"]');
+    await fromError.filter({ hasText: /config\.from/ }).waitFor();
+    assert.equal(await settings.getByLabel(/^Sender/).getAttribute('aria-invalid'), 'true');
+    assert.deepEqual((await c.api('GET', '/connections')).body.items.find((x: { id: string }) => x.id === 'clinic-mail').config, {}, 'nothing stored');
+    await screenshot(page, 'c07-settings-refused');
+
+    await settings.getByLabel(/^Sender/).fill('Lotus Clinic <desk@lotusclinic.example>');
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    await statusLine('Settings saved');
+    const conn = (await c.api('GET', '/connections')).body.items.find((x: { id: string }) => x.id === 'clinic-mail');
+    assert.deepEqual(conn.config, { from: 'Lotus Clinic <desk@lotusclinic.example>', host: '127.0.0.1', port: smtp.port, user: 'clinic', requireTLS: false });
+    assert.doesNotMatch(await page.locator('.conn-status').innerText(), /Needs setup/);
+    assert.equal(await page.locator('[data-section="settings"]').getByLabel(/^Port/).inputValue(), String(smtp.port), 'shown as saved');
+
+    await page.getByLabel(/^SMTP password/).fill('not-the-password');
+    await page.getByRole('button', { name: 'Check and save' }).click();
+    await page.locator('form.credentials [role="alert"]').filter({ hasText: /refused/ }).waitFor();
+    await page.getByLabel(/^SMTP password/).fill('smtp-password-1');
+    await page.getByRole('button', { name: 'Check and save' }).click();
+    await statusLine(/^Checked and saved/);
+    assert.ok(smtp.logins.includes('clinic'), 'signed in to the SMTP server');
+    await screenshot(page, 'c08-settings-saved');
   });
 
   test('a CalDAV connection is checked against the server before its password is stored', { skip: noCalendars }, async () => {

@@ -18,8 +18,9 @@
 import ICAL from 'ical.js';
 import {
   ConnectionMisconfigured, ConnectorError, NotModified, UnreadablePayload,
-  type ConnectionContext, type ListWindow, type SourceConnector, type SourceDescriptor,
+  type ConfigField, type ConnectionContext, type ListWindow, type SourceConnector, type SourceDescriptor,
 } from '../types.ts';
+import { POLL_MINUTES } from './settings.ts';
 import type { SourceChange } from '../../domain/types.ts';
 import { isIanaZone, localToUtc, toUtc } from '../../domain/time.ts';
 import { failureFromAnswer, networkFailure, retryAfterMs } from './http.ts';
@@ -396,6 +397,15 @@ export const FEED_AUTH: SourceDescriptor['auth'] = [
   { key: 'password', label: 'Password (only for feeds behind HTTP Basic auth)', secret: true, required: false },
 ];
 
+/** A feed's settings (config): read by `feedRequest` and `feedList` above, and the poll interval. */
+export const FEED_CONFIG: ConfigField[] = [
+  { key: 'url', label: 'Feed address', type: 'url', placeholder: 'https://calendar.example/feed.ics', help: 'If the address holds a private token, enter it under Credentials as Feed URL instead.' },
+  { key: 'practitioner', label: 'Practitioner', type: 'text', help: 'The name or id every event belongs to; map it to a Meridian practitioner.' },
+  { key: 'timeZone', label: 'Time zone', type: 'text', placeholder: 'Europe/London', help: 'For times the feed gives without a zone.' },
+  { key: 'patientPattern', label: 'Patient name in the title', type: 'text', placeholder: '^Appt: (.+)$', help: 'A regular expression; its first group is the patient\'s name. Empty: the whole title.' },
+  POLL_MINUTES,
+];
+
 /** A source that Meridian only reaches through a calendar feed: polled, complete, read-only. */
 export function feedSource(d: Pick<SourceDescriptor, 'id' | 'displayName' | 'fidelity'>): SourceConnector {
   const polled = () => new ConnectionMisconfigured(`${d.displayName} is read from a calendar feed that Meridian polls; it has no webhooks`);
@@ -404,6 +414,7 @@ export function feedSource(d: Pick<SourceDescriptor, 'id' | 'displayName' | 'fid
       ...d,
       role: 'source',
       auth: FEED_AUTH,
+      configFields: FEED_CONFIG,
       signature: 'none: the feed is polled (no webhooks)',
       capabilities: { webhooks: false, signedWebhooks: false, fetch: false, list: true, listComplete: true, writeCancel: false, writeReschedule: false, writeNoShow: false },
     },

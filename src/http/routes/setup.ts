@@ -9,6 +9,7 @@
 import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import { allDescriptors, getTarget } from '../../connectors/registry.ts';
+import { connectionConfigIssues } from '../../config/validate.ts';
 import { PRIVACY_LEVELS } from '../../domain/types.ts';
 import { createFeed, listFeeds, rotateFeed } from '../../engine/effects/feeds.ts';
 import { credentialsRenewed, saveSecrets, setupOfRow, shownStatus } from '../../engine/hub/connections.ts';
@@ -329,6 +330,17 @@ export const SETUP_ROUTES: Route[] = [
     }).strict(),
     async handler({ hub, params, body, actor }) {
       await editable(hub.store.db, 'connection', params.id);
+      const row = (await getConnectionRow(hub.store.db, params.id))!;
+      if (body.config !== undefined || body.privacy !== undefined) {
+        // The checks `meridian validate` makes on the file, on the settings as they would be stored.
+        const was = toConnection(row);
+        const issues = connectionConfigIssues({ platform: row.platform, privacy: body.privacy === undefined ? was.privacy : body.privacy ?? undefined, config: body.config ?? was.config });
+        if (issues.length) {
+          throw new HttpError('invalid_request', `the settings are not valid: ${issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`, {
+            issues: issues.map((x) => ({ field: ['config', ...x.path].join('.'), message: x.message })),
+          });
+        }
+      }
       await hub.store.db.transaction().execute(async (trx) => {
         await updateConnection(trx, params.id, body, hub.clock.now().toISOString());
         await appendAudit(trx, hub.store.dialect, [{ at: hub.clock.now().toISOString(), actor, action: 'connection.updated', entityType: 'connection', entityId: params.id, meta: { fields: Object.keys(body) } }]);

@@ -9,6 +9,7 @@ import { UnreadablePayload, type LeadFormConnector, type VerifyResult, type Webh
 import { formFields } from '../form-body.ts';
 import { buildLead, str, type Answer } from '../mapping.ts';
 import { MANUAL_WEBHOOK } from './manual-webhook.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'jotform';
 const ANSWER_KEY = /^q(\d+)_(.+)$/;
@@ -71,6 +72,7 @@ export const connector: LeadFormConnector = {
     role: 'lead-form',
     displayName: 'Jotform',
     auth: [{ key: 'webhookToken', label: 'Webhook URL token', secret: true, required: true, help: 'An unguessable value; give Jotform the webhook URL …/leads/<connection>?token=<this value>' }],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'unsigned: the webhook URL carries ?token=<webhookToken>',
     manualWebhook: MANUAL_WEBHOOK,
     capabilities: { signedWebhooks: false, structuredDates: true, fieldRefs: true },

@@ -10,6 +10,7 @@ import { hmacSha256, secretsFor, signatureMatches, urlTokenMatches } from '../..
 import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type LeadField, type TimePreference, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { buildLead, jsonBody, str, type Answer } from '../mapping.ts';
 import { MANUAL_WEBHOOK } from './manual-webhook.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'lead-form';
 const SIGNATURE_HEADER = 'x-meridian-signature';
@@ -91,6 +92,7 @@ export const connector: LeadFormConnector = {
       { key: 'challengeSecret', label: 'Challenge secret key', secret: true, required: false, help: 'With config.challenge (Turnstile or hCaptcha): the secret key the token is verified with' },
     ],
     authSets: [['signingSecret'], ['webhookToken']],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'X-Meridian-Signature: sha256=hex(HMAC-SHA256(signing secret, raw body)), or ?token=<webhookToken> in the URL',
     manualWebhook: MANUAL_WEBHOOK,
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },

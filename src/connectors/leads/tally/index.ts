@@ -7,6 +7,7 @@ import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature
 import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { buildLead, jsonBody, str, type Answer } from '../mapping.ts';
 import { MANUAL_WEBHOOK } from './manual-webhook.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'tally';
 
@@ -59,6 +60,7 @@ export const connector: LeadFormConnector = {
     role: 'lead-form',
     displayName: 'Tally',
     auth: [{ key: 'signingSecret', label: 'Signing secret', secret: true, required: true, help: 'The signing secret set on the form\'s webhook (Integrations → Webhooks)' }],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'Tally-Signature: base64(HMAC-SHA256(signing secret, raw body)); no timestamp',
     manualWebhook: MANUAL_WEBHOOK,
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },

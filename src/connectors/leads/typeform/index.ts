@@ -6,6 +6,7 @@ import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature
 import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type VerifyResult, type WebhookRequest } from '../../types.ts';
 import { buildLead, jsonBody, str, type Answer } from '../mapping.ts';
 import { MANUAL_WEBHOOK } from './manual-webhook.ts';
+import { LEAD_FORM_SETTINGS } from '../../shared/settings.ts';
 
 export const PLATFORM = 'typeform';
 
@@ -75,6 +76,7 @@ export const connector: LeadFormConnector = {
     role: 'lead-form',
     displayName: 'Typeform',
     auth: [{ key: 'webhookSecret', label: 'Webhook secret', secret: true, required: true, help: 'The secret set on the form\'s webhook (Connect → Webhooks → Edit → Secret)' }],
+    configFields: LEAD_FORM_SETTINGS,
     signature: 'Typeform-Signature: sha256=base64(HMAC-SHA256(secret, raw body)); no timestamp, so a replayed delivery is caught by its response token',
     manualWebhook: MANUAL_WEBHOOK,
     capabilities: { signedWebhooks: true, structuredDates: true, fieldRefs: true },

@@ -102,6 +102,15 @@ export const connector: NotifierConnector = {
     role: 'notifier',
     displayName: 'E-mail (SMTP)',
     auth: [{ key: 'password', label: 'SMTP password (with `config.user`)', secret: true, required: false }],
+    configFields: [
+      { key: 'from', label: 'Sender', type: 'text', required: true, placeholder: 'Lotus Clinic <appointments@lotus.example>', help: 'The From address, with a name if you like.' },
+      { key: 'host', label: 'SMTP server', type: 'text', placeholder: 'smtp.example.com', help: 'Empty: messages are written as .eml files into the data folder, not sent.' },
+      { key: 'port', label: 'Port', type: 'number', placeholder: '587', help: '587 with STARTTLS, 465 with TLS.' },
+      { key: 'user', label: 'SMTP user name', type: 'text', help: 'Its password goes under Credentials.' },
+      { key: 'secure', label: 'TLS from the start (port 465)', type: 'boolean', default: false },
+      { key: 'requireTLS', label: 'Require STARTTLS', type: 'boolean', default: true, help: 'Turn off only for a server on this machine or a trusted network.' },
+      { key: 'replyTo', label: 'Reply-to address', type: 'email', help: 'Where patients\' answers go, if not the sender.' },
+    ],
     fidelity:
       'Sends e-mail over SMTP (STARTTLS required unless turned off; implicit TLS with `secure: true`), or without a host writes each message as an .eml file into the data folder. '
       + 'Patient messages carry an iMIP invitation (REQUEST on booking and changes, CANCEL on cancellation, one UID per appointment), so the visit lands, moves and disappears in the patient\'s own calendar. '

@@ -181,6 +181,10 @@ export const connector: NotifierConnector = {
       { key: 'accountSid', label: 'Account SID', secret: true, required: true, help: 'AC… from the provider console' },
       { key: 'authToken', label: 'Auth token', secret: true, required: true, help: 'also verifies delivery statuses and replies; set authTokenPrevious while promoting a secondary token' },
     ],
+    configFields: [
+      { key: 'from', label: 'Sender number', type: 'text', placeholder: '+15551234567', help: 'In international form, or a sender name of up to 11 letters. Or use a Messaging Service below.' },
+      { key: 'messagingServiceSid', label: 'Messaging Service SID', type: 'text', placeholder: 'MG…', help: 'Sends through the service\'s numbers instead of one sender number.' },
+    ],
     defaultBaseUrl: 'https://api.twilio.com',
     signature: 'X-Twilio-Signature: base64 HMAC-SHA1 of the callback URL followed by the POST parameters sorted by name (name + value), keyed with the auth token',
     capabilities: { email: false, sms: true, webhooks: false, deliveryStatus: true, replies: true },

@@ -82,6 +82,11 @@ export const connector: NotifierConnector = {
     auth: [
       { key: 'signingSecret', label: 'Signing secret (whsec_…)', secret: true, required: true, help: 'whsec_ + base64 of 24–64 random bytes; while rotating, keep the old one as signingSecretPrevious (both sign every delivery)' },
     ],
+    configFields: [
+      { key: 'url', label: 'Receiver URL', type: 'url', required: true, placeholder: 'https://tools.clinic.example/meridian', help: 'Where each event is POSTed.' },
+      { key: 'events', label: 'Events', type: 'list', required: true, placeholder: 'appointment.created, appointment.cancelled', help: 'Any of appointment.created, appointment.updated, appointment.cancelled, appointment.no_show, appointment.completed, lead.received.' },
+      { key: 'includePatient', label: 'Include patient contact details', type: 'boolean', default: false, help: 'Off: events carry no patient name, e-mail or phone.' },
+    ],
     capabilities: { email: false, sms: false, webhooks: true, deliveryStatus: false, replies: false },
     fidelity: 'POSTs one JSON event per change to the subscription URL, signed per Standard Webhooks 1.0 (symmetric v1 signatures; two during a secret rotation). A delivery keeps its webhook-id across retries and replays, so receivers can drop duplicates. Redirects are not followed; 410 stops retrying; answers are not read or stored.',
   },

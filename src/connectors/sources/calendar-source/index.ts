@@ -23,6 +23,7 @@ import {
 import { connector as googleCalendar } from '../../targets/google-calendar/index.ts';
 import { connector as microsoftGraph } from '../../targets/microsoft-graph/index.ts';
 import { connector as caldav } from '../../targets/caldav/index.ts';
+import { POLL_MINUTES } from '../../shared/settings.ts';
 
 export const PLATFORM = 'calendar-source';
 /** The calendar targets whose read path this source uses (their descriptors give the auth fields). */
@@ -104,6 +105,13 @@ export const connector: SourceConnector = {
     role: 'source',
     displayName: 'Calendar as a source (SimplePractice, Jane)',
     auth: authUnion(),
+    configFields: [
+      { key: 'calendarPlatform', label: 'Calendar platform', type: 'select', required: true, options: CALENDARS.map((c) => ({ value: c.descriptor.id, label: c.descriptor.displayName })) },
+      { key: 'calendar', label: 'Calendar', type: 'text', help: 'The calendar\'s id at the platform; empty: the account\'s default calendar.' },
+      { key: 'practitioner', label: 'Practitioner', type: 'text', help: 'The name or id every event belongs to (default: the calendar); map it to a Meridian practitioner.' },
+      { key: 'ignoreTitles', label: 'Titles to ignore', type: 'list', placeholder: 'Lunch, Admin', help: 'Events with exactly these titles are not bookings.' },
+      POLL_MINUTES,
+    ],
     signature: 'none: the calendar is polled',
     fidelity:
       'For SimplePractice and Jane, which offer no API: Meridian reads the Google, Microsoft 365/Outlook.com or CalDAV '

@@ -7,6 +7,7 @@
 // - Stored objects carry no METHOD, a VTIMEZONE for every TZID, DTEND always (iCloud refuses events
 //   without it), SEQUENCE = our revision, CLASS:PRIVATE and our ids as X- properties.
 import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type CalendarInfo, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { BUSY_TIMES, TWO_WAY } from '../../shared/settings.ts';
 import { icsEventOf, parseCalendar, renderCalendar, type ParsedIcsEvent } from '../../shared/icalendar.ts';
 import { fetchCalendarObjects } from 'tsdav';
 import ICAL from 'ical.js';
@@ -307,6 +308,7 @@ export const connector: TargetConnector = {
       { key: 'username', label: 'Username (Apple ID for iCloud)', secret: true, required: true },
       { key: 'password', label: 'Password (an app-specific password for iCloud)', secret: true, required: true, help: 'appleid.apple.com → Sign-In and Security → App-Specific Passwords' },
     ],
+    configFields: [TWO_WAY, BUSY_TIMES],
     fidelity:
       'Events written into a CalDAV calendar (iCloud by default; any RFC 4791 server by base URL) with conditional '
       + 'writes (If-None-Match / If-Match), so a retry never duplicates; a hand edit is detected (412) and, under the default '

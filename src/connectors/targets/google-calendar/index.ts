@@ -6,6 +6,7 @@
 // - remove = DELETE; 404 and 410 mean already gone, which is success.
 // Patients are never attendees (Google would e-mail them); our ids ride in extendedProperties.private.
 import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type CalendarInfo, type ConnectionContext, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { BUSY_TIMES, TWO_WAY } from '../../shared/settings.ts';
 import type { calendar_v3 } from '@googleapis/calendar';
 import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
@@ -268,6 +269,7 @@ export const connector: TargetConnector = {
       { key: 'refreshToken', label: 'Refresh token (offline access, scopes calendar.events and calendar.calendarlist.readonly)', secret: true, required: true },
       { key: 'accessToken', label: 'Access token (refreshed automatically)', secret: true, required: false },
     ],
+    configFields: [TWO_WAY, BUSY_TIMES],
     fidelity:
       'Events created, moved and removed in each practitioner\'s calendar within seconds, without duplicates '
       + '(deterministic event ids; a retried create becomes an update). Nobody is e-mailed (sendUpdates=none; patients '

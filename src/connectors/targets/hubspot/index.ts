@@ -6,6 +6,7 @@
 // HubSpot's webhooks (v3 signature) report meetings edited in HubSpot; the engine reads them back under the
 // connection's two-way policy, like calendar edits.
 import { driftOf, fail, ok, type ConnectionContext, type CrmLead, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { COVERED_BY_AGREEMENT, TWO_WAY } from '../../shared/settings.ts';
 import type { AppointmentStatus } from '../../../domain/types.ts';
 import { HubSpotApi } from './api.ts';
 import { hubspotOAuth } from './oauth.ts';
@@ -144,6 +145,7 @@ export const connector: TargetConnector = {
       { key: 'refreshToken', label: 'OAuth refresh token', secret: true, required: false },
     ],
     authSets: [['privateAppToken'], ['clientId', 'clientSecret', 'refreshToken']],
+    configFields: [COVERED_BY_AGREEMENT, TWO_WAY],
     fidelity:
       'Every appointment is one HubSpot meeting, found again by the id Meridian stored (never by search, which lags writes); a '
       + 'create whose answer was lost can leave one duplicate. Cancelled, no-show and completed visits set the meeting outcome; '

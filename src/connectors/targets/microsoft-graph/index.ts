@@ -14,6 +14,7 @@
 //   application: `<mailbox>` = that mailbox's default calendar, `<mailbox>/<calendar id>` = another of its
 //   calendars (a mailbox, an address or a user id, never holds a `/`).
 import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type CalendarInfo, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { BUSY_TIMES, TWO_WAY } from '../../shared/settings.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
@@ -485,6 +486,13 @@ export const connector: TargetConnector = {
       { key: 'accessToken', label: 'Access token (refreshed automatically)', secret: true, required: false },
     ],
     authSets: [['clientId', 'refreshToken'], ['clientId', 'clientSecret']],
+    configFields: [
+      { key: 'mode', label: 'Permissions', type: 'select', default: 'delegated', options: [{ value: 'delegated', label: 'One user\'s calendars (delegated)' }, { value: 'application', label: 'Every mailbox of the tenant (application)' }] },
+      { key: 'tenant', label: 'Tenant', type: 'text', placeholder: 'contoso.onmicrosoft.com', help: 'Application permissions: the Microsoft 365 tenant (domain or id).' },
+      { key: 'mailboxes', label: 'Mailboxes', type: 'list', placeholder: 'ada@clinic.example, ben@clinic.example', help: 'Application permissions: the practitioners\' mailboxes whose calendars are offered.' },
+      { key: 'mailbox', label: 'Default mailbox', type: 'text', help: 'Application permissions: used when a practitioner\'s calendar names no mailbox.' },
+      TWO_WAY, BUSY_TIMES,
+    ],
     fidelity:
       'Events in Outlook.com or Microsoft 365 calendars. Delegated mode writes one user\'s calendar; application mode '
       + '(config.mode: application, a tenant admin\'s consent) writes every practitioner\'s mailbox, named by the binding. '

@@ -8,6 +8,7 @@
 // - Status: cancelled / no-show / completed stay as Events, marked in the subject (and in `statusField`
 //   when the org has one). Nothing is ever deleted; unbinding the CRM leaves its history alone.
 import { driftOf, fail, ok, type ConnectionContext, type CrmLead, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { COVERED_BY_AGREEMENT, TWO_WAY } from '../../shared/settings.ts';
 import type { AppointmentStatus } from '../../../domain/types.ts';
 import { salesforceSession } from './auth.ts';
 import { salesforceOAuth } from './oauth.ts';
@@ -222,6 +223,11 @@ export const connector: TargetConnector = {
       { key: 'refreshToken', label: 'Refresh token (web-server flow, scopes api refresh_token)', secret: true, required: false },
     ],
     authSets: [['clientId', 'username', 'privateKey'], ['clientId', 'refreshToken']],
+    configFields: [
+      COVERED_BY_AGREEMENT, TWO_WAY,
+      { key: 'leadSource', label: 'Lead source', type: 'text', placeholder: 'Web', help: 'Written on Leads made from lead-form submissions.' },
+      { key: 'leadCompany', label: 'Lead company', type: 'text', placeholder: 'Individual patient', help: 'Salesforce needs a company on a Lead.' },
+    ],
     fidelity:
       'Every appointment is one Salesforce Event, upserted by an external-id field (retries never duplicate; several records '
       + 'with the id stop the write for staff), owned by the practitioner\'s mapped user. Cancelled, no-show and completed visits '

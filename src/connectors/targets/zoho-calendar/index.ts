@@ -7,6 +7,7 @@
 // - Updates and deletes read the latest etag first (PUT replaces the whole event and needs it).
 // - Event data travels as the `eventdata` query parameter; times in GMT `yyyyMMdd'T'HHmmss'Z'`.
 import { driftOf, fail, ok, type BusyInterval, type CalendarInfo, type ConnectionContext, type ConnectorFailure, type LinkState, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
+import { BUSY_TIMES, TWO_WAY } from '../../shared/settings.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
@@ -231,6 +232,7 @@ export const connector: TargetConnector = {
       { key: 'refreshToken', label: 'Refresh token (access_type=offline)', secret: true, required: true },
       { key: 'accessToken', label: 'Access token (refreshed hourly)', secret: true, required: false },
     ],
+    configFields: [TWO_WAY, BUSY_TIMES],
     fidelity:
       'Events in a Zoho Calendar of the user\'s own data centre (config.accountsServer from the OAuth callback). Zoho '
       + 'offers no idempotency key, so a marker in the description lets a retried create find its event; updates and '
