@@ -1,6 +1,7 @@
 // `meridian` — serve, migrate, demo, audit, jobs, keys, connections, platforms, parse-webhook, parse-record.
 // Exit codes: 0 ok, 1 failure, 2 usage error; parse-webhook/parse-record: 3 signature rejected, 4 not understood.
-import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { applyConfig } from '../config/apply.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
@@ -153,16 +154,19 @@ const DEMO_KEY_FILE = 'demo-api-key.txt';
 
 async function demoSetup(o: GlobalOptions): Promise<void> {
   const dataDir = dataDirOf(o);
-  const cfg = join(dataDir, 'meridian.yaml');
-  if (!o.config && !existsSync(cfg)) {
-    await import('node:fs').then((fs) => fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 }));
-    copyFileSync(join(ROOT, 'examples/demo.yaml'), cfg);
-    // Like every file in the data folder: the service's own user only (a copy keeps the source's 0644).
-    chmodSync(cfg, 0o600);
-  }
+  await import('node:fs').then((fs) => fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 }));
+  // The demo clinic is made as if in the app (examples/demo.yaml, applied once to an empty store, marks nothing
+  // as provisioned), so every part of it can be changed in the web app: connecting Dr. Okafor's Google Calendar
+  // and picking it for her is a few clicks. `meridian config export` writes it as a file. A configuration file
+  // given with --config (or kept as data/meridian.yaml by an earlier demo) is applied as usual instead.
+  const demoFile = join(ROOT, 'examples/demo.yaml');
   await withHub(o, async (hub) => {
     try {
-      await applyConfigFile(hub, o);
+      if (configFileOf(o)) await applyConfigFile(hub, o);
+      else if (!(await hub.store.db.selectFrom('clinic').select('id').executeTakeFirst())) {
+        const seed = loadConfigFile(demoFile);
+        await applyConfig(hub, seed.config, seed.hash, 'demo', { seed: true });
+      }
     } catch (err) {
       reportConfigError(err);
     }
@@ -171,8 +175,8 @@ async function demoSetup(o: GlobalOptions): Promise<void> {
     // gets a random value, stored encrypted (never in the file).
     const { randomBytes } = await import('node:crypto');
     const demoSecret = () => `demo-${randomBytes(18).toString('base64url')}`;
-    const file = configFileOf(o);
-    const declared = new Map((file ? loadConfigFile(file).config.connections : []).map((x) => [x.id, Object.entries(x.secrets).filter(([, r]) => r !== null && typeof r === 'object' && 'stored' in r).map(([k]) => k)]));
+    const file = configFileOf(o) ?? demoFile;
+    const declared = new Map(loadConfigFile(file).config.connections.map((x) => [x.id, Object.entries(x.secrets).filter(([, r]) => r !== null && typeof r === 'object' && 'stored' in r).map(([k]) => k)]));
     const fill = async (c: { id: string; secrets_enc: string | null }, keys: Iterable<string>) => {
       const have = storedSecrets(hub, c.secrets_enc);
       const patch = Object.fromEntries([...new Set(keys)].filter((k) => !have[k]).map((k) => [k, demoSecret()]));

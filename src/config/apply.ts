@@ -58,12 +58,13 @@ async function upsert<T extends Record<string, unknown>>(trx: Exec, table: Exclu
 /**
  * Apply `c` (the content of `o.file`, whose SHA-256 is `hash`). An unchanged file is not applied again,
  * but the rows it declares are still marked as provisioned by it (a store from before 0014, or a file moved).
+ * With `seed` the rows are made as if in the app instead (nothing marked provisioned): the demo's clinic.
  */
-export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor: string, o: { force?: boolean; file?: string } = {}): Promise<ApplySummary> {
+export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor: string, o: { force?: boolean; file?: string; seed?: boolean } = {}): Promise<ApplySummary> {
   const db = hub.store.db;
   const file = o.file ?? UNKNOWN_FILE;
   const current = await getMeta(db, CONFIG_HASH_KEY);
-  if (current === hash && !o.force) {
+  if (current === hash && !o.force && !o.seed) {
     await markProvisioned(db, c, file);
     hub.cache.clear();
     return { applied: false, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated: 0 };
@@ -75,7 +76,8 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
     const prev = await trx.selectFrom('clinic').select('settings').where('id', '=', c.clinic.id).executeTakeFirst();
     prevNotifications = prev ? JSON.parse(prev.settings).notifications : undefined;
     const settings = { ...(prev ? JSON.parse(prev.settings) : {}), targets: c.clinic.targets, hours: c.clinic.hours ?? null, notifications: c.notifications ?? null };
-    const provisioned_by = file;
+    // `seed`: the rows are made as if in the app (the demo): nothing provisioned, all editable there.
+    const provisioned_by = o.seed ? null : file;
     await upsert(trx, 'clinic', { id: c.clinic.id, name: c.clinic.name, time_zone: c.clinic.timeZone, language: c.clinic.language, settings: JSON.stringify(settings), updated_at: now, provisioned_by });
     for (const l of c.locations) {
       await upsert(trx, 'location', { id: l.id, clinic_id: c.clinic.id, name: l.name, time_zone: l.timeZone ?? c.clinic.timeZone, address: l.address ?? null, provisioned_by });
@@ -134,7 +136,7 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
 
     // The retention periods are read by the hourly pruning (engine/sync/retention.ts), which has no config file.
     await saveRetentionPolicy(trx, c.retention);
-    await putMeta(trx, CONFIG_HASH_KEY, hash);
+    if (!o.seed) await putMeta(trx, CONFIG_HASH_KEY, hash);
     await appendAudit(trx, hub.store.dialect, [{
       at: now, actor, action: 'config.applied', entityType: 'clinic', entityId: c.clinic.id,
       meta: { hash, file, practitioners: c.practitioners.length, connections: c.connections.length, feedsCreated },

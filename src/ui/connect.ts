@@ -183,6 +183,47 @@ export async function addConnection(): Promise<void> {
   });
 }
 
+/** Start the OAuth authorisation of `connectionId` with `variant`: the browser leaves for the provider. */
+async function startOAuth(connectionId: string, prov: Pick<Provider, 'displayName'>, variant: string, inputs: Record<string, string> = {}): Promise<void> {
+  const r = await api.post<{ authorizeUrl: string }>(`/connections/${seg(connectionId)}/oauth`, { variant, inputs });
+  announce(`Opening ${prov.displayName}…`);
+  location.assign(r.authorizeUrl);
+}
+
+/** A variant that needs nothing typed: the one button that connects. */
+const oneClick = (prov: Provider) => (prov.variants.length === 1 && !(prov.variants[0].inputs ?? []).some((i) => i.required) ? prov.variants[0] : undefined);
+
+/**
+ * "Connect a calendar" on the Connections page: one button per calendar provider that connects by OAuth. It adds
+ * the connection and, when the provider's app is set up and one way of connecting needs nothing typed, goes
+ * straight to the provider's consent page; otherwise to the new connection's page (the app's guide, the choice).
+ */
+export async function quickConnect(o: { onlyWithoutCalendars?: boolean } = {}): Promise<HTMLElement | undefined> {
+  if (o.onlyWithoutCalendars) {
+    const [platforms, conns] = await Promise.all([api.get<{ items: Platform[] }>('/platforms'), api.get<{ items: Connection[] }>('/connections')]);
+    const calendarIds = new Set(platforms.items.filter((x) => x.kind === 'calendar').map((x) => x.id));
+    if (conns.items.some((c) => calendarIds.has(c.platform) && c.status !== 'disabled')) return undefined;
+  }
+  const [platforms, providers] = await Promise.all([api.get<{ items: Platform[] }>('/platforms'), api.get<Providers>('/oauth/providers').catch(() => undefined)]);
+  if (!providers) return undefined;
+  const calendars = providers.items.filter((prov) => platforms.items.find((x) => x.id === prov.platform)?.kind === 'calendar');
+  if (!calendars.length) return undefined;
+  const error = errorLine();
+  const buttons = calendars.map((prov) => {
+    const b = h('button', { type: 'button' }, prov.displayName);
+    b.addEventListener('click', () => void busy(b, error, async () => {
+      const made = await api.post<{ id: string }>('/connections', { platform: prov.platform, name: prov.displayName });
+      const v = oneClick(prov);
+      if (prov.client.configured && v) return startOAuth(made.id, prov, v.id);
+      location.hash = `#/connection?id=${encodeURIComponent(made.id)}`;
+    }));
+    return b;
+  });
+  return h('section', { class: 'quick-connect', 'aria-labelledby': 'qc-h' }, h('h2', { id: 'qc-h' }, 'Connect a calendar'),
+    h('p', { class: 'muted' }, 'Sign in with the account whose calendars Meridian should write to; then pick each practitioner\'s calendar.'),
+    h('div', { class: 'row' }, buttons), error);
+}
+
 // ---------------------------------------------------------------- a connection's page
 
 let disposers: (() => void)[] = [];
@@ -470,7 +511,10 @@ function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: s
     if (prov.client.from === 'environment') {
       s.append(h('p', { class: 'warning' }, `The app is set in the environment (${env}) and cannot be changed here; the environment is missing part of it.`));
     } else {
-      s.append(clientForm(prov, rerender));
+      // The first registration: saving the app goes on to the provider at once for each way of connecting that
+      // needs nothing typed (one button each); the others are offered once the app is saved.
+      const direct = prov.variants.filter((v) => !(v.inputs ?? []).some((i) => i.required));
+      s.append(clientForm(prov, rerender, direct.map((v) => ({ label: prov.variants.length > 1 ? v.label : undefined, go: () => startOAuth(c.id, prov, v.id) })), direct.length < prov.variants.length));
     }
     return s;
   }
@@ -497,11 +541,7 @@ function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: s
         }
         if (val) values[i.key] = val;
       }
-      await busy(button, error, async () => {
-        const r = await api.post<{ authorizeUrl: string }>(`/connections/${seg(c.id)}/oauth`, { variant: v.id, inputs: values });
-        announce(`Opening ${prov.displayName}…`);
-        location.assign(r.authorizeUrl);
-      });
+      await busy(button, error, () => startOAuth(c.id, prov, v.id, values));
     });
     s.append(form);
   }
@@ -509,19 +549,27 @@ function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: s
   return s;
 }
 
-function clientForm(prov: Provider, rerender: () => Promise<void>): HTMLFormElement {
+function clientForm(prov: Provider, rerender: () => Promise<void>, connect: { label?: string; go: () => Promise<void> }[] = [], saveOnly = true): HTMLFormElement {
   const clientId = h('input', { type: 'text', name: 'clientId', required: true, autocomplete: 'off', spellcheck: false });
   const secret = prov.clientSecret ? h('input', { type: 'password', name: 'clientSecret', required: !prov.client.configured, autocomplete: 'new-password' }) : undefined;
   const error = errorLine();
-  const button = h('button', { type: 'submit', class: 'primary' }, 'Save the app');
+  const goes = connect.map((c) => ({ ...c, button: h('button', { type: 'submit', class: 'primary' }, `Save the app and connect with ${prov.displayName}${c.label ? `: ${c.label}` : ''}`) }));
+  const button = saveOnly || !goes.length ? h('button', { type: 'submit', class: goes.length ? '' : 'primary' }, 'Save the app') : undefined;
   const form = h('form', { class: 'oauth-client' }, field('Client id', clientId),
-    secret ? field('Client secret', secret, 'Kept encrypted; never shown again.') : undefined, error, h('div', { class: 'actions' }, button));
+    secret ? field('Client secret', secret, 'Kept encrypted; never shown again.') : undefined, error, h('div', { class: 'actions' }, goes.map((g) => g.button), button));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const ok = await busy(button, error, async () => {
+    // Which button: one that goes on to the provider, or "Save the app" (Enter in a field: the first button).
+    const sub = (e as SubmitEvent).submitter;
+    const go = goes.find((g) => g.button === sub) ?? (sub === button ? undefined : goes[0]);
+    const pressed = (go?.button ?? button)!;
+    const ok = await busy(pressed, error, async () => {
       await api.put(`/oauth/providers/${seg(prov.platform)}`, { clientId: clientId.value.trim(), ...(secret?.value ? { clientSecret: secret.value } : {}) });
     });
-    if (ok) {
+    if (ok && go) {
+      announce(`${prov.displayName} app saved`);
+      await busy(pressed, error, go.go);
+    } else if (ok) {
       await rerender();
       announce(`${prov.displayName} app saved`);
     }

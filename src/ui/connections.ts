@@ -5,7 +5,7 @@
 import { api } from './api.ts';
 import { announce, h } from './dom.ts';
 import { canWrite, isOwner, practitionerName, zoneFor } from './state.ts';
-import { addConnection } from './connect.ts';
+import { addConnection, quickConnect } from './connect.ts';
 import { formatInstant } from './time.ts';
 
 interface Health {
@@ -48,6 +48,8 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
   const body = h('div', {});
   const add = isOwner() ? h('button', { type: 'button', class: 'primary', onclick: () => void addConnection().catch((e: Error) => announce(e.message, 'error')) }, 'Add connection') : undefined;
   main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Connections and health'), add), body);
+  // The owner's shortest way to a practitioner's calendar: one button per calendar provider (connect.ts).
+  if (isOwner()) void quickConnect().then((q) => { if (q) body.before(q); }).catch(() => { /* the page works without it */ });
 
   async function action(path: string, done: string): Promise<void> {
     try {

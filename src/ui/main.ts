@@ -2,11 +2,11 @@
 import './style.css';
 import { ApiError, request, setCsrf, whenSignedOut } from './api.ts';
 import { field, h } from './dom.ts';
-import { canWrite, loadReference, state, type Me } from './state.ts';
+import { canWrite, isOwner, loadReference, state, type Me } from './state.ts';
 import { disposeSchedule, schedulePage } from './schedule.ts';
 import { auditPage } from './audit.ts';
 import { connectionsPage } from './connections.ts';
-import { connectionPage, disposeConnection } from './connect.ts';
+import { connectionPage, disposeConnection, quickConnect } from './connect.ts';
 import { setupPage } from './setup.ts';
 
 const app = document.getElementById('app')!;
@@ -84,6 +84,11 @@ async function show(): Promise<void> {
   delete document.body.dataset.ready;
   try {
     await page.render(main, params);
+    // Getting started: an owner whose clinic writes to no calendar yet is offered one on the schedule.
+    if (name === 'schedule' && isOwner()) {
+      const q = await quickConnect({ onlyWithoutCalendars: true }).catch(() => undefined);
+      if (q && current === page) main.prepend(q);
+    }
   } catch (err) {
     main.append(h('p', { class: 'form-error', role: 'alert' }, `This page could not be loaded: ${(err as Error).message}`));
   }

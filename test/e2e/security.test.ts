@@ -270,7 +270,7 @@ describe('what the server prints', () => {
       const key = readFileSync(join(tmp.dir, 'demo-api-key.txt'), 'utf8').trim();
       const passwords = (JSON.parse(readFileSync(join(tmp.dir, 'demo-logins.json'), 'utf8')) as { password: string }[]).map((l) => l.password);
       assert.ok(demo.output().includes(key) && passwords.every((p) => demo.output().includes(p)), 'the demo banner shows them');
-      const srv = await serve(['serve', '--data', tmp.dir, '--config', join(tmp.dir, 'meridian.yaml')], { LOG_LEVEL: 'info' });
+      const srv = await serve(['serve', '--data', tmp.dir], { LOG_LEVEL: 'info' });
       // Give the background work a moment to log what it logs at start.
       await new Promise((r) => setTimeout(r, 1000));
       await srv.stop();

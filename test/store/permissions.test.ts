@@ -52,7 +52,7 @@ test('a database file left 0644 by an earlier version is tightened; an open fold
   }
 });
 
-test('the demo: every file it writes into a fresh data folder is 0600 (meridian.yaml, logins, API key, database)', async () => {
+test('the demo: every file it writes into a fresh data folder is 0600 (logins, API key, database, key file)', async () => {
   const { meridian } = await import('../helpers.ts');
   const t = tempDir();
   try {
@@ -60,7 +60,7 @@ test('the demo: every file it writes into a fresh data folder is 0600 (meridian.
     const r = await meridian(['demo', '--data', dataDir], { env: { DATABASE_URL: '', MERIDIAN_SECRET_KEY: '', LOG_LEVEL: 'silent' } });
     assert.equal(r.code, 0, r.stderr);
     const files = readdirSync(dataDir);
-    assert.ok(files.includes('meridian.yaml'), files.join(', '));
+    assert.ok(files.includes('meridian.db') && files.includes('demo-logins.json'), files.join(', '));
     assert.equal(modeOf(dataDir), '700');
     for (const f of files) assert.equal(modeOf(join(dataDir, f)), '600', f);
   } finally {
