@@ -233,8 +233,10 @@ describe('`serve` with a connection missing its secret', () => {
     assert.equal((await lead('wrong-token')).status, 401, 'verification is unchanged');
     const ok = await lead('tok-website-1');
     assert.ok(ok.status >= 200 && ok.status < 300, `${ok.status} ${await ok.text()}`);
-    const patched = await api('PATCH', '/connections/cal', { name: 'Calendly' });
-    assert.equal(patched.body.status, 'needs_setup');
-    assert.deepEqual(patched.body.setup.missing, ['signingKey']);
+    // The file's connection cannot be changed through the API (it is provisioned); the listing still says what it lacks.
+    assert.equal((await api('PATCH', '/connections/cal', { name: 'Calendly' })).status, 409);
+    const cal = ((await api('GET', '/connections')).body.items as { id: string; status: string; setup: { missing: string[] } }[]).find((c) => c.id === 'cal')!;
+    assert.equal(cal.status, 'needs_setup');
+    assert.deepEqual(cal.setup.missing, ['signingKey']);
   });
 });
