@@ -10,7 +10,7 @@ import { formatInstant } from './time.ts';
 
 interface Health {
   id: string; name: string; platform: string; platformName: string; role?: string; status: string; needsReconnect: boolean; lastError?: string;
-  lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number; waitingDeliveries?: number;
+  lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number; waitingDeliveries?: number; webhook?: WebhookState;
   setup?: Setup;
 }
 interface Setup { complete: boolean; missing: string[]; unsetEnv: { key: string; env: string }[] }
@@ -40,6 +40,19 @@ export function setupAdvice(id: string, s: Setup): string {
     ...(bare.length ? [`store ${bare.join(', ')}: bin/meridian connections set-secret ${id} <key> (or PUT /api/v1/connections/${id}/secrets)`] : []),
   ];
   return `Missing ${s.missing.join(', ')}: ${parts.join('; ')}.`;
+}
+
+interface WebhookState { mode: 'managed' | 'manual' | 'none'; state: string; lastDeliveryAt?: string }
+
+/** How a connection's deliveries come in, in words: the subscription Meridian made, or the URL pasted by hand. */
+export function webhookText(w: WebhookState | undefined, when: (t?: string) => string): string {
+  if (!w || w.mode === 'none') return '—';
+  const last = w.lastDeliveryAt ? `; last delivery ${when(w.lastDeliveryAt)}` : '';
+  if (w.mode === 'managed') {
+    const words: Record<string, string> = { active: 'Subscribed by Meridian', failed: 'Subscription failed', removed: 'Subscription removed', none: 'Not subscribed yet' };
+    return `${words[w.state] ?? w.state}${last}`;
+  }
+  return w.lastDeliveryAt ? `Set by hand${last}` : 'Set by hand: waiting for the first delivery';
 }
 
 export async function connectionsPage(main: HTMLElement): Promise<void> {
@@ -96,12 +109,13 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
         : h('p', { class: 'muted' }, 'Nothing held.')));
     sections.push(h('section', { 'aria-labelledby': 'conns' }, h('h2', { id: 'conns' }, 'Connections'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'conns' },
-        h('thead', {}, h('tr', {}, ['Connection', 'Kind', 'Status', 'Last successful sync', 'Last error', 'Jobs waiting', 'Dead letter', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ['Connection', 'Kind', 'Status', 'Webhook', 'Last successful sync', 'Last error', 'Jobs waiting', 'Dead letter', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, health.items.map((r) => h('tr', { dataset: { connection: r.id } },
           h('th', { scope: 'row' }, h('a', { href: connectionHref(r.id) }, r.name), h('div', { class: 'muted' }, `${r.platformName} · ${r.id}`)),
           h('td', {}, r.role ?? '—'),
           h('td', {}, h('span', { class: `pill s-${r.status}` }, STATUS_TEXT[r.status] ?? r.status),
             r.status === 'needs_setup' && r.setup ? h('div', { class: 'muted setup' }, setupAdvice(r.id, r.setup)) : undefined),
+          h('td', { class: r.webhook?.state === 'failed' ? 'err' : '' }, webhookText(r.webhook, when)),
           h('td', {}, when(r.lastSuccessAt)),
           h('td', { class: 'err' }, r.lastError ?? (r.failedDeliveries ? `${r.failedDeliveries} failed deliveries` : '—')),
           h('td', {}, `${r.jobs.waiting + r.jobs.retrying}${r.jobs.retrying ? ` (${r.jobs.retrying} retrying)` : ''}${r.waitingDeliveries ? ` · ${r.waitingDeliveries} deliveries to apply` : ''}`),

@@ -133,6 +133,9 @@ describe('connections made in the app', () => {
     const after = (await call('GET', `/connections/${id}/webhook`)).json();
     assert.equal(after.state, 'receiving');
     assert.ok(after.lastDeliveryAt);
+    // The Connections page says the same from the health answer.
+    const row = (await call('GET', '/health/connections')).json().items.find((c: { id: string }) => c.id === id);
+    assert.deepEqual({ mode: row.webhook.mode, state: row.webhook.state }, { mode: 'manual', state: 'receiving' });
   });
 
   test('Test connection says in words what works and what to do next', async () => {

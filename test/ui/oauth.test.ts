@@ -280,6 +280,8 @@ describe('connecting accounts with OAuth in the browser', { skip }, () => {
     assert.notEqual(signed.status, 401, 'a delivery signed with the subscription\'s key verifies');
     const forged = await fetch(`${srv.url}/webhooks/${id}`, { method: 'POST', headers: { 'content-type': 'application/json', 'calendly-webhook-signature': `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}` }, body });
     assert.equal(forged.status, 401);
+    const health = (await api('GET', '/health/connections')).body.items.find((c: { id: string }) => c.id === id);
+    assert.equal(health.webhook.state, 'active', 'the Connections page shows it subscribed');
     // Remove it: the subscription goes at Calendly too.
     await page.getByRole('button', { name: 'Remove connection' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Remove connection' }).click();

@@ -68,6 +68,18 @@ function subscriber(c: Connector): SourceConnector['subscriptions'] {
   return c.descriptor.role === 'source' ? (c as SourceConnector).subscriptions : undefined;
 }
 
+/** For the Connections page: how a connection's deliveries come in, without making anything (no token generated). */
+export async function webhookSummary(hub: Hub, connectionId: string, platform: string): Promise<{ mode: WebhookMode; state: string; lastDeliveryAt?: string }> {
+  const c = getConnector(platform);
+  if (!c || !receivesWebhooks(c)) return { mode: 'none', state: 'none' };
+  const last = await lastDeliveryAt(hub, connectionId);
+  if (subscriber(c)) {
+    const row = await hub.store.db.selectFrom('webhook_subscription').select('state').where('connection_id', '=', connectionId).executeTakeFirst();
+    return { mode: 'managed', state: row?.state ?? 'none', lastDeliveryAt: last };
+  }
+  return { mode: 'manual', state: last ? 'receiving' : 'waiting', lastDeliveryAt: last };
+}
+
 export async function webhookView(hub: Hub, connectionId: string): Promise<WebhookView> {
   const c = await loadConnection(hub, connectionId);
   if (!receivesWebhooks(c.connector)) return { mode: 'none', events: [], state: 'none' };
