@@ -7,7 +7,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Hub } from '../../src/engine/hub/hub.ts';
 import { createUser } from '../../src/http/auth.ts';
 import { buildServer } from '../../src/http/server.ts';
-import { storedSecrets } from '../../src/engine/hub/connections.ts';
+import { loadConnection, storedSecrets } from '../../src/engine/hub/connections.ts';
+import { createConnection } from '../../src/engine/connect/connections.ts';
+import { platformDirectory, saveCheckedCredentials, testConnection } from '../../src/engine/connect/probe.ts';
+import { reconcileSubscriptions } from '../../src/engine/connect/webhooks.ts';
+import { startFakeCalendly, type FakeCalendly } from '../fakes/calendly.ts';
 import { configuredHub, tempDir } from '../helpers.ts';
 import { startSmtpSink, type SmtpSink } from '../fakes/smtp-sink.ts';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.ts';
@@ -167,5 +171,62 @@ describe('connections made in the app', () => {
   test('OAuth needs the provider\'s app first, and a browser session', async () => {
     const providers = (await call('GET', '/oauth/providers')).json();
     assert.equal(providers.redirectUri, 'https://meridian.lotus.example/oauth/callback');
+  });
+});
+
+describe('a Calendly account connected with its token: directory suggestions, and the subscription follows the public URL', () => {
+  const tmp = tempDir();
+  let hub: Hub;
+  let calendly: FakeCalendly;
+  before(async () => {
+    calendly = await startFakeCalendly({ plan: 'paid' });
+    hub = await configuredHub(CLINIC, { dataDir: tmp.dir, publicUrl: 'https://old.lotus.example' });
+    await createConnection(hub, { id: 'bookings', platform: 'calendly', name: 'Bookings', baseUrl: calendly.url }, 'test');
+  });
+  after(async () => {
+    await hub.store.close();
+    await calendly.close();
+    tmp.cleanup();
+  });
+
+  test('storing the token is checked by reading the account, and subscribes its bookings with a key Meridian made', async () => {
+    await assert.rejects(saveCheckedCredentials(hub, 'bookings', { personalAccessToken: 'not-the-token' }, 'test'), (e: Error) => /refused these credentials/.test(e.message));
+    assert.equal(calendly.webhookSubscriptions().length, 0, 'nothing made with refused credentials');
+    const saved = await saveCheckedCredentials(hub, 'bookings', { personalAccessToken: calendly.token }, 'test');
+    assert.equal(saved.checked, true);
+    const hooks = calendly.webhookSubscriptions();
+    assert.equal(hooks.length, 1);
+    assert.equal(hooks[0].callback_url, 'https://old.lotus.example/webhooks/bookings');
+    const key = (await loadConnection(hub, 'bookings')).secrets.signingKey;
+    assert.equal(hooks[0].signing_key, key, 'the key Calendly signs with is the one stored');
+  });
+
+  test('staff and event types come with the practitioner and service they look like', async () => {
+    const ada = calendly.addUser({ uri: 'https://api.calendly.com/users/ada-okafor', name: 'Ada Okafor', email: 'ada@lotus.example' });
+    calendly.addUser({ uri: 'https://api.calendly.com/users/someone-else', name: 'Someone Else', email: 'else@lotus.example' });
+    const dir = await platformDirectory(hub, 'bookings');
+    assert.ok(dir.staff.some((s) => s.ref === ada.uri && s.email === 'ada@lotus.example'));
+    assert.equal(dir.suggestions.practitioners[ada.uri as string], 'ada', 'matched by e-mail');
+    assert.equal(Object.values(dir.suggestions.practitioners).filter((p) => p === 'ada').length, 1);
+  });
+
+  test('a new public URL: at start the subscription is made again for it, the old one removed, a new key stored', async () => {
+    const before = (await loadConnection(hub, 'bookings')).secrets.signingKey;
+    hub.publicUrl = 'https://meridian.lotus.example';
+    assert.equal(await reconcileSubscriptions(hub), 1);
+    const hooks = calendly.webhookSubscriptions();
+    assert.equal(hooks.length, 1, 'one subscription, not two');
+    assert.equal(hooks[0].callback_url, 'https://meridian.lotus.example/webhooks/bookings');
+    const after = (await loadConnection(hub, 'bookings')).secrets.signingKey;
+    assert.notEqual(after, before);
+    assert.equal(hooks[0].signing_key, after);
+    assert.equal(await reconcileSubscriptions(hub), 0, 'nothing to do the second time');
+    const test = await testConnection(hub, 'bookings');
+    assert.equal(test.checks.find((c) => c.id === 'subscription')?.ok, true, JSON.stringify(test.checks));
+    calendly.disable(hooks[0].uri as string);
+    const again = await testConnection(hub, 'bookings');
+    const sub = again.checks.find((c) => c.id === 'subscription')!;
+    assert.equal(sub.ok, false);
+    assert.match(sub.next ?? '', /Re-create/);
   });
 });
