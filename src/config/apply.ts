@@ -111,7 +111,7 @@ export async function applyConfig(hub: Hub, c: ClinicConfig, hash: string, actor
       };
       const exists = await trx.selectFrom('connection').select(['id', 'status']).where('id', '=', x.id).executeTakeFirst();
       if (exists) {
-        await trx.updateTable('connection').set({ ...row, ...(exists.status === 'disabled' ? { status: 'active' } : {}) }).where('id', '=', x.id).execute();
+        await trx.updateTable('connection').set({ ...row, ...(exists.status === 'disabled' || exists.status === 'removed' ? { status: 'active' } : {}) }).where('id', '=', x.id).execute();
       } else {
         await trx.insertInto('connection').values({ id: x.id, ...row, secrets_enc: null, status: 'active', last_sync_at: null, last_error: null, created_at: now, sync_state: '{}', poll_lease_until: null, poll_lease_by: null }).execute();
       }

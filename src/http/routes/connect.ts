@@ -22,6 +22,12 @@ async function live(hub: Hub, id: string) {
 
 const platformParam = z.object({ platform: z.string().min(1).max(80) });
 
+/** A handler for one connection's route: 404 for a connection that is not there (or removed), then `work`. */
+const onConnection = <T>(work: (hub: Hub, id: string) => Promise<T>) => async ({ hub, params }: { hub: Hub; params: { id: string } }): Promise<T> => {
+  await live(hub, params.id);
+  return work(hub, params.id);
+};
+
 export const CONNECT_ROUTES: Route[] = [
   defineRoute({
     method: 'GET', path: '/oauth/providers', scope: 'admin', tag: 'connect',
@@ -74,41 +80,26 @@ export const CONNECT_ROUTES: Route[] = [
   defineRoute({
     method: 'GET', path: '/connections/:id/calendars', scope: 'admin', tag: 'connect', params: idParam,
     summary: 'The connected account\'s calendars (writable or not), with the calendar each practitioner most likely uses',
-    async handler({ hub, params }) {
-      await live(hub, params.id);
-      return accountCalendars(hub, params.id);
-    },
+    handler: onConnection(accountCalendars),
   }),
   defineRoute({
     method: 'GET', path: '/connections/:id/directory', scope: 'admin', tag: 'connect', params: idParam,
     summary: 'The booking platform\'s staff and services, with the practitioners and services they most likely are (by e-mail, then name)',
-    async handler({ hub, params }) {
-      await live(hub, params.id);
-      return platformDirectory(hub, params.id);
-    },
+    handler: onConnection(platformDirectory),
   }),
   defineRoute({
     method: 'POST', path: '/connections/:id/test', scope: 'admin', tag: 'connect', params: idParam,
     summary: 'Test a connection: credentials accepted, calendars reachable and writable, subscription active, last delivery — each in words with what to do next',
-    async handler({ hub, params }) {
-      await live(hub, params.id);
-      return testConnection(hub, params.id);
-    },
+    handler: onConnection(testConnection),
   }),
   defineRoute({
     method: 'GET', path: '/connections/:id/webhook', scope: 'admin', tag: 'connect', params: idParam,
     summary: 'Where the connection\'s deliveries come in: the subscription Meridian made (managed), or the URL with its token and the steps to paste it (manual)',
-    async handler({ hub, params }) {
-      await live(hub, params.id);
-      return webhookView(hub, params.id);
-    },
+    handler: onConnection(webhookView),
   }),
   defineRoute({
     method: 'POST', path: '/connections/:id/webhook', scope: 'admin', tag: 'connect', params: idParam,
     summary: 'Make the webhook subscription at the platform again (the old one is removed first)',
-    async handler({ hub, params }) {
-      await live(hub, params.id);
-      return ensureSubscription(hub, params.id, { force: true });
-    },
+    handler: onConnection((hub, id) => ensureSubscription(hub, id, { force: true })),
   }),
 ];
