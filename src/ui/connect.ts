@@ -28,7 +28,7 @@ interface Refs { practitioners?: Record<string, string>; services?: Record<strin
 interface Connection {
   id: string; platform: string; name: string; config?: Record<string, unknown>; refs?: Refs; privacy?: string; baseUrl?: string;
   secrets?: { fromEnvironment?: string[]; stored?: boolean | string[] }; status: string; lastSyncAt?: string; lastError?: string;
-  provisionedBy?: string | null; missing?: string[]; account?: string;
+  provisionedBy?: string | null; missing?: string[]; account?: string; setup?: { complete: boolean; missing: string[] };
 }
 interface Health { id: string; status: string; needsReconnect: boolean; lastError?: string; lastSuccessAt?: string }
 interface OAuthInput { key: string; label: string; placeholder?: string; pattern?: string; required: boolean }
@@ -503,11 +503,12 @@ function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: s
       h('p', {}, `Once for the whole clinic, register Meridian as an app with ${prov.displayName}. It takes a few minutes; then every account connects with one button.`),
       h('ol', { class: 'guide' },
         h('li', {}, 'Open ', h('a', { href: prov.guide.console, target: '_blank', rel: 'noopener noreferrer' }, `the ${prov.displayName} console`), ' (opens in a new tab).'),
-        prov.guide.steps.map((x) => h('li', {}, x)),
-        h('li', {}, redirectUri ? copyField('Register this redirect URI', redirectUri, 'Exactly this address, including https and the path.')
+        // The provider's own steps; its last one (copy the client id and secret) after the redirect URI and scopes.
+        prov.guide.steps.slice(0, -1).map((x) => h('li', {}, x)),
+        h('li', {}, redirectUri ? copyField('Register this redirect URI', redirectUri, 'Exactly this address: the same scheme, host, port and path.')
           : h('span', { class: 'warning' }, 'Register the redirect URI <Meridian\'s public address>/oauth/callback. Meridian does not know its public address yet: set MERIDIAN_PUBLIC_URL (or --public-url) and reload this page to see it.')),
         h('li', {}, 'Allow these permissions:', prov.variants.map((v) => h('div', {}, prov.variants.length > 1 ? h('strong', {}, v.label) : undefined, scopesOf(v)))),
-        h('li', {}, 'Copy the app\'s client id', prov.clientSecret ? ' and client secret' : '', ' below.')));
+        prov.guide.steps.slice(-1).map((x) => h('li', {}, x))));
     if (prov.client.from === 'environment') {
       s.append(h('p', { class: 'warning' }, `The app is set in the environment (${env}) and cannot be changed here; the environment is missing part of it.`));
     } else {
@@ -522,7 +523,9 @@ function oauthSection(c: Connection, p: Platform, prov: Provider, redirectUri: s
   for (const v of prov.variants) {
     const inputs = (v.inputs ?? []).map((i) => ({ i, el: h('input', { type: 'text', name: i.key, required: i.required, placeholder: i.placeholder, autocomplete: 'off', spellcheck: false }) }));
     const error = errorLine();
-    const label = prov.variants.length > 1 ? `Connect with ${prov.displayName}: ${v.label}` : `Connect with ${prov.displayName}`;
+    // Once connected, the same button connects again (another account, or consent given anew).
+    const again = c.setup?.complete ? ' again' : '';
+    const label = prov.variants.length > 1 ? `Connect with ${prov.displayName}${again}: ${v.label}` : `Connect with ${prov.displayName}${again}`;
     const button = h('button', { type: 'submit', class: 'primary' }, label);
     const form = h('form', { class: 'oauth-variant', dataset: { variant: v.id } },
       prov.variants.length > 1 ? h('h3', {}, v.label) : undefined,
@@ -644,6 +647,10 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
 
 async function calendarsSection(c: Connection, prs: PractitionerFull[]): Promise<HTMLElement> {
   const s = h('section', { class: 'card', 'aria-labelledby': 'cal-h', dataset: { section: 'calendars' } }, h('h2', { id: 'cal-h' }, 'Calendars'));
+  if (c.setup && !c.setup.complete) {
+    s.append(h('p', { class: 'muted' }, 'Once the account is connected, its calendars are listed here to pick each practitioner\'s.'));
+    return s;
+  }
   let cals: { items: CalendarInfo[]; suggestions?: Record<string, string> };
   try {
     cals = await api.get(`/connections/${seg(c.id)}/calendars`);
@@ -708,6 +715,10 @@ async function calendarsSection(c: Connection, prs: PractitionerFull[]): Promise
 
 async function mappingSection(c: Connection, file: string | undefined): Promise<HTMLElement | undefined> {
   const s = h('section', { class: 'card', 'aria-labelledby': 'map-h', dataset: { section: 'mapping' } }, h('h2', { id: 'map-h' }, 'Staff and services'));
+  if (c.setup && !c.setup.complete) {
+    s.append(h('p', { class: 'muted' }, 'Once the account is connected, its staff and services are listed here to map onto the clinic\'s.'));
+    return s;
+  }
   let dir: DirectoryAnswer;
   try {
     dir = await api.get(`/connections/${seg(c.id)}/directory`);
