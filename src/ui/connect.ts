@@ -206,15 +206,18 @@ export async function quickConnect(o: { onlyWithoutCalendars?: boolean } = {}): 
   }
   const [platforms, providers] = await Promise.all([api.get<{ items: Platform[] }>('/platforms'), api.get<Providers>('/oauth/providers').catch(() => undefined)]);
   if (!providers) return undefined;
-  const calendars = providers.items.filter((prov) => platforms.items.find((x) => x.id === prov.platform)?.kind === 'calendar');
+  // Calendars Meridian writes to (not the feeds it serves): OAuth ones first, then those with a password (iCloud, CalDAV).
+  const calendars = platforms.items.filter((x) => x.kind === 'calendar' && x.auth.some((a) => a.secret))
+    .sort((a, b) => Number(!providers.items.some((p) => p.platform === a.id)) - Number(!providers.items.some((p) => p.platform === b.id)));
   if (!calendars.length) return undefined;
   const error = errorLine();
-  const buttons = calendars.map((prov) => {
-    const b = h('button', { type: 'button' }, prov.displayName);
+  const buttons = calendars.map((platform) => {
+    const prov = providers.items.find((p) => p.platform === platform.id);
+    const b = h('button', { type: 'button' }, platform.displayName);
     b.addEventListener('click', () => void busy(b, error, async () => {
-      const made = await api.post<{ id: string }>('/connections', { platform: prov.platform, name: prov.displayName });
-      const v = oneClick(prov);
-      if (prov.client.configured && v) return startOAuth(made.id, prov, v.id);
+      const made = await api.post<{ id: string }>('/connections', { platform: platform.id, name: platform.displayName });
+      const v = prov ? oneClick(prov) : undefined;
+      if (prov?.client.configured && v) return startOAuth(made.id, prov, v.id);
       location.hash = `#/connection?id=${encodeURIComponent(made.id)}`;
     }));
     return b;
