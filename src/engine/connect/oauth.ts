@@ -4,7 +4,6 @@
 // browser, ten minutes, single use), the PKCE verifier (RFC 7636, S256), the exact redirect URI
 // `<public-url>/oauth/callback`, and storing what the provider gave, encrypted, in one audited step.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { OAuthRefused as OAuthRefusedType } from '../../connectors/types.ts';
 import { OAuthRefused } from '../../connectors/types.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { getConnectionRow } from '../../store/repo.ts';
@@ -126,7 +125,7 @@ export async function completeAuthorization(hub: Hub, query: URLSearchParams, br
       inputs: held.inputs, authBaseUrl: client.authBaseUrl, fetch: hub.fetch, now: () => hub.clock.now(),
     });
   } catch (err) {
-    if (err instanceof OAuthRefused) throw new ConnectError((err as OAuthRefusedType).code === 'access_denied' ? 'denied' : 'refused', `${err.message}. Nothing was stored.`);
+    if (err instanceof OAuthRefused) throw new ConnectError(err.code === 'access_denied' ? 'denied' : 'refused', `${err.message}. Nothing was stored.`);
     throw err;
   }
   const conn = await getConnectionRow(hub.store.db, row.connection_id);
