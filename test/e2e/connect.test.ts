@@ -15,6 +15,7 @@ import { startFakeCalendly, type FakeCalendly } from '../fakes/calendly.ts';
 import { configuredHub, tempDir } from '../helpers.ts';
 import { startSmtpSink, type SmtpSink } from '../fakes/smtp-sink.ts';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.ts';
+import { startFakeYcbm } from '../fakes/youcanbookme.ts';
 
 const PW = 'correct horse battery staple';
 const CLINIC = `
@@ -119,6 +120,26 @@ describe('connections made in the app', () => {
     assert.equal(right.statusCode, 200, right.body);
     assert.match(right.json().message, /Checked: signed in as Clinic account/);
     assert.equal(twilio.messages.length, 0, 'checking sends nothing');
+  });
+
+  test('an API key with no directory to read is tried with a one-day listing (YouCanBookMe), then stored', async () => {
+    const ycbm = await startFakeYcbm();
+    try {
+      const id = (await call('POST', '/connections', { platform: 'youcanbookme', name: 'YCBM', baseUrl: ycbm.url })).json().id as string;
+      const wrong = await call('PUT', `/connections/${id}/credentials`, { accountId: ycbm.accountId, apiKey: 'ak_not-the-key' });
+      assert.equal(wrong.statusCode, 422, wrong.body);
+      assert.deepEqual(await secretsOf(id), {});
+      const right = await call('PUT', `/connections/${id}/credentials`, { accountId: ycbm.accountId, apiKey: ycbm.apiKey });
+      assert.equal(right.statusCode, 200, right.body);
+      assert.match(right.json().message, /Checked: read bookings from YouCanBookMe/);
+      // Its webhook is set by hand: the URL carries the token Meridian made, with the steps and the template.
+      const hook = (await call('GET', `/connections/${id}/webhook`)).json();
+      assert.equal(hook.mode, 'manual');
+      assert.match(hook.url, new RegExp(`/webhooks/${id}\\?token=`));
+      assert.ok(hook.steps.length >= 2 && hook.steps.some((x: string) => x.includes(hook.url)), JSON.stringify(hook.steps));
+    } finally {
+      await ycbm.close();
+    }
   });
 
   test('a lead form shows its URL with a token and waits for the first delivery, then is receiving', async () => {
