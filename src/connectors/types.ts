@@ -463,6 +463,15 @@ export interface TargetClient {
   busy?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<BusyInterval[]>>;
   /** Every event of a calendar in a window, recurring ones expanded: the calendar read as a booking source. */
   events?(window: ListWindow, calendarId: string | undefined): Promise<WriteOutcome<CalendarEvent[]>>;
+  /**
+   * Push (issue 18): ask the platform to notify `req.address` whenever the calendar changes (Google events.watch,
+   * Graph subscriptions). The channel is an accelerator only: sweeps still repair what a lost notice missed.
+   */
+  watch?(calendarId: string | undefined, req: WatchRequest): Promise<WriteOutcome<WatchChannel>>;
+  /** Extend a channel before it ends (Graph PATCH); absent: the engine makes a new channel and stops the old one. */
+  renewWatch?(channel: WatchChannel, expiration: Date): Promise<WriteOutcome<WatchChannel>>;
+  /** Stop a channel (Google channels.stop, Graph DELETE); already gone is success. */
+  unwatch?(channel: WatchChannel): Promise<WriteOutcome<void>>;
   /** The account's calendars (to pick each practitioner's from); also proves the credentials work. */
   calendars?(): Promise<WriteOutcome<CalendarInfo[]>>;
   /** CRMs (which have no calendars): one cheap authenticated read that proves the credentials work. */
@@ -470,6 +479,49 @@ export interface TargetClient {
   /** CRMs: make a lead-form submission a lead / contact in the CRM (idempotent per `leadId` where the CRM allows). */
   upsertLead?(lead: CrmLead): Promise<WriteOutcome<{ remoteId: string }>>;
 }
+
+/** What Meridian asks a calendar to notify it of (see `TargetClient.watch`). */
+export interface WatchRequest {
+  /** An id Meridian chose, unique (Google: the channel id, at most 64 characters). */
+  id: string;
+  /** Where notifications go: `<public-url>/push/<path>/<connection>` (https). */
+  address: string;
+  /** Where lifecycle notices go (Graph's lifecycleNotificationUrl), when the platform sends them apart. */
+  lifecycleAddress?: string;
+  /** A secret the platform sends back with every notification (Google's channel token, Graph's clientState). */
+  token: string;
+  /** When Meridian would like the channel to end; the platform may answer with an earlier time. */
+  expiration: Date;
+}
+
+/** A push channel as the platform made it. */
+export interface WatchChannel {
+  /** The channel's id as notifications name it (Google: ours; Graph: the subscription id it made). */
+  id: string;
+  /** What the platform says is watched (Google's resourceId: channels.stop needs it). */
+  resourceId?: string;
+  /** When the platform ends it (UTC instant). */
+  expiration: string;
+}
+
+/**
+ * One notification as the platform sent it, read only for "look again": the engine checks the channel and its
+ * secret before anything, and never trusts a notice for what changed (the calendar is read back).
+ */
+export type PushNotice =
+  /** Graph's handshake: answer 200 `text/plain` with exactly `answer` (the URL-decoded validation token). */
+  | { kind: 'validation'; answer: string }
+  | {
+    /** `sync`: the channel now exists (Google's first message); `changed`: something in the calendar changed;
+     * `reauthorize`, `removed`, `missed`: Graph's lifecycle notices. */
+    kind: 'sync' | 'changed' | 'reauthorize' | 'removed' | 'missed';
+    channelId: string;
+    /** The secret the notification carries (Google's X-Goog-Channel-Token, Graph's clientState). */
+    token?: string;
+    resourceId?: string;
+    /** Google's X-Goog-Message-Number: rises with each message of a channel. */
+    messageNumber?: number;
+  };
 
 export interface ChangeSet {
   /** The token was missing or expired: everything must be checked. */
@@ -555,6 +607,12 @@ export interface TargetConnector {
    */
   verifyWebhook?(req: WebhookRequest, secrets: Record<string, string>, config?: Record<string, unknown>): VerifyResult;
   changedRemoteIds?(req: WebhookRequest): string[];
+  /**
+   * Calendars that push (issue 18): notifications arrive at `/push/<path>/<connection>`; `parse` reads one request
+   * into notices without judging them (never throws for bad input: an unreadable request gives no notice).
+   * `answer` is what the platform expects back for an accepted request (Graph: 202).
+   */
+  push?: { path: string; parse(req: WebhookRequest): PushNotice[]; answerStatus?: number };
 }
 
 // ---------------------------------------------------------------- lead forms
