@@ -36,7 +36,7 @@ export interface JobPayloads {
   /** Write a staff edit back to the booking platform the appointment came from. */
   [WRITE_BACK]: { appointmentId: string };
   /** Read back a calendar target (all of it, or the records a target webhook named). */
-  [TARGET_SWEEP]: { connectionId: string; remoteIds?: string[] };
+  [TARGET_SWEEP]: { connectionId: string; remoteIds?: string[]; calendars?: string[] };
   /** List a booking source's window of bookings. */
   [SOURCE_POLL]: { connectionId: string; scheduled?: boolean };
   /** Put a lead into one CRM. */
@@ -118,6 +118,14 @@ export function connectionOf<K extends JobKind>(j: { kind: K; payload: JobPayloa
 /** A calendar sweep of one connection (periodic or on demand). */
 export function sweepJob(connectionId: string): NewJob<typeof TARGET_SWEEP> {
   return { kind: TARGET_SWEEP, payload: { connectionId }, dedupeKey: `${TARGET_SWEEP}:${connectionId}`, maxAttempts: 3 };
+}
+
+/**
+ * A calendar's push notice (issue 18): read what changed in that calendar ('' = the connection's default one) as a
+ * sweep does. Notices in a burst coalesce: one pending job per calendar, run a moment after the first.
+ */
+export function calendarChangedJob(connectionId: string, calendarId: string): NewJob<typeof TARGET_SWEEP> {
+  return { kind: TARGET_SWEEP, payload: { connectionId, calendars: [calendarId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:calendar:${calendarId}`, maxAttempts: 3 };
 }
 
 /** A sweep of one remote record the target told us changed (a CRM's webhook): read back and judged like any sweep. */

@@ -16,6 +16,7 @@ import { pruneRetention } from './sync/retention.ts';
 import { schedulePolls } from './sync/poll.ts';
 import { INACTIVE } from '../store/repo.ts';
 import { reconcileSubscriptions } from './connect/webhooks.ts';
+import { reconcilePush } from './sync/push.ts';
 
 export interface RuntimeOptions {
   /** Jobs run at once (default MERIDIAN_WORKERS, else 4; anything not a positive number means 4). */
@@ -24,6 +25,8 @@ export interface RuntimeOptions {
   leaseMs?: number;
   /** Minutes between drift sweeps of every push target (default MERIDIAN_SWEEP_MINUTES, else 60; 0 = off). */
   sweepMinutes?: number;
+  /** How often push channels are checked (opened, renewed, stopped), in minutes; 0 = no push. */
+  pushCheckMinutes?: number;
   /** How often the source polls are re-checked (default 10 minutes). */
   pollRecheckMs?: number;
   /**
@@ -93,6 +96,15 @@ export async function startRuntime(hub: Hub, o: RuntimeOptions = {}): Promise<Ru
   track(reconcileSubscriptions(hub)
     .then((n) => { if (n) hub.log.info({ subscriptions: n }, 'webhook subscriptions made again for the new public URL'); })
     .catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'renewing webhook subscriptions failed')));
+
+  // Calendar push (issue 18): channels opened, renewed before they end, replaced for a new public URL, stopped for
+  // calendars no longer written to — at start, then every MERIDIAN_PUSH_CHECK_MINUTES (default 5; 0 = push off).
+  const pushMinutes = o.pushCheckMinutes ?? envNumber(hub, 'MERIDIAN_PUSH_CHECK_MINUTES') ?? 5;
+  if (pushMinutes > 0) {
+    const checkPush = () => reconcilePush(hub).catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'checking push channels failed'));
+    track(checkPush());
+    every(pushMinutes * 60_000, checkPush);
+  }
 
   // Finished jobs are kept a week for inspection, then forgotten (dead ones stay until handled).
   const keepDoneMs = o.keepDoneMs ?? 7 * 86_400_000;

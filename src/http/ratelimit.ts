@@ -29,7 +29,7 @@ export interface RateLimitOptions {
 
 /** Which bucket a public route draws from (undefined: not rate-limited here). */
 export function bucketOf(method: string, url: string): RateBucket | undefined {
-  if (method === 'POST' && /^\/(webhooks|leads|notify)\//.test(url)) return 'webhooks';
+  if (method === 'POST' && /^\/(webhooks|leads|notify|push)\//.test(url)) return 'webhooks';
   if (method === 'GET' && url.startsWith('/feeds/')) return 'feeds';
   if (method === 'POST' && url.startsWith('/auth/login')) return 'signin';
   return undefined;

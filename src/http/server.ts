@@ -15,6 +15,7 @@ import type { Hub } from '../engine/hub/hub.ts';
 import { Download, ROUTES, openApiDocument } from './api.ts';
 import { WithHeaders } from './route.ts';
 import { registerOAuthCallback } from './oauth-callback.ts';
+import { receivePush } from '../engine/sync/push.ts';
 import { authenticate, guardRoute, redactFor, registerAuth } from './auth.ts';
 import { registerUi } from './ui-assets.ts';
 import { HttpError, errorBody, statusOf, statusOfCode, type HttpCode } from './errors.ts';
@@ -192,6 +193,14 @@ export async function buildServer(hub: Hub, o: ServerOptions = {}): Promise<Fast
       const out = await leadAnswer(hub, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}`, client: req.ip });
       if (out.headers) reply.headers(out.headers);
       return reply.status(out.status).send(out.body);
+    });
+    // Calendars' push notifications (Google channels, Graph subscriptions; issue 18): the channel and its secret
+    // are checked before anything; a notice only queues a read of that calendar.
+    scope.post<{ Params: { path: string; connectionId: string } }>('/push/:path/:connectionId', async (req, reply) => {
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const out = await receivePush(hub, req.params.path, req.params.connectionId, { rawBody: raw, headers: lowerHeaders(req.headers), url: `${publicUrlOf(hub, req)}${req.url}`, now: hub.clock.now() });
+      if ('text' in out) return reply.status(out.status).type('text/plain; charset=utf-8').send(out.text);
+      return reply.status(out.status).send(out.json);
     });
     // Notification providers' callbacks (SMS delivery statuses and replies): verified on these bytes too.
     scope.post<{ Params: { connectionId: string } }>('/notify/:connectionId', async (req, reply) => {

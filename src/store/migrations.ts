@@ -455,5 +455,28 @@ export function migrations(_d: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0015_push': {
+      // Calendar push (issue 18): one row per channel a calendar keeps to notify Meridian of changes (Google
+      // events.watch, Graph subscriptions). `id` is the id notifications carry; the secret they carry back is kept
+      // only as its SHA-256 (`token_hash`, compared in constant time); `last_message` refuses replayed notices.
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('push_channel')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('connection_id', 'text', (c) => c.notNull())
+          .addColumn('calendar_id', 'text', (c) => c.notNull())
+          .addColumn('resource_id', 'text')
+          .addColumn('token_hash', 'text', (c) => c.notNull())
+          .addColumn('address', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('last_message', 'integer')
+          .addColumn('last_notice_at', 'text')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('push_channel_connection').on('push_channel').columns(['connection_id', 'state']).execute();
+      },
+    },
   };
 }

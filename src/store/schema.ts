@@ -120,6 +120,13 @@ export interface WebhookSubscriptionTable {
   created_at: string; updated_at: string;
 }
 
+/** A push channel a calendar keeps for Meridian (0015): `state` active | stopped | failed. */
+export interface PushChannelTable {
+  id: string; connection_id: string; calendar_id: string; resource_id: string | null; token_hash: string; address: string;
+  expires_at: string; state: string; last_message: number | null; last_notice_at: string | null; last_error: string | null;
+  created_at: string; updated_at: string;
+}
+
 export interface MetaTable { key: string; value: string }
 export interface BusyBlockTable { connection_id: string; practitioner_id: string; start_at: string; end_at: string; fetched_at: string }
 
@@ -159,4 +166,5 @@ export interface DB {
   oauth_client: OAuthClientTable;
   oauth_state: OAuthStateTable;
   webhook_subscription: WebhookSubscriptionTable;
+  push_channel: PushChannelTable;
 }

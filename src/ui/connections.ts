@@ -10,7 +10,7 @@ import { formatInstant } from './time.ts';
 
 interface Health {
   id: string; name: string; platform: string; platformName: string; role?: string; status: string; needsReconnect: boolean; lastError?: string;
-  lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number; waitingDeliveries?: number; webhook?: WebhookState;
+  lastPollAt?: string; lastSuccessAt?: string; jobs: { waiting: number; retrying: number; dead: number }; failedDeliveries: number; waitingDeliveries?: number; webhook?: WebhookState; push?: PushState;
   setup?: Setup;
 }
 interface Setup { complete: boolean; missing: string[]; unsetEnv: { key: string; env: string }[] }
@@ -43,6 +43,15 @@ export function setupAdvice(id: string, s: Setup): string {
 }
 
 interface WebhookState { mode: 'managed' | 'manual' | 'none'; state: string; lastDeliveryAt?: string }
+interface PushState { mode: 'push' | 'none'; on?: boolean; why?: string; calendars?: { calendar: string; state: string; expiresAt: string; error?: string }[] }
+
+/** A calendar's push in words: each calendar live with its channel's expiry, or why push is off. */
+export function pushText(p: PushState | undefined, when: (t?: string) => string): string[] {
+  if (!p || p.mode !== 'push') return [];
+  if (!p.on) return [`Push off: ${p.why ?? 'not available'}; changes are seen at the next check.`];
+  if (!p.calendars?.length) return ['Push: no channel yet (opened within minutes of a calendar being picked).'];
+  return p.calendars.map((c) => `${c.calendar || 'Default calendar'}: ${c.state === 'live' ? `live until ${when(c.expiresAt)}` : c.state === 'failed' ? `push failed (${c.error ?? 'unknown'}); checked by sweeps` : 'channel ended; renewing'}`);
+}
 
 /** How a connection's deliveries come in, in words: the subscription Meridian made, or the URL pasted by hand. */
 export function webhookText(w: WebhookState | undefined, when: (t?: string) => string): string {
@@ -109,13 +118,13 @@ export async function connectionsPage(main: HTMLElement): Promise<void> {
         : h('p', { class: 'muted' }, 'Nothing held.')));
     sections.push(h('section', { 'aria-labelledby': 'conns' }, h('h2', { id: 'conns' }, 'Connections'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'conns' },
-        h('thead', {}, h('tr', {}, ['Connection', 'Kind', 'Status', 'Webhook', 'Last successful sync', 'Last error', 'Jobs waiting', 'Dead letter', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ['Connection', 'Kind', 'Status', 'Webhook / push', 'Last successful sync', 'Last error', 'Jobs waiting', 'Dead letter', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, health.items.map((r) => h('tr', { dataset: { connection: r.id } },
           h('th', { scope: 'row' }, h('a', { href: connectionHref(r.id) }, r.name), h('div', { class: 'muted' }, `${r.platformName} · ${r.id}`)),
           h('td', {}, r.role ?? '—'),
           h('td', {}, h('span', { class: `pill s-${r.status}` }, STATUS_TEXT[r.status] ?? r.status),
             r.status === 'needs_setup' && r.setup ? h('div', { class: 'muted setup' }, setupAdvice(r.id, r.setup)) : undefined),
-          h('td', { class: r.webhook?.state === 'failed' ? 'err' : '' }, webhookText(r.webhook, when)),
+          h('td', { class: r.webhook?.state === 'failed' ? 'err' : '' }, r.push?.mode === 'push' ? pushText(r.push, when).map((t) => h('div', { class: 'push' }, t)) : webhookText(r.webhook, when)),
           h('td', {}, when(r.lastSuccessAt)),
           h('td', { class: 'err' }, r.lastError ?? (r.failedDeliveries ? `${r.failedDeliveries} failed deliveries` : '—')),
           h('td', {}, `${r.jobs.waiting + r.jobs.retrying}${r.jobs.retrying ? ` (${r.jobs.retrying} retrying)` : ''}${r.waitingDeliveries ? ` · ${r.waitingDeliveries} deliveries to apply` : ''}`),

@@ -7,6 +7,7 @@ import type { Hub } from '../hub/hub.ts';
 import { nowIso } from '../hub/hub.ts';
 import { ConnectError } from './errors.ts';
 import { removeSubscription } from './webhooks.ts';
+import { stopPush } from '../sync/push.ts';
 
 export interface NewConnection {
   id?: string;
@@ -90,6 +91,8 @@ export async function removeConnection(hub: Hub, id: string, actor: string) {
   if (!row || row.status === 'removed') throw new ConnectError('not_found', `no connection ${id}`);
   if (row.provisioned_by) throw new ConnectError('provisioned', `connection "${id}" is provisioned by ${row.provisioned_by}; remove it there`);
   const subscription = await removeSubscription(hub, id);
+  // A calendar's push channels stop too (they would otherwise notify until they end).
+  await stopPush(hub, id);
   const now = nowIso(hub);
   const unbound: string[] = [];
   await db.transaction().execute(async (trx) => {

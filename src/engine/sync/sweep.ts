@@ -70,8 +70,11 @@ export async function checkTokenAge(hub: Hub, connectionId: string): Promise<num
   return days;
 }
 
-/** `remoteIds`: only these remote records (the target named them as changed), without the busy-time refresh. */
-export async function sweepConnection(hub: Hub, connectionId: string, o: { remoteIds?: string[] } = {}): Promise<SweepReport | { failure: string }> {
+/**
+ * `remoteIds`: only these remote records (the target named them as changed), without the busy-time refresh.
+ * `calendars`: only these calendars ('' = the connection's default one; a calendar's push notice), with theirs.
+ */
+export async function sweepConnection(hub: Hub, connectionId: string, o: { remoteIds?: string[]; calendars?: string[] } = {}): Promise<SweepReport | { failure: string }> {
   await checkTokenAge(hub, connectionId);
   const conn = await loadConnection(hub, connectionId);
   const target = getTarget(conn.record.platform);
@@ -84,7 +87,8 @@ export async function sweepConnection(hub: Hub, connectionId: string, o: { remot
     .where('target_link.connection_id', '=', connectionId).where('target_link.state', '=', 'live')
     .where('appointment.end_at', '>', new Date(now - PAST_MS).toISOString()).where('appointment.start_at', '<', new Date(now + FUTURE_MS).toISOString())
     .$if(o.remoteIds !== undefined, (q) => q.where('target_link.remote_id', 'in', o.remoteIds!.length ? o.remoteIds! : ['']))
-    .execute();
+    .execute()
+    .then((rows) => (o.calendars ? rows.filter((r) => o.calendars!.includes(r.calendar_id ?? '')) : rows));
   const book = new NameBook(hub.store.db);
   const report: SweepReport = { checked: 0, repaired: 0, accepted: 0, drift: {} };
   const toCheck = o.remoteIds ? { links, full: new Set<string>(), commit: async () => {} } : await narrowToChanged(hub, connectionId, client, links);
@@ -136,7 +140,7 @@ export async function sweepConnection(hub: Hub, connectionId: string, o: { remot
     if (r.ok) report.repaired++;
     await audit(r.ok ? 'target.drift_repaired' : 'target.drift_found', r.ok ? {} : { error: r.failure.message });
   }
-  if (client.busy && conn.record.config.busyTimes !== false && !o.remoteIds) report.busy = await refreshBusy(hub, conn.record.id, client);
+  if (client.busy && conn.record.config.busyTimes !== false && !o.remoteIds) report.busy = await refreshBusy(hub, conn.record.id, client, o.calendars);
   await toCheck.commit();
   return report;
 }
@@ -220,7 +224,7 @@ const BUSY_AHEAD_MS = 60 * 86_400_000;
  * and recompute the conflicts of their upcoming appointments (a personal event over a booking is a
  * double booking, audited like one). Returns the number of busy blocks found.
  */
-async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient): Promise<number> {
+async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient, calendars?: string[]): Promise<number> {
   const db = hub.store.db;
   const from = hub.clock.now();
   const to = new Date(from.getTime() + BUSY_AHEAD_MS);
@@ -228,7 +232,7 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient)
   let found = 0;
   for (const p of practitioners) {
     const binding = (JSON.parse(p.targets) as TargetBinding[]).find((b) => b.connection === connectionId);
-    if (!binding) continue;
+    if (!binding || (calendars && !calendars.includes(binding.calendar ?? ''))) continue;
     const r = await client.busy!({ from, to }, binding.calendar);
     if (!r.ok) {
       hub.log.warn({ connection: connectionId, practitioner: p.id, class: r.failure.class }, 'reading busy times failed');
@@ -249,8 +253,8 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient)
 }
 
 export async function runSweepJob(hub: Hub, job: Job<typeof TARGET_SWEEP>): Promise<JobResult> {
-  const { connectionId, remoteIds } = job.payload;
-  const r = await sweepConnection(hub, connectionId, { remoteIds });
+  const { connectionId, remoteIds, calendars } = job.payload;
+  const r = await sweepConnection(hub, connectionId, { remoteIds, calendars });
   if ('failure' in r) return { ok: false, failure: { class: r.failure.startsWith('auth') ? 'auth' : 'throttled', message: r.failure }, connectionId };
   if (r.repaired || r.accepted) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
   return { ok: true, note: `checked ${r.checked}, repaired ${r.repaired}, accepted ${r.accepted}` };

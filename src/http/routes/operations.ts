@@ -15,6 +15,7 @@ import { HttpError } from '../errors.ts';
 import { replayAnswer } from '../inbound.ts';
 import { defineRoute, idParam, type Route } from '../route.ts';
 import { webhookSummary } from '../../engine/connect/webhooks.ts';
+import { pushStatus } from '../../engine/sync/push.ts';
 
 async function connectionOr404(hub: Hub, id: string) {
   const row = await getConnectionRow(hub.store.db, id);
@@ -66,7 +67,7 @@ export const OPERATIONS_ROUTES: Route[] = [
   }),
   defineRoute({
     method: 'GET', path: '/health/connections', scope: 'read', tag: 'operations',
-    summary: 'Each connection\'s health: status (`needs_setup` while it lacks secrets: `setup` says which, and which environment variables are unset), last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries, deliveries waiting to be applied, how webhooks come in (`webhook`: the subscription Meridian made and its state, or set by hand: waiting for the first delivery / receiving); and retention: the policy, when pruning last ran and what it deleted',
+    summary: 'Each connection\'s health: status (`needs_setup` while it lacks secrets: `setup` says which, and which environment variables are unset), last successful sync (poll, webhook or calendar write), last error, jobs waiting / retrying / dead, failed deliveries, deliveries waiting to be applied, how webhooks come in (`webhook`: the subscription Meridian made and its state, or set by hand: waiting for the first delivery / receiving), calendar push (`push`: each calendar\'s channel live until its expiry, or why push is off); and retention: the policy, when pruning last ran and what it deleted',
     async handler({ hub }) {
       const db = hub.store.db;
       const roles = new Map(allDescriptors().map((d) => [d.id, { role: d.role, displayName: d.displayName }]));
@@ -82,6 +83,7 @@ export const OPERATIONS_ROUTES: Route[] = [
           failedDeliveries: deliveries.failed,
           waitingDeliveries: deliveries.waiting,
           webhook: await webhookSummary(hub, c.id, c.platform),
+          push: await pushStatus(hub, c.id, c.platform),
         });
       }
       return { items, jobs: await jobCounts(db), retention: { policy: await loadRetentionPolicy(db), ...(await lastRetentionRun(db)) } };
