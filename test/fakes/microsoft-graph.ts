@@ -17,12 +17,43 @@
 //   with canEdit false answer 403 ErrorAccessDenied. Every mailbox has a default calendar; 'me' is seeded with
 //   SEED_CALENDARS (own, shared by a colleague, read-only). m.calendars(mailbox), m.addCalendar(mailbox, cal),
 //   m.calendarEvents(mailbox, calendarId) (the default calendar's id gives m.events(mailbox)).
+//   m.editBehindOurBack(mailbox, id, patch)   someone changes an event in Outlook (a new etag, subscribers notified)
+//
+// Change notifications (connect.md §3.2 and §4 "Graph subs", targets.md §2.6). The OpenAPI document holds
+// /subscriptions, /subscriptions/{id} and …/reauthorize, so those requests are checked against it like the rest;
+// what it cannot describe follows Microsoft's documentation (microsoft-graph-docs-contrib: subscription-post-
+// subscriptions, change-notifications-delivery-webhooks and its notificationUrl-validation include,
+// change-notifications-lifecycle-events, resources/subscription):
+// - POST /subscriptions: changeType ⊆ created,updated,deleted; resource one of /me/events, /me/calendars/{id}/events,
+//   /users/{id}/events, /users/{id}/calendars/{id}/events (an unknown calendar: 404; `/me` with an app-only token:
+//   400); HTTPS notificationUrl and lifecycleNotificationUrl (plain http only with `allowHttpNotifications`);
+//   clientState ≤ 128 characters; expirationDateTime in the future and at most 10,080 minutes ahead (Outlook events
+//   without resource data), under 45 minutes raised to 45; at most 1,000 live subscriptions per mailbox (403).
+//   Then the validation handshake: POST {url}?validationToken=<opaque, URL-encoded> with
+//   `Content-Type: text/plain; charset=utf-8` to the notificationUrl and, when different, the lifecycle URL;
+//   anything but 200 + text/plain + exactly the URL-DECODED token within 10 s refuses the creation with
+//   400 ValidationError (Graph's error shape). m.handshakes records each one.
+// - PATCH /subscriptions/{id}: expirationDateTime (same limits) and notificationUrl (validated again); it cannot add
+//   (or change) lifecycleNotificationUrl (400); it also answers reauthorizationRequired. DELETE: 204, unknown 404.
+//   GET /subscriptions and /subscriptions/{id}; POST /subscriptions/{id}/reauthorize: 204. An expired subscription
+//   is gone (404) and notifies nobody.
+// - Deliveries: every change to a watched calendar (created / updated / deleted through the API, $batch included,
+//   addTheirs, editBehindOurBack, deleteBehindOurBack) is POSTed asynchronously as
+//   `{value: [{subscriptionId, subscriptionExpirationDateTime, clientState, changeType, resource, tenantId,
+//   resourceData: {@odata.type, @odata.id, @odata.etag, id}}]}` (items for one URL within `bundleMs` travel in one
+//   POST, several subscriptions mixed); each body is checked against the CSDL changeNotificationCollection schema.
+//   2xx within 3 s counts as delivered; otherwise Graph retries (here after each of `retryDelaysMs`).
+//   m.subscriptions()   m.notifications (each POST sent, with its attempts and statuses)   m.settle() (wait until
+//   every delivery has finished, retries included)   m.lifecycle(id, 'reauthorizationRequired' | 'subscriptionRemoved'
+//   | 'missed') (to the lifecycle URL; subscriptionRemoved also deletes it)   m.expireSubscription(id)
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { localToUtc } from '../../src/domain/time.ts';
 
+const specDir = new URL('../fixtures/specs/msgraph-calendar-v1.0/', import.meta.url);
+const notificationSchema = JSON.parse(readFileSync(new URL('msgraph-change-notifications.schema.json', specDir), 'utf8'));
 const spec = JSON.parse(readFileSync(new URL('../fixtures/specs/msgraph-calendar-v1.0/msgraph-calendar-v1.0.openapi.json', import.meta.url), 'utf8'));
 
 /** The README's two rewrites: drop Kiota's `additionalProperties: {type: object}`; `nullable` → null types. */
@@ -44,6 +75,7 @@ function rewrite(s: unknown): unknown {
 
 const ajv = new Ajv2020Module.default({ strict: false, allErrors: true, validateFormats: false });
 ajv.addSchema({ $id: 'graph', components: rewrite(spec.components) });
+const validateNotifications = ajv.compile({ ...notificationSchema, $id: undefined });
 const validators = new Map<string, ReturnType<typeof ajv.compile>>();
 function validatorFor(ref: string) {
   let v = validators.get(ref);
@@ -93,6 +125,54 @@ function inZone(e: GEvent, prefer: string): GEvent {
   return { ...e, start: utc(e.start), end: utc(e.end) };
 }
 
+/** The signed-in user's directory id (`/me`), as notifications name it. */
+export const ME_USER_ID = '5f3c1a7e-9b2d-4e68-a0c4-7d19e2b84f36';
+export const TENANT_ID = 'b7c2e4a1-3f5d-4c89-9e06-2a8d71f4c5b3';
+/** Outlook events without resource data (minutes). */
+export const MAX_SUBSCRIPTION_MINUTES = 10_080;
+const MIN_SUBSCRIPTION_MINUTES = 45;
+
+export interface GSubscription {
+  id: string;
+  resource: string;
+  changeType: string;
+  notificationUrl: string;
+  lifecycleNotificationUrl: string | null;
+  expirationDateTime: string;
+  clientState: string | null;
+  applicationId: string;
+  creatorId: string;
+  includeResourceData: boolean;
+  latestSupportedTlsVersion: string;
+  encryptionCertificate: string | null;
+  encryptionCertificateId: string | null;
+  notificationQueryOptions: string | null;
+  notificationUrlAppId: string | null;
+}
+
+export interface FakeHandshake {
+  url: string;
+  /** The token as Graph made it (what the answer must be). */
+  token: string;
+  status?: number;
+  contentType?: string;
+  body?: string;
+  ms: number;
+  ok: boolean;
+  problem?: string;
+}
+
+export interface FakeNotification {
+  url: string;
+  kind: 'change' | 'lifecycle';
+  body: { value: Record<string, any>[] };
+  attempts: { at: number; ms: number; status?: number; error?: string }[];
+  /** The last attempt's answer. */
+  status?: number;
+  /** Answered 2xx within the delivery timeout (3 s). */
+  delivered: boolean;
+}
+
 export interface FakeGraph {
   url: string;
   tokenUrl: string;
@@ -117,6 +197,16 @@ export interface FakeGraph {
   calendars(mailbox: string): GCalendar[];
   addCalendar(mailbox: string, cal: Partial<GCalendar> & { name: string }): GCalendar;
   calendarEvents(mailbox: string, calendarId: string): GEvent[];
+  editBehindOurBack(mailbox: string, id: string, patch: GEvent): void;
+  /** Live subscriptions (expired ones are gone). */
+  subscriptions(): GSubscription[];
+  handshakes: FakeHandshake[];
+  notifications: FakeNotification[];
+  /** Resolves once every delivery queued so far has finished (retries included). */
+  settle(): Promise<void>;
+  lifecycle(subscriptionId: string, event: 'reauthorizationRequired' | 'subscriptionRemoved' | 'missed'): Promise<FakeNotification>;
+  /** The subscription's time is up: it is gone, as Graph deletes expired subscriptions. */
+  expireSubscription(id: string): void;
   /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
   acceptToken(token: string): void;
   close(): Promise<void>;
@@ -124,10 +214,28 @@ export interface FakeGraph {
 
 const err = (code: string, message: string) => ({ error: { code, message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID() } } });
 
-export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<FakeGraph> {
+export interface FakeGraphOptions {
+  latencyMs?: number;
+  /** Accept `http:` notification URLs (tests receive on localhost); Graph itself requires HTTPS. */
+  allowHttpNotifications?: boolean;
+  /** How long the handshake waits for the answer (Graph: 10 s). */
+  validationTimeoutMs?: number;
+  /** How long a delivery waits for its acknowledgement (Graph: 3 s). */
+  deliveryTimeoutMs?: number;
+  /** Waits before each retry of an undelivered notification (Graph retries for up to 4 h). */
+  retryDelaysMs?: number[];
+  /** Items for one URL within this many ms travel in one POST. */
+  bundleMs?: number;
+  /** Live subscriptions per mailbox (Graph: 1,000 across all apps). */
+  maxSubscriptionsPerMailbox?: number;
+}
+
+export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGraph> {
   const credentials = { clientId: randomUUID(), clientSecret: `cs-${randomBytes(6).toString('hex')}`, refreshToken: `rt-${randomBytes(6).toString('hex')}` };
   const boxes = new Map<string, Map<string, GEvent>>();
   const tokens = new Set<string>();
+  /** Tokens issued by the client-credentials grant (application permissions: no signed-in user). */
+  const appOnly = new Set<string>();
   const injected: { status: number; headers: Record<string, string> }[] = [];
   const inFlight = new Map<string, number>();
   const maxSeen = new Map<string, number>();
@@ -162,7 +270,12 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     maxInFlight: (m) => maxSeen.get(m) ?? 0,
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     failAfterCreate: (n) => { lieAfterCreate = n; },
-    deleteBehindOurBack: (m, id) => { box(m).delete(id); tombstone(m, id); },
+    deleteBehindOurBack: (m, id) => {
+      const ev = box(m).get(id);
+      box(m).delete(id);
+      tombstone(m, id);
+      changed(m, 'deleted', ev ?? { id });
+    },
     expireDeltaTokens: () => { deltaValidFrom = etagN + 1; },
     pageSize: (n) => { pageLimit = n; },
     calendars: (m) => calsOf(m),
@@ -174,12 +287,265 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
     calendarEvents: (m, id) => [...box(storeKey(m, id)).values()],
     addTheirs: (m, ev) => {
       const id = `AAMk${randomBytes(16).toString('base64url')}`;
-      box(m).set(id, { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` });
+      const stored = { showAs: 'busy', ...ev, id, '@odata.etag': `W/"${++etagN}"` };
+      box(m).set(id, stored);
+      changed(m, 'created', stored);
       return id;
     },
+    editBehindOurBack: (m, id, patch) => {
+      const ev = box(m).get(id);
+      if (!ev) throw new Error(`no event ${id} in ${m}`);
+      const next = { ...ev, ...patch, id, '@odata.etag': `W/"${++etagN}"`, changeKey: String(etagN), lastModifiedDateTime: new Date().toISOString() };
+      box(m).set(id, next);
+      changed(m, 'updated', next);
+    },
+    subscriptions: () => [...subs.values()].filter(live).map((x) => ({ ...x.sub })),
+    handshakes: [],
+    notifications: [],
+    settle: async () => {
+      while (pending.size) await Promise.allSettled([...pending]);
+    },
+    lifecycle: (id, event) => {
+      const x = subs.get(id);
+      if (!x || !live(x)) throw new Error(`no live subscription ${id}`);
+      if (!x.sub.lifecycleNotificationUrl) throw new Error(`subscription ${id} has no lifecycleNotificationUrl: Graph sends it no lifecycle notices`);
+      if (event === 'reauthorizationRequired') x.needsReauth = true;
+      if (event === 'subscriptionRemoved') subs.delete(id);
+      const item = { subscriptionId: id, subscriptionExpirationDateTime: x.sub.expirationDateTime, tenantId: TENANT_ID, clientState: x.sub.clientState, lifecycleEvent: event };
+      return deliver(x.sub.lifecycleNotificationUrl, 'lifecycle', [item]);
+    },
+    expireSubscription: (id) => { subs.delete(id); },
     acceptToken: (t) => { tokens.add(t); },
-    close: () => new Promise((r) => server.close(() => r())),
+    close: async () => {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      pending.clear();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
   };
+
+  // ------------------------------------------------------------ change notifications
+  const validationTimeoutMs = o.validationTimeoutMs ?? 10_000;
+  const deliveryTimeoutMs = o.deliveryTimeoutMs ?? 3_000;
+  const retryDelaysMs = o.retryDelaysMs ?? [1_000, 5_000];
+  const bundleMs = o.bundleMs ?? 10;
+  const maxPerMailbox = o.maxSubscriptionsPerMailbox ?? 1_000;
+  const applicationId = randomUUID();
+  interface Sub { sub: GSubscription; mailbox: string; key: string; needsReauth: boolean }
+  const subs = new Map<string, Sub>();
+  const live = (x: Sub) => Date.parse(x.sub.expirationDateTime) > Date.now();
+  const userIds = new Map<string, string>([['me', ME_USER_ID]]);
+  const userId = (m: string) => {
+    let id = userIds.get(m);
+    if (!id) userIds.set(m, (id = randomUUID()));
+    return id;
+  };
+  const timers = new Set<NodeJS.Timeout>();
+  const pending = new Set<Promise<unknown>>();
+  let closed = false;
+  const later = (ms: number, f: () => void) => {
+    const t = setTimeout(() => { timers.delete(t); f(); }, ms);
+    timers.add(t);
+  };
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    pending.add(p);
+    p.finally(() => pending.delete(p)).catch(() => {});
+    return p;
+  };
+
+  /** POST one body (with retries) and record how it was answered. */
+  function deliver(url: string, kind: FakeNotification['kind'], items: Record<string, any>[]): Promise<FakeNotification> {
+    const n: FakeNotification = { url, kind, body: { value: items }, attempts: [], delivered: false };
+    if (!validateNotifications(n.body)) state.violations.push(`notification body (the fake's own): ${ajv.errorsText(validateNotifications.errors)}`);
+    state.notifications.push(n);
+    const attempt = async (i: number): Promise<FakeNotification> => {
+      const t0 = Date.now();
+      try {
+        const res = await fetch(url, {
+          method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(n.body),
+          signal: AbortSignal.timeout(deliveryTimeoutMs),
+        });
+        await res.arrayBuffer().catch(() => undefined);
+        n.status = res.status;
+        n.attempts.push({ at: t0, ms: Date.now() - t0, status: res.status });
+        n.delivered = res.status >= 200 && res.status < 300 && Date.now() - t0 <= deliveryTimeoutMs;
+      } catch (e) {
+        n.status = undefined;
+        n.attempts.push({ at: t0, ms: Date.now() - t0, error: (e as Error).name === 'TimeoutError' ? `no answer within ${deliveryTimeoutMs} ms` : (e as Error).message });
+      }
+      if (n.delivered || closed || i >= retryDelaysMs.length) return n;
+      return new Promise((resolve) => later(retryDelaysMs[i], () => { resolve(track(attempt(i + 1))); }));
+    };
+    return track(attempt(0));
+  }
+
+  /** Items waiting to travel together, per notification URL. */
+  const bundles = new Map<string, Record<string, any>[]>();
+  function queue(url: string, item: Record<string, any>): void {
+    const b = bundles.get(url);
+    if (b) return void b.push(item);
+    bundles.set(url, [item]);
+    let release!: () => void;
+    track(new Promise<void>((r) => { release = r; }));
+    later(bundleMs, () => {
+      const items = bundles.get(url) ?? [];
+      bundles.delete(url);
+      if (!closed) void deliver(url, 'change', items);
+      release();
+    });
+  }
+
+  /** A change to an event of the calendar stored under `key`: every live subscription watching it hears of it. */
+  function changed(key: string, changeType: 'created' | 'updated' | 'deleted', ev: GEvent): void {
+    for (const x of subs.values()) {
+      if (x.key !== key || !live(x) || !x.sub.changeType.split(',').includes(changeType)) continue;
+      const ref = `Users/${userId(x.mailbox)}/Events/${ev.id}`;
+      queue(x.sub.notificationUrl, {
+        subscriptionId: x.sub.id, subscriptionExpirationDateTime: x.sub.expirationDateTime, clientState: x.sub.clientState,
+        changeType, resource: ref, tenantId: TENANT_ID,
+        resourceData: { '@odata.type': '#Microsoft.Graph.Event', '@odata.id': ref, ...(ev['@odata.etag'] ? { '@odata.etag': ev['@odata.etag'] } : {}), id: ev.id },
+      });
+    }
+  }
+
+  /** Graph's handshake with one URL: undefined when it answered right, else what went wrong. */
+  async function handshake(target: string): Promise<string | undefined> {
+    const token = `Validation: Testing client application reachability for subscription Request-Id: ${randomUUID()}`;
+    const h: FakeHandshake = { url: target, token, ms: 0, ok: false };
+    state.handshakes.push(h);
+    const t0 = Date.now();
+    try {
+      const u = `${target}${target.includes('?') ? '&' : '?'}validationToken=${encodeURIComponent(token)}`;
+      const res = await fetch(u, { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, signal: AbortSignal.timeout(validationTimeoutMs) });
+      h.status = res.status;
+      h.contentType = res.headers.get('content-type') ?? undefined;
+      h.body = await res.text();
+      h.ms = Date.now() - t0;
+      if (res.status !== 200) h.problem = `answered HTTP ${res.status}`;
+      else if (!/^text\/plain\b/i.test(h.contentType ?? '')) h.problem = `answered ${h.contentType ?? 'no Content-Type'}, not text/plain`;
+      else if (h.body !== token) h.problem = h.body === encodeURIComponent(token) ? 'echoed the token still URL-encoded' : 'did not echo the token';
+    } catch (e) {
+      h.ms = Date.now() - t0;
+      h.problem = (e as Error).name === 'TimeoutError' ? `no answer within ${validationTimeoutMs} ms` : `unreachable (${(e as Error).message})`;
+    }
+    h.ok = !h.problem;
+    return h.problem;
+  }
+
+  const RESOURCE = /^\/?(me|users\/([^/]+))(?:\/calendars\/([^/]+))?\/events$/i;
+  const subError = (status: number, code: string, message: string) => ({ status, body: err(code, message) });
+
+  /** The expiry a request asks for, as Graph would set it, or why not. */
+  function expiryOf(raw: unknown): string | { status: number; body: unknown } {
+    const ms = typeof raw === 'string' ? Date.parse(raw) : NaN;
+    if (!Number.isFinite(ms)) return subError(400, 'InvalidRequest', 'expirationDateTime is required and must be a date-time.');
+    const now = Date.now();
+    if (ms <= now) return subError(400, 'InvalidRequest', 'Subscription expiration date must be in the future.');
+    if (ms > now + MAX_SUBSCRIPTION_MINUTES * 60_000) return subError(400, 'InvalidRequest', `Subscription expiration can only be ${MAX_SUBSCRIPTION_MINUTES} minutes in the future.`);
+    return new Date(Math.max(ms, now + MIN_SUBSCRIPTION_MINUTES * 60_000)).toISOString();
+  }
+
+  function urlProblem(name: string, raw: unknown): { status: number; body: unknown } | undefined {
+    let u: URL;
+    try {
+      u = new URL(String(raw));
+    } catch {
+      return subError(400, 'InvalidRequest', `${name} must be an absolute URL.`);
+    }
+    if (u.protocol === 'https:' || (u.protocol === 'http:' && o.allowHttpNotifications)) return undefined;
+    return subError(400, 'InvalidRequest', `${name} must use the HTTPS protocol.`);
+  }
+
+  const validationFailure = (problem: string) => subError(400, 'ValidationError', /no answer within/.test(problem)
+    ? 'Subscription validation request timed out.'
+    : `Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request (${problem}).`);
+
+  async function subscriptionsApi(method: string, path: string, body: GEvent | undefined, bearer: string): Promise<{ status: number; body?: unknown }> {
+    const one = /^\/v1\.0\/subscriptions\/([^/]+)(\/microsoft\.graph\.reauthorize)?$/.exec(path);
+    const id = one ? decodeURIComponent(one[1]) : undefined;
+    const x = id ? subs.get(id) : undefined;
+    const found = x && live(x) ? x : undefined;
+    const context = `${state.url}/v1.0/$metadata#subscriptions`;
+    const answer = (s: GSubscription) => ({ '@odata.context': `${context}/$entity`, ...s });
+    if (!id && method === 'GET') return { status: 200, body: { '@odata.context': context, value: [...subs.values()].filter(live).map((y) => y.sub) } };
+    if (id && !found) return subError(404, 'ResourceNotFound', `The object was not found.`);
+    if (found && one![2]) {
+      if (method !== 'POST') return subError(405, 'MethodNotAllowed', 'not supported');
+      found.needsReauth = false;
+      return { status: 204 };
+    }
+    if (found && method === 'GET') return { status: 200, body: answer(found.sub) };
+    if (found && method === 'DELETE') {
+      subs.delete(found.sub.id);
+      return { status: 204 };
+    }
+    if (found && method === 'PATCH') {
+      const b = body ?? {};
+      const others = Object.keys(b).filter((k) => !['expirationDateTime', 'notificationUrl', 'lifecycleNotificationUrl'].includes(k));
+      if (others.length) return subError(400, 'InvalidRequest', `Only expirationDateTime and notificationUrl can be updated (not ${others.join(', ')}).`);
+      if ('lifecycleNotificationUrl' in b && b.lifecycleNotificationUrl !== found.sub.lifecycleNotificationUrl) {
+        return subError(400, 'InvalidRequest', found.sub.lifecycleNotificationUrl
+          ? 'lifecycleNotificationUrl cannot be changed: delete the subscription and create a new one.'
+          : 'lifecycleNotificationUrl cannot be added to an existing subscription: delete it and create a new one.');
+      }
+      const next = { ...found.sub };
+      if ('expirationDateTime' in b) {
+        const exp = expiryOf(b.expirationDateTime);
+        if (typeof exp !== 'string') return exp;
+        next.expirationDateTime = exp;
+      }
+      if ('notificationUrl' in b && b.notificationUrl !== found.sub.notificationUrl) {
+        const bad = urlProblem('notificationUrl', b.notificationUrl);
+        if (bad) return bad;
+        const problem = await handshake(String(b.notificationUrl));
+        if (problem) return validationFailure(problem);
+        next.notificationUrl = String(b.notificationUrl);
+      }
+      found.sub = next;
+      found.needsReauth = false;
+      return { status: 200, body: answer(next) };
+    }
+    if (id || method !== 'POST') return subError(405, 'MethodNotAllowed', 'not supported by the fake');
+    // Create.
+    const b = body ?? {};
+    for (const k of ['changeType', 'notificationUrl', 'resource', 'expirationDateTime']) {
+      if (typeof b[k] !== 'string' || !b[k]) return subError(400, 'InvalidRequest', `${k} is required.`);
+    }
+    const kinds = String(b.changeType).split(',').map((c) => c.trim());
+    if (kinds.some((c) => !['created', 'updated', 'deleted'].includes(c))) return subError(400, 'InvalidRequest', `changeType '${b.changeType}' is not supported for events.`);
+    if (b.includeResourceData) return subError(400, 'InvalidRequest', 'includeResourceData needs an encryptionCertificate (not supported by the fake).');
+    const where = RESOURCE.exec(String(b.resource));
+    if (!where) return subError(400, 'InvalidRequest', `Resource '${b.resource}' is not supported (the fake knows calendar events).`);
+    const mailbox = where[1].toLowerCase() === 'me' ? 'me' : decodeURIComponent(where[2]);
+    if (mailbox === 'me' && appOnly.has(bearer)) return subError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
+    const calendarId = where[3] ? decodeURIComponent(where[3]) : undefined;
+    if (calendarId !== undefined && !calsOf(mailbox).some((c) => c.id === calendarId)) return subError(404, 'ResourceNotFound', `The calendar in '${b.resource}' was not found.`);
+    for (const k of ['notificationUrl', 'lifecycleNotificationUrl']) {
+      if (b[k] == null) continue;
+      const bad = urlProblem(k, b[k]);
+      if (bad) return bad;
+    }
+    if (typeof b.clientState === 'string' && b.clientState.length > 128) return subError(400, 'InvalidRequest', 'clientState can be at most 128 characters.');
+    const exp = expiryOf(b.expirationDateTime);
+    if (typeof exp !== 'string') return exp;
+    if ([...subs.values()].filter((y) => y.mailbox === mailbox && live(y)).length >= maxPerMailbox) {
+      return subError(403, 'ExtensionError', `Operation: Create; Exception: [Status Code: Forbidden; Reason: The maximum number of subscriptions (${maxPerMailbox}) for this mailbox has been reached.]`);
+    }
+    for (const target of new Set([String(b.notificationUrl), ...(b.lifecycleNotificationUrl ? [String(b.lifecycleNotificationUrl)] : [])])) {
+      const problem = await handshake(target);
+      if (problem) return validationFailure(problem);
+    }
+    const sub: GSubscription = {
+      id: randomUUID(), resource: String(b.resource), applicationId, changeType: kinds.join(','),
+      clientState: typeof b.clientState === 'string' ? b.clientState : null,
+      notificationUrl: String(b.notificationUrl), lifecycleNotificationUrl: b.lifecycleNotificationUrl ? String(b.lifecycleNotificationUrl) : null,
+      expirationDateTime: exp, creatorId: mailbox === 'me' ? ME_USER_ID : randomUUID(), includeResourceData: false,
+      latestSupportedTlsVersion: 'v1_2', encryptionCertificate: null, encryptionCertificateId: null, notificationQueryOptions: null, notificationUrlAppId: null,
+    };
+    subs.set(sub.id, { sub, mailbox, key: storeKey(mailbox, calendarId), needsReauth: false });
+    return { status: 201, body: answer(sub) };
+  }
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -244,6 +610,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
         } else return send(400, { error: 'unsupported_grant_type' });
         const t = `eyJ.${randomBytes(12).toString('hex')}`;
         tokens.add(t);
+        if (f.get('grant_type') === 'client_credentials') appOnly.add(t);
         return send(200, { token_type: 'Bearer', expires_in: 3599, access_token: t, ...(f.get('grant_type') === 'refresh_token' ? { refresh_token: credentials.refreshToken } : {}) });
       }
       const mailbox = /^\/v1\.0\/me\//.test(url.pathname) ? 'me' : decodeURIComponent(/^\/v1\.0\/users\/([^/]+)\//.exec(url.pathname)?.[1] ?? '');
@@ -283,6 +650,10 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
         if (o.latencyMs) await new Promise((r) => setTimeout(r, o.latencyMs));
         const fault = injected.shift();
         if (fault) return send(fault.status, err(fault.status === 429 ? 'ApplicationThrottled' : fault.status === 403 ? 'ErrorAccessDenied' : 'ServiceUnavailable', 'Injected'), fault.headers);
+        if (/^\/v1\.0\/subscriptions(\/|$)/.test(url.pathname)) {
+          const a = await subscriptionsApi(req.method ?? '', url.pathname, body, auth.slice(7));
+          return send(a.status, a.body);
+        }
         if (listing) {
           const undocumented = [...url.searchParams.keys()].filter((k) => !LIST_PARAMS.has(k));
           if (undocumented.length) {
@@ -311,6 +682,7 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
           const dup = body!.transactionId ? [...events.values()].find((e) => e.transactionId === body!.transactionId) : undefined;
           const ev = dup ?? stamp({ ...body, id: `AAMk${randomBytes(16).toString('base64url')}`, iCalUId: randomUUID() });
           events.set(ev.id, ev);
+          if (!dup) changed(storeKey(mailbox, calendarId), 'created', ev);
           if (lieAfterCreate > 0) {
             lieAfterCreate--;
             return send(500, err('UnknownError', 'An internal server error occurred.'));
@@ -369,11 +741,13 @@ export async function startFakeGraph(o: { latencyMs?: number } = {}): Promise<Fa
         if (req.method === 'PATCH') {
           const next = stamp({ ...ev, ...body, id: ev.id, transactionId: ev.transactionId });
           events.set(ev.id, next);
+          changed(storeKey(mailbox, calendarId), 'updated', next);
           return send(200, next);
         }
         if (req.method === 'DELETE') {
           events.delete(ev.id);
           tombstone(storeKey(mailbox, calendarId), ev.id);
+          changed(storeKey(mailbox, calendarId), 'deleted', ev);
           return send(204);
         }
         return send(405, err('MethodNotAllowed', 'not supported by the fake'));

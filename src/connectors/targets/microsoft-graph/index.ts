@@ -13,12 +13,14 @@
 //   delegated: absent = the default calendar, else a Graph calendar id of /me/calendars (own or shared);
 //   application: `<mailbox>` = that mailbox's default calendar, `<mailbox>/<calendar id>` = another of its
 //   calendars (a mailbox, an address or a user id, never holds a `/`).
+// - Push (issue 18): change-notification subscriptions and the reader of their notices are in push.ts.
 import { driftOf, fail, ok, type BusyInterval, type CalendarEvent, type CalendarInfo, type ConnectionContext, type ConnectorFailure, type LinkState, type ListWindow, type TargetClient, type TargetConnector, type TargetEvent, type WriteOutcome } from '../../types.ts';
 import { BUSY_TIMES, TWO_WAY } from '../../shared/settings.ts';
 import { AuthFailure, OAuthSession } from '../../shared/oauth.ts';
 import { networkFailure } from '../../shared/http.ts';
 import { callJson, type JsonAnswer } from '../../shared/json-api.ts';
 import { graphOAuth } from './oauth.ts';
+import { graphPush, watchMethods } from './push.ts';
 import { isIanaZone, localToUtc, toUtc, utcToLocal } from '../../../domain/time.ts';
 
 export const PLATFORM = 'microsoft-graph';
@@ -398,6 +400,7 @@ export function createClient(ctx: ConnectionContext): TargetClient {
   }
 
   return {
+    ...watchMethods({ ctx, where, direct, failure }),
     calendars,
     async upsert(e, link) {
       const w = where(e.calendarId);
@@ -500,4 +503,5 @@ export const connector: TargetConnector = {
     capabilities: { push: true, readChanges: true, freeBusy: true, deterministicIds: true },
   },
   client: createClient,
+  push: graphPush,
 };
