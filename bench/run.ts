@@ -6,6 +6,7 @@
 //  2. Webhook → calendar write latency against the fake Google Calendar: Meridian (durable queue,
 //     worker) beside the baseline writing to the calendar API inline before answering.
 //  3. The web app: the week view of 20 practitioners with 1,000 appointments in Chromium (bench/ui.ts).
+//  4. Calendar push: a practitioner's change in their calendar → Meridian's reaction, push on vs sweeps only (bench/push.ts).
 // Options: --seconds N (default 5), --pg (also run Meridian on the PostgreSQL of MERIDIAN_TEST_PG).
 // --peers: the comparison with Node-RED and n8n, reconciliation, cold start and the ingest profile (bench/peers.ts).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -124,6 +125,8 @@ async function main(): Promise<void> {
   for (const t of targets) out.push(`| ${t.target} | ${fmt(t.writes / t.seconds, 0)} | ${t.requestsPerWrite === undefined ? '–' : fmt(t.requestsPerWrite, 2)} |`);
   process.stderr.write('web app week view…\n');
   out.push('', ...(await (await import('./ui.ts')).uiBenchRows()));
+  process.stderr.write('calendar push…\n');
+  out.push('', ...(await (await import('./push.ts')).pushBenchRows()));
   process.stdout.write(`${out.join('\n')}\n`);
   if (g.violations.length) process.stdout.write(`\nfake Google saw ${g.violations.length} spec violations, first: ${g.violations[0]}\n`);
   await g.close();
