@@ -28,9 +28,25 @@
 //                                a secondary one, a colleague's shared calendar (writer), a read-only holiday
 //                                calendar (reader) and a free/busy-only one. Writes into a calendar of the list
 //                                without writer access answer 403 requiredAccessLevel.
+//   Push (events.watch / channels.stop, connect.md §3.1 and §4 "Google watch"), checked against the discovery
+//   document (method, path, the Channel schema made strict):
+//   startFakeGoogle({ allowHttpPush: true })  accept http:// notification addresses (tests run plain http);
+//                                without it a non-https address answers 400 push.webhookUrlNotHttps, as Google does
+//   startFakeGoogle({ maxChannelTtlMs, now })  cap on a channel's life (default 7 days) and the clock channels use
+//   g.channels()                 live channels (not stopped, not expired): id, address, token, expiration (ms), …
+//   g.notifications              every notification sent: channel, state, message number, headers, and the
+//                                receiver's answer status (0 with `error` when it could not be reached)
+//   g.pushNow(cal)               an `exists` notification on every live channel of the calendar, now
+//   g.expireChannel(id)          the channel's expiration passes: it sends nothing more, and stop answers 404
+//   g.pushesSettled()            resolves once every notification under way has been answered
+//   A channel sends `sync` (message 1) when made, then `exists` (`not_exists` for a deleted event) on every
+//   change to its calendar: writes through the API and the *BehindOurBack / addTheirs helpers alike. Sending
+//   is asynchronous (after the answer to the request that caused it), one message at a time per channel, no retries.
+//   Channel ids are unique for the fake's whole life (a stopped one's id answers 400 channelIdNotUnique); an
+//   expiration in the past answers 400; stop on an unknown, stopped or expired channel answers 404.
 //   g.close()
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -38,6 +54,7 @@ import type { calendar_v3 } from '@googleapis/calendar';
 
 type GEvent = calendar_v3.Schema$Event;
 type GCalendar = calendar_v3.Schema$CalendarListEntry;
+type GChannel = calendar_v3.Schema$Channel;
 
 /** The account's calendar list: okafor@clinic.example's own calendars and what was shared with her. */
 export const SEED_CALENDARS: GCalendar[] = [
@@ -70,6 +87,14 @@ addFormats(ajv);
 ajv.addSchema({ ...(strict(schemaDoc) as object), $id: 'calendar-v3.schema.json' });
 const validateEvent = ajv.getSchema('calendar-v3.schema.json#/$defs/Event')!;
 const validateCalendarList = ajv.getSchema('calendar-v3.schema.json#/$defs/CalendarList')!;
+const validateChannel = ajv.getSchema('calendar-v3.schema.json#/$defs/Channel')!;
+/** channels.stop as the discovery document describes it (POST channels/stop, request Channel). */
+const CHANNELS_STOP = discovery.resources.channels.methods.stop as { httpMethod: string; path: string; request: { $ref: string } };
+if (discovery.resources.events.methods.watch.request.$ref !== 'Channel' || CHANNELS_STOP.request.$ref !== 'Channel') throw new Error('discovery: watch/stop no longer take a Channel');
+/** Google's limit on a channel id (connect.md §3.1). */
+const CHANNEL_ID_MAX = 64;
+/** Google documents no maximum lifetime for a Calendar channel (connect.md gaps): the fake caps at a week. */
+const DEFAULT_CHANNEL_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 /** calendarList.list as the discovery document describes it (path, parameters, response schema). */
 const CALENDAR_LIST = discovery.resources.calendarList.methods.list as { httpMethod: string; path: string; parameters: Record<string, { type: string; enum?: string[]; minimum?: string }>; response: { $ref: string } };
 const requiredFor = (method: string): string[] => schemaDoc.$defs.Event['x-required-properties-for']?.[`calendar.events.${method}`] ?? [];
@@ -80,6 +105,44 @@ const METHODS: MethodSpec[] = Object.entries(discovery.resources.events.methods 
   re: new RegExp(`^/calendar/v3/${m.path.replace(/\{calendarId\}/, '(?<calendarId>[^/]+)').replace(/\{eventId\}/, '(?<eventId>[^/]+)')}$`),
 }));
 const GLOBAL_PARAMS = new Set(Object.keys(discovery.parameters ?? {}));
+
+export interface FakeChannel {
+  id: string;
+  /** Stable per watched calendar (Google's opaque resource id). */
+  resourceId: string;
+  resourceUri: string;
+  calendarId: string;
+  type: string;
+  address: string;
+  token?: string;
+  /** Unix milliseconds. */
+  expiration: number;
+  createdAt: number;
+  stopped: boolean;
+  /** Messages numbered so far (the sync message is 1). */
+  messages: number;
+}
+
+export interface PushDelivery {
+  channelId: string;
+  calendarId: string;
+  state: 'sync' | 'exists' | 'not_exists';
+  messageNumber: number;
+  address: string;
+  headers: Record<string, string>;
+  /** The receiver's answer; 0 when it could not be reached (`error` says why); undefined while under way. */
+  status?: number;
+  error?: string;
+}
+
+export interface FakeGoogleOptions extends Partial<FakeGoogle['credentials']> {
+  /** Accept http:// notification addresses (Google refuses anything but https). */
+  allowHttpPush?: boolean;
+  /** The longest life a channel gets (a later requested expiration is cut to it). Default 7 days. */
+  maxChannelTtlMs?: number;
+  /** The clock channels are judged by (Unix ms). Default Date.now. */
+  now?: () => number;
+}
 
 export interface FakeGoogle {
   url: string;
@@ -103,6 +166,12 @@ export interface FakeGoogle {
   calendarList: GCalendar[];
   /** Accept this Bearer token as if the fake had issued it (an access token from the OAuth fake, test/fakes/oauth-server.ts). */
   acceptToken(token: string): void;
+  /** Live push channels (neither stopped nor expired). */
+  channels(): FakeChannel[];
+  notifications: PushDelivery[];
+  pushNow(calendarId: string): void;
+  expireChannel(id: string): void;
+  pushesSettled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -112,7 +181,7 @@ function googleError(code: number, reason: string, message: string) {
   return { error: { errors: [{ domain: /RateLimit|quota/i.test(reason) ? 'usageLimits' : 'global', reason, message }], code, message } };
 }
 
-export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}): Promise<FakeGoogle> {
+export async function startFakeGoogle(o: FakeGoogleOptions = {}): Promise<FakeGoogle> {
   const credentials = { clientId: o.clientId ?? 'fake-client', clientSecret: o.clientSecret ?? 'fake-secret', refreshToken: o.refreshToken ?? `rt-${randomBytes(6).toString('hex')}` };
   const calendars = new Map<string, Map<string, GEvent>>();
   const tokens = new Set<string>();
@@ -129,6 +198,59 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
     return c;
   };
 
+  // ---------------------------------------------------------------- push channels
+  const clock = o.now ?? Date.now;
+  const maxTtl = o.maxChannelTtlMs ?? DEFAULT_CHANNEL_TTL_MS;
+  const channelsById = new Map<string, FakeChannel>();
+  /** One message at a time per channel, in message-number order. */
+  const chains = new Map<string, Promise<void>>();
+  const pending = new Set<Promise<void>>();
+  /** 'primary' is the account's primary calendar: a channel on either name hears changes made through either. */
+  const canonical = (c: string) => (c === 'primary' ? state.calendarList.find((x) => x.primary)?.id ?? c : c);
+  const alive = (ch: FakeChannel) => !ch.stopped && ch.expiration > clock();
+  const resourceIdOf = (c: string) => createHash('sha256').update(`events:${canonical(c)}`).digest('base64url').slice(0, 27);
+
+  function notify(ch: FakeChannel, st: PushDelivery['state']): void {
+    if (!alive(ch)) return;
+    const messageNumber = ++ch.messages;
+    const run = async () => {
+      // Stopped or expired while waiting its turn: Google sends nothing more on it.
+      if (!alive(ch)) return;
+      const headers: Record<string, string> = {
+        'X-Goog-Channel-ID': ch.id,
+        ...(ch.token !== undefined ? { 'X-Goog-Channel-Token': ch.token } : {}),
+        'X-Goog-Channel-Expiration': new Date(ch.expiration).toUTCString(),
+        'X-Goog-Resource-ID': ch.resourceId,
+        'X-Goog-Resource-URI': ch.resourceUri,
+        'X-Goog-Resource-State': st,
+        'X-Goog-Message-Number': String(messageNumber),
+        'User-Agent': 'APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)',
+      };
+      const d: PushDelivery = { channelId: ch.id, calendarId: ch.calendarId, state: st, messageNumber, address: ch.address, headers };
+      state.notifications.push(d);
+      try {
+        const res = await fetch(ch.address, { method: 'POST', headers, signal: AbortSignal.timeout(10_000) });
+        await res.arrayBuffer().catch(() => undefined);
+        d.status = res.status;
+      } catch (err) {
+        d.status = 0;
+        d.error = String((err as { cause?: { code?: string } })?.cause?.code ?? (err as Error)?.message ?? err);
+      }
+    };
+    // Never inside the request that caused it: the next turn of the event loop at the earliest.
+    const prev = chains.get(ch.id) ?? Promise.resolve();
+    const p = prev.then(() => new Promise<void>((r) => setImmediate(r))).then(run);
+    chains.set(ch.id, p);
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  }
+
+  /** Something in calendar `c` changed: every live channel on it is told. */
+  function changed(c: string, st: 'exists' | 'not_exists'): void {
+    const key = canonical(c);
+    for (const ch of channelsById.values()) if (canonical(ch.calendarId) === key) notify(ch, st);
+  }
+
   const state: FakeGoogle = {
     url: '', tokenUrl: '', credentials, requests: [], tokenRequests: 0, violations: [],
     calendarList: SEED_CALENDARS.map((c, i) => ({ kind: 'calendar#calendarListEntry', etag: `"cl${i}"`, ...c })),
@@ -136,18 +258,24 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
     live: (c) => [...cal(c).values()].filter((e) => e.status !== 'cancelled'),
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     expireTokens: () => tokens.clear(),
-    deleteBehindOurBack: (c, id) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, status: 'cancelled', etag: `"${++etagN}"` }); },
+    deleteBehindOurBack: (c, id) => { const e = cal(c).get(id); if (e) { cal(c).set(id, { ...e, status: 'cancelled', etag: `"${++etagN}"` }); changed(c, 'not_exists'); } },
     expireSyncTokens: () => { validFrom = etagN + 1; },
     revokeGrant: (r) => { revoked = r; if (r) tokens.clear(); },
-    editBehindOurBack: (c, id, patch) => { const e = cal(c).get(id); if (e) cal(c).set(id, { ...e, ...patch, etag: `"${++etagN}"` }); },
+    editBehindOurBack: (c, id, patch) => { const e = cal(c).get(id); if (e) { cal(c).set(id, { ...e, ...patch, etag: `"${++etagN}"` }); changed(c, 'exists'); } },
     refuseRestore: (c, id) => refused.add(`${c}/${id}`),
     pageSize: (n) => { pageLimit = n; },
     addTheirs: (c, ev) => {
       const id = `own${randomBytes(8).toString('hex').replace(/[^a-v0-9]/g, 'a')}`;
       cal(c).set(id, { status: 'confirmed', ...ev, id, etag: `"${++etagN}"` });
+      changed(c, 'exists');
       return id;
     },
     acceptToken: (t) => { tokens.add(t); },
+    channels: () => [...channelsById.values()].filter(alive).map((ch) => ({ ...ch })),
+    notifications: [],
+    pushNow: (c) => changed(c, 'exists'),
+    expireChannel: (id) => { const ch = channelsById.get(id); if (ch) ch.expiration = Math.min(ch.expiration, clock()); },
+    pushesSettled: async () => { while (pending.size) await Promise.allSettled([...pending]); },
     close: () => new Promise((r) => server.close(() => r())),
   };
 
@@ -213,6 +341,35 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
         return send(200, answer);
       };
 
+      /** channels.stop: both `id` and `resourceId` of a live channel (connect.md §4); 204, or 404 when there is none. */
+      const channelsStop = (ch: GChannel | undefined, query: Record<string, string>) => {
+        const auth = req.headers.authorization ?? '';
+        if (!auth.startsWith('Bearer ') || !tokens.has(auth.slice(7))) {
+          return send(401, googleError(401, 'authError', 'Invalid Credentials'), { 'www-authenticate': 'Bearer realm="https://accounts.google.com/"' });
+        }
+        const fault = injected.shift();
+        if (fault) return send(fault.status, googleError(fault.status, fault.status === 429 ? 'rateLimitExceeded' : fault.status >= 500 ? 'backendError' : 'invalid', 'Injected failure'), fault.headers);
+        const odd = Object.keys(query).filter((k) => !GLOBAL_PARAMS.has(k));
+        if (odd.length) {
+          state.violations.push(`channels.stop: undocumented query parameter ${odd.join(', ')}`);
+          return send(400, googleError(400, 'invalidParameter', `Invalid parameter ${odd[0]}`));
+        }
+        if (ch === undefined || !validateChannel(ch)) {
+          state.violations.push(`channels.stop: ${ch === undefined ? 'no body' : ajv.errorsText(validateChannel.errors)}`);
+          return send(400, googleError(400, 'invalid', 'Invalid channel'));
+        }
+        if (!ch.id || !ch.resourceId) {
+          state.violations.push('channels.stop: needs both id and resourceId');
+          return send(400, googleError(400, 'required', `Required: ${!ch.id ? 'id' : 'resourceId'}`));
+        }
+        const live = channelsById.get(ch.id);
+        if (!live || !alive(live) || live.resourceId !== ch.resourceId) {
+          return send(404, googleError(404, 'notFound', 'Channel not found for project'));
+        }
+        live.stopped = true;
+        return send(204);
+      };
+
       if (url.pathname === '/token' && req.method === 'POST') {
         state.tokenRequests++;
         const f = new URLSearchParams(raw);
@@ -237,6 +394,7 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
         }
       }
       state.requests.push({ method: req.method ?? '', path: url.pathname, query, at: Date.now(), body });
+      if (url.pathname === `/calendar/v3/${CHANNELS_STOP.path}` && req.method === CHANNELS_STOP.httpMethod) return channelsStop(body as GChannel | undefined, query);
       if (!m) {
         state.violations.push(`${req.method} ${url.pathname}: not a documented events method`);
         return send(404, googleError(404, 'notFound', 'Not Found'));
@@ -280,10 +438,14 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
           }
         }
       }
+      if (name === 'watch' && (body === undefined || !validateChannel(body))) {
+        state.violations.push(`watch: ${body === undefined ? 'no body' : ajv.errorsText(validateChannel.errors)}`);
+        return send(400, googleError(400, 'invalid', 'Invalid channel'));
+      }
       const calendarId = decodeURIComponent(m.match!.groups!.calendarId);
       const eventId = m.match!.groups!.eventId ? decodeURIComponent(m.match!.groups!.eventId) : undefined;
       const listed = state.calendarList.find((c) => c.id === calendarId);
-      if (listed && name !== 'get' && name !== 'list' && listed.accessRole !== 'owner' && listed.accessRole !== 'writer') {
+      if (listed && name !== 'get' && name !== 'list' && name !== 'watch' && listed.accessRole !== 'owner' && listed.accessRole !== 'writer') {
         return send(403, googleError(403, 'requiredAccessLevel', 'You need to have writer access to this calendar.'));
       }
       const events = cal(calendarId);
@@ -299,7 +461,8 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
           if (events.has(id)) return send(409, googleError(409, 'duplicate', 'The requested identifier already exists.'));
           const ev = stamp({ status: 'confirmed', ...body, id, created: new Date().toISOString() });
           events.set(id, ev);
-          return send(200, ev);
+          send(200, ev);
+          return changed(calendarId, 'exists');
         }
         case 'get': {
           const ev = events.get(eventId!);
@@ -314,14 +477,16 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
           if (ifMatch && ifMatch !== ev.etag) return send(412, googleError(412, 'conditionNotMet', 'Precondition Failed'));
           const next = stamp(name === 'patch' ? { ...ev, ...body, id: ev.id } : { ...body, id: ev.id, created: ev.created });
           events.set(eventId!, next);
-          return send(200, next);
+          send(200, next);
+          return changed(calendarId, next.status === 'cancelled' ? 'not_exists' : 'exists');
         }
         case 'delete': {
           const ev = events.get(eventId!);
           if (!ev) return send(404, googleError(404, 'notFound', 'Not Found'));
           if (ev.status === 'cancelled') return send(410, googleError(410, 'deleted', 'Resource has been deleted'));
           events.set(eventId!, stamp({ ...ev, status: 'cancelled' }));
-          return send(204);
+          send(204);
+          return changed(calendarId, 'not_exists');
         }
         case 'list': {
           if (query.syncToken) {
@@ -354,6 +519,55 @@ export async function startFakeGoogle(o: Partial<FakeGoogle['credentials']> = {}
           const page = items.slice(from, from + size);
           const more = from + size < items.length;
           return send(200, { kind: 'calendar#events', items: page, ...(more ? { nextPageToken: `pt-${from + size}` } : { nextSyncToken: `st-${etagN}` }) });
+        }
+        case 'watch': {
+          // events.watch (connect.md §3.1, §4): id ≤ 64 and unique, type web_hook, https address, expiration capped.
+          const ch = body as GChannel;
+          if (!ch.id || ch.id.length > CHANNEL_ID_MAX || /[\s]/.test(ch.id)) {
+            state.violations.push(`watch: channel id must be 1–${CHANNEL_ID_MAX} characters without spaces`);
+            return send(400, googleError(400, 'invalid', 'Invalid channel id'));
+          }
+          // The Channel schema: "web_hook" (or "webhook").
+          if (ch.type !== 'web_hook' && ch.type !== 'webhook') {
+            state.violations.push(`watch: type ${ch.type} is not web_hook`);
+            return send(400, googleError(400, 'invalid', `Unknown channel type: ${ch.type ?? ''}`));
+          }
+          let address: URL;
+          try {
+            address = new URL(ch.address ?? '');
+          } catch {
+            state.violations.push('watch: address is not a URL');
+            return send(400, googleError(400, 'invalid', 'Invalid channel address'));
+          }
+          if (address.protocol !== 'https:' && !(o.allowHttpPush && address.protocol === 'http:')) {
+            return send(400, googleError(400, 'push.webhookUrlNotHttps', `WebHook callback must be HTTPS: ${ch.address}`));
+          }
+          if (ch.expiration !== undefined && ch.expiration !== null && !/^\d{1,16}$/.test(ch.expiration)) {
+            state.violations.push(`watch: expiration ${ch.expiration} is not Unix milliseconds (int64 string)`);
+            return send(400, googleError(400, 'invalid', 'Invalid expiration'));
+          }
+          if (channelsById.has(ch.id)) return send(400, googleError(400, 'channelIdNotUnique', 'Channel id not unique'));
+          const now = clock();
+          const asked = ch.expiration ? Number(ch.expiration) : undefined;
+          if (asked !== undefined && asked <= now) return send(400, googleError(400, 'invalid', 'Channel expiration is in the past'));
+          const made: FakeChannel = {
+            id: ch.id, resourceId: resourceIdOf(calendarId), calendarId, type: ch.type, address: ch.address!,
+            resourceUri: `https://www.googleapis.com/calendar/v3/calendars/${encodeURIComponent(calendarId)}/events?alt=json`,
+            ...(ch.token != null ? { token: ch.token } : {}),
+            expiration: Math.min(asked ?? Infinity, now + maxTtl), createdAt: now, stopped: false, messages: 0,
+          };
+          const answer: GChannel = {
+            kind: 'api#channel', id: made.id, resourceId: made.resourceId, resourceUri: made.resourceUri,
+            ...(made.token !== undefined ? { token: made.token } : {}), expiration: String(made.expiration),
+          };
+          if (!validateChannel(answer)) {
+            state.violations.push(`watch answer: ${ajv.errorsText(validateChannel.errors)}`);
+            return send(500, googleError(500, 'backendError', 'fake answer does not match Channel'));
+          }
+          channelsById.set(made.id, made);
+          send(200, answer);
+          // The first message of every channel: sync, number 1.
+          return notify(made, 'sync');
         }
         default:
           return send(501, googleError(501, 'notImplemented', `${name} is not implemented by the fake`));

@@ -1,4 +1,4 @@
-// A thin typed fetch client for the four Calendar v3 event calls Meridian needs (targets.md §1.2).
+// A thin typed fetch client for the Calendar v3 calls Meridian needs (targets.md §1.2, push §1.6).
 // No SDK at runtime: the Event type comes from `@googleapis/calendar` as a type only.
 // Every write carries `sendUpdates=none` so Google never e-mails anyone about our events.
 import type { calendar_v3 } from '@googleapis/calendar';
@@ -86,6 +86,16 @@ export class GoogleCalendarApi {
   /** calendarList.list: the calendars on the account's calendar list (one page). */
   calendarList(query: Record<string, string>): Promise<ApiAnswer<calendar_v3.Schema$CalendarList>> {
     return this.send({ method: 'GET', path: '/users/me/calendarList', query });
+  }
+
+  /** events.watch: a push channel on a calendar's events (targets.md §1.6); the answer is the Channel Google made. */
+  watch(calendarId: string, channel: calendar_v3.Schema$Channel): Promise<ApiAnswer<calendar_v3.Schema$Channel>> {
+    return this.send({ method: 'POST', path: `${eventsPath(calendarId)}/watch`, body: channel });
+  }
+
+  /** channels.stop: `{id, resourceId}` of a channel; Google answers 204. */
+  stopChannel(channel: { id: string; resourceId: string }): Promise<ApiAnswer<void>> {
+    return this.send({ method: 'POST', path: '/channels/stop', body: channel });
   }
 
   /** One call with a Bearer token; a 401 gets one fresh token and one retry. */

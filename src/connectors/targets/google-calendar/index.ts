@@ -12,6 +12,7 @@ import { OAuthSession } from '../../shared/oauth.ts';
 import { GoogleCalendarApi, type ApiAnswer, type GoogleEvent } from './client.ts';
 import { isUsageLimit, toFailure } from './errors.ts';
 import { eventIdFor } from './event-id.ts';
+import { googlePush, stopChannel, watchCalendar } from './push.ts';
 import { googleOAuth, TOKEN_URL as DEFAULT_TOKEN_URL } from './oauth.ts';
 import { isIanaZone, toUtc } from '../../../domain/time.ts';
 
@@ -181,6 +182,9 @@ export function createClient(ctx: ConnectionContext): TargetClient {
 
   return {
     calendars,
+    // Push (issue 18): no renewWatch, Google has no renewal (a new channel, then the old one stopped).
+    watch: (calendarId, req) => watchCalendar(api, calendarId ?? defaultCalendar, req),
+    unwatch: (channel) => stopChannel(api, channel),
     async upsert(e, link) {
       const calendarId = e.calendarId ?? link?.calendarId ?? defaultCalendar;
       if (!link || (link.calendarId ?? defaultCalendar) !== calendarId) return create(e, calendarId, link?.generation ?? 0);
@@ -277,4 +281,5 @@ export const connector: TargetConnector = {
     capabilities: { push: true, readChanges: true, freeBusy: true, deterministicIds: true },
   },
   client: createClient,
+  push: googlePush,
 };
