@@ -18,6 +18,7 @@ import { localToUtc } from '../../src/domain/time.ts';
 import { configuredHub, tempDir } from '../helpers.ts';
 import { eventually } from './serve.ts';
 import { startFakeGraph, type FakeGraph } from '../fakes/microsoft-graph.ts';
+import { startFakeGoogle } from '../fakes/google-calendar.ts';
 
 function day(days: number, hour: number, minute = 0): string {
   const n = new Date();
@@ -191,6 +192,64 @@ connections:
     } finally {
       await hub.store.close();
       await m.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('Google Calendar push (events.watch)', () => {
+  const CAL = 'okafor@clinic';
+  test('sync first; a move followed; a replayed, forged or stale notification refused and nothing queued', async () => {
+    const g = await startFakeGoogle({ allowHttpPush: true });
+    const dir = tempDir();
+    const hub = await configuredHub(`
+clinic: { id: c, name: Clinic, timeZone: Europe/London }
+practitioners: [{ id: okafor, name: Dr Okafor, targets: [{ connection: google, calendar: "${CAL}" }] }]
+connections:
+  - id: google
+    platform: google-calendar
+    baseUrl: ${g.url}
+    config: { tokenUrl: ${g.tokenUrl}, twoWay: accept }
+    secrets: { clientId: { env: G_ID }, clientSecret: { env: G_SECRET }, refreshToken: { env: G_REFRESH } }
+`, { dataDir: dir.dir, env: { G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken, MERIDIAN_PUSH_INSECURE: '1', LOG_LEVEL: 'silent' } });
+    const app = await buildServer(hub);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    hub.publicUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const rt = await startRuntime(hub, { sweepMinutes: 0, pushCheckMinutes: 0, workerPollMs: 50 });
+    try {
+      const a = await staffCreate(hub, { practitionerId: 'okafor', start: day(2, 10), end: day(2, 11), patient: { name: 'Pat Lee' } }, 'test');
+      await eventually(() => g.live(CAL).length === 1, 10_000, 'the event in Google');
+      assert.equal((await ensurePush(hub, 'google')).opened, 1);
+      const ch = g.channels()[0];
+      assert.equal(ch.address, `${hub.publicUrl}/push/google/google`);
+      await g.pushesSettled();
+      const sync = g.notifications.find((n) => n.headers['X-Goog-Resource-State'] === 'sync');
+      assert.equal(sync?.status, 200, 'the sync message is acknowledged');
+      // The practitioner drags the event in Google: the appointment follows.
+      const ev = g.live(CAL)[0];
+      g.editBehindOurBack(CAL, ev.id!, { start: { dateTime: day(2, 15) }, end: { dateTime: day(2, 16) } });
+      await eventually(async () => Date.parse((await getAppointment(hub.store.db, a.id))?.start ?? '') === Date.parse(day(2, 15)), 10_000, 'the appointment moved');
+      await g.pushesSettled();
+      const jobs = async () => Number((await hub.store.db.selectFrom('job').select((eb) => eb.fn.countAll().as('n')).where('kind', '=', 'target.sweep').executeTakeFirstOrThrow()).n);
+      const before = await jobs();
+      const last = [...g.notifications].reverse().find((n) => n.headers['X-Goog-Resource-State'] === 'exists')!;
+      const post = (h: Record<string, string>) => fetch(`${hub.publicUrl}/push/google/google`, { method: 'POST', headers: h });
+      assert.equal((await post(last.headers)).status, 409, 'a replayed notification (same message number)');
+      assert.equal((await post({ ...last.headers, 'X-Goog-Channel-Token': 'forged', 'X-Goog-Message-Number': '999' })).status, 401, 'a wrong token');
+      assert.equal((await post({ ...last.headers, 'X-Goog-Channel-ID': 'another-channel', 'X-Goog-Message-Number': '999' })).status, 401, 'an unknown channel');
+      await hub.store.db.updateTable('push_channel').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', ch.id).execute();
+      assert.equal((await post({ ...last.headers, 'X-Goog-Message-Number': '1000' })).status, 410, 'a channel past its expiry');
+      assert.equal(await jobs(), before, 'none of them queued a read');
+      // The expired channel is replaced at the next check (new first, old stopped).
+      const r = await ensurePush(hub, 'google');
+      assert.equal(r.opened, 1);
+      assert.equal(g.channels().length, 1);
+      assert.notEqual(g.channels()[0].id, ch.id);
+    } finally {
+      await rt.stop();
+      await app.close();
+      await hub.store.close();
+      await g.close();
       dir.cleanup();
     }
   });
