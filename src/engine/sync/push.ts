@@ -97,7 +97,18 @@ async function openChannel(hub: Hub, client: TargetClient, connectionId: string,
  * today's public URL, renewed (or replaced) before it ends; channels of calendars no longer written to, of a
  * removed connection, or for another address, stopped. Never throws for the platform's answers.
  */
-export async function ensurePush(hub: Hub, connectionId: string): Promise<{ opened: number; renewed: number; stopped: number }> {
+export function ensurePush(hub: Hub, connectionId: string): Promise<{ opened: number; renewed: number; stopped: number }> {
+  // One at a time per connection in this process (the timer and a picked calendar may ask at once): no twin channels.
+  const key = `${hub.nodeId}:${connectionId}`;
+  const run = (inFlight.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => ensurePushNow(hub, connectionId));
+  inFlight.set(key, run);
+  void run.finally(() => { if (inFlight.get(key) === run) inFlight.delete(key); }).catch(() => undefined);
+  return run;
+}
+
+const inFlight = new Map<string, Promise<unknown>>();
+
+async function ensurePushNow(hub: Hub, connectionId: string): Promise<{ opened: number; renewed: number; stopped: number }> {
   const out = { opened: 0, renewed: 0, stopped: 0 };
   const row = await getConnectionRow(hub.store.db, connectionId);
   const push = row ? pushOf(row.platform) : undefined;

@@ -29,6 +29,7 @@ import { id as configId, targetBinding, weeklyHours } from '../../config/schema.
 import { createUser, listUsers, ROLES, setUserDisabled } from '../auth.ts';
 import { HttpError } from '../errors.ts';
 import { defineRoute, Download, idParam, zone, type Route } from '../route.ts';
+import { ensurePush } from '../../engine/sync/push.ts';
 
 /** A connection as the API shows it: `status` is `needs_setup` while it lacks secrets, `setup` says what is missing, `provisionedBy` the file that declares it. */
 function connectionView(hub: Hub, row: ConnectionTable) {
@@ -47,6 +48,11 @@ async function editable(db: Exec, table: SetupTable, id: string): Promise<{ name
     throw new HttpError('provisioned', `${LABEL[table]} "${row.name}" is provisioned by ${row.provisionedBy}; change it there (or remove it from the file to manage it here)`, { file: row.provisionedBy });
   }
   return row;
+}
+
+/** Open or stop the push channels of these connections in the background (engine/sync/push.ts). */
+function pushSoon(hub: Hub, connections: string[]): void {
+  for (const id of new Set(connections)) void ensurePush(hub, id).catch((e: Error) => hub.log.warn({ connection: id, err: { message: e.message } }, 'push channels could not be updated'));
 }
 
 /** 409 `in_use` naming what still uses the row. */
@@ -128,7 +134,10 @@ export const SETUP_ROUTES: Route[] = [
         await feedsFor(trx, hub, id, body.targets);
         const after = await getPractitionerView(trx, id);
         return { result: after, audit: { action: 'practitioner.created', entityType: 'practitioner', entityId: id, after } };
-      }, actor);
+      }, actor).then((made) => {
+        pushSoon(hub, (made?.targets ?? []).map((t) => t.connection));
+        return made;
+      });
     },
   }),
   defineRoute({
@@ -140,12 +149,15 @@ export const SETUP_ROUTES: Route[] = [
       await editable(db, 'practitioner', params.id);
       await checkPractitioner(db, body);
       const before = await getPractitionerView(db, params.id);
-      return audited(hub, async (trx) => {
+      const after = await audited(hub, async (trx) => {
         await updatePractitioner(trx, params.id, body);
         await feedsFor(trx, hub, params.id, body.targets);
-        const after = await getPractitionerView(trx, params.id);
-        return { result: after, audit: { action: 'practitioner.updated', entityType: 'practitioner', entityId: params.id, before, after } };
+        const view = await getPractitionerView(trx, params.id);
+        return { result: view, audit: { action: 'practitioner.updated', entityType: 'practitioner', entityId: params.id, before, after: view } };
       }, actor);
+      // A calendar newly picked (or dropped) gets its push channel now rather than at the next check.
+      if (body.targets || body.active !== undefined) pushSoon(hub, [...(before?.targets ?? []), ...(after?.targets ?? [])].map((t) => t.connection));
+      return after;
     },
   }),
   defineRoute({
