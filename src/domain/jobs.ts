@@ -35,8 +35,11 @@ export interface JobPayloads {
   [FETCH_CHANGE]: { connectionId: string; deliveryRowId?: string; change: SourceChange };
   /** Write a staff edit back to the booking platform the appointment came from. */
   [WRITE_BACK]: { appointmentId: string };
-  /** Read back a calendar target (all of it, or the records a target webhook named). */
-  [TARGET_SWEEP]: { connectionId: string; remoteIds?: string[] };
+  /**
+   * Read back a calendar target (all of it, or the records a target webhook named); `quick`: only what its
+   * calendars report changed since the last look (the frequent check of calendars that do not push).
+   */
+  [TARGET_SWEEP]: { connectionId: string; remoteIds?: string[]; quick?: boolean };
   /** List a booking source's window of bookings. */
   [SOURCE_POLL]: { connectionId: string; scheduled?: boolean };
   /** Put a lead into one CRM. */
@@ -123,4 +126,13 @@ export function sweepJob(connectionId: string): NewJob<typeof TARGET_SWEEP> {
 /** A sweep of one remote record the target told us changed (a CRM's webhook): read back and judged like any sweep. */
 export function remoteChangeJob(connectionId: string, remoteId: string): NewJob<typeof TARGET_SWEEP> {
   return { kind: TARGET_SWEEP, payload: { connectionId, remoteIds: [remoteId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:${remoteId}`, maxAttempts: 3 };
+}
+
+/**
+ * A quick calendar check of one connection: what its calendars report changed since the last look, judged as a
+ * sweep judges it (periodic, every MERIDIAN_CHECK_MINUTES, for calendars that do not push). Its own key, so it
+ * neither waits behind nor replaces the full sweep.
+ */
+export function calendarCheckJob(connectionId: string): NewJob<typeof TARGET_SWEEP> {
+  return { kind: TARGET_SWEEP, payload: { connectionId, quick: true }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:quick`, maxAttempts: 3 };
 }
