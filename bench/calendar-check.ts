@@ -20,7 +20,7 @@ import { staffCreate } from '../src/engine/edits/staff.ts';
 import { drain } from '../src/engine/jobs/worker.ts';
 import { sweepConnection } from '../src/engine/sync/sweep.ts';
 import { connectionContext, loadConnection } from '../src/engine/hub/connections.ts';
-import { forgetSession, syncCollection } from '../src/connectors/targets/caldav/dav.ts';
+import { collectionSyncToken, forgetSession, syncCollection } from '../src/connectors/targets/caldav/dav.ts';
 import { getMeta, putMeta } from '../src/store/repo.ts';
 import { radicaleMissing, startRadicale, type Radicale } from '../test/fakes/radicale.ts';
 import { fmt } from './common.ts';
@@ -40,6 +40,8 @@ async function benchSize(rad: Radicale, n: number, repeats: number): Promise<str
   const auth = { authorization: `Basic ${Buffer.from(`${rad.username}:${rad.password}`).toString('base64')}` };
   const account = await createAccount({ account: { serverUrl: `${rad.url}/`, accountType: 'caldav' }, headers: auth });
   const path = `bench-${n}`;
+  // A connection per size: discovery is cached per connection (ten minutes), and this calendar is new.
+  const id = `dav${n}`;
   await makeCalendar({ url: `${account.homeUrl}${path}/`, headers: auth, props: { 'd:displayname': `Bench ${n}` } });
   const dir = mkdtempSync(join(tmpdir(), 'meridian-check-bench-'));
   let requests = 0;
@@ -51,9 +53,9 @@ async function benchSize(rad: Radicale, n: number, repeats: number): Promise<str
   const c = parseConfig(`
 clinic: { id: bench, name: Bench Clinic, timeZone: Europe/London }
 locations: [{ id: main, name: Main }]
-practitioners: [{ id: p0, name: Practitioner 0, locations: [main], targets: [{ connection: dav, calendar: "Bench ${n}" }] }]
+practitioners: [{ id: p0, name: Practitioner 0, locations: [main], targets: [{ connection: ${id}, calendar: "Bench ${n}" }] }]
 connections:
-  - id: dav
+  - id: ${id}
     platform: caldav
     baseUrl: ${rad.url}
     secrets: { username: { env: DAV_USER }, password: { env: DAV_PASS } }
@@ -69,7 +71,7 @@ connections:
       ids.push((await staffCreate(hub, { practitionerId: 'p0', start: at(d, h), end: at(d, h, 45), patient: { name: `Patient ${i}` } }, 'bench')).id);
     }
     await drain(hub);
-    const tokenKey = `sync-token:dav:Bench ${n}`;
+    const tokenKey = `sync-token:${id}:Bench ${n}`;
     const measure = async (times: number, before: () => Promise<void>, fn: () => Promise<unknown>, after?: () => Promise<void>): Promise<Measure> => {
       const m: Measure = { ms: [], requests: [] };
       for (let i = 0; i < times; i++) {
@@ -85,8 +87,8 @@ connections:
       return m;
     };
     const nothing = async () => {};
-    const sweep = () => sweepConnection(hub, 'dav');
-    const quick = () => sweepConnection(hub, 'dav', { quick: true });
+    const sweep = () => sweepConnection(hub, id);
+    const quick = () => sweepConnection(hub, id, { quick: true });
     process.stderr.write(`calendar check: measuring ${n} events…\n`);
     // Warm up (discovery cached, token stored), then check that the calendar is in sync as seeded.
     const warm = await sweep();
@@ -119,11 +121,12 @@ connections:
     const quickQuiet = await measure(repeats, nothing, quick);
     const quickMoved = await measure(repeats, moveOne, counted(quick), settle);
     if (repaired !== 2 * sweeps + repeats) throw new Error(`calendar check bench: ${repaired} of ${2 * sweeps + repeats} moved events restored`);
-    const conn = await loadConnection(hub, 'dav');
+    const conn = await loadConnection(hub, id);
     const restart = await measure(sweeps, async () => forgetSession(connectionContext(hub, conn)), quick);
     const calUrl = `${account.homeUrl}${path}/`;
     const token = (await getMeta(hub.store.db, tokenKey)) ?? '';
     const reportAlone = await measure(repeats, nothing, () => syncCollection(connectionContext(hub, conn), calUrl, token));
+    const propfindAlone = await measure(repeats, nothing, () => collectionSyncToken(connectionContext(hub, conn), calUrl));
     const row = (what: string, m: Measure, full: Measure, hourly: Measure) =>
       `| ${n} | ${what} | ${fmt(median(m.ms), 1)} | ${fmt(Math.min(...m.ms), 1)}–${fmt(Math.max(...m.ms), 1)} | ${fmt(median(m.requests), 0)} | ${fmt(median(m.ms) / median(full.ms), 2)} | ${fmt(median(m.ms) / median(hourly.ms), 2)} |`;
     return [
@@ -131,6 +134,7 @@ connections:
       row('hourly sweep, token kept, nothing changed (busy times read)', hourlyQuiet, fullQuiet, hourlyQuiet),
       row('**quick check, nothing changed**', quickQuiet, fullQuiet, hourlyQuiet),
       row('quick check after a restart (discovery, then the REPORT), nothing changed', restart, fullQuiet, hourlyQuiet),
+      row('the sync-token PROPFIND alone (the request a quiet quick check makes)', propfindAlone, fullQuiet, hourlyQuiet),
       row('sync-collection REPORT alone, current token (what the PROPFIND replaces)', reportAlone, fullQuiet, hourlyQuiet),
       row('full sweep, no token, one event moved by another client (restored)', fullMoved, fullMoved, hourlyMoved),
       row('hourly sweep, token kept, one event moved (restored)', hourlyMoved, fullMoved, hourlyMoved),

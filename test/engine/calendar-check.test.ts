@@ -16,6 +16,7 @@ import { needsQuickCheck } from '../../src/engine/runtime.ts';
 import { getTarget } from '../../src/connectors/registry.ts';
 import { calendarCheckJob, sweepJob } from '../../src/domain/jobs.ts';
 import { zohoTime } from '../../src/connectors/targets/zoho-calendar/index.ts';
+import { syncTokenProperty } from '../../src/connectors/targets/caldav/dav.ts';
 import { radicaleMissing, startRadicale, type Radicale } from '../fakes/radicale.ts';
 import { startFakeZoho, type FakeZoho } from '../fakes/zoho-calendar.ts';
 import { configuredHub, tempDir } from '../helpers.ts';
@@ -134,6 +135,7 @@ connections:
     assert.deepEqual([r.checked, r.repaired, r.accepted], [1, 1, 0], JSON.stringify(r));
     assert.deepEqual(r.drift, { changed: 1 });
     assert.equal(r.busy, 0, 'the calendar changed: its busy times were read again');
+    assert.deepEqual(requests.slice(0, 2), ['PROPFIND /practitioner/appointments/', 'REPORT /practitioner/appointments/'], 'sync-token differs: the REPORT, on the URL known (no discovery)');
     assert.deepEqual([...new Set(requests.filter((q) => q.startsWith('GET ')))], [`GET /practitioner/appointments/meridian-${a.id}.ics`], 'only the moved event is read back');
     // Written back: the PUT with our stale etag meets 412, the object is read again and written.
     assert.deepEqual([...new Set(requests.filter((q) => q.startsWith('PUT ')))], [`PUT /practitioner/appointments/meridian-${a.id}.ics`], 'and written back');
@@ -289,6 +291,15 @@ connections:
     assert.deepEqual((await getAppointment(hub.store.db, a.id))!.conflicts, []);
     assert.deepEqual(z.violations, []);
   });
+});
+
+test('the sync-token property is read from a 200 propstat only, whatever the prefixes', () => {
+  const ok = '<d:multistatus xmlns:d="DAV:"><d:response><d:href>/c/</d:href><d:propstat><d:prop><d:sync-token>https://s.example/sync/7?a=1&amp;b=2</d:sync-token></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>';
+  assert.equal(syncTokenProperty(ok), 'https://s.example/sync/7?a=1&b=2');
+  const missing = '<multistatus xmlns="DAV:"><response><href>/c/</href><propstat><prop><sync-token/></prop><status>HTTP/1.1 404 Not Found</status></propstat></response></multistatus>';
+  assert.equal(syncTokenProperty(missing), undefined);
+  const emptyIn404 = '<multistatus xmlns="DAV:"><response><href>/c/</href><propstat><prop><sync-token>x</sync-token></prop><status>HTTP/1.1 404 Not Found</status></propstat></response></multistatus>';
+  assert.equal(syncTokenProperty(emptyIn404), undefined);
 });
 
 describe('which connections get the quick check', () => {
