@@ -8,7 +8,9 @@
 //  3. The web app: the week view of 20 practitioners with 1,000 appointments in Chromium (bench/ui.ts).
 //  4. Calendar push: a practitioner's change in their calendar → Meridian's reaction, push on vs sweeps only (bench/push.ts).
 // Options: --seconds N (default 5), --pg (also run Meridian on the PostgreSQL of MERIDIAN_TEST_PG).
+//  4. The quick calendar check on Radicale (200 and 1,000 events) beside the full sweep (bench/calendar-check.ts).
 // --peers: the comparison with Node-RED and n8n, reconciliation, cold start and the ingest profile (bench/peers.ts).
+// --only calendar-check [--sizes 200,1000] [--repeats 20]: that case alone (a minute or two).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ import pg from 'pg';
 import { startFakeGoogle, type FakeGoogle } from '../test/fakes/google-calendar.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { benchTargets } from './targets.ts';
+import { benchCalendarCheck } from './calendar-check.ts';
 import { KEY, benchConfig, benchEnv, fakeToken, fmt, node, stop, webhookFactory } from './common.ts';
 
 const args = process.argv.slice(2);
@@ -125,6 +128,8 @@ async function main(): Promise<void> {
   for (const t of targets) out.push(`| ${t.target} | ${fmt(t.writes / t.seconds, 0)} | ${t.requestsPerWrite === undefined ? '–' : fmt(t.requestsPerWrite, 2)} |`);
   process.stderr.write('web app week view…\n');
   out.push('', ...(await (await import('./ui.ts')).uiBenchRows()));
+  process.stderr.write('quick calendar check on Radicale…\n');
+  out.push('', ...(await benchCalendarCheck()));
   process.stderr.write('calendar push…\n');
   out.push('', ...(await (await import('./push.ts')).pushBenchRows()));
   process.stdout.write(`${out.join('\n')}\n`);
@@ -133,5 +138,14 @@ async function main(): Promise<void> {
 }
 
 // `--peers`: Meridian beside the plain baseline, Node-RED and n8n; reconciliation; cold start (bench/peers.ts).
-if (args.includes('--peers')) await (await import('./peers.ts')).main(args);
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+if (only === 'calendar-check') {
+  const sizes = (opt('--sizes') ?? '200,1000').split(',').map(Number).filter((x) => x > 0);
+  const lines = await benchCalendarCheck(sizes, Number(opt('--repeats')) || 20);
+  process.stdout.write(`Meridian benchmark — quick calendar check, ${cpus().length} cores, Node ${process.version}\nCommand: npm run bench -- ${args.join(' ')}\n\n${lines.join('\n')}\n`);
+} else if (only !== undefined) {
+  process.stderr.write(`--only: unknown case "${only}" (known: calendar-check)\n`);
+  process.exitCode = 2;
+} else if (args.includes('--peers')) await (await import('./peers.ts')).main(args);
 else await main();

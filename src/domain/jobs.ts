@@ -35,8 +35,12 @@ export interface JobPayloads {
   [FETCH_CHANGE]: { connectionId: string; deliveryRowId?: string; change: SourceChange };
   /** Write a staff edit back to the booking platform the appointment came from. */
   [WRITE_BACK]: { appointmentId: string };
-  /** Read back a calendar target (all of it, or the records a target webhook named). */
-  [TARGET_SWEEP]: { connectionId: string; remoteIds?: string[]; calendars?: string[] };
+  /**
+   * Read back a calendar target (all of it, or the records a target webhook named); `quick`: only what its
+   * calendars report changed since the last look (the frequent check of calendars that do not push); `calendars`:
+   * only these ('' = the connection's default one: a calendar's push notice).
+   */
+  [TARGET_SWEEP]: { connectionId: string; remoteIds?: string[]; quick?: boolean; calendars?: string[] };
   /** List a booking source's window of bookings. */
   [SOURCE_POLL]: { connectionId: string; scheduled?: boolean };
   /** Put a lead into one CRM. */
@@ -121,14 +125,23 @@ export function sweepJob(connectionId: string): NewJob<typeof TARGET_SWEEP> {
 }
 
 /**
- * A calendar's push notice (issue 18): read what changed in that calendar ('' = the connection's default one) as a
- * sweep does. Notices in a burst coalesce: one pending job per calendar, run a moment after the first.
+ * A calendar's push notice (issue 18): read what changed in that calendar ('' = the connection's default one) as the
+ * quick check does (nothing changed: nothing read back). Notices in a burst coalesce: one pending job per calendar, run a moment after the first.
  */
 export function calendarChangedJob(connectionId: string, calendarId: string): NewJob<typeof TARGET_SWEEP> {
-  return { kind: TARGET_SWEEP, payload: { connectionId, calendars: [calendarId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:calendar:${calendarId}`, maxAttempts: 3 };
+  return { kind: TARGET_SWEEP, payload: { connectionId, calendars: [calendarId], quick: true }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:calendar:${calendarId}`, maxAttempts: 3 };
 }
 
 /** A sweep of one remote record the target told us changed (a CRM's webhook): read back and judged like any sweep. */
 export function remoteChangeJob(connectionId: string, remoteId: string): NewJob<typeof TARGET_SWEEP> {
   return { kind: TARGET_SWEEP, payload: { connectionId, remoteIds: [remoteId] }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:${remoteId}`, maxAttempts: 3 };
+}
+
+/**
+ * A quick calendar check of one connection: what its calendars report changed since the last look, judged as a
+ * sweep judges it (periodic, every MERIDIAN_CHECK_MINUTES, for calendars that do not push). Its own key, so it
+ * neither waits behind nor replaces the full sweep.
+ */
+export function calendarCheckJob(connectionId: string): NewJob<typeof TARGET_SWEEP> {
+  return { kind: TARGET_SWEEP, payload: { connectionId, quick: true }, dedupeKey: `${TARGET_SWEEP}:${connectionId}:quick`, maxAttempts: 3 };
 }

@@ -1,6 +1,7 @@
 // The server's background work, in one place: the outbox worker, the webhook inbox (and its scan for
 // deliveries a dead process left unapplied), the token-age check at start, pruning of finished jobs, the
-// periodic drift sweeps and the periodic re-check of source polls. `serve` starts it beside its HTTP
+// periodic drift sweeps, the quick calendar checks of calendars that do not push, and the periodic re-check
+// of source polls. `serve` starts it beside its HTTP
 // server; tests and the bench that want a server's behaviour without HTTP start the same thing, so that
 // what they exercise is what production runs.
 //
@@ -11,7 +12,8 @@ import type { Hub } from './hub/hub.ts';
 import { Worker, type BackoffPolicy } from './jobs/worker.ts';
 import { inboxOf } from './inbound/ingest.ts';
 import { checkTokenAge } from './sync/sweep.ts';
-import { sweepJob } from '../domain/jobs.ts';
+import { calendarCheckJob, sweepJob } from '../domain/jobs.ts';
+import type { TargetConnector } from '../connectors/types.ts';
 import { pruneRetention } from './sync/retention.ts';
 import { schedulePolls } from './sync/poll.ts';
 import { INACTIVE } from '../store/repo.ts';
@@ -27,6 +29,11 @@ export interface RuntimeOptions {
   sweepMinutes?: number;
   /** How often push channels are checked (opened, renewed, stopped), in minutes; 0 = no push. */
   pushCheckMinutes?: number;
+  /**
+   * Minutes between quick calendar checks (only what changed) of every calendar target that does not push
+   * (default MERIDIAN_CHECK_MINUTES, else 5; 0 = off). The full sweeps go on beside them.
+   */
+  checkMinutes?: number;
   /** How often the source polls are re-checked (default 10 minutes). */
   pollRecheckMs?: number;
   /**
@@ -51,6 +58,16 @@ export interface Runtime {
 function envNumber(hub: Hub, name: string): number | undefined {
   const v = hub.env[name];
   return v === undefined ? undefined : Number(v);
+}
+
+/**
+ * Whether a connection's platform gets the quick calendar check: a calendar target that reads changes and is
+ * not served by push (a connector with `push` is notified of changes instead: Google, Graph). Asked at each
+ * scheduling, so a connector that gains `push` leaves the quick checks then.
+ */
+export function needsQuickCheck(platform: string, lookup: (platform: string) => TargetConnector | undefined = getTarget): boolean {
+  const t = lookup(platform);
+  return Boolean(t?.client && t.descriptor.kind === 'calendar' && t.descriptor.capabilities.readChanges && !t.push);
 }
 
 /**
@@ -128,6 +145,19 @@ export async function startRuntime(hub: Hub, o: RuntimeOptions = {}): Promise<Ru
       if (jobs.length) await enqueue(hub.store.db, jobs, hub.clock.now().toISOString());
       hub.onJobs();
     })().catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling drift sweeps failed')));
+  }
+
+  // Quick calendar checks: calendars that do not push (CalDAV / iCloud, Zoho) are asked what changed every few
+  // minutes (MERIDIAN_CHECK_MINUTES, default 5; 0 = off), so a practitioner's own edit is seen within minutes
+  // rather than at the hourly sweep. A check that finds nothing costs one request per calendar (CalDAV).
+  const checkMinutes = o.checkMinutes ?? envNumber(hub, 'MERIDIAN_CHECK_MINUTES') ?? 5;
+  if (checkMinutes > 0) {
+    every(checkMinutes * 60_000, () => (async () => {
+      const conns = await hub.store.db.selectFrom('connection').select(['id', 'platform']).where('status', '=', 'active').execute();
+      const jobs = conns.filter((c) => needsQuickCheck(c.platform)).map((c) => calendarCheckJob(c.id));
+      if (jobs.length) await enqueue(hub.store.db, jobs, hub.clock.now().toISOString());
+      hub.onJobs();
+    })().catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling calendar checks failed')));
   }
 
   // Periodic synchronisation: each polling connection has one pending `source.poll` job that queues the

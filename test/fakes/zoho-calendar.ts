@@ -1,7 +1,8 @@
 // A fake Zoho Calendar API v1 and Zoho Accounts token endpoint, enforcing the documented rules
 // (targets.md §4): `Zoho-oauthtoken` auth, `eventdata` as a URL-encoded JSON query parameter with
 // mandatory `dateandtime` {start, end, timezone} in GMT `yyyyMMdd'T'HHmmss'Z'`, the latest `etag` on
-// every update (PUT replaces the event) and delete (header), and no unknown keys. Violations are
+// every update (PUT replaces the event) and delete (header), no unknown keys, and a listing `range` of
+// at most 31 days (get-events-list). Violations are
 // answered 400 and recorded.
 //
 //   const z = await startFakeZoho();  z.url (API host), z.accountsServer, z.credentials,
@@ -56,6 +57,7 @@ export interface FakeZoho {
 
 const ALLOWED = new Set(['title', 'description', 'location', 'isprivate', 'attendees', 'dateandtime', 'etag', 'isallday']);
 const GMT = /^\d{8}T\d{6}Z$/;
+const gmtMs = (t: string) => Date.parse(t.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'));
 
 export async function startFakeZoho(): Promise<FakeZoho> {
   const credentials = { clientId: `1000.${randomBytes(8).toString('hex')}`, clientSecret: randomBytes(8).toString('hex'), refreshToken: `1000.${randomBytes(12).toString('hex')}` };
@@ -153,6 +155,9 @@ export async function startFakeZoho(): Promise<FakeZoho> {
         if (!range) return send(200, { events: [...events.values()] });
         const r = JSON.parse(range) as { start: string; end: string };
         if (!GMT.test(r.start) || !GMT.test(r.end)) return bad('range needs yyyyMMddTHHmmssZ');
+        const span = gmtMs(r.end) - gmtMs(r.start);
+        if (!(span >= 0)) return bad('range ends before it starts');
+        if (span > 31 * 86_400_000) return bad('the range period cannot exceed 31 days');
         return send(200, { events: [...events.values()].filter((e) => e.dateandtime.start < r.end && e.dateandtime.end > r.start) });
       }
       const ev = uid ? events.get(uid) : undefined;

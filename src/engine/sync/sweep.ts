@@ -4,6 +4,7 @@
 // their own calendar makes a staff edit (reschedule / cancel) that flows everywhere like any other.
 // Our own writes read back unchanged are `in_sync` and never fed back in (no loops). Runs as a
 // `target.sweep` job per connection, periodically and on demand; every step is audited and counted.
+// Calendars that do not push also get a quick check every few minutes (`quick`: only what changed).
 import { getTarget } from '../../connectors/registry.ts';
 import type { DriftState, Inspection, TargetClient, WriteOutcome } from '../../connectors/types.ts';
 import { dbInstant, getAppointment, getMeta, listAppointments, putMeta, type TargetBinding } from '../../store/repo.ts';
@@ -26,6 +27,8 @@ export function policyOf(config: Record<string, unknown>): TwoWayPolicy {
 }
 
 export interface SweepReport {
+  /** A quick check (`quick`): the calendars whose changes were asked for, and those that had any. */
+  calendars?: { asked: number; changed: number };
   checked: number;
   repaired: number;
   /** Changes taken over from the calendar (policy `accept`). */
@@ -72,15 +75,20 @@ export async function checkTokenAge(hub: Hub, connectionId: string): Promise<num
 
 /**
  * `remoteIds`: only these remote records (the target named them as changed), without the busy-time refresh.
- * `calendars`: only these calendars ('' = the connection's default one; a calendar's push notice), with theirs.
+ * `quick`: the frequent calendar check for calendars that do not push (CalDAV / iCloud, Zoho): only what
+ * `changes` names since the stored token, in every calendar of the connection (its events' and its
+ * practitioners'); what changed is judged exactly as a sweep judges it, and the busy times are read again for
+ * the calendars that changed. Nothing changed: nothing is read back and no busy time is read. A calendar without
+ * a valid token is checked in full (as a sweep would); one whose `changes` failed is left to the next check.
+ * `calendars`: only these calendars ('' = the connection's default one): a calendar's push notice (with `quick`).
  */
-export async function sweepConnection(hub: Hub, connectionId: string, o: { remoteIds?: string[]; calendars?: string[] } = {}): Promise<SweepReport | { failure: string }> {
+export async function sweepConnection(hub: Hub, connectionId: string, o: { remoteIds?: string[]; quick?: boolean; calendars?: string[] } = {}): Promise<SweepReport | { failure: string }> {
   await checkTokenAge(hub, connectionId);
   const conn = await loadConnection(hub, connectionId);
   const target = getTarget(conn.record.platform);
   if (!target?.client || conn.record.status !== 'active') return { checked: 0, repaired: 0, accepted: 0, drift: {} };
   const client = target.client(connectionContext(hub, conn));
-  if (!client.inspect) return { checked: 0, repaired: 0, accepted: 0, drift: {} };
+  if (!client.inspect || (o.quick && !client.changes)) return { checked: 0, repaired: 0, accepted: 0, drift: {} };
   const now = hub.clock.now().getTime();
   const links = await hub.store.db.selectFrom('target_link').innerJoin('appointment', 'appointment.id', 'target_link.appointment_id')
     .select(['target_link.appointment_id', 'target_link.remote_id', 'target_link.calendar_id', 'target_link.etag', 'target_link.generation', 'target_link.data', 'appointment.start_at'])
@@ -91,8 +99,12 @@ export async function sweepConnection(hub: Hub, connectionId: string, o: { remot
     .then((rows) => (o.calendars ? rows.filter((r) => o.calendars!.includes(r.calendar_id ?? '')) : rows));
   const book = new NameBook(hub.store.db);
   const report: SweepReport = { checked: 0, repaired: 0, accepted: 0, drift: {} };
-  const toCheck = o.remoteIds ? { links, full: new Set<string>(), commit: async () => {} } : await narrowToChanged(hub, connectionId, client, links);
+  const bound = o.quick ? (o.calendars ? new Set(o.calendars) : await boundCalendars(hub, connectionId)) : undefined;
+  const toCheck = o.remoteIds
+    ? { links, full: new Set<string>(), changed: new Set<string>(), asked: 0, commit: async () => {} }
+    : await narrowToChanged(hub, connectionId, client, links, bound && { calendars: bound });
   if ('failure' in toCheck) return toCheck;
+  if (o.quick) report.calendars = { asked: toCheck.asked, changed: toCheck.changed.size };
   const window = { from: new Date(now - PAST_MS), to: new Date(now + FUTURE_MS) };
   const listed = await narrowByListing(hub, conn.record, client, toCheck.links, toCheck.full, window, book, report);
   if ('failure' in listed) return listed;
@@ -140,7 +152,10 @@ export async function sweepConnection(hub: Hub, connectionId: string, o: { remot
     if (r.ok) report.repaired++;
     await audit(r.ok ? 'target.drift_repaired' : 'target.drift_found', r.ok ? {} : { error: r.failure.message });
   }
-  if (client.busy && conn.record.config.busyTimes !== false && !o.remoteIds) report.busy = await refreshBusy(hub, conn.record.id, client, o.calendars);
+  if (client.busy && conn.record.config.busyTimes !== false && !o.remoteIds && (!o.quick || toCheck.changed.size)) {
+    const only = o.quick ? toCheck.changed : o.calendars ? new Set(o.calendars) : undefined;
+    report.busy = await refreshBusy(hub, conn.record.id, client, only);
+  }
   await toCheck.commit();
   return report;
 }
@@ -183,48 +198,73 @@ async function narrowByListing(hub: Hub, record: LoadedConnection['record'], cli
 }
 
 /**
- * With a target that reports changes since a token (Google syncToken), only the events that changed
- * are read back; without a token, or when it expired, everything is. The new tokens are stored by
- * `commit()` once the sweep has been done, so an interrupted sweep repeats rather than skips.
+ * With a target that reports changes since a token (Google syncToken, CalDAV sync-collection, Zoho's etag
+ * listing), only the events that changed are read back; without a token, or when it expired, everything is.
+ * The new tokens are stored by `commit()` once the sweep has been done, so an interrupted sweep repeats rather
+ * than skips (a token that did not move is not written again).
+ * `quick.calendars`: the practitioners' calendars of the connection, asked too (a personal event there changes
+ * busy times even where we hold no event); a calendar whose `changes` failed is then left out, not read in full.
+ * `changed`: the calendars with any change (or checked in full).
  */
-async function narrowToChanged(hub: Hub, connectionId: string, client: TargetClient, links: LinkRow[]): Promise<{ links: LinkRow[]; full: Set<string>; commit(): Promise<void> } | { failure: string }> {
+async function narrowToChanged(hub: Hub, connectionId: string, client: TargetClient, links: LinkRow[], quick?: { calendars: Set<string> }): Promise<{ links: LinkRow[]; full: Set<string>; changed: Set<string>; asked: number; commit(): Promise<void> } | { failure: string }> {
   const byCalendar = new Map<string, LinkRow[]>();
   for (const l of links) byCalendar.set(l.calendar_id ?? '', [...(byCalendar.get(l.calendar_id ?? '') ?? []), l]);
-  if (!client.changes) return { links, full: new Set(byCalendar.keys()), commit: async () => {} };
+  for (const c of quick?.calendars ?? []) if (!byCalendar.has(c)) byCalendar.set(c, []);
+  if (!client.changes) return { links, full: new Set(byCalendar.keys()), changed: new Set(byCalendar.keys()), asked: 0, commit: async () => {} };
   const full = new Set<string>();
+  const changedCalendars = new Set<string>();
   const keep: LinkRow[] = [];
   const tokens: { key: string; value: string }[] = [];
   for (const [calendar, group] of byCalendar) {
     const key = `sync-token:${connectionId}:${calendar}`;
-    const r = await client.changes(calendar || undefined, await getMeta(hub.store.db, key));
+    const stored = await getMeta(hub.store.db, key);
+    const r = await client.changes(calendar || undefined, stored);
     if (!r.ok) {
       if (r.failure.class === 'auth' || r.failure.class === 'throttled') return { failure: `${r.failure.class}: ${r.failure.message}` };
+      if (quick) {
+        hub.log.warn({ connection: connectionId, calendar, class: r.failure.class }, 'reading calendar changes failed; left to the next check');
+        continue;
+      }
       keep.push(...group);
       full.add(calendar);
+      changedCalendars.add(calendar);
       continue;
     }
     const changed = new Set(r.value.changed);
     if (r.value.full) full.add(calendar);
+    if (r.value.full || changed.size) changedCalendars.add(calendar);
     keep.push(...(r.value.full ? group : group.filter((l) => changed.has(l.remote_id))));
-    if (r.value.token) tokens.push({ key, value: r.value.token });
+    if (r.value.token && r.value.token !== stored) tokens.push({ key, value: r.value.token });
   }
   return {
     links: keep,
     full,
+    changed: changedCalendars,
+    asked: byCalendar.size,
     commit: async () => {
       for (const t of tokens) await putMeta(hub.store.db, t.key, t.value);
     },
   };
 }
 
+/** The calendars this connection's active practitioners are bound to (`''`: the connection's default). */
+async function boundCalendars(hub: Hub, connectionId: string): Promise<Set<string>> {
+  const practitioners = await hub.store.db.selectFrom('practitioner').select('targets').where('active', '=', 1).execute();
+  const out = new Set<string>();
+  for (const p of practitioners) {
+    for (const b of JSON.parse(p.targets) as TargetBinding[]) if (b.connection === connectionId) out.add(b.calendar ?? '');
+  }
+  return out;
+}
+
 const BUSY_AHEAD_MS = 60 * 86_400_000;
 
 /**
- * Read the busy times of every practitioner calendar this connection writes to, replace what we had,
+ * Read the busy times of every practitioner calendar this connection writes to (`only`: of these calendars), replace what we had,
  * and recompute the conflicts of their upcoming appointments (a personal event over a booking is a
  * double booking, audited like one). Returns the number of busy blocks found.
  */
-async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient, calendars?: string[]): Promise<number> {
+async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient, only?: Set<string>): Promise<number> {
   const db = hub.store.db;
   const from = hub.clock.now();
   const to = new Date(from.getTime() + BUSY_AHEAD_MS);
@@ -232,7 +272,7 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient,
   let found = 0;
   for (const p of practitioners) {
     const binding = (JSON.parse(p.targets) as TargetBinding[]).find((b) => b.connection === connectionId);
-    if (!binding || (calendars && !calendars.includes(binding.calendar ?? ''))) continue;
+    if (!binding || (only && !only.has(binding.calendar ?? ''))) continue;
     const r = await client.busy!({ from, to }, binding.calendar);
     if (!r.ok) {
       hub.log.warn({ connection: connectionId, practitioner: p.id, class: r.failure.class }, 'reading busy times failed');
@@ -253,9 +293,10 @@ async function refreshBusy(hub: Hub, connectionId: string, client: TargetClient,
 }
 
 export async function runSweepJob(hub: Hub, job: Job<typeof TARGET_SWEEP>): Promise<JobResult> {
-  const { connectionId, remoteIds, calendars } = job.payload;
-  const r = await sweepConnection(hub, connectionId, { remoteIds, calendars });
+  const { connectionId, remoteIds, quick, calendars } = job.payload;
+  const r = await sweepConnection(hub, connectionId, { remoteIds, quick, calendars });
   if ('failure' in r) return { ok: false, failure: { class: r.failure.startsWith('auth') ? 'auth' : 'throttled', message: r.failure }, connectionId };
   if (r.repaired || r.accepted) hub.log.info({ connection: connectionId, ...r }, 'drift repaired');
-  return { ok: true, note: `checked ${r.checked}, repaired ${r.repaired}, accepted ${r.accepted}` };
+  const asked = r.calendars ? `calendars changed ${r.calendars.changed} of ${r.calendars.asked}, ` : '';
+  return { ok: true, note: `${asked}checked ${r.checked}, repaired ${r.repaired}, accepted ${r.accepted}` };
 }

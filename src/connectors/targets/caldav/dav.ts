@@ -60,7 +60,30 @@ const sessions = new Map<string, { at: number; session: Promise<DavSession> }>()
 const SESSION_TTL_MS = 10 * 60_000;
 
 export function forgetSession(ctx: ConnectionContext): void {
-  sessions.delete(sessionKey(ctx));
+  const key = sessionKey(ctx);
+  sessions.delete(key);
+  for (const k of resolved.keys()) if (k.startsWith(`${key}|`)) resolved.delete(k);
+}
+
+/**
+ * Calendar URLs discovery found, kept a day (longer than the session): a check for changes goes straight to
+ * the collection (one PROPFIND) instead of paying discovery's four or five round trips every ten minutes.
+ * A URL that stops answering is forgotten by the caller (`forgetCalendarUrl`) and found again by discovery.
+ */
+const resolved = new Map<string, { at: number; url: string }>();
+const RESOLVED_TTL_MS = 24 * 3_600_000;
+
+export function knownCalendarUrl(ctx: ConnectionContext, wanted: string | undefined): string | undefined {
+  const hit = resolved.get(`${sessionKey(ctx)}|${wanted ?? ''}`);
+  return hit && Date.now() - hit.at < RESOLVED_TTL_MS ? hit.url : undefined;
+}
+
+export function rememberCalendarUrl(ctx: ConnectionContext, wanted: string | undefined, url: string): void {
+  resolved.set(`${sessionKey(ctx)}|${wanted ?? ''}`, { at: Date.now(), url });
+}
+
+export function forgetCalendarUrl(ctx: ConnectionContext, wanted: string | undefined): void {
+  resolved.delete(`${sessionKey(ctx)}|${wanted ?? ''}`);
 }
 
 function sessionKey(ctx: ConnectionContext): string {
@@ -166,6 +189,36 @@ export async function syncCollection(ctx: ConnectionContext, calendarUrl: string
   } catch (err) {
     return { kind: 'failed', failure: networkFailure(err) };
   }
+}
+
+/**
+ * The collection's current DAV:sync-token property (PROPFIND Depth 0). RFC 6578 §4 makes it the token a
+ * sync-collection REPORT would answer now, so equal to the stored one means nothing changed, without the
+ * REPORT. `token` is undefined when the server does not report the property (the REPORT then decides).
+ */
+export async function collectionSyncToken(ctx: ConnectionContext, calendarUrl: string): Promise<{ kind: 'ok'; token: string | undefined } | Exclude<DavAnswer, { kind: 'ok' }>> {
+  const body = '<?xml version="1.0" encoding="utf-8"?>\n<d:propfind xmlns:d="DAV:"><d:prop><d:sync-token/></d:prop></d:propfind>';
+  try {
+    const res = await ctx.fetch(calendarUrl, {
+      method: 'PROPFIND', headers: { ...authHeaders(ctx), depth: '0', 'content-type': 'application/xml; charset=utf-8' }, body, signal: AbortSignal.timeout(30_000), redirect: 'manual',
+    });
+    const text = await res.text().catch(() => '');
+    if (res.status !== 207) return { kind: 'http', status: res.status, body: text, retryAfterMs: retryAfterMs(res.headers) };
+    return { kind: 'ok', token: syncTokenProperty(text) };
+  } catch (err) {
+    return { kind: 'failed', failure: networkFailure(err) };
+  }
+}
+
+/** The DAV:sync-token of a PROPFIND answer when a propstat with status 200 carries it (a 404 propstat holds an empty element). */
+export function syncTokenProperty(xml: string): string | undefined {
+  for (const m of xml.matchAll(/<(?:[A-Za-z0-9]+:)?propstat\b[\s\S]*?<\/(?:[A-Za-z0-9]+:)?propstat>/g)) {
+    if (!/<(?:[A-Za-z0-9]+:)?status>\s*HTTP\/1\.[01] 200/.test(m[0])) continue;
+    const v = /<(?:[A-Za-z0-9]+:)?sync-token>([^<]*)<\/(?:[A-Za-z0-9]+:)?sync-token>/.exec(m[0])?.[1]?.trim();
+    // Decoded as parseSyncAnswer decodes the REPORT's token, so equal tokens compare equal.
+    if (v) return v.replace(/&amp;/g, '&');
+  }
+  return undefined;
 }
 
 function escapeXml(s: string): string {

@@ -12,7 +12,7 @@ import { icsEventOf, parseCalendar, renderCalendar, type ParsedIcsEvent } from '
 import { fetchCalendarObjects } from 'tsdav';
 import ICAL from 'ical.js';
 import { isIanaZone, localToUtc, toUtc } from '../../../domain/time.ts';
-import { authHeaders, failureOf, forgetSession, get, ownerHrefOf, parseSyncAnswer, pickCalendar, preconditions, put, remove, session, syncCollection, writableOf } from './dav.ts';
+import { authHeaders, collectionSyncToken, failureOf, forgetCalendarUrl, forgetSession, get, knownCalendarUrl, ownerHrefOf, parseSyncAnswer, pickCalendar, preconditions, put, rememberCalendarUrl, remove, session, syncCollection, writableOf } from './dav.ts';
 
 export const PLATFORM = 'caldav';
 const MAX_GENERATION = 5;
@@ -241,8 +241,26 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       return fail(failureOf(r, 'update'));
     },
     async changes(calendarId, token) {
-      const cal = await calendarUrl(calendarId);
-      if (!cal.ok) return cal;
+      // Cheap when nothing changed: the collection's DAV:sync-token (one PROPFIND, Depth 0, on the URL found
+      // before, so no discovery) equal to the stored token answers "nothing" without the REPORT. Another token,
+      // or no such property: the REPORT, on that URL. An answer other than 207 (the collection moved or went):
+      // discovery (cached) finds it again, then the REPORT.
+      let url: string | undefined;
+      const known = knownCalendarUrl(ctx, calendarId);
+      if (token && known) {
+        const p = await collectionSyncToken(ctx, known);
+        if (p.kind === 'ok' && p.token === token) return ok({ full: false, changed: [], token });
+        if (p.kind === 'failed' || (p.kind === 'http' && (p.status === 401 || p.status === 429 || p.status === 503))) return fail(failureOf(p, 'sync-token'));
+        if (p.kind === 'ok') url = known;
+        else forgetCalendarUrl(ctx, calendarId);
+      }
+      if (!url) {
+        const cal = await calendarUrl(calendarId);
+        if (!cal.ok) return cal;
+        url = cal.value;
+        rememberCalendarUrl(ctx, calendarId, url);
+      }
+      const cal = { value: url };
       let full = !token;
       let r = await syncCollection(ctx, cal.value, token);
       // 403 with DAV:valid-sync-token (unknown or expired token): start again from nothing.

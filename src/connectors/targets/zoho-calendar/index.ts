@@ -80,6 +80,24 @@ function eventData(e: TargetEvent, etag?: number | string): Record<string, unkno
   };
 }
 
+/** Zoho's range listing spans at most 31 days (get-events-list). */
+const MAX_RANGE_MS = 31 * 86_400_000;
+/** The horizon `changes` lists: a little wider than a sweep's (yesterday to 180 days ahead), six 31-day slices. */
+const CHANGES_PAST_MS = 2 * 86_400_000;
+const CHANGES_FUTURE_MS = 184 * 86_400_000;
+const TOKEN_PREFIX = 'zoho-etags:';
+
+/** The uid → etag map a `changes` token holds; undefined for no token or one this version did not write. */
+export function readEtagToken(token: string | undefined): Record<string, string> | undefined {
+  if (!token?.startsWith(TOKEN_PREFIX)) return undefined;
+  try {
+    const v = JSON.parse(token.slice(TOKEN_PREFIX.length)) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createClient(ctx: ConnectionContext): TargetClient {
   const s = ctx.secrets;
   const accounts = (ctx.config.accountsServer as string | undefined) ?? 'https://accounts.zoho.com';
@@ -125,6 +143,21 @@ export function createClient(ctx: ConnectionContext): TargetClient {
     if (!def) return fail({ class: 'permanent', message: 'Zoho Calendar: the account has no calendar' });
     calendars.set('default', def.uid);
     return ok(def.uid);
+  }
+
+  /**
+   * The events of a calendar between two instants: Zoho's range listing, which may not span more than 31 days
+   * (get-events-list), walked a slice at a time.
+   */
+  async function listRange(cal: string, from: Date, to: Date): Promise<WriteOutcome<ZohoEvent[]>> {
+    const out: ZohoEvent[] = [];
+    for (let at = from.getTime(); at < to.getTime(); at += MAX_RANGE_MS) {
+      const end = Math.min(at + MAX_RANGE_MS, to.getTime());
+      const r = await call('GET', `/calendars/${encodeURIComponent(cal)}/events`, { range: JSON.stringify({ start: zohoTime(new Date(at).toISOString()), end: zohoTime(new Date(end).toISOString()) }) });
+      if (r.kind !== 'ok') return fail(failure(r, 'list'));
+      out.push(...((r.json?.events as ZohoEvent[] | undefined) ?? []));
+    }
+    return ok(out);
   }
 
   const eventPath = (cal: string, uid: string) => `/calendars/${encodeURIComponent(cal)}/events/${encodeURIComponent(uid)}`;
@@ -183,13 +216,31 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       if (!cur) return create(cal.value, e, link.generation + 1);
       return put(cal.value, e, cur, link.generation);
     },
+    /**
+     * No sync token or change feed is documented (targets.md §4.5): the range listing of the horizon a sweep
+     * manages, each event's etag compared with the one the token holds. The token is that map (uid → etag), so
+     * an event edited, added or deleted — ours or the practitioner's own — is named; one moved out of the
+     * horizon is named too (it left the listing). Costs ⌈horizon / 31 days⌉ listings, whatever changed.
+     */
+    async changes(calendarId, token) {
+      const cal = await calendarUid(calendarId);
+      if (!cal.ok) return cal;
+      const now = ctx.now().getTime();
+      const listed = await listRange(cal.value, new Date(now - CHANGES_PAST_MS), new Date(now + CHANGES_FUTURE_MS));
+      if (!listed.ok) return listed;
+      const next: Record<string, string> = {};
+      for (const ev of listed.value) if (ev.uid) next[ev.uid] = String(ev.etag);
+      const before = readEtagToken(token);
+      const changed = before ? [...new Set([...Object.keys(next), ...Object.keys(before)])].filter((uid) => before[uid] !== next[uid]) : [];
+      return ok({ full: !before, changed, token: `${TOKEN_PREFIX}${JSON.stringify(next)}` });
+    },
     async busy(window, calendarId) {
       const cal = await calendarUid(calendarId);
       if (!cal.ok) return cal;
-      const r = await call('GET', `/calendars/${encodeURIComponent(cal.value)}/events`, { range: JSON.stringify({ start: zohoTime(window.from.toISOString()), end: zohoTime(window.to.toISOString()) }) });
-      if (r.kind !== 'ok') return fail(failure(r, 'list'));
+      const r = await listRange(cal.value, window.from, window.to);
+      if (!r.ok) return r;
       const out: BusyInterval[] = [];
-      for (const ev of (r.json?.events as ZohoEvent[] | undefined) ?? []) {
+      for (const ev of r.value) {
         if (ev.description?.includes('Ref: mrd-')) continue;
         const start = ev.dateandtime && fromZohoTime(ev.dateandtime.start);
         const end = ev.dateandtime && fromZohoTime(ev.dateandtime.end);
