@@ -129,9 +129,16 @@ async function ensurePushNow(hub: Hub, connectionId: string): Promise<{ opened: 
     }
   }
   for (const calendar of wanted) {
-    const live = channels.filter((c) => c.calendar_id === calendar && c.address === address);
+    const live = channels.filter((c) => c.calendar_id === calendar && c.address === address).sort((a, b) => b.expires_at.localeCompare(a.expires_at));
     const fresh = live.find((c) => Date.parse(c.expires_at) - now > RENEW_BEFORE_MS);
-    if (fresh) continue;
+    if (fresh) {
+      // Twins (two nodes opened one each at the same moment): the one that lasts longest stays.
+      for (const twin of live.filter((c) => c !== fresh)) {
+        await stopChannel(hub, client, twin, 'a second channel for the same calendar');
+        out.stopped++;
+      }
+      continue;
+    }
     const ending = live[0];
     if (ending && client!.renewWatch) {
       const r = await client!.renewWatch(channelOf(ending), new Date(now + CHANNEL_DAYS * 86_400_000));
