@@ -5,6 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomUUID, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { getSource } from '../src/connectors/registry.ts';
 import type { FakeGoogle } from '../test/fakes/google-calendar.ts';
 import type { Req } from './load.ts';
@@ -97,7 +98,26 @@ connections:
 `;
 }
 
-export const benchEnv = (g: FakeGoogle): NodeJS.ProcessEnv => ({ BENCH_KEY: KEY, G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken });
+/**
+ * Every Meridian the bench starts runs in the durable setting (SQLite synchronous = FULL, the default), whatever
+ * the shell's MERIDIAN_SQLITE_SYNC says: the rows labelled "durable" are measured fsynced.
+ */
+export const benchEnv = (g: FakeGoogle): NodeJS.ProcessEnv => ({ MERIDIAN_SQLITE_SYNC: 'full', BENCH_KEY: KEY, G_ID: g.credentials.clientId, G_SECRET: g.credentials.clientSecret, G_REFRESH: g.credentials.refreshToken });
+
+/**
+ * How a Meridian row on PostgreSQL is labelled: "durable" only when the server commits with
+ * synchronous_commit on (Meridian never changes it; the server, database or role could).
+ */
+export async function pgDurability(url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const v = String((await c.query<{ synchronous_commit: string }>('show synchronous_commit')).rows[0]?.synchronous_commit);
+    return v === 'off' ? 'NOT durable: synchronous_commit=off on this server' : `durable: synchronous_commit=${v}`;
+  } finally {
+    await c.end();
+  }
+}
 
 /** An access token the fake accepts, for servers that call the calendar API directly. */
 export async function fakeToken(g: FakeGoogle): Promise<string> {

@@ -1,6 +1,6 @@
 // npm run bench -- --peers: one run on loopback, every figure a ratio to the baseline of the same run.
 //  1. The webhook → map → calendar-API flow: the plain Node baseline, Meridian (durable, its normal
-//     config, on SQLite and on PostgreSQL) and — when installed — Node-RED and n8n, against the same fake
+//     config: SQLite with synchronous = FULL, PostgreSQL with synchronous_commit as the server has it, labelled) and — when installed — Node-RED and n8n, against the same fake
 //     Google. Closed loop (10 connections): acknowledgements/s, p50/p99 acknowledgement latency; the
 //     calendar writes that followed (Meridian writes after answering, from its outbox); peak memory of
 //     the server's process tree. Open loop at 100 bookings/s: webhook-to-calendar-write p50/p99.
@@ -20,7 +20,7 @@ import { pgUnavailable, PG_URL } from '../test/helpers.ts';
 import { runLoad, type LoadResult, type Req } from './load.ts';
 import { openLoop } from './open-loop.ts';
 import { INSTALL_HINT, startN8n, startNodeRed } from './peer-flows.ts';
-import { KEY, benchConfig, benchEnv, fakeToken, fmt, freePort, node, sampleRss, sleep, stop, treeRssMb, webhookFactory, type Started } from './common.ts';
+import { KEY, benchConfig, benchEnv, fakeToken, pgDurability, fmt, freePort, node, sampleRss, sleep, stop, treeRssMb, webhookFactory, type Started } from './common.ts';
 import { benchReconcile } from './reconcile-bench.ts';
 import { profileIngest } from './profile.ts';
 
@@ -155,11 +155,12 @@ async function flowTable(g: FakeGoogle, seconds: number, rate: number, withPg: b
   };
   await run(() => plainFlow('plain Node, verify only (the ingest baseline)'));
   await run(() => plainFlow('plain Node, verify + map + inline write (the flow baseline)', 'plain@bench'));
-  await run(() => meridianFlow(g, 'Meridian, SQLite (durable)', join(scratch, 'sqlite'), {}, 'sqlite-'));
+  await run(() => meridianFlow(g, 'Meridian, SQLite (durable: synchronous=FULL)', join(scratch, 'sqlite'), {}, 'sqlite-'));
   if (withPg) {
     const schema = `bench_${randomBytes(4).toString('hex')}`;
     try {
-      await run(() => meridianFlow(g, 'Meridian, PostgreSQL (durable)', join(scratch, 'pg'), { DATABASE_URL: PG_URL, MERIDIAN_PG_SCHEMA: schema }, 'pg-'));
+      const label = await pgDurability(PG_URL);
+      await run(() => meridianFlow(g, `Meridian, PostgreSQL (${label})`, join(scratch, 'pg'), { DATABASE_URL: PG_URL, MERIDIAN_PG_SCHEMA: schema }, 'pg-'));
     } finally {
       await dropSchema(schema);
     }
@@ -191,7 +192,7 @@ async function flowTable(g: FakeGoogle, seconds: number, rate: number, withPg: b
   out.push('| Issue target (same run) | measured | target |');
   out.push('|---|---:|---:|');
   for (const m of durable) {
-    const db = m.name.includes('SQLite') ? 'SQLite' : 'PostgreSQL';
+    const db = `${m.name.includes('SQLite') ? 'SQLite' : 'PostgreSQL'}${m.name.includes('NOT durable') ? ' (NOT durable: synchronous_commit=off)' : ''}`;
     // "The plain baseline" is read two ways: the equivalent flow (verify, map, calendar write) and, stricter,
     // a server that only checks the signature. Both are shown.
     out.push(`| durable ingest ${db} ÷ plain flow baseline (the equivalent flow) | ${ratio(m.load.rps, base?.load.rps)} | ≥ 0.5 |`);

@@ -1,8 +1,9 @@
 // npm run bench — Meridian beside a plain Node http server, measured in the same run on loopback.
 //  1. Durable webhook ingest: signed Calendly webhooks, throughput and p50/p99 acknowledgement latency
 //     at 10 and 50 concurrent connections. Meridian verifies, parses, applies, audits and enqueues the
-//     calendar job in one committed transaction before it answers; the baseline only verifies the
-//     signature and answers.
+//     calendar job in one committed transaction before it answers (durable: on SQLite synchronous = FULL,
+//     every commit fsynced, set explicitly by benchEnv; on PostgreSQL synchronous_commit as the server has
+//     it, printed); the baseline only verifies the signature and answers.
 //  2. Webhook → calendar write latency against the fake Google Calendar: Meridian (durable queue,
 //     worker) beside the baseline writing to the calendar API inline before answering.
 //  3. The web app: the week view of 20 practitioners with 1,000 appointments in Chromium (bench/ui.ts).
@@ -20,7 +21,7 @@ import { startFakeGoogle, type FakeGoogle } from '../test/fakes/google-calendar.
 import { runLoad, type LoadResult } from './load.ts';
 import { benchTargets } from './targets.ts';
 import { benchCalendarCheck } from './calendar-check.ts';
-import { KEY, benchConfig, benchEnv, fakeToken, fmt, node, stop, webhookFactory } from './common.ts';
+import { KEY, benchConfig, benchEnv, fakeToken, fmt, pgDurability, node, stop, webhookFactory } from './common.ts';
 
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf('--seconds') + 1]) || 5;
@@ -55,10 +56,11 @@ async function main(): Promise<void> {
   const g = await startFakeGoogle();
   const tok = { access_token: await fakeToken(g) };
   const plainEnv = { SECRET: KEY, PLATFORM: 'calendly' };
-  const backends: { name: string; env: NodeJS.ProcessEnv }[] = [{ name: 'SQLite', env: {} }];
+  // `durability` names the commit setting each Meridian row is measured in (benchEnv sets SQLite's FULL).
+  const backends: { name: string; durability: string; env: NodeJS.ProcessEnv }[] = [{ name: 'SQLite', durability: 'durable: synchronous=FULL', env: {} }];
   if (WITH_PG) {
     const schema = `bench_${randomBytes(4).toString('hex')}`;
-    backends.push({ name: 'PostgreSQL', env: { DATABASE_URL: PG_URL, MERIDIAN_PG_SCHEMA: schema } });
+    backends.push({ name: 'PostgreSQL', durability: await pgDurability(PG_URL), env: { DATABASE_URL: PG_URL, MERIDIAN_PG_SCHEMA: schema } });
   }
   process.stdout.write(`Meridian benchmark — ${cpus().length} cores, Node ${process.version}, ${SECONDS}s per load run, loopback\n\n`);
   const rows: Row[] = [];
@@ -75,7 +77,7 @@ async function main(): Promise<void> {
         const m = await runLoad(meridian.url, c, SECONDS, webhookFactory('/webhooks/calendly'));
         const p = await runLoad(plain.url, c, SECONDS, webhookFactory('/webhooks/calendly'));
         if (m.errors || Object.keys(m.statuses).some((s) => s !== '200')) process.stderr.write(`  meridian answers: ${JSON.stringify(m.statuses)} errors ${m.errors}\n`);
-        rows.push({ what: `ingest ${be.name}, ${c} conn`, meridian: m, plain: p });
+        rows.push({ what: `ingest ${be.name} (${be.durability}), ${c} conn`, meridian: m, plain: p });
       }
       // Let the worker drain the calendar writes the load runs queued before measuring latency.
       process.stderr.write(`draining calendar jobs, ${be.name}…\n`);
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
       const drained = (Date.now() - drainStart) / 1000;
       process.stderr.write(`webhook → calendar latency, ${be.name}…\n`);
       const ml = await latencyRun(meridian.url, g, (res) => res.changes?.[0]?.appointmentId, 100);
-      latencies.push(`| webhook → Google write, Meridian on ${be.name} (durable queue + worker) | ${fmt(ml.p50, 0)} | ${fmt(ml.p99, 0)} | ${fmt(ml.max, 0)} |`);
+      latencies.push(`| webhook → Google write, Meridian on ${be.name} (${be.durability}; queue + worker) | ${fmt(ml.p50, 0)} | ${fmt(ml.p99, 0)} | ${fmt(ml.max, 0)} |`);
       latencies.push(`| (backlog of calendar writes after the load runs drained in ${fmt(drained)} s) | | | |`);
     } finally {
       await stop(meridian.proc);

@@ -109,6 +109,9 @@ async function serve(o: ServeOptions, banner?: (url: string, hub: Hub) => Promis
   const host = o.host ?? process.env.MERIDIAN_HOST ?? '127.0.0.1';
   const hub = await open(o, { server: true });
   if (o.publicUrl) hub.publicUrl = o.publicUrl;
+  // Once at start: what an acknowledged webhook survives (the commit mode in force).
+  const d = hub.store.durability;
+  hub.log[d.machineCrashSafe ? 'info' : 'warn']({ store: hub.store.dialect, synchronous: d.setting }, d.describe);
   try {
     const applied = await applyConfigFile(hub, o);
     if (applied?.applied) hub.log.info({ file: applied.file, practitioners: applied.practitioners, connections: applied.connections }, 'configuration applied');

@@ -1,8 +1,9 @@
 // Group commit for SQLite: concurrent units of work (webhook ingests) that arrive while a commit is
 // in progress are run in the next transaction together, each inside its own savepoint — one unit
 // failing rolls back only itself. Every caller's promise settles only after the shared COMMIT, so an
-// acknowledged delivery is always committed. SQLite writes each touched page once per commit, so a
-// batch writes far less than the same units committed one by one. PostgreSQL runs units in parallel
+// acknowledged delivery is always committed. SQLite writes each touched page once per commit, and with
+// synchronous = FULL (the default, db.ts) fsyncs the write-ahead log once per commit, so a batch writes and
+// syncs far less than the same units committed one by one: the fsync is shared by the whole batch. PostgreSQL runs units in parallel
 // transactions on its pool instead, each appending its audit entries last (withDeferredAudit), so the
 // chain's head lock that serialises them is held as briefly as possible.
 import type { Kysely, Transaction } from 'kysely';

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type { DB } from './schema.ts';
 import { migrations, type Dialect } from './migrations.ts';
 
@@ -19,7 +19,27 @@ export interface Store {
   where: string;
   /** PostgreSQL schema in use, when not the default. */
   schema?: string;
+  /**
+   * What a committed transaction survives, as in force on the connection: SQLite's `synchronous`
+   * (`FULL`: fsynced at every commit, survives a power cut; `NORMAL`: survives a crash of Meridian, not
+   * of the machine) or PostgreSQL's `synchronous_commit` (`on` unless the server was configured otherwise).
+   */
+  durability: { setting: string; machineCrashSafe: boolean; describe: string };
   close(): Promise<void>;
+}
+
+/** SQLite's commit mode: `full` (the default) or the opt-out `normal`. */
+export type SqliteSync = 'full' | 'normal';
+
+/**
+ * `MERIDIAN_SQLITE_SYNC`: unset (or `full`) for FULL, `normal` for the opt-out. Any other value is refused
+ * (thrown), so a typo never silently weakens what an acknowledgement promises.
+ */
+export function sqliteSyncFromEnv(env: NodeJS.ProcessEnv): SqliteSync {
+  const v = env.MERIDIAN_SQLITE_SYNC;
+  if (v === undefined || v === '' || v === 'full') return 'full';
+  if (v === 'normal') return 'normal';
+  throw new Error(`MERIDIAN_SQLITE_SYNC must be "normal" (survives a crash of Meridian, not of the machine) or unset (the default, "full": every commit fsynced), not ${JSON.stringify(v)}`);
 }
 
 export interface OpenOptions {
@@ -38,6 +58,12 @@ export interface OpenOptions {
   backgroundCheckpoints?: boolean;
   /** Where to say that the data folder can be read by other local users (default: stderr). */
   warn?: (message: string) => void;
+  /**
+   * SQLite: `full` (default) fsyncs the write-ahead log at every commit, so an acknowledged webhook survives
+   * a power cut; `normal` syncs only at checkpoints (survives a crash of Meridian, not of the machine).
+   * Group commit (commit.ts) shares each fsync among the units committed together.
+   */
+  sqliteSync?: SqliteSync;
 }
 
 export async function openStore(o: OpenOptions): Promise<Store> {
@@ -58,7 +84,22 @@ export async function openStore(o: OpenOptions): Promise<Store> {
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     const u = new URL(o.databaseUrl);
     u.password = '';
-    return { db, dialect: 'postgres', schema, where: `${u.toString()}${schema ? ` (schema ${schema})` : ''}`, close: () => db.destroy() };
+    // Durability on PostgreSQL: Meridian never changes synchronous_commit (no SET, no SET LOCAL, no
+    // connection option), so every commit waits for its WAL flush as the server is configured — `on` by
+    // default. What is in force for this connection (server, database and role settings included) is read
+    // here and reported; `off` (set by the operator) would lose acknowledged webhooks in a crash of the server.
+    let setting: string;
+    try {
+      setting = String((await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(db)).rows[0]?.synchronous_commit);
+    } catch (error) {
+      await db.destroy();
+      throw error;
+    }
+    const safe = setting !== 'off';
+    const describe = safe
+      ? `PostgreSQL synchronous_commit=${setting}: every commit flushed to disk before it is acknowledged`
+      : 'PostgreSQL synchronous_commit=off (set on the server, database or role): a crash of the database server can lose the last acknowledged webhooks; set it back to on';
+    return { db, dialect: 'postgres', schema, where: `${u.toString()}${schema ? ` (schema ${schema})` : ''}`, durability: { setting, machineCrashSafe: safe, describe }, close: () => db.destroy() };
   }
   const file = join(o.dataDir, 'meridian.db');
   privateDataDir(o.dataDir, o.warn ?? ((m) => process.stderr.write(`meridian: ${m}\n`)));
@@ -69,15 +110,22 @@ export async function openStore(o: OpenOptions): Promise<Store> {
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
+  // FULL: the write-ahead log is fsynced at every commit, so what was acknowledged survives a power cut
+  // (NORMAL syncs only at checkpoints: it survives a crash of Meridian, not of the machine).
+  const sync = o.sqliteSync ?? 'full';
+  sqlite.pragma(`synchronous = ${sync === 'normal' ? 'NORMAL' : 'FULL'}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   const checkpointer = o.backgroundCheckpoints ? startCheckpointer(file) : undefined;
   // The commit-time checkpoint stays as a fallback, at ten times SQLite's threshold (about 40 MB of log).
   if (checkpointer) sqlite.pragma('wal_autocheckpoint = 10000');
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const setting = sync === 'normal' ? 'NORMAL' : 'FULL';
+  const describe = sync === 'normal'
+    ? 'SQLite synchronous=NORMAL (MERIDIAN_SQLITE_SYNC=normal): survives a crash of Meridian, not of the machine; a power cut can lose webhooks already acknowledged'
+    : 'SQLite synchronous=FULL: every commit fsynced before it is acknowledged (survives a power cut)';
   return {
-    db, dialect: 'sqlite', where: file,
+    db, dialect: 'sqlite', where: file, durability: { setting, machineCrashSafe: sync !== 'normal', describe },
     close: async () => {
       await checkpointer?.terminate();
       await db.destroy();

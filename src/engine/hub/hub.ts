@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { openStore, migrate, type Store } from '../../store/db.ts';
+import { openStore, migrate, sqliteSyncFromEnv, type Store } from '../../store/db.ts';
 import { loadSecretBox, type SecretBox } from '../../store/crypto.ts';
 import { TtlCache } from './cache.ts';
 import { GroupCommitter } from '../../store/commit.ts';
@@ -93,9 +93,11 @@ export interface HubOptions {
 export async function openHub(o: HubOptions): Promise<Hub> {
   const env = o.env ?? process.env;
   const log = o.log ?? makeLogger(env.LOG_LEVEL ?? 'info');
+  // Checked before anything opens: a value other than the documented ones is refused, never guessed at.
+  const sqliteSync = sqliteSyncFromEnv(env);
   const store = await openStore({
     databaseUrl: o.databaseUrl ?? env.DATABASE_URL, dataDir: o.dataDir, pgSchema: o.pgSchema, backgroundCheckpoints: o.backgroundCheckpoints,
-    warn: (m) => log.warn(m),
+    warn: (m) => log.warn(m), sqliteSync,
   });
   await migrate(store);
   const box = loadSecretBox(join(o.dataDir, 'secret.key'), env);
