@@ -58,6 +58,8 @@ export function webhookText(w: WebhookState | undefined, when: (t?: string) => s
   if (!w || w.mode === 'none') return '—';
   const last = w.lastDeliveryAt ? `; last delivery ${when(w.lastDeliveryAt)}` : '';
   if (w.mode === 'managed') {
+    // No subscription made by Meridian, but deliveries arrive: the webhook was set at the platform by hand.
+    if (w.state === 'none' && w.lastDeliveryAt) return `Set by hand${last}`;
     const words: Record<string, string> = { active: 'Subscribed by Meridian', failed: 'Subscription failed', removed: 'Subscription removed', none: 'Not subscribed yet' };
     return `${words[w.state] ?? w.state}${last}`;
   }
