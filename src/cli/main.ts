@@ -1,5 +1,6 @@
 // `meridian` — serve, migrate, demo, audit, jobs, keys, connections, platforms, parse-webhook, parse-record.
-// Exit codes: 0 ok, 1 failure, 2 usage error; parse-webhook/parse-record: 3 signature rejected, 4 not understood.
+// Exit codes: 0 ok, 1 failure, 2 usage error; parse-webhook/parse-record: 3 signature rejected, 4 not understood
+// (parse-webhook also reads lead forms: src/cli/parse-lead.ts).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { applyConfig } from '../config/apply.ts';
 import { dirname, join, resolve } from 'node:path';
@@ -8,7 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { sql } from 'kysely';
 import cliProgress from 'cli-progress';
 import { allDescriptors, getConnector, getLeadForm, getSource, getTarget } from '../connectors/registry.ts';
-import { ConnectionMisconfigured, UnreadablePayload, type SourceConnector } from '../connectors/types.ts';
+import { ConnectionMisconfigured, UnreadablePayload, type LeadFormConnector, type SourceConnector } from '../connectors/types.ts';
 import { ConfigError, formatIssue, loadConfigFile, type ConfigIssue, type LoadedConfig } from '../config/load.ts';
 import { exportConfig, NothingToExport } from '../config/export.ts';
 import { declaresStored, secretIssues } from '../config/secrets.ts';
@@ -24,6 +25,7 @@ import { pollConnection, type PollReport } from '../engine/sync/poll.ts';
 import { buildServer, VERSION } from '../http/server.ts';
 import { applyConfigFile, configFileOf, dataDirOf, open, secretProblems, storeOf, type GlobalOptions } from './runtime.ts';
 import { demoLogins, seedDemoSchedule } from './demo-staff.ts';
+import { LeadUsageError, parseLeadCommand } from './parse-lead.ts';
 import { createUser, listUsers, ROLES, type Role } from '../http/auth.ts';
 import { dropOlderKeys, prependKeyFile, reencryptStore } from '../store/crypto.ts';
 import { erasePatient } from '../engine/appointments/erase.ts';
@@ -244,7 +246,10 @@ function parseHeaderOption(h: string): [string, string] {
 
 function sourceOrUsage(platform: string): SourceConnector {
   const s = getSource(platform);
-  if (!s) throw new UsageError(`unknown source platform "${platform}" (sources: ${allDescriptors().filter((d) => d.role === 'source').map((d) => d.id).join(', ')})`);
+  if (!s) {
+    const ids = (role: string) => allDescriptors().filter((d) => d.role === role).map((d) => d.id).join(', ');
+    throw new UsageError(`unknown source platform "${platform}" (sources: ${ids('source')}; lead forms, for parse-webhook: ${ids('lead-form')})`);
+  }
   return s;
 }
 
@@ -256,12 +261,40 @@ function readBody(file: string): Buffer {
   }
 }
 
-function parseWebhookCommand(o: { platform: string; body: string; header: string[]; secret?: string; url?: string; now?: string }): number {
-  const src = sourceOrUsage(o.platform);
+interface ParseWebhookOptions { platform: string; body: string; header: string[]; secret?: string; url?: string; now?: string; zone?: string; connection?: string }
+
+/** A lead form's delivery: verified and read as the server would, its preferred times in the clinic's zone. */
+function parseLeadWebhook(lead: LeadFormConnector, o: ParseWebhookOptions & GlobalOptions, rawBody: Buffer, headers: Record<string, string>, now: Date): number {
+  const file = configFileOf(o);
+  let config: LoadedConfig | undefined;
+  if (file) {
+    try {
+      config = loadConfigFile(file);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(`the configuration is not valid:\n${err.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`);
+      throw err;
+    }
+  }
+  try {
+    const r = parseLeadCommand({ connector: lead, rawBody, headers, url: o.url ?? '', now, secret: o.secret, zone: o.zone, config: config?.config, configFile: config?.file, connection: o.connection });
+    out(JSON.stringify(r.output));
+    return r.code;
+  } catch (err) {
+    if (err instanceof LeadUsageError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function parseWebhookCommand(o: ParseWebhookOptions & GlobalOptions): number {
+  const lead = getLeadForm(o.platform);
+  if (!lead && (o.zone !== undefined || o.connection !== undefined)) throw new UsageError('--zone and --connection are for lead forms (typeform, tally, jotform, lead-form)');
+  const src = lead ? undefined : sourceOrUsage(o.platform);
   const rawBody = readBody(o.body);
   const headers = Object.fromEntries(o.header.map(parseHeaderOption));
   const now = o.now ? new Date(o.now) : new Date();
   if (Number.isNaN(now.getTime())) throw new UsageError(`--now must be an ISO-8601 instant, not "${o.now}"`);
+  if (lead) return parseLeadWebhook(lead, o, rawBody, headers, now);
+  if (!src) throw new UsageError(`unknown platform "${o.platform}"`);
   const secretKey = src.descriptor.webhookSecret ?? src.descriptor.auth.find((a) => a.secret)?.key;
   const secrets: Record<string, string> = o.secret && secretKey ? { [secretKey]: o.secret } : {};
   const req = { rawBody, headers, url: o.url ?? '', now };
@@ -766,15 +799,23 @@ program.command('platforms').description('every connector with its capabilities 
     }
   });
 
-program.command('parse-webhook').description('show what Meridian makes of a webhook (verifies, then parses)')
-  .requiredOption('--platform <id>', 'source platform id')
+program.command('parse-webhook').description('show what Meridian makes of a webhook (verifies, then parses): a booking platform\'s changes, or a lead form\'s lead')
+  .requiredOption('--platform <id>', 'source platform id, or a lead form: typeform, tally, jotform, lead-form')
   .requiredOption('--body <file>', 'raw body file (bytes as received)')
-  .option('--header <header>', '"Name: value", repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
-  .option('--secret <s>', 'the webhook signing secret')
-  .option('--url <url>', 'the notification URL the platform posted to')
-  .option('--now <instant>', 'pin the clock (replay windows)')
-  .action((o) => {
-    process.exitCode = parseWebhookCommand(o);
+  .option('--header <header>', '"Name: value", repeatable (a form body needs its Content-Type)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--secret <s>', 'the webhook signing secret (Jotform: the URL token; lead-form: the signing secret when the delivery has X-Meridian-Signature, else the URL token)')
+  .option('--url <url>', 'the URL the platform posted to (with its ?token= where the platform signs nothing)')
+  .option('--now <instant>', 'pin the clock (replay windows; a lead\'s horizon and relative days)')
+  .option('--zone <iana>', 'lead forms: the zone preferred times are read in (default: the clinic\'s in --config, else UTC)')
+  .option('--connection <id>', 'lead forms: the connection of --config whose fields mapping, horizon and refs apply (default: the only one of the platform)')
+  .addHelpText('after', `
+Exit codes: 0 parsed, 2 usage (a missing --secret, an unknown platform or zone), 3 signature refused, 4 verified but
+not understood. Output is JSON: for a booking platform { verified, changes }, for a lead form { verified, lead, read }
+where read gives the service and practitioner the lead resolves to in the clinic's configuration (--config, or
+MERIDIAN_CONFIG, or meridian.yaml in the data folder) and the preferred times as instants in the clinic's zone
+(windows within the slot search's horizon, before working hours and busy time are applied).`)
+  .action((_o, cmd: Command) => {
+    process.exitCode = parseWebhookCommand(cmd.optsWithGlobals() as ParseWebhookOptions & GlobalOptions);
   });
 
 program.command('parse-record').description('show what Meridian makes of a record fetched from a platform API')

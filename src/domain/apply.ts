@@ -145,6 +145,16 @@ function checkTimes(start: string, end: string): void {
   if (e - s > MAX_APPOINTMENT_MS) throw new ChangeRejected('invalid_times', 'an appointment cannot last longer than 24 hours')
 }
 
+/**
+ * A change that says nothing about the booking but its status (a no-show taken back, say Cal.com's
+ * BOOKING_NO_SHOW_UPDATED): it changes the status of the appointment and nothing else — not the practitioner,
+ * location or zone a connection's defaults would otherwise supply. (The zone may have been filled in from the
+ * mapped practitioner; the change still names no time.)
+ */
+function statusOnly(a: SourceChange['appointment']): boolean {
+  return !a.start && !a.end && !a.practitionerRef && !a.practitionerEmail && !a.serviceRef && !a.locationRef && !a.patient && a.notes === undefined;
+}
+
 /** The fields that, when changed, are worth a new revision (and writes to every target). */
 export function materialKey(a: Appointment): string {
   return canonicalJson({
@@ -166,6 +176,9 @@ export function decide(input: DecideInput): Decision {
   if (!existing) {
     const hasBooking = Boolean(a.start && a.end);
     if (!hasBooking) {
+      if (c.kind === 'upsert' && statusOnly(a)) {
+        throw new ChangeRejected('incomplete_booking', `only a status (${a.status ?? 'booked'}) for a booking Meridian does not hold: no times to create it from`);
+      }
       if (c.kind === 'upsert') throw new ChangeRejected('incomplete_booking', 'the booking has no start or end time');
       // A cancel or no-show for something we never saw and cannot show: remember it only.
       return { action: 'tombstone', ref: refAfter(c, hash, undefined, ref) };
@@ -202,7 +215,7 @@ export function decide(input: DecideInput): Decision {
   };
   // The platform told us its state: whatever a staff edit left diverging, the two now agree again.
   delete next.diverged;
-  if (c.kind === 'upsert') {
+  if (c.kind === 'upsert' && !statusOnly(a)) {
     if (a.start) next.start = a.start;
     if (a.end) next.end = a.end;
     if (a.timeZone) next.timeZone = a.timeZone;

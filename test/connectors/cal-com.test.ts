@@ -64,6 +64,26 @@ test('the documented payload parses; meetings and forms are not bookings', () =>
   assert.deepEqual([cancel.kind, cancel.needsFetch], ['cancel', true], 'a cancellation is read back to find its chain');
 });
 
+const sample = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/samples/cal-com/${name}`, import.meta.url), 'utf8'));
+
+test('BOOKING_NO_SHOW_UPDATED (the documented examples): marked is a no-show, unmarked its undo; no times, read back', () => {
+  const [marked] = connector.parseWebhook(signed(sample('webhook-booking-no-show-updated.json')));
+  assert.deepEqual(marked, {
+    platform: 'cal-com', externalId: '5vQFqxDFMjdgKGMijqtqRw', kind: 'no_show', occurredAt: '2025-12-01T12:34:34.774Z', needsFetch: true,
+    appointment: { status: 'no_show' },
+  });
+  const [unmarked] = connector.parseWebhook(signed(sample('webhook-booking-no-show-unmarked.json')));
+  assert.deepEqual([unmarked.externalId, unmarked.kind, unmarked.appointment, unmarked.needsFetch], ['5vQFqxDFMjdgKGMijqtqRw', 'upsert', { status: 'booked' }, true]);
+  assert.equal(unmarked.appointment.start, undefined, 'no times: the appointment keeps its own');
+  const env = sample('webhook-booking-no-show-updated.json');
+  // Several attendees in one mark: the first listed decides until the read-back.
+  const many = { ...env, payload: { ...env.payload, message: 'no_show_updated', attendees: [{ email: 'a@example.com', noShow: false }, { email: 'b@example.com', noShow: true }] } };
+  assert.equal(connector.parseWebhook(signed(many))[0].kind, 'upsert');
+  assert.deepEqual(connector.parseWebhook(signed({ ...env, payload: { ...env.payload, attendees: [] } })), [], 'no attendee marked: nothing to change');
+  assert.throws(() => connector.parseWebhook(signed({ ...env, payload: { ...env.payload, bookingUid: undefined } })), UnreadablePayload);
+  assert.throws(() => connector.parseWebhook(signed({ ...env, createdAt: 'later' })), UnreadablePayload);
+});
+
 test('an API v2 booking (the docs example) parses to the documented facts; statuses and absences map', () => {
   const rec = JSON.parse(readFileSync(new URL('../fixtures/samples/cal-com/get-booking-response.json', import.meta.url), 'utf8'));
   const [c] = connector.parseRecord!(rec);
@@ -116,6 +136,35 @@ test('through the engine: the organizer e-mail finds the practitioner; a resched
   await drain(hub);
   all = await listAppointments(hub.store.db, {});
   assert.equal(all[0].status, 'cancelled');
+});
+
+test('through the engine without an API key: a no-show and its undo change only the status; an unknown booking is not invented', async () => {
+  const send = (b: unknown) => { const r = signed(b); return ingestWebhook(hub, 'cal', { rawBody: r.rawBody, headers: r.headers, url: '' }); };
+  const uid = 'noShowNoKey0000000001';
+  const payload = { ...created.payload, uid, startTime: '2026-05-27T09:30:00Z', endTime: '2026-05-27T10:30:00Z' };
+  assert.equal((await send({ ...created, createdAt: '2026-05-24T10:00:00Z', payload })).status, 200);
+  const mine = async () => (await listAppointments(hub.store.db, {})).filter((a) => a.origin.externalId === uid);
+  const before = (await mine())[0];
+  const mark = (noShow: boolean, at: string, bookingUid = uid) => send({
+    triggerEvent: 'BOOKING_NO_SHOW_UPDATED', createdAt: at,
+    payload: { message: `john.doe@example.com ${noShow ? 'marked' : 'unmarked'} as no-show`, attendees: [{ email: 'john.doe@example.com', noShow }], bookingUid, bookingId: 91 },
+  });
+  await mark(true, '2026-05-27T11:00:00Z');
+  await drain(hub);
+  let now = (await mine())[0];
+  assert.equal(now.status, 'no_show');
+  assert.deepEqual([now.start, now.end, now.practitionerId, now.patient.name, now.timeZone], [before.start, before.end, before.practitionerId, before.patient.name, before.timeZone]);
+  await mark(false, '2026-05-27T11:05:00Z');
+  await drain(hub);
+  now = (await mine())[0];
+  assert.equal(now.status, 'booked', 'the undo');
+  assert.deepEqual([now.start, now.end, now.practitionerId, now.patient.name], [before.start, before.end, before.practitionerId, before.patient.name]);
+  // A mark for a booking Meridian never saw, and no API key to read it: nothing is created.
+  const count = (await listAppointments(hub.store.db, {})).length;
+  await mark(true, '2026-05-27T11:10:00Z', 'neverSeen000000000001');
+  await mark(false, '2026-05-27T11:15:00Z', 'neverSeen000000000002');
+  await drain(hub);
+  assert.equal((await listAppointments(hub.store.db, {})).length, count, 'no appointment invented');
 });
 
 // ------------------------------------------------------------------ API v2 against the fake
@@ -196,6 +245,29 @@ test('through the engine: a cancellation of a booking Meridian moved is read bac
   assert.equal(all.filter((a) => a.origin.externalId === 'pollA').length, 0);
   const again = await pollConnection(hub, 'calapi');
   assert.equal(again.outcomes.applied ?? 0, 0, 'polling again changes nothing');
+  assert.deepEqual(fake.violations, []);
+});
+
+test('through the engine with an API key: a no-show is read back (absent attendee) and so is its undo, even when the booking\'s updatedAt stays', async () => {
+  const send = (b: unknown) => { const r = signed(b); return ingestWebhook(hub, 'calapi', { rawBody: r.rawBody, headers: r.headers, url: '' }); };
+  const created1 = '2026-12-02T08:00:00.000Z';
+  fake.put(booking('nsA', day(18), { createdAt: created1, updatedAt: created1 }));
+  const payload = { uid: 'nsA', startTime: day(18), endTime: day(18, 10), organizer: { name: 'Dr. Host', email: 'host@clinic.example', timeZone: 'Europe/Berlin' }, attendees: [{ name: 'Mara Lind', email: 'mara@example.org', timeZone: 'Europe/Berlin' }], eventTypeId: 7, status: 'ACCEPTED' };
+  assert.equal((await send({ triggerEvent: 'BOOKING_CREATED', createdAt: '2026-12-02T08:00:00.412Z', payload })).status, 200);
+  const mine = async () => (await listAppointments(hub.store.db, {})).filter((a) => a.origin.externalId === 'nsA');
+  const mark = async (absent: boolean, at: string) => {
+    // Cal.com changes the attendee, not the booking: its updatedAt stays at creation.
+    const b = fake.booking('nsA')!;
+    fake.put({ ...b, attendees: [{ ...b.attendees[0], absent }] });
+    await send({ triggerEvent: 'BOOKING_NO_SHOW_UPDATED', createdAt: at, payload: { message: 'x', attendees: [{ email: 'mara@example.org', noShow: absent }], bookingUid: 'nsA', bookingId: b.id } });
+    await drain(hub);
+  };
+  await mark(true, '2026-12-18T11:00:00.000Z');
+  assert.equal((await mine())[0].status, 'no_show');
+  assert.ok(fake.requests.some((r) => r.method === 'GET' && r.path === '/v2/bookings/nsA'), 'read back');
+  await mark(false, '2026-12-18T11:05:00.000Z');
+  const [a] = await mine();
+  assert.deepEqual([a.status, Date.parse(a.start), a.practitionerId], ['booked', Date.parse(day(18)), 'pro']);
   assert.deepEqual(fake.violations, []);
 });
 

@@ -290,7 +290,9 @@ test('Cal.com: create subscribes the booking triggers with a secret Meridian gen
     for (const trigger of TRIGGERS) {
       const body = JSON.stringify({
         triggerEvent: trigger, createdAt: '2026-05-24T09:30:00.538Z',
-        payload: { uid: 'bFJeNb2uX8ANpT3JL5EfXw', startTime: '2026-05-25T09:30:00Z', endTime: '2026-05-25T10:30:00Z', organizer: { name: 'Dr. Mei Lin', email: fake.me.email }, attendees: [{ name: 'John Doe', email: 'john@example.com' }], eventTypeId: 7 },
+        payload: trigger === 'BOOKING_NO_SHOW_UPDATED'
+          ? { message: 'john@example.com marked as no-show', attendees: [{ email: 'john@example.com', noShow: true }], bookingUid: 'bFJeNb2uX8ANpT3JL5EfXw', bookingId: 91 }
+          : { uid: 'bFJeNb2uX8ANpT3JL5EfXw', startTime: '2026-05-25T09:30:00Z', endTime: '2026-05-25T10:30:00Z', organizer: { name: 'Dr. Mei Lin', email: fake.me.email }, attendees: [{ name: 'John Doe', email: 'john@example.com' }], eventTypeId: 7 },
       });
       const req = { rawBody: Buffer.from(body), headers: fake.signedDelivery(made.remoteId, body), url, now: new Date() };
       assert.deepEqual(calCom.verify(req, made.secrets), { ok: true });

@@ -86,6 +86,25 @@ test('an upsert without times for an unknown booking is rejected, not invented',
   assert.throws(() => s.apply({ ...change('A', 'upsert', '2026-02-09T10:00:00Z'), appointment: { patient: { name: 'X' } } }), ChangeRejected);
 });
 
+test('a status-only change (a no-show and its undo, no times) changes the status and nothing the connection defaults supply', () => {
+  const s = new Sim();
+  const created = s.apply(change('A', 'upsert', '2026-02-09T10:00:00Z'));
+  assert.equal(created.action, 'create');
+  const id = (created as { next: { id: string } }).next.id;
+  s.appts.set(id, { ...s.appts.get(id)!, practitionerId: 'p0', locationId: 'l0' }); // moved by staff, say
+  const bare = (kind: SourceChange['kind'], at: string, status: 'no_show' | 'booked'): SourceChange => ({ platform: 'test', externalId: 'A', kind, occurredAt: at, needsFetch: false, appointment: { status } });
+  const noShow = s.apply(bare('no_show', '2026-03-10T16:00:00Z', 'no_show'));
+  assert.equal(noShow.action, 'update');
+  // The engine fills in the zone of the mapped (default) practitioner; the change still names no time.
+  const undo = decide({
+    change: { ...bare('upsert', '2026-03-10T16:05:00Z', 'booked'), appointment: { status: 'booked', timeZone: 'Asia/Tokyo' } }, hash: 'h-undo', connectionId: 'conn', clinicId: 'clinic',
+    ref: s.refs.get('A'), existing: s.appts.get(id), mapped: { practitionerId: 'p1', locationId: 'l1' }, newId: 'x', now: '2026-03-10T16:05:01Z', defaultTimeZone: 'Europe/London',
+  });
+  assert.equal(undo.action, 'update');
+  const next = (undo as { next: { status: string; practitionerId: string; locationId?: string; timeZone: string; start: string } }).next;
+  assert.deepEqual([next.status, next.practitionerId, next.locationId, next.timeZone, next.start], ['booked', 'p0', 'l0', 'America/Chicago', '2026-03-10T15:00:00Z']);
+});
+
 test('a cancel for a booking never seen is remembered, so the late booking stays cancelled', () => {
   const s = new Sim();
   const cancel = { ...change('A', 'cancel', '2026-02-09T12:00:00Z'), appointment: {} };

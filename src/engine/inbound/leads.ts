@@ -114,14 +114,17 @@ async function limitReached(trx: Exec, conn: ConnectionRecord, lead: Lead, clien
   if (held >= l.perFormPerDay) return `limit reached: ${held} requested appointments from this form in the last day (at most ${l.perFormPerDay})`;
   return undefined;
 }
-const NO_PREFERENCE = /^(no preference|none|any(one| one| practitioner)?|either|doesn'?t matter|no)$/i;
+export const NO_PREFERENCE = /^(no preference|none|any(one| one| practitioner)?|either|doesn'?t matter|no)$/i;
 
 // ------------------------------------------------------------------ resolving what the patient asked for
 
 const norm = (s: string) => s.toLowerCase().replace(/\b(dr|doctor|mr|mrs|ms|miss|prof)\b\.?/g, ' ').replace(/[^a-z0-9]+/g, ' ').trim();
 
-/** A mapped ref (connection refs, case-insensitive), else the one name that equals or contains the text. */
-function resolve<T extends { id: string; name: string }>(text: string | undefined, refs: Record<string, string> | undefined, items: T[]): T | undefined {
+/**
+ * A mapped ref (connection refs, case-insensitive), else the one name that equals or contains the text.
+ * (Also what `meridian parse-webhook` shows for a lead's service and practitioner.)
+ */
+export function resolveNamed<T extends { id: string; name: string }>(text: string | undefined, refs: Record<string, string> | undefined, items: T[]): T | undefined {
   if (!text) return undefined;
   const key = norm(text);
   const mapped = Object.entries(refs ?? {}).find(([k]) => norm(k) === key)?.[1];
@@ -151,9 +154,9 @@ const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite
 /** Service, practitioner and the first free slot for a lead (inside the ingest transaction). */
 async function findPlacement(trx: Exec, hub: Hub, conn: ConnectionRecord, lead: Lead): Promise<SlotSearch> {
   const services = await trx.selectFrom('service').selectAll().where('clinic_id', '=', conn.clinicId).execute();
-  const service = resolve(lead.service, conn.refs.services, services);
+  const service = resolveNamed(lead.service, conn.refs.services, services);
   const all = (await listPractitioners(trx)).filter((p) => p.active && p.clinicId === conn.clinicId);
-  const wanted = lead.practitioner && !NO_PREFERENCE.test(lead.practitioner.trim()) ? resolve(lead.practitioner, conn.refs.practitioners, all) : undefined;
+  const wanted = lead.practitioner && !NO_PREFERENCE.test(lead.practitioner.trim()) ? resolveNamed(lead.practitioner, conn.refs.practitioners, all) : undefined;
   const out: SlotSearch = { serviceId: service?.id, practitionerId: wanted?.id };
   if (!service) return { ...out, triageReason: lead.service ? 'the service asked for is not one of the clinic\'s' : 'the form gave no service' };
   const offering = all.filter((p) => p.services.includes(service.id));

@@ -2,6 +2,8 @@
 // - `X-Cal-Signature-256`: hex HMAC-SHA256 of the raw body with the webhook secret (`sha256=` prefix accepted).
 // - BOOKING_CREATED / REQUESTED / RESCHEDULED / CANCELLED / REJECTED; a reschedule is a new uid with
 //   `rescheduleUid` pointing at the booking it replaces. No delivery id: duplicates by content hash.
+// - BOOKING_NO_SHOW_UPDATED: `payload.bookingUid` and `attendees[] { email, noShow }` only (no times): an
+//   attendee marked absent is a no-show, unmarked is its undo; read back when the connection has an API key.
 // - API v2 (`cal-api-version: 2024-08-13`, Bearer API key): get one booking, list by start window, cancel,
 //   reschedule (a new uid again: the old booking's `rescheduledToUid` points at it), mark an attendee absent.
 import { instantField, jsonBody } from '../../shared/fields.ts';
@@ -35,6 +37,8 @@ interface Payload {
   status?: string;
   additionalNotes?: string | null;
 }
+/** The BOOKING_NO_SHOW_UPDATED payload: the attendees whose mark changed, and nothing about the booking's times. */
+interface NoShowPayload { bookingUid?: string; bookingId?: number; message?: string; attendees?: { email?: string; noShow?: boolean }[] }
 /** BookingOutput_2024_08_13 (only what we read). */
 interface Booking {
   uid?: string;
@@ -52,6 +56,7 @@ interface Booking {
   updatedAt?: string;
 }
 
+const NO_SHOW_UPDATED = 'BOOKING_NO_SHOW_UPDATED';
 const KINDS: Record<string, SourceChange['kind']> = {
   BOOKING_CREATED: 'upsert', BOOKING_REQUESTED: 'upsert', BOOKING_RESCHEDULED: 'upsert', BOOKING_CANCELLED: 'cancel', BOOKING_REJECTED: 'cancel',
 };
@@ -72,9 +77,35 @@ function patientOf(p: Person | undefined): NonNullable<SourceChange['appointment
   };
 }
 
+/**
+ * An attendee marked (or unmarked) absent after the meeting. The payload names only the attendees whose mark
+ * changed: every one absent is a no-show, none absent its undo (back to booked). Some absent and some not
+ * cannot be told apart from the webhook alone (which attendee is the patient?): the first listed decides
+ * until the read-back, which follows the booking's first attendee as `recordChange` does. The change carries
+ * no times, so the booking is read back (`needsFetch`) when the connection has an API key; without one it
+ * changes the status of an appointment Meridian already holds, and is only remembered for one it never saw.
+ * Cal.com sends no webhook for a host marked absent (`noShowHost`): that is not a patient's no-show.
+ */
+function noShowChange(env: { createdAt?: string; payload?: NoShowPayload }): SourceChange[] {
+  const p = env.payload;
+  if (!p || typeof p.bookingUid !== 'string' || !p.bookingUid) throw new UnreadablePayload('BOOKING_NO_SHOW_UPDATED without a bookingUid');
+  const marks = Array.isArray(p.attendees) ? p.attendees.filter((a) => a && typeof a.noShow === 'boolean') : [];
+  if (marks.length === 0) return []; // nothing about an attendee: no change for the appointment
+  const absent = marks[0].noShow === true;
+  return [{
+    platform: PLATFORM,
+    externalId: p.bookingUid,
+    kind: absent ? 'no_show' : 'upsert',
+    occurredAt: instantField(env.createdAt, 'createdAt'),
+    needsFetch: true,
+    appointment: { status: absent ? 'no_show' : 'booked' },
+  }];
+}
+
 export function parseWebhook(req: WebhookRequest): SourceChange[] {
   const env = jsonBody(req.rawBody) as { triggerEvent?: string; createdAt?: string; payload?: Payload };
   const trigger = env?.triggerEvent ?? '';
+  if (trigger === NO_SHOW_UPDATED) return noShowChange(env as { createdAt?: string; payload?: NoShowPayload });
   const kind = Object.hasOwn(KINDS, trigger) ? KINDS[trigger] : undefined;
   if (!kind) return []; // meetings started/ended, recordings, forms, payments
   const p = env.payload;
@@ -163,7 +194,11 @@ async function fetchChange(change: SourceChange, ctx: ConnectionContext): Promis
   // Without an API key the signed webhook is all there is, and it is applied as it came.
   if (!ctx.secrets.apiKey) return { ...change, needsFetch: false };
   const [full] = parseRecord(await getBooking(ctx, change.externalId), ctx.now());
-  return { ...full, deliveryId: change.deliveryId };
+  // The booking read now is at least as new as the webhook that asked for it. Its `updatedAt` may be older:
+  // marking an attendee absent changes the attendee, not the booking, so a read-back stamped only with
+  // `updatedAt` could lose to (or tie with) the booking's own creation and be ignored as stale.
+  const occurredAt = Date.parse(change.occurredAt) > Date.parse(full.occurredAt) ? change.occurredAt : full.occurredAt;
+  return { ...full, occurredAt, deliveryId: change.deliveryId };
 }
 
 async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange> {
@@ -231,7 +266,8 @@ export const connector: SourceConnector = {
     webhookSecret: 'webhookSecret',
     signature: 'X-Cal-Signature-256: hex HMAC-SHA256 of the raw body with the webhook secret (no timestamp)',
     fidelity:
-      'Real-time webhooks for new, requested, rescheduled, cancelled and rejected bookings (default payload, not a '
+      'Real-time webhooks for new, requested, rescheduled, cancelled and rejected bookings, and attendee no-shows '
+      + 'marked or taken back (default payload, not a '
       + 'custom template); reschedules are a new booking pointing back and are stitched into one appointment. With an '
       + 'API key: cancellations are read back to follow the chain, polling by start window repairs missed webhooks, and '
       + 'staff cancellations, no-shows and moves are written back (a move keeps the event type\'s length and gives the '

@@ -10,7 +10,7 @@ import { attempt, generatedSecret, isGone } from '../../shared/subscription.ts';
 import { ConnectorError, fail, ok, type ConnectionContext, type WebhookSubscriptions } from '../../types.ts';
 import { API_VERSION } from './version.ts';
 
-export const TRIGGERS = ['BOOKING_CREATED', 'BOOKING_REQUESTED', 'BOOKING_RESCHEDULED', 'BOOKING_CANCELLED', 'BOOKING_REJECTED'];
+export const TRIGGERS = ['BOOKING_CREATED', 'BOOKING_REQUESTED', 'BOOKING_RESCHEDULED', 'BOOKING_CANCELLED', 'BOOKING_REJECTED', 'BOOKING_NO_SHOW_UPDATED'];
 
 interface Webhook { id?: number | string; subscriberUrl?: string; active?: boolean }
 
