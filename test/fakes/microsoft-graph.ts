@@ -19,6 +19,17 @@
 //   m.calendarEvents(mailbox, calendarId) (the default calendar's id gives m.events(mailbox)).
 //   m.editBehindOurBack(mailbox, id, patch)   someone changes an event in Outlook (a new etag, subscribers notified)
 //
+// As strict as Graph (issue 19; targets.md §2.3, §2.4, §2.7, §2.8):
+// - Mailbox concurrency: a 5th request in flight to one mailbox (inner requests of a $batch counted one by one) is
+//   refused 429 ApplicationThrottled "…over its MailboxConcurrency limit" with Retry-After (option
+//   throttleRetryAfterSeconds, default 1). m.throttled(mailbox); m.maxInFlight(mailbox) counts refused ones too.
+// - transactionId: a retried POST is the same event only while the id is remembered (option transactionIdMemoryMs,
+//   default 60 s; Graph documents no lifetime); m.forgetTransactionIds() lets that time pass at once.
+// - Events are found by an extended property only with `singleValueExtendedProperties/Any(ep: ep/id eq '<id>' and
+//   ep/value eq '<v>')` (id required, name case-sensitive, value case-insensitive; anything else 400 and a
+//   violation), and answers carry extended properties only as `$expand=singleValueExtendedProperties($filter=id
+//   eq '<id>')` names them.
+//
 // Change notifications (connect.md §3.2 and §4 "Graph subs", targets.md §2.6). The OpenAPI document holds
 // /subscriptions, /subscriptions/{id} and …/reauthorize, so those requests are checked against it like the rest;
 // what it cannot describe follows Microsoft's documentation (microsoft-graph-docs-contrib: subscription-post-
