@@ -3,6 +3,8 @@
 //   3-minute replay window. No delivery id: duplicates are caught by the engine's content hash.
 // - The external id is the invitee URI (not the scheduled event: group events have many invitees).
 // - A reschedule is `invitee.canceled` (rescheduled: true, new_invitee) + `invitee.created` (old_invitee).
+// - Write-back cancel: a second cancel is answered 403 "Event is already canceled"; an event found cancelled
+//   after a 403 counts as done (a write-back retried after a crash, or the patient was quicker).
 import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';

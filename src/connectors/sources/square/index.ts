@@ -7,6 +7,8 @@
 //   overwrites a higher one; Square retries for 72 hours); `event_id` is the delivery id.
 // - The payload has no patient: the change is completed by reading the booking and its customer back
 //   (`needsFetch`). End = start_at + the segments' durations (the transition time is a buffer, not visit).
+// - Polls: ListBookings serves at most 31 days of start times per call (longer is refused 400), so the poll
+//   window is read as consecutive ranges of at most 31 days, each booking yielded once.
 import { instantField, jsonBody } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
