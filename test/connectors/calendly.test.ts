@@ -202,6 +202,57 @@ test('list pages through scheduled events and their invitees; every answer valid
   }
 });
 
+test('the fake refuses a second cancel as Calendly does: 403 "Event is already canceled" (the spec\'s message)', async () => {
+  const fake = await startFakeCalendly();
+  try {
+    const id = '0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d';
+    const uri = sampleInviteeUri(id);
+    fake.put(apiInvitee(id, '2026-12-04T16:00:00Z', '2026-12-04T16:45:00Z'));
+    const cancel = () => fetch(`${fake.url}${new URL(uri).pathname.replace(/\/invitees\/[^/]+$/, '')}/cancellation`, {
+      method: 'POST', headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'x' }),
+    });
+    const first = await cancel();
+    assert.equal(first.status, 201);
+    const second = await cancel();
+    assert.equal(second.status, 403);
+    assert.deepEqual(await second.json(), { title: 'Permission Denied', message: 'Event is already canceled' });
+    assert.deepEqual(fake.violations, [], 'a repeated cancel is the platform refusing, not a malformed request');
+  } finally {
+    await fake.close();
+  }
+});
+
+test('a cancel write-back retried after a crash (Calendly: 403 already canceled) is success; other 403s still fail', async () => {
+  const fake = await startFakeCalendly();
+  try {
+    const id = '1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e';
+    const uri = sampleInviteeUri(id);
+    const eventUri = uri.slice(0, uri.indexOf('/invitees/'));
+    fake.put(apiInvitee(id, '2026-12-05T16:00:00Z', '2026-12-05T16:45:00Z'));
+    const req = { externalId: uri, start: '2026-12-05T16:00:00Z', end: '2026-12-05T16:45:00Z', timeZone: 'America/Chicago', status: 'cancelled' as const };
+    const first = await connector.writeBack!(req, ctxFor(fake));
+    assert.ok(first.ok, JSON.stringify(first));
+    // The process died before it recorded the write-back: the job runs again.
+    const again = await connector.writeBack!(req, ctxFor(fake));
+    assert.deepEqual(again, { ok: true, value: undefined }, 'already cancelled is where the write-back wanted the event');
+    const cancels = fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/cancellation'));
+    assert.equal(cancels.length, 2, 'the second cancel did reach Calendly (and was refused)');
+    assert.equal(fake.event(eventUri)?.status, 'canceled');
+    assert.equal(fake.event(eventUri)?.cancellation.reason, 'Cancelled by the clinic', 'the first cancellation stands');
+    // A 403 on an event that is not cancelled (not allowed, event in the past) stays a failure.
+    const otherId = '2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f';
+    fake.put(apiInvitee(otherId, '2026-12-06T16:00:00Z', '2026-12-06T16:45:00Z'));
+    fake.fail(1, 403);
+    const refused = await connector.writeBack!({ ...req, externalId: sampleInviteeUri(otherId) }, ctxFor(fake));
+    assert.equal(!refused.ok && refused.failure.status, 403);
+    assert.equal(!refused.ok && refused.failure.class, 'permanent');
+    assert.equal(fake.invitee(sampleInviteeUri(otherId))?.status, 'active');
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await fake.close();
+  }
+});
+
 test('fetch reads the invitee and its event; write-back cancels the event, marks a no-show, refuses a move', async () => {
   const fake = await startFakeCalendly();
   try {

@@ -1,7 +1,7 @@
 // Microsoft Graph target against the fake, which checks every request against the official OpenAPI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connector, PROP_APPOINTMENT } from '../../src/connectors/targets/microsoft-graph/index.ts';
+import { connector, eventBody, PROP_APPOINTMENT } from '../../src/connectors/targets/microsoft-graph/index.ts';
 import type { ConnectionContext, TargetClient, TargetEvent } from '../../src/connectors/types.ts';
 import { startFakeGraph, type FakeGraph } from '../fakes/microsoft-graph.ts';
 
@@ -24,6 +24,8 @@ const ev = (over: Partial<TargetEvent> = {}): TargetEvent => ({
   appointmentId: '4c6e91aa-2f0b-4e55-9d3a-8b71c0e2a914', revision: 1, title: 'M. K. · Naturopathy', description: 'Naturopathy consult.',
   location: 'Cedar Street', start: '2027-03-11T21:00:00Z', end: '2027-03-11T22:00:00Z', timeZone: 'America/Denver', status: 'booked', ...over,
 });
+/** The POST body our connector sends for an appointment (without its transactionId). */
+const eventBodyFor = (appointmentId: string) => eventBody(ev({ appointmentId }));
 const ours = (mailbox: string, id: string) => m.events(mailbox).filter((e) => e.singleValueExtendedProperties?.some((p: { id: string; value: string }) => p.id === PROP_APPOINTMENT && p.value === id));
 
 test('delegated: create, move and delete one event in /me, with wall time + IANA zone and no attendees', async () => {
@@ -183,4 +185,145 @@ test('$batch: a throttled inner request is throttled alone', async () => {
   assert.equal(!throttled[0].ok && throttled[0].failure.class, 'throttled');
   assert.equal(!throttled[0].ok && throttled[0].failure.retryAfterMs, 9000);
   assert.equal(m.events(mbx).length, 2);
+});
+
+// ------------------------------------------------------------ the fake as strict as Graph (issue 19, item 5)
+
+/** An application token from the fake's identity endpoint, for raw requests. */
+async function appToken(): Promise<string> {
+  const r = await fetch(m.tokenUrl, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: m.credentials.clientId, client_secret: m.credentials.clientSecret, scope: 'https://graph.microsoft.com/.default' }),
+  });
+  return ((await r.json()) as { access_token: string }).access_token;
+}
+const raw = async (method: string, path: string, body?: unknown) => fetch(`${m.url}/v1.0${path}`, {
+  method, body: body === undefined ? undefined : JSON.stringify(body),
+  headers: { authorization: `Bearer ${await appToken()}`, prefer: 'IdType="ImmutableId"', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+});
+const OTHER_PROP = 'String {0c6b6f4e-1d2a-4b3c-9e8f-7a6b5c4d3e2f} Name TheirBookingTool';
+
+test('the fake: a 5th concurrent request to one mailbox is refused 429 ApplicationThrottled with Retry-After', async () => {
+  const mbx = 'strict-429@clinic.example';
+  const token = await appToken();
+  const get = () => fetch(`${m.url}/v1.0/users/${mbx}/events`, { headers: { authorization: `Bearer ${token}`, prefer: 'IdType="ImmutableId"' } });
+  const answers = await Promise.all(Array.from({ length: 6 }, get));
+  const refused = answers.filter((r) => r.status === 429);
+  assert.equal(answers.filter((r) => r.status === 200).length, 4, 'four are served at once (latency 15 ms each)');
+  assert.equal(refused.length, 2);
+  assert.equal(refused[0].headers.get('retry-after'), '1');
+  assert.equal(((await refused[0].json()) as { error: { code: string } }).error.code, 'ApplicationThrottled');
+  assert.equal(m.throttled(mbx), 2);
+  assert.equal((await get()).status, 200, 'served again once the others are done');
+});
+
+test('the fake: a lookup filter must name the property id; the id and value are matched as Graph matches them; properties only as expanded', async () => {
+  const mbx = 'strict-filter@clinic.example';
+  const value = 'a0b1c2d3-0000-4000-8000-000000000001';
+  const mine = await (await raw('POST', `/users/${mbx}/calendar/events`, { ...eventBodyFor(value), transactionId: 'strict-f1' })).json() as { id: string; singleValueExtendedProperties?: unknown };
+  assert.equal(mine.singleValueExtendedProperties, undefined, 'a create answers without extended properties unless expanded');
+  const theirs = m.addTheirs(mbx, { subject: 'Theirs', start: { dateTime: '2027-03-11T09:00:00', timeZone: 'UTC' }, end: { dateTime: '2027-03-11T10:00:00', timeZone: 'UTC' }, singleValueExtendedProperties: [{ id: OTHER_PROP, value }] });
+  const find = async (filter: string) => {
+    const r = await raw('GET', `/users/${mbx}/events?$filter=${encodeURIComponent(filter)}&$select=id,subject`);
+    return { status: r.status, ids: r.status === 200 ? ((await r.json()) as { value: { id: string }[] }).value.map((e) => e.id) : [] };
+  };
+  const violations = m.violations.length;
+  assert.deepEqual(await find(`singleValueExtendedProperties/Any(ep: ep/id eq '${PROP_APPOINTMENT}' and ep/value eq '${value.toUpperCase()}')`), { status: 200, ids: [mine.id] }, 'ours only; the value case-insensitively');
+  assert.deepEqual(await find(`singleValueExtendedProperties/Any(ep: ep/id eq '${OTHER_PROP}' and ep/value eq '${value}')`), { status: 200, ids: [theirs] });
+  assert.deepEqual(await find(`singleValueExtendedProperties/Any(ep: ep/id eq '${PROP_APPOINTMENT.replace('MeridianAppointmentId', 'meridianappointmentid')}' and ep/value eq '${value}')`), { status: 200, ids: [] }, 'the name is case-sensitive');
+  assert.equal((await find(`singleValueExtendedProperties/Any(ep: ep/value eq '${value}')`)).status, 400, 'a value without the property id is refused');
+  assert.equal((await find(`singleValueExtendedProperties/Any(ep: ep/id eq 'MeridianAppointmentId' and ep/value eq '${value}')`)).status, 400, 'a bare name is no property id');
+  assert.equal(m.violations.length - violations, 2, m.violations.slice(violations).join('\n'));
+  m.violations.length = violations;
+  const plain = (await (await raw('GET', `/users/${mbx}/events/${mine.id}`)).json()) as Record<string, unknown>;
+  assert.equal(plain.singleValueExtendedProperties, undefined);
+  const expanded = (await (await raw('GET', `/users/${mbx}/events/${mine.id}?$expand=${encodeURIComponent(`singleValueExtendedProperties($filter=id eq '${PROP_APPOINTMENT}')`)}`)).json()) as Record<string, unknown>;
+  assert.deepEqual(expanded.singleValueExtendedProperties, [{ id: PROP_APPOINTMENT, value }], 'only the property named, not MeridianRevision');
+});
+
+test('the fake: a transactionId is recognised for a while, then forgotten (a second POST makes a second event)', async () => {
+  const mbx = 'strict-txn@clinic.example';
+  const body = { ...eventBodyFor('a0b1c2d3-0000-4000-8000-000000000002'), transactionId: 'strict-t1' };
+  const a = (await (await raw('POST', `/users/${mbx}/calendar/events`, body)).json()) as { id: string };
+  const b = (await (await raw('POST', `/users/${mbx}/calendar/events`, body)).json()) as { id: string };
+  assert.equal(b.id, a.id, 'a retried POST within the memory is the same event');
+  m.forgetTransactionIds();
+  const c = (await (await raw('POST', `/users/${mbx}/calendar/events`, body)).json()) as { id: string };
+  assert.notEqual(c.id, a.id);
+  assert.equal(m.events(mbx).length, 2);
+  const short = await startFakeGraph({ transactionIdMemoryMs: 30 });
+  try {
+    const token = await fetch(short.tokenUrl, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: short.credentials.clientId, client_secret: short.credentials.clientSecret, scope: 'https://graph.microsoft.com/.default' }) }).then((r) => r.json() as Promise<{ access_token: string }>);
+    const post = () => fetch(`${short.url}/v1.0/users/${mbx}/calendar/events`, { method: 'POST', headers: { authorization: `Bearer ${token.access_token}`, prefer: 'IdType="ImmutableId"', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await post();
+    await new Promise((r) => setTimeout(r, 60));
+    await post();
+    assert.equal(short.events(mbx).length, 2, 'past transactionIdMemoryMs the id is forgotten by itself');
+  } finally {
+    await short.close();
+  }
+});
+
+test('a lost create retried after Graph forgot its transactionId is found by our property id: one event, never two', async () => {
+  const id = '22222222-2222-4333-8444-000000000077';
+  const c = await lostCreate(id);
+  m.forgetTransactionIds();
+  const retry = await c.upsert(ev({ appointmentId: id, revision: 2 }), undefined);
+  assert.ok(retry.ok, JSON.stringify(retry));
+  assert.equal(ours('me', id).length, 1);
+  assert.equal(ours('me', id)[0].id, retry.value.remoteId, 'the retry updated the event Graph made, by its id');
+  assert.equal(ours('me', id)[0].singleValueExtendedProperties.find((p: { id: string }) => p.id !== PROP_APPOINTMENT).value, '2', 'and wrote the new revision into it');
+  assert.deepEqual(m.violations, []);
+});
+
+test('removeUnrecorded finds only our property: an event of theirs holding the same value under another property id is left alone', async () => {
+  const id = '22222222-2222-4333-8444-000000000078';
+  const c = client('delegated');
+  const theirs = m.addTheirs('me', { subject: 'Booked elsewhere', start: { dateTime: '2027-03-11T09:00:00', timeZone: 'UTC' }, end: { dateTime: '2027-03-11T10:00:00', timeZone: 'UTC' }, singleValueExtendedProperties: [{ id: OTHER_PROP, value: id }] });
+  assert.deepEqual(await c.removeUnrecorded!(id, undefined, 0), { ok: true, value: false });
+  assert.ok(m.events('me').some((e) => e.id === theirs), 'theirs is still there');
+  const made = await c.upsert(ev({ appointmentId: id }), undefined);
+  assert.ok(made.ok, JSON.stringify(made));
+  assert.notEqual(made.value.remoteId, theirs, 'the lookup before a create did not take theirs for ours');
+  assert.deepEqual(await c.removeUnrecorded!(id, undefined, 0), { ok: true, value: true });
+  assert.deepEqual([ours('me', id).length, m.events('me').some((e) => e.id === theirs)], [0, true]);
+  assert.deepEqual(m.violations, []);
+});
+
+test('many concurrent writes to one mailbox, batched: never more than 4 requests in Graph at once, none refused', async () => {
+  const mbx = 'strict-many@clinic.example';
+  const c = client('application');
+  const rs = await Promise.all(Array.from({ length: 70 }, (_, i) => c.upsert(ev({ appointmentId: `aaaaaaaa-2222-4333-8444-${String(i).padStart(12, '0')}`, calendarId: mbx }), undefined)));
+  assert.ok(rs.every((r) => r.ok), JSON.stringify(rs.find((r) => !r.ok)));
+  assert.equal(m.events(mbx).length, 70);
+  assert.equal(m.throttled(mbx), 0, 'no request was refused for mailbox concurrency');
+  assert.ok(m.maxInFlight(mbx) <= 4, `in flight: ${m.maxInFlight(mbx)}`);
+  assert.equal(m.maxInFlight(mbx), 4, 'and the four places are used');
+  assert.deepEqual(m.violations, []);
+});
+
+test('a 429 for mailbox concurrency (another node on the same mailbox) is throttled with Graph\'s Retry-After, and the retry succeeds', async () => {
+  const mbx = 'strict-shared@clinic.example';
+  // Another Meridian node (another gate) keeps the mailbox busy: four slow reads of its own.
+  const slow = await startFakeGraph({ latencyMs: 200, throttleRetryAfterSeconds: 3 });
+  try {
+    const ctx = (connectionId: string): ConnectionContext => ({
+      connectionId, config: { mode: 'application', tokenUrl: slow.tokenUrl, batch: false },
+      secrets: { clientId: slow.credentials.clientId, clientSecret: slow.credentials.clientSecret }, baseUrl: slow.url, fetch: globalThis.fetch, now: () => new Date(), saveSecrets: async () => {},
+    });
+    const other = connector.client!(ctx('node-b'));
+    const ours1 = connector.client!(ctx('node-a'));
+    await Promise.all([ours1.calendars!(), other.calendars!()]); // tokens first: the write below starts while the other node's reads are in flight
+    const busy = Array.from({ length: 4 }, () => other.events!({ from: new Date('2027-03-01T00:00:00Z'), to: new Date('2027-03-02T00:00:00Z') }, mbx));
+    await new Promise((r) => setTimeout(r, 50));
+    const r = await ours1.upsert(ev({ appointmentId: 'bbbbbbbb-2222-4333-8444-000000000001', calendarId: mbx }), undefined);
+    assert.equal(!r.ok && r.failure.class, 'throttled');
+    assert.equal(!r.ok && r.failure.retryAfterMs, 3000, 'Graph\'s Retry-After, for the worker to wait (throttling spends no attempt)');
+    await Promise.all(busy);
+    const again = await ours1.upsert(ev({ appointmentId: 'bbbbbbbb-2222-4333-8444-000000000001', calendarId: mbx }), undefined);
+    assert.ok(again.ok, JSON.stringify(again));
+    assert.equal(slow.events(mbx).length, 1);
+  } finally {
+    await slow.close();
+  }
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { connector } from '../../src/connectors/sources/square/index.ts';
+import { connector, listRanges, MAX_LIST_RANGE_MS } from '../../src/connectors/sources/square/index.ts';
 import { ConnectionMisconfigured, ConnectorError, type ConnectionContext, type WebhookRequest } from '../../src/connectors/types.ts';
 import type { Hub } from '../../src/engine/hub/hub.ts';
 import { webhookAnswer as ingestWebhook } from '../../src/http/inbound.ts';
@@ -15,7 +15,7 @@ import { drain } from '../../src/engine/jobs/worker.ts';
 import { listAppointments } from '../../src/store/repo.ts';
 import { pollConnection } from '../../src/engine/sync/poll.ts';
 import { tempDir, configuredHub } from '../helpers.ts';
-import { startFakeSquare, type FakeSquare } from '../fakes/square.ts';
+import { startFakeSquare, MAX_LIST_RANGE_MS as FAKE_MAX_RANGE_MS, type FakeSquare } from '../fakes/square.ts';
 
 const DIR = new URL('../fixtures/samples/square/', import.meta.url);
 const KEY = 'square-sample-signature-key-4d8a1f';
@@ -187,5 +187,46 @@ test('a poll lists the start window through the engine and every answer validate
   assert.deepEqual(seen.filter((id) => id.startsWith('poll')).sort(), ['poll0', 'poll1', 'poll2']);
   const r = await pollConnection(hub, 'square');
   assert.ok(r.listed >= 3);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('the fake refuses a ListBookings range over 31 days (400 INVALID_TIME_RANGE), as Square does; 31 days is served', async () => {
+  const list = (min: string, max: string) => fetch(`${fake.url}/v2/bookings?${new URLSearchParams({ start_at_min: min, start_at_max: max })}`, { headers: { authorization: 'Bearer sq-token', 'square-version': '2025-08-20' } });
+  const before = fake.violations.length;
+  const ok31 = await list('2026-05-01T00:00:00Z', '2026-06-01T00:00:00Z');
+  assert.equal(ok31.status, 200);
+  const tooLong = await list('2026-05-01T00:00:00Z', '2026-06-01T00:00:01Z');
+  assert.equal(tooLong.status, 400);
+  const e = ((await tooLong.json()) as { errors: { category: string; code: string; field: string }[] }).errors[0];
+  assert.deepEqual([e.category, e.code, e.field], ['INVALID_REQUEST_ERROR', 'INVALID_TIME_RANGE', 'start_at_max']);
+  assert.equal((await list('2026-05-02T00:00:00Z', '2026-05-01T00:00:00Z')).status, 400, 'an inverted range is refused too');
+  assert.equal(fake.violations.length - before, 2, fake.violations.join('\n'));
+  fake.violations.length = before;
+  assert.equal(FAKE_MAX_RANGE_MS, MAX_LIST_RANGE_MS, 'the connector keeps within the range the fake enforces');
+});
+
+test('a poll window longer than 31 days is read as consecutive ranges of at most 31 days, each booking once', async () => {
+  const from = new Date('2027-01-01T00:00:00Z');
+  const to = new Date('2027-04-08T00:00:00Z'); // 97 days: Meridian's default 7 days back + 90 ahead
+  const ranges = listRanges({ from, to });
+  assert.deepEqual(ranges.map((r) => [r.min.toISOString(), r.max.toISOString()]), [
+    ['2027-01-01T00:00:00.000Z', '2027-02-01T00:00:00.000Z'],
+    ['2027-02-01T00:00:00.000Z', '2027-03-04T00:00:00.000Z'],
+    ['2027-03-04T00:00:00.000Z', '2027-04-04T00:00:00.000Z'],
+    ['2027-04-04T00:00:00.000Z', '2027-04-08T00:00:00.000Z'],
+  ]);
+  // Bookings early, on a range boundary (both neighbouring ranges hold it), in the middle and near the end.
+  const starts = { lr0: '2027-01-02T17:00:00Z', lr1: '2027-02-01T00:00:00Z', lr2: '2027-03-15T17:00:00Z', lr3: '2027-04-07T17:00:00Z' };
+  for (const [id, at] of Object.entries(starts)) seed(id, at);
+  const mark = fake.requests.length;
+  const seen: string[] = [];
+  for await (const c of connector.list!({ from, to }, ctx())) seen.push(c.externalId);
+  assert.deepEqual(seen.filter((id) => id.startsWith('lr')), ['lr0', 'lr1', 'lr2', 'lr3'], 'every booking of the window, the boundary one once');
+  const calls = fake.requests.slice(mark).filter((r) => r.method === 'GET' && r.path.startsWith('/v2/bookings?'));
+  assert.equal(calls.length, 4);
+  for (const c of calls) {
+    const q = new URL(c.path, 'http://x').searchParams;
+    assert.ok(Date.parse(q.get('start_at_max')!) - Date.parse(q.get('start_at_min')!) <= 31 * 86_400_000, c.path);
+  }
   assert.deepEqual(fake.violations, []);
 });

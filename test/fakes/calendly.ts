@@ -2,7 +2,8 @@
 // Calendly's own schema (test/fixtures/specs/calendly-v2: the `Event`, `Invitee`, `Pagination`,
 // `InviteeNoShow` and `Cancellation` definitions, `required` as published). Bearer auth; list of scheduled
 // events (exactly one of user / organization / group, count ≤ 100, page tokens), one event, its invitees (one
-// or all), cancel an event, mark an invitee no-show. The spec copy has no request schemas, so request rules
+// or all), cancel an event (a second cancel answers the spec's 403 "Event is already canceled", as Calendly does),
+// mark an invitee no-show. The spec copy has no request schemas, so request rules
 // are checked by hand. Rule breaks are answered 400 and recorded in `violations`.
 // Webhook subscriptions, the current user, organization memberships and event types (issue 17): requests to
 // `POST /webhook_subscriptions` are checked against that operation's request schema in Calendly's OpenAPI copy
@@ -216,6 +217,11 @@ export async function startFakeCalendly(o: { token?: string; plan?: 'free' | 'pa
         if (extra.length || (body?.reason !== undefined && typeof body.reason !== 'string')) return refuse('the body is { reason?: string }');
         const ev = events.get(m[1]);
         if (!ev) return notFound();
+        // A second cancel is refused, not repeated: the operation's 403 ("Permission Denied", message enum
+        // "Event is already canceled") in Calendly's OpenAPI (calendly-api.json, post-scheduled_events-uuid-
+        // cancellation; developer.calendly.com/api-docs/…/create-scheduled-event-cancellation). Not a rule break
+        // of the caller (a crash-retried write-back sends it), so it is not recorded in `violations`.
+        if (ev.status === 'canceled') return send(403, { title: 'Permission Denied', message: 'Event is already canceled' });
         const cancellation = { canceled_by: 'Clinic staff', reason: body?.reason ?? null, canceler_type: 'host', created_at: micro() };
         Object.assign(ev, { status: 'canceled', cancellation, updated_at: micro(), invitees_counter: { ...ev.invitees_counter, active: 0 } });
         for (const inv of invitees.values()) if (uuidOf(inv.event) === m[1]) Object.assign(inv, { status: 'canceled', cancellation, updated_at: micro() });

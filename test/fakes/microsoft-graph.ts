@@ -19,6 +19,17 @@
 //   m.calendarEvents(mailbox, calendarId) (the default calendar's id gives m.events(mailbox)).
 //   m.editBehindOurBack(mailbox, id, patch)   someone changes an event in Outlook (a new etag, subscribers notified)
 //
+// As strict as Graph (issue 19; targets.md §2.3, §2.4, §2.7, §2.8):
+// - Mailbox concurrency: a 5th request in flight to one mailbox (inner requests of a $batch counted one by one) is
+//   refused 429 ApplicationThrottled "…over its MailboxConcurrency limit" with Retry-After (option
+//   throttleRetryAfterSeconds, default 1). m.throttled(mailbox); m.maxInFlight(mailbox) counts refused ones too.
+// - transactionId: a retried POST is the same event only while the id is remembered (option transactionIdMemoryMs,
+//   default 60 s; Graph documents no lifetime); m.forgetTransactionIds() lets that time pass at once.
+// - Events are found by an extended property only with `singleValueExtendedProperties/Any(ep: ep/id eq '<id>' and
+//   ep/value eq '<v>')` (id required, name case-sensitive, value case-insensitive; anything else 400 and a
+//   violation), and answers carry extended properties only as `$expand=singleValueExtendedProperties($filter=id
+//   eq '<id>')` names them.
+//
 // Change notifications (connect.md §3.2 and §4 "Graph subs", targets.md §2.6). The OpenAPI document holds
 // /subscriptions, /subscriptions/{id} and …/reauthorize, so those requests are checked against it like the rest;
 // what it cannot describe follows Microsoft's documentation (microsoft-graph-docs-contrib: subscription-post-
@@ -125,6 +136,55 @@ function inZone(e: GEvent, prefer: string): GEvent {
   return { ...e, start: utc(e.start), end: utc(e.end) };
 }
 
+// ------------------------------------------------------------ extended properties (targets.md §2.3)
+// Graph finds an event by an extended property only through a filter that names the property's id and its value,
+// `singleValueExtendedProperties/Any(ep: ep/id eq '<id>' and ep/value eq '<value>')` (learn.microsoft.com/en-us/graph/
+// api/singlevaluelegacyextendedproperty-get, "Get resource instances using a filter"); the name in the id is compared
+// case-sensitively, the value case-insensitively. The properties come back only when asked for with
+// `$expand=singleValueExtendedProperties($filter=id eq '<id>')`, and then only those named.
+
+/** An id `{type} {guid} Name {name}`, `{type} {guid} Id {hex}` or `{type} {proptag}`, split for comparison. */
+function propertyId(id: string): { type: string; guid?: string; kind?: string; name?: string } | undefined {
+  const named = /^(\w+) (\{[0-9a-fA-F-]{36}\}) (Name|Id) (.+)$/i.exec(id.trim());
+  if (named) return { type: named[1].toLowerCase(), guid: named[2].toLowerCase(), kind: named[3].toLowerCase(), name: named[3].toLowerCase() === 'id' ? named[4].toLowerCase() : named[4] };
+  const tagged = /^(\w+) (0x[0-9a-fA-F]+)$/.exec(id.trim());
+  return tagged ? { type: tagged[1].toLowerCase(), name: tagged[2].toLowerCase() } : undefined;
+}
+function sameProperty(a: string, b: string): boolean {
+  const x = propertyId(a);
+  const y = propertyId(b);
+  return !!x && !!y && x.type === y.type && x.guid === y.guid && x.kind === y.kind && x.name === y.name;
+}
+const ODATA_STRING = `'((?:[^']|'')*)'`;
+const unquote = (v: string) => v.replace(/''/g, "'");
+/** The id and value a lookup filter names, or why Graph would refuse it. */
+function extendedPropertyFilter(filter: string): { id: string; value: string } | string {
+  const any = new RegExp(`^singleValueExtendedProperties/any\\((\\w+):\\s*(.+)\\)$`, 'i').exec(filter.trim());
+  if (!any) return `unsupported $filter ${JSON.stringify(filter)}`;
+  const [, v, body] = any;
+  const idEq = new RegExp(`^${v}/id eq ${ODATA_STRING}$`);
+  const valueEq = new RegExp(`^${v}/value eq ${ODATA_STRING}$`);
+  const parts = body.split(/\s+and\s+(?=\w+\/(?:id|value) eq ')/);
+  const id = parts.map((x) => idEq.exec(x.trim())).find(Boolean);
+  const value = parts.map((x) => valueEq.exec(x.trim())).find(Boolean);
+  if (parts.length !== 2 || !id || !value) return `a filter on extended properties names the property id and its value (ep/id eq '…' and ep/value eq '…'): ${JSON.stringify(filter)}`;
+  if (!propertyId(unquote(id[1]))) return `not an extended property id: ${JSON.stringify(unquote(id[1]))}`;
+  return { id: unquote(id[1]), value: unquote(value[1]) };
+}
+/** The properties `$expand=singleValueExtendedProperties($filter=id eq '…' [or id eq '…'])` asks for, from an event. */
+function expandedOf(e: GEvent, url: URL): { singleValueExtendedProperties?: { id: string; value: string }[] } {
+  const expand = /^singleValueExtendedProperties\(\$filter=(.+)\)$/i.exec(url.searchParams.get('$expand') ?? '');
+  if (!expand) return {};
+  const ids = [...expand[1].matchAll(new RegExp(`id eq ${ODATA_STRING}`, 'g'))].map((m) => unquote(m[1]));
+  const props = ((e.singleValueExtendedProperties ?? []) as { id: string; value: string }[]).filter((p) => ids.some((id) => sameProperty(p.id, id)));
+  return props.length ? { singleValueExtendedProperties: props } : {};
+}
+/** An event as an answer carries it: extended properties only as `$expand` asks. */
+function withExpanded(e: GEvent, url: URL): GEvent {
+  const { singleValueExtendedProperties: _all, ...rest } = e;
+  return { ...rest, ...expandedOf(e, url) };
+}
+
 /** The signed-in user's directory id (`/me`), as notifications name it. */
 export const ME_USER_ID = '5f3c1a7e-9b2d-4e68-a0c4-7d19e2b84f36';
 export const TENANT_ID = 'b7c2e4a1-3f5d-4c89-9e06-2a8d71f4c5b3';
@@ -184,7 +244,12 @@ export interface FakeGraph {
   batches: number[];
   violations: string[];
   tokenRequests: { grant: string }[];
+  /** The most requests to the mailbox that were in flight at once, refused ones included (>4 means one was refused). */
   maxInFlight(mailbox: string): number;
+  /** Requests to the mailbox refused 429 because 4 were already in flight. */
+  throttled(mailbox: string): number;
+  /** Time passes: every transactionId seen so far is forgotten (a retried POST then creates a second event). */
+  forgetTransactionIds(): void;
   fail(n: number, status: number, headers?: Record<string, string>): void;
   /** The next n creates succeed but answer 500 (Graph has been seen to do this). */
   failAfterCreate(n: number): void;
@@ -228,6 +293,12 @@ export interface FakeGraphOptions {
   bundleMs?: number;
   /** Live subscriptions per mailbox (Graph: 1,000 across all apps). */
   maxSubscriptionsPerMailbox?: number;
+  /** How long a create's `transactionId` is remembered (Graph does not say; it is not forever). Default 60 s. */
+  transactionIdMemoryMs?: number;
+  /** Requests one mailbox serves at once; the next is refused 429 MailboxConcurrency (Graph: 4). */
+  mailboxConcurrency?: number;
+  /** The Retry-After (seconds) of a 429 for mailbox concurrency. Default 1. */
+  throttleRetryAfterSeconds?: number;
 }
 
 export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGraph> {
@@ -239,6 +310,11 @@ export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGrap
   const injected: { status: number; headers: Record<string, string> }[] = [];
   const inFlight = new Map<string, number>();
   const maxSeen = new Map<string, number>();
+  const throttledBy = new Map<string, number>();
+  /** transactionId → the event it created and when, per calendar store (forgotten after transactionIdMemoryMs). */
+  const transactions = new Map<string, { id: string; at: number }>();
+  const transactionMemoryMs = o.transactionIdMemoryMs ?? 60_000;
+  const mailboxConcurrency = o.mailboxConcurrency ?? 4;
   let lieAfterCreate = 0;
   let etagN = 0;
   /** Deletions with the change number they happened at, per mailbox (for delta's @removed). */
@@ -268,6 +344,8 @@ export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGrap
     url: '', tokenUrl: '', credentials, requests: [], violations: [], tokenRequests: [], roundTrips: 0, batches: [],
     events: (m) => [...box(m).values()],
     maxInFlight: (m) => maxSeen.get(m) ?? 0,
+    throttled: (m) => throttledBy.get(m) ?? 0,
+    forgetTransactionIds: () => { transactions.clear(); },
     fail: (n, status, headers = {}) => { for (let i = 0; i < n; i++) injected.push({ status, headers }); },
     failAfterCreate: (n) => { lieAfterCreate = n; },
     deleteBehindOurBack: (m, id) => {
@@ -644,8 +722,16 @@ export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGrap
         if (Array.isArray(body.attendees) && body.attendees.length) state.violations.push('attendees sent: Exchange would e-mail them');
       }
       const n = (inFlight.get(mailbox) ?? 0) + 1;
-      inFlight.set(mailbox, n);
       maxSeen.set(mailbox, Math.max(maxSeen.get(mailbox) ?? 0, n));
+      // Outlook serves at most 4 concurrent requests per app and mailbox; the next one is refused 429 with
+      // Retry-After (targets.md §2.8: learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits;
+      // the error text as seen in the wild, §2.9 pitfall 2). Inner requests of a $batch count one by one
+      // (json-batching: "every inner request counts against throttling separately"). /subscriptions is no mailbox.
+      if (mailbox && n > mailboxConcurrency) {
+        throttledBy.set(mailbox, (throttledBy.get(mailbox) ?? 0) + 1);
+        return send(429, err('ApplicationThrottled', 'Application is over its MailboxConcurrency limit.'), { 'retry-after': String(o.throttleRetryAfterSeconds ?? 1) });
+      }
+      inFlight.set(mailbox, n);
       try {
         if (o.latencyMs) await new Promise((r) => setTimeout(r, o.latencyMs));
         const fault = injected.shift();
@@ -679,15 +765,21 @@ export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGrap
         const id = /\/events\/([^/?]+)$/.exec(url.pathname)?.[1];
         const stamp = (e: GEvent): GEvent => ({ ...e, '@odata.etag': `W/"${++etagN}"`, changeKey: String(etagN), lastModifiedDateTime: new Date().toISOString() });
         if (req.method === 'POST') {
-          const dup = body!.transactionId ? [...events.values()].find((e) => e.transactionId === body!.transactionId) : undefined;
+          // transactionId recognises a retried create, but only for a while: Graph does not document how long it
+          // remembers one (targets.md §2.4; the event resource's transactionId text), so an ambiguous create must
+          // be resolved by the lookup on our extended property, not by the transactionId alone.
+          const txKey = body!.transactionId ? `${storeKey(mailbox, calendarId)}|${body!.transactionId}` : undefined;
+          const known = txKey ? transactions.get(txKey) : undefined;
+          const dup = known && Date.now() - known.at <= transactionMemoryMs ? events.get(known.id) : undefined;
           const ev = dup ?? stamp({ ...body, id: `AAMk${randomBytes(16).toString('base64url')}`, iCalUId: randomUUID() });
           events.set(ev.id, ev);
+          if (txKey && !dup) transactions.set(txKey, { id: ev.id, at: Date.now() });
           if (!dup) changed(storeKey(mailbox, calendarId), 'created', ev);
           if (lieAfterCreate > 0) {
             lieAfterCreate--;
             return send(500, err('UnknownError', 'An internal server error occurred.'));
           }
-          return send(201, ev);
+          return send(201, withExpanded(ev, url));
         }
         if (req.method === 'GET' && /\/calendarView\/delta$/.test(url.pathname)) {
           const changeNo = (e: GEvent) => Number(/(\d+)/.exec(String(e['@odata.etag']))?.[1] ?? 0);
@@ -698,17 +790,17 @@ export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGrap
             if (!Number.isFinite(since) || since < deltaValidFrom) return send(410, err('SyncStateNotFound', 'The sync state generation is not found.'));
             const changed = [...events.values()].filter((e) => changeNo(e) > since);
             const gone = (removed.get(storeKey(mailbox, calendarId)) ?? []).filter((r) => r.at > since).map((r) => ({ id: r.id, '@removed': { reason: 'deleted' } }));
-            return send(200, { value: [...changed, ...gone], '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
+            return send(200, { value: [...changed.map((e) => withExpanded(e, url)), ...gone], '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
           }
           if (!url.searchParams.get('startDateTime') || !url.searchParams.get('endDateTime')) return send(400, err('ErrorInvalidParameter', 'startDateTime and endDateTime are required'));
           // The first round comes in two pages, so nextLink is followed.
           const all = [...events.values()];
           const half = Math.ceil(all.length / 2);
           if (url.searchParams.get('$skiptoken') === null && all.length > 1) {
-            return send(200, { value: all.slice(0, half), '@odata.nextLink': `${base}?${url.searchParams}&$skiptoken=${half}` });
+            return send(200, { value: all.slice(0, half).map((e) => withExpanded(e, url)), '@odata.nextLink': `${base}?${url.searchParams}&$skiptoken=${half}` });
           }
           const from = Number(url.searchParams.get('$skiptoken') ?? 0);
-          return send(200, { value: all.slice(from), '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
+          return send(200, { value: all.slice(from).map((e) => withExpanded(e, url)), '@odata.deltaLink': `${base}?$deltatoken=${etagN}` });
         }
         if (req.method === 'GET' && /\/calendarView$/.test(url.pathname)) {
           const undocumented = [...url.searchParams.keys()].filter((k) => !VIEW_PARAMS.has(k));
@@ -724,25 +816,34 @@ export async function startFakeGraph(o: FakeGraphOptions = {}): Promise<FakeGrap
           // Pages of $top (Graph's default page size is 10), the next one linked with $skip.
           const top = Math.min(Number(url.searchParams.get('$top') ?? 10), pageLimit);
           const skip = Number(url.searchParams.get('$skip') ?? 0);
-          const page = inView.slice(skip, skip + top).map((e) => inZone(e, String(req.headers.prefer ?? '')));
+          const page = inView.slice(skip, skip + top).map((e) => withExpanded(inZone(e, String(req.headers.prefer ?? '')), url));
           const next = new URLSearchParams(url.searchParams);
           next.set('$skip', String(skip + top));
           return send(200, { value: page, ...(skip + top < inView.length ? { '@odata.nextLink': `${state.url}${url.pathname}?${next}` } : {}) });
         }
         if (req.method === 'GET' && !id) {
-          const value = url.searchParams.get('$filter')?.match(/ep\/value eq '([^']+)'/)?.[1];
-          const items = [...events.values()].filter((e) => !value || (e.singleValueExtendedProperties ?? []).some((p: { value: string }) => p.value.toLowerCase() === value.toLowerCase()));
-          return send(200, { value: items.map((e) => ({ id: e.id, subject: e.subject })) });
+          const filter = url.searchParams.get('$filter');
+          let match: ((e: GEvent) => boolean) | undefined;
+          if (filter !== null) {
+            const f = extendedPropertyFilter(filter);
+            if (typeof f === 'string') {
+              state.violations.push(`GET events: ${f}`);
+              return send(400, err('ErrorInvalidUrlQueryFilter', 'The filter expression is invalid.'));
+            }
+            match = (e) => (e.singleValueExtendedProperties ?? []).some((p: { id: string; value: string }) => sameProperty(p.id, f.id) && String(p.value).toLowerCase() === f.value.toLowerCase());
+          }
+          const items = [...events.values()].filter((e) => !match || match(e));
+          return send(200, { value: items.map((e) => ({ id: e.id, subject: e.subject, ...expandedOf(e, url) })) });
         }
         const ev = id ? events.get(decodeURIComponent(id)) : undefined;
         if (!ev) return send(404, err('ErrorItemNotFound', 'The specified object was not found in the store.'));
         if (req.headers['if-match'] && req.headers['if-match'] !== ev['@odata.etag']) return send(412, err('ErrorIrresolvableConflict', 'The change key passed in the request does not match the current change key for the item.'));
-        if (req.method === 'GET') return send(200, ev);
+        if (req.method === 'GET') return send(200, withExpanded(ev, url));
         if (req.method === 'PATCH') {
           const next = stamp({ ...ev, ...body, id: ev.id, transactionId: ev.transactionId });
           events.set(ev.id, next);
           changed(storeKey(mailbox, calendarId), 'updated', next);
-          return send(200, next);
+          return send(200, withExpanded(next, url));
         }
         if (req.method === 'DELETE') {
           events.delete(ev.id);

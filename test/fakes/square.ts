@@ -3,7 +3,8 @@
 // against the operation's schema made strict (unknown fields refused, read-only Booking fields refused), and the
 // fake's own answers valid against the documented response schemas. `version` is enforced like Square: an update
 // or cancel with a stale booking version answers 409 VERSION_MISMATCH; a repeated idempotency key answers what
-// it answered first. `GET /v2/customers/{id}` (Customers API, outside the trimmed spec) serves the patient.
+// it answered first. ListBookings refuses a start_at range over 31 days (400 INVALID_TIME_RANGE, a violation).
+// `GET /v2/customers/{id}` (Customers API, outside the trimmed spec) serves the patient.
 //
 //   const s = await startFakeSquare();
 //   s.url   s.accessToken   s.put(booking) (a new version when it changes)   s.booking(id)   s.customer(c)
@@ -98,6 +99,8 @@ export interface FakeSquare {
 }
 
 const errors = (category: string, code: string, detail: string) => ({ errors: [{ category, code, detail }] });
+/** ListBookings: start_at_max at most 31 days after start_at_min (see the check in the handler). */
+export const MAX_LIST_RANGE_MS = 31 * 86_400_000;
 
 const WEBHOOK_EVENT_TYPES = new Set(['booking.created', 'booking.updated', 'customer.created', 'customer.updated', 'payment.created', 'payment.updated']);
 const SUBSCRIPTION_FIELDS = new Set(['name', 'enabled', 'event_types', 'notification_url', 'api_version']);
@@ -165,6 +168,11 @@ export async function startFakeSquare(o: { accessToken?: string; applicationToke
       const refuse = (rule: string, status = 400) => {
         state.violations.push(`${where}: ${rule}`);
         return send(status, errors('INVALID_REQUEST_ERROR', status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', rule.slice(0, 200)));
+      };
+      /** A time range Square refuses: 400 INVALID_REQUEST_ERROR / INVALID_TIME_RANGE (an ErrorCode of the spec), naming the field. */
+      const refuseRange = (rule: string, field: string) => {
+        state.violations.push(`${where}: ${rule}`);
+        return send(400, { errors: [{ category: 'INVALID_REQUEST_ERROR', code: 'INVALID_TIME_RANGE', detail: rule, field }] });
       };
       let body: any;
       try {
@@ -262,7 +270,14 @@ export async function startFakeSquare(o: { accessToken?: string; applicationToke
       const id = decodeURIComponent(op.re.exec(url.pathname)?.[1] ?? '');
       if (req.method === 'GET' && op.template === '/v2/bookings') {
         const min = Date.parse(url.searchParams.get('start_at_min') ?? new Date().toISOString());
-        const max = url.searchParams.get('start_at_max') ? Date.parse(url.searchParams.get('start_at_max')!) : min + 31 * 86_400_000;
+        const max = url.searchParams.get('start_at_max') ? Date.parse(url.searchParams.get('start_at_max')!) : min + MAX_LIST_RANGE_MS;
+        // The range Square serves in one ListBookings call is at most 31 days: the spec's start_at_max defaults to
+        // "31 days after start_at_min" (square-bookings.openapi.json, ListBookings parameters), and Square answers a
+        // longer range with 400 (Square's Bookings API limits: searches and listings span at most 31 days; see
+        // developer.squareup.com/forums/t/unable-to-schedule-past-32-days/21198, reviewed by Square staff).
+        if (!Number.isFinite(min) || !Number.isFinite(max)) return refuse('start_at_min and start_at_max are RFC 3339 timestamps');
+        if (max < min) return refuseRange('start_at_max is before start_at_min', 'start_at_max');
+        if (max - min > MAX_LIST_RANGE_MS) return refuseRange('The time range between start_at_min and start_at_max must not exceed 31 days.', 'start_at_max');
         const limit = Number(url.searchParams.get('limit') ?? 100);
         const from = Number(url.searchParams.get('cursor') ?? 0);
         const all = [...bookings.values()].filter((b) => Date.parse(b.start_at) >= min && Date.parse(b.start_at) <= max);

@@ -3,6 +3,8 @@
 //   3-minute replay window. No delivery id: duplicates are caught by the engine's content hash.
 // - The external id is the invitee URI (not the scheduled event: group events have many invitees).
 // - A reschedule is `invitee.canceled` (rescheduled: true, new_invitee) + `invitee.created` (old_invitee).
+// - Write-back cancel: a second cancel is answered 403 "Event is already canceled"; an event found cancelled
+//   after a 403 counts as done (a write-back retried after a crash, or the patient was quicker).
 import { instantField } from '../../shared/fields.ts';
 import { hmacSha256, parseKeyValueHeader, secretsFor, signatureMatches, withinWindow } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
@@ -234,10 +236,25 @@ async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<
   }
 }
 
+/** Whether the scheduled event at `eventPath` is cancelled at Calendly (a failed read counts as no). */
+async function alreadyCancelled(ctx: ConnectionContext, eventPath: string): Promise<boolean> {
+  const ev = await api(ctx, 'GET', eventPath).then((r) => (r as { resource?: ScheduledEvent } | undefined)?.resource, () => undefined);
+  return ev?.status === 'canceled';
+}
+
 async function writeBack(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>> {
   if (req.status === 'cancelled') {
     const eventPath = pathOf(req.externalId).replace(/\/invitees\/[^/]+$/, '');
-    return outcomeOf(() => api(ctx, 'POST', `${eventPath}/cancellation`, { reason: req.reason ?? 'Cancelled by the clinic' }));
+    return outcomeOf(async () => {
+      try {
+        await api(ctx, 'POST', `${eventPath}/cancellation`, { reason: req.reason ?? 'Cancelled by the clinic' });
+      } catch (err) {
+        // Calendly refuses a second cancel with 403 "Event is already canceled" (its OpenAPI lists that message
+        // beside "not allowed" and "Event in the past"). A write-back retried after a crash, or an event the
+        // patient cancelled meanwhile, is already where we want it: read the event, and a cancelled one is done.
+        if (!(err instanceof ConnectorError) || err.failure.status !== 403 || !(await alreadyCancelled(ctx, eventPath))) throw err;
+      }
+    });
   }
   if (req.status === 'no_show') return outcomeOf(() => api(ctx, 'POST', '/invitee_no_shows', { invitee: req.externalId }));
   return fail({ class: 'permanent', message: 'Calendly has no API to move a booking; the patient must use the reschedule link' });

@@ -7,6 +7,8 @@
 //   overwrites a higher one; Square retries for 72 hours); `event_id` is the delivery id.
 // - The payload has no patient: the change is completed by reading the booking and its customer back
 //   (`needsFetch`). End = start_at + the segments' durations (the transition time is a buffer, not visit).
+// - Polls: ListBookings serves at most 31 days of start times per call (longer is refused 400), so the poll
+//   window is read as consecutive ranges of at most 31 days, each booking yielded once.
 import { instantField, jsonBody } from '../../shared/fields.ts';
 import { hmacSha256, secretsFor, signatureMatches } from '../../shared/signature.ts';
 import { requestJson } from '../../shared/json-api.ts';
@@ -140,14 +142,42 @@ async function fetchChange(change: SourceChange, ctx: ConnectionContext): Promis
   return { ...toChange(booking, { customer: customer ?? {} }), deliveryId: change.deliveryId };
 }
 
-async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange> {
-  let cursor: string | undefined;
+/** The longest start_at range one ListBookings call may ask for (Square: 31 days; longer is refused with 400). */
+export const MAX_LIST_RANGE_MS = 31 * 86_400_000;
+
+/** The poll window cut into consecutive start_at ranges of at most MAX_LIST_RANGE_MS each. */
+export function listRanges(window: ListWindow): { min: Date; max: Date }[] {
+  const out: { min: Date; max: Date }[] = [];
+  const end = window.to.getTime();
+  let from = window.from.getTime();
   do {
-    const q = new URLSearchParams({ start_at_min: window.from.toISOString(), start_at_max: window.to.toISOString(), limit: '100', ...(cursor ? { cursor } : {}) });
-    const page = (await api(ctx, 'GET', `/v2/bookings?${q}`)) as { bookings?: Booking[]; cursor?: string };
-    for (const b of page.bookings ?? []) yield toChange(b);
-    cursor = page.cursor;
-  } while (cursor);
+    const to = Math.min(from + MAX_LIST_RANGE_MS, end);
+    out.push({ min: new Date(from), max: new Date(to) });
+    from = to;
+  } while (from < end);
+  return out;
+}
+
+async function* list(window: ListWindow, ctx: ConnectionContext): AsyncIterable<SourceChange> {
+  // ListBookings serves at most 31 days of start times per call: a longer poll window (7 days back + 90 ahead by
+  // default) is read as consecutive ranges. Ranges share their boundary instant, so a booking starting exactly
+  // there can come back twice: each booking is yielded once.
+  const seen = new Set<string>();
+  for (const range of listRanges(window)) {
+    let cursor: string | undefined;
+    do {
+      const q = new URLSearchParams({ start_at_min: range.min.toISOString(), start_at_max: range.max.toISOString(), limit: '100', ...(cursor ? { cursor } : {}) });
+      const page = (await api(ctx, 'GET', `/v2/bookings?${q}`)) as { bookings?: Booking[]; cursor?: string };
+      for (const b of page.bookings ?? []) {
+        if (typeof b.id === 'string') {
+          if (seen.has(b.id)) continue;
+          seen.add(b.id);
+        }
+        yield toChange(b);
+      }
+      cursor = page.cursor;
+    } while (cursor);
+  }
 }
 
 async function writeBack(req: WriteBackRequest, ctx: ConnectionContext): Promise<WriteOutcome<void>> {

@@ -55,18 +55,33 @@ interface GraphEvent {
   singleValueExtendedProperties?: { id: string; value: string }[];
 }
 
-/** At most N requests in flight per mailbox (Outlook's MailboxConcurrency limit). */
+/**
+ * At most MAX_PER_MAILBOX requests in flight per mailbox (Outlook's MailboxConcurrency limit, targets.md §2.8).
+ * A `$batch` holds as many places as the inner requests Graph runs at once for it (up to four, §2.7): every inner
+ * request counts against the mailbox, so four batches side by side would be sixteen requests, and refused 429.
+ * Waiters are served in order; a wide one is not overtaken by narrow ones forever.
+ */
 class Gate {
   private active = 0;
-  private waiting: (() => void)[] = [];
-  async run<T>(f: () => Promise<T>): Promise<T> {
-    if (this.active >= MAX_PER_MAILBOX) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
+  private waiting: { weight: number; go: () => void }[] = [];
+  async run<T>(f: () => Promise<T>, places = 1): Promise<T> {
+    const weight = Math.min(Math.max(1, places), MAX_PER_MAILBOX);
+    if (this.waiting.length || this.active + weight > MAX_PER_MAILBOX) {
+      // wake() counts the places when it lets this one go.
+      await new Promise<void>((go) => this.waiting.push({ weight, go }));
+    } else this.active += weight;
     try {
       return await f();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      this.active -= weight;
+      this.wake();
+    }
+  }
+  private wake(): void {
+    while (this.waiting.length && this.active + this.waiting[0].weight <= MAX_PER_MAILBOX) {
+      const next = this.waiting.shift()!;
+      this.active += next.weight;
+      next.go();
     }
   }
 }
@@ -266,7 +281,7 @@ export function createClient(ctx: ConnectionContext): TargetClient {
       ...(r.body !== undefined ? { body: r.body } : {}),
     }));
     const outer = await gateFor(gateKey(mailbox)).run(() =>
-      callJson(ctx, { method: 'POST', url: `${ctx.baseUrl}/v1.0/$batch`, body: { requests } }, token, (tok) => ({ authorization: `Bearer ${tok}` })));
+      callJson(ctx, { method: 'POST', url: `${ctx.baseUrl}/v1.0/$batch`, body: { requests } }, token, (tok) => ({ authorization: `Bearer ${tok}` })), requests.length);
     if (outer.kind !== 'ok') return items.map(() => outer);
     const byId = new Map(((outer.json?.responses as { id: string; status: number; headers?: Record<string, string>; body?: Record<string, unknown> }[] | undefined) ?? []).map((r) => [r.id, r]));
     return requests.map((q): JsonAnswer => {
