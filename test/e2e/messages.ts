@@ -3,6 +3,7 @@
 // by SMS (the Twilio fake) for patients who opted out of e-mail, and every appointment event to an outbound
 // webhook receiver; the fakes report each write to `Writes` as it arrives, which knows what is in flight
 // (and from which process) at a kill, and can hold a write while the harness kills the process that sent it.
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { WriteSeen } from '../fakes/gate.ts';
 import type { SmtpSink } from '../fakes/smtp-sink.ts';
@@ -124,16 +125,31 @@ export interface MessageReport {
   problems: string[];
   /** Copies sent again after a kill cut a send between the provider's answer and its record (the documented case). */
   resent: { email: number; sms: number; webhooks: number };
+  /** Messages that arrived but whose send a kill cut before it was recorded, and that were not sent again (no longer due as they were). */
+  unrecorded: { email: number; sms: number; webhooks: number };
   counts: { email: number; sms: number; webhooks: number };
 }
 
-/** Copies of one message (arrival times, ascending): each copy after the first needs a kill since the one before. */
-function unexplained(copies: number[], kills: Kill[]): boolean {
-  for (let i = 1; i < copies.length; i++) {
-    if (!kills.some((k) => k.at > copies[i - 1] && k.at < copies[i])) return true;
+/**
+ * Copies of one message, in arrival order, each with whether Meridian recorded it as sent. The documented case
+ * is a send whose answer was lost to a kill: Meridian never recorded it, and sends it again (the same Message-ID,
+ * the same webhook-id, the same SMS) if the message is still due. So every copy but a recorded one needs a kill
+ * after it (before the next copy), and at most one copy — the last — is recorded. Undefined when that holds.
+ */
+function unexplained(copies: { at: number; recorded: boolean }[], kills: Kill[]): string | undefined {
+  const c = copies.slice().sort((a, b) => a.at - b.at);
+  const killAfter = (i: number) => kills.some((k) => k.at > c[i].at && (i + 1 === c.length || k.at < c[i + 1].at));
+  const times = () => `copies at ${c.map((x) => `${x.at % 100_000}${x.recorded ? ' (recorded)' : ''}`).join(', ')}; kills at ${kills.map((k) => k.at % 100_000).join(', ') || 'none'}`;
+  if (c.filter((x) => x.recorded).length > 1) return `recorded ${c.filter((x) => x.recorded).length} times: ${times()}`;
+  for (let i = 0; i < c.length; i++) {
+    if (c[i].recorded && i !== c.length - 1) return `a copy came after the recorded one: ${times()}`;
+    if (!c[i].recorded && !killAfter(i)) return `${c.length > 1 ? `${c.length} copies, ` : ''}not recorded as sent, and no kill cut its send: ${times()}`;
   }
-  return false;
+  return undefined;
 }
+
+/** The Message-ID the e-mail notifier derives from a message key (its hash part). */
+const messageIdHash = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 32);
 
 function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
   const m = new Map<string, T[]>();
@@ -154,18 +170,25 @@ export async function messageReport(ch: Channels, api: (method: string, path: st
   if (notifs.length >= 1000) problems.push('the notifications listing is cut at 1000');
   const sent = notifs.filter((n) => n.state === 'sent');
   const resent = { email: 0, sms: 0, webhooks: 0 };
+  const unrecorded = { email: 0, sms: 0, webhooks: 0 };
 
   // E-mail: the Message-ID is derived from the message key.
   await ch.smtp.settle();
   const mails = ch.smtp.inbox;
   const emailIds = new Set(sent.filter((n) => n.channel === 'email').map((n) => n.providerId));
+  const byHash = new Map(notifs.filter((n) => n.channel === 'email').map((n) => [messageIdHash(n.key), n]));
   const byId = groupBy(mails, (m) => m.mail.messageId ?? '');
   for (const [id, copies] of byId) {
-    if (!emailIds.has(id)) problems.push(`e-mail ${id} ("${copies[0].mail.subject}") arrived but no notice is recorded as sent with it`);
-    if (copies.length > 1) {
-      resent.email += copies.length - 1;
-      if (unexplained(copies.map((c) => c.at).sort((a, b) => a - b), kills)) problems.push(`e-mail ${id} ("${copies[0].mail.subject}") arrived ${copies.length} times with no kill between the copies`);
+    const n = byHash.get(/^<([0-9a-f]{32})@/.exec(id)?.[1] ?? '');
+    if (!n) {
+      problems.push(`e-mail ${id} ("${copies[0].mail.subject}") arrived but Meridian has no message with its key`);
+      continue;
     }
+    const recorded = n.state === 'sent' && n.providerId === id;
+    const why = unexplained(copies.map((c, i) => ({ at: c.at, recorded: recorded && i === copies.length - 1 })), kills);
+    if (why) problems.push(`e-mail ${n.key} ("${copies[0].mail.subject}", ${n.state}): ${why}`);
+    resent.email += copies.length - 1;
+    if (!recorded) unrecorded.email++;
   }
   for (const id of emailIds) if (!byId.has(id!)) problems.push(`e-mail ${id} recorded as sent never arrived`);
   // One notice, one message: no two Message-IDs say the same thing to the same recipient.
@@ -178,14 +201,10 @@ export async function messageReport(ch: Channels, api: (method: string, path: st
   const smsSids = new Set(sent.filter((n) => n.channel === 'sms').map((n) => n.providerId));
   const texts = groupBy(ch.twilio.messages, (m) => `${m.to} ${m.body}`);
   for (const [what, copies] of texts) {
-    const recorded = copies.filter((c) => smsSids.has(c.sid));
-    if (recorded.length !== 1) problems.push(`SMS "${what}": ${copies.length} sent, ${recorded.length} of them recorded (expected exactly one recorded)`);
-    if (copies.length > 1) {
-      resent.sms += copies.length - 1;
-      const order = copies.slice().sort((a, b) => a.at - b.at);
-      if (order[order.length - 1].sid !== recorded[0]?.sid) problems.push(`SMS "${what}": a copy came after the recorded one`);
-      if (unexplained(order.map((c) => c.at), kills)) problems.push(`SMS "${what}" was sent ${copies.length} times with no kill between the copies`);
-    }
+    const why = unexplained(copies.map((c) => ({ at: c.at, recorded: smsSids.has(c.sid) })), kills);
+    if (why) problems.push(`SMS "${what}": ${why}`);
+    resent.sms += copies.length - 1;
+    if (!copies.some((c) => smsSids.has(c.sid))) unrecorded.sms++;
   }
   const sids = new Set(ch.twilio.messages.map((m) => m.sid));
   for (const sid of smsSids) if (!sids.has(sid!)) problems.push(`SMS ${sid} recorded as sent is unknown to the provider`);
@@ -196,11 +215,15 @@ export async function messageReport(ch: Channels, api: (method: string, path: st
   const known = new Map(deliveries.map((d) => [d.id, d]));
   const hooks = groupBy(ch.hooks.received, (r) => r.headers['webhook-id'] ?? '');
   for (const [id, copies] of hooks) {
-    if (!known.has(id)) problems.push(`webhook ${id} arrived but Meridian has no such delivery`);
-    if (copies.length > 1) {
-      resent.webhooks += copies.length - 1;
-      if (unexplained(copies.map((c) => c.at).sort((a, b) => a - b), kills)) problems.push(`webhook ${id} arrived ${copies.length} times with no kill between the copies`);
+    const d = known.get(id);
+    if (!d) {
+      problems.push(`webhook ${id} arrived but Meridian has no such delivery`);
+      continue;
     }
+    // Every copy was answered 2xx: the last is the one recorded (the delivery is delivered, checked below).
+    const why = unexplained(copies.map((c, i) => ({ at: c.at, recorded: d.status === 'delivered' && i === copies.length - 1 })), kills);
+    if (why) problems.push(`webhook ${id} (${d.eventType} of ${d.entityId}): ${why}`);
+    resent.webhooks += copies.length - 1;
   }
   for (const d of deliveries) {
     if (d.status !== 'delivered') problems.push(`outbound delivery ${d.id} (${d.eventType}) is ${d.status}`);
@@ -212,44 +235,60 @@ export async function messageReport(ch: Channels, api: (method: string, path: st
   });
   for (const [what, rs] of events) if (rs.length > 1) problems.push(`${what} went out under ${rs.length} webhook-ids`);
 
-  return { problems, resent, counts: { email: byId.size, sms: texts.size, webhooks: hooks.size } };
+  return { problems, resent, unrecorded, counts: { email: byId.size, sms: texts.size, webhooks: hooks.size } };
 }
 
 // ------------------------------------------------------------------ the audit log: no entry twice
 
 export interface AuditEntry { seq: number; at: string; actor: string; action: string; entityType: string; entityId: string; before?: unknown; after?: unknown; meta?: Record<string, unknown> }
 
-const canonical = (v: unknown): string => JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+/** What makes an entry one write, when its action names a write that happens once per such thing. */
+function writeOf(e: AuditEntry): string | undefined {
+  const entity = `${e.entityType}:${e.entityId}`;
+  const afterRevision = (e.after as { revision?: unknown } | undefined)?.revision;
+  // A change of an appointment: the revision it made.
+  if (e.action.startsWith('appointment.') && typeof afterRevision === 'number') return `${e.action} ${entity} → revision ${afterRevision}`;
+  // A calendar write or a write-back: the revision it carried, to that target or platform.
+  if ((e.action.startsWith('target.') || e.action === 'source.written_back') && typeof e.meta?.revision === 'number') {
+    return `${e.action} ${entity} to ${String(e.meta.target ?? e.meta.connection)} at revision ${e.meta.revision}`;
+  }
+  // A message sent, refused or suppressed: its key (one per notice, reminder or alert).
+  if (e.action.startsWith('notify.') && typeof e.meta?.key === 'string') return `${e.action} ${e.meta.key}`;
+  // An outbound webhook delivered or given up: its delivery (a replay is a new request, audited as such).
+  if ((e.action === 'webhook.delivered' || e.action === 'webhook.failed') && typeof e.meta?.delivery === 'string') return `${e.action} ${e.meta.delivery}`;
+  return undefined;
+}
 
 /**
- * Entries written twice. An entry (src/store/audit.ts) records one write — its action on one entity, the
- * state before and after, and its meta — with the sequence number, time and actor (process) of the
- * transaction that appended it. The same write recorded twice is therefore:
- * - two entries equal in action, entity, `before`, `after` and `meta` (whatever their seq, time or actor);
- * - two entries of one action bringing one entity to the same revision (`after.revision`): one change committed twice;
- * - two entries of one action for the same message key (`meta.key`: a message sent, refused or suppressed)
- *   or the same outbound delivery (`meta.delivery`).
+ * Entries written twice. An entry (src/store/audit.ts) records one write — an action on one entity, with the
+ * state before and after and its meta — under the sequence number, time and actor (process) of the transaction
+ * that appended it; seq, time and actor differ between two entries whatever happened, so they say nothing. The
+ * same write recorded twice is two entries of the same action for the same write, which the entry names:
+ * - an appointment change: the entity and the revision it made (`after.revision`);
+ * - a calendar write (`target.*`) or a write-back (`source.written_back`): the entity, the target or platform,
+ *   and the revision written (`meta.revision`);
+ * - a message sent, refused or suppressed (`notify.*`): its key (`meta.key`);
+ * - an outbound webhook delivered or failed: its delivery (`meta.delivery`);
+ * - an opt-out (`notify.opted_out`) of a contact already opted out (no `notify.opted_in` between).
+ * Entries that name no such thing (a notice found nothing to tell; a config applied) may recur legitimately.
  */
 export function doubledAudit(entries: AuditEntry[]): string[] {
   const out: string[] = [];
-  const keys: [string, (e: AuditEntry) => string | undefined][] = [
-    ['identical', (e) => `${e.action} ${e.entityType}:${e.entityId} ${canonical({ before: e.before, after: e.after, meta: e.meta })}`],
-    ['same revision', (e) => {
-      const r = (e.after as { revision?: unknown } | undefined)?.revision;
-      return typeof r === 'number' ? `${e.action} ${e.entityType}:${e.entityId} revision ${r}` : undefined;
-    }],
-    ['same message', (e) => (typeof e.meta?.key === 'string' ? `${e.action} message ${e.meta.key}` : undefined)],
-    ['same delivery', (e) => (typeof e.meta?.delivery === 'string' && e.action.startsWith('webhook.') && e.action !== 'webhook.replayed' ? `${e.action} delivery ${e.meta.delivery}` : undefined)],
-  ];
-  for (const [why, key] of keys) {
-    const seen = new Map<string, number>();
-    for (const e of entries) {
-      const k = key(e);
-      if (k === undefined) continue;
-      const first = seen.get(k);
-      if (first !== undefined) out.push(`audit entries ${first} and ${e.seq} (${why}): ${k.slice(0, 300)}`);
-      else seen.set(k, e.seq);
+  const seen = new Map<string, number>();
+  const optedOut = new Map<string, number>();
+  for (const e of [...entries].sort((a, b) => a.seq - b.seq)) {
+    const w = writeOf(e);
+    if (w !== undefined) {
+      const first = seen.get(w);
+      if (first !== undefined) out.push(`audit entries ${first} and ${e.seq} record one write: ${w}`);
+      else seen.set(w, e.seq);
     }
+    if (e.action === 'notify.opted_out') {
+      const first = optedOut.get(e.entityId);
+      if (first !== undefined) out.push(`audit entries ${first} and ${e.seq}: ${e.entityId} opted out twice with no opt-in between`);
+      else optedOut.set(e.entityId, e.seq);
+    }
+    if (e.action === 'notify.opted_in') optedOut.delete(e.entityId);
   }
   return out;
 }

@@ -206,10 +206,15 @@ describe(`${NODES} processes on one PostgreSQL: webhooks round-robin, shared job
     for (const [name, p] of rig.platforms) assert.deepEqual(p.fake.violations, [], `${name} fake: requests breaking its rules`);
 
     const messages = await messageReport(rig.channels, (m, p) => traffic.api(m, p), cluster.kills);
+    const doubled = doubledAudit(await traffic.auditLog());
+    if (messages.problems.length || doubled.length) {
+      const jobs = ((await traffic.api('GET', '/jobs?limit=1000')).body.items as any[]).filter((j) => j.kind === 'notify.notice' && j.attempts > 1);
+      console.log('DEBUG', JSON.stringify({ doubled, jobs: jobs.map((j) => [j.id, j.attempts, j.updatedAt, j.payload]) }));
+    }
     assert.deepEqual(messages.problems, [], 'each notice arrives once');
     assert.deepEqual(rig.channels.twilio.violations, [], 'SMS fake: requests breaking its rules');
     assert.ok(messages.counts.email > 0 && messages.counts.sms > 0 && messages.counts.webhooks > 0, `messages sent: ${JSON.stringify(messages.counts)}`);
-    assert.deepEqual(doubledAudit(await traffic.auditLog()), [], 'no audit entry written twice');
+    assert.deepEqual(doubled, [], 'no audit entry written twice');
     assert.equal(cluster.killsMidWrite.length, 1, `the kill landed with no write in flight: ${JSON.stringify(cluster.kills)}`);
 
     for (const n of nodes) if (n.up) assert.equal(await n.stop(), 0, `${n.name}: clean shutdown on SIGTERM`);
@@ -219,7 +224,7 @@ describe(`${NODES} processes on one PostgreSQL: webhooks round-robin, shared job
     console.log(`# several nodes: ${NODES} processes, ${victim!.name} killed while polling ${((killedAt - watchFrom) / 1000).toFixed(1)} s in; ${stream.expected.length} bookings in ${(streamed / 1000).toFixed(1)} s; `
       + `${traffic.acks.length} deliveries acknowledged (${traffic.acks.filter((a) => a.body.status === 'queued').length} of them before their apply, 202; ${acksJustBeforeKills(traffic, cluster)} less than 1 s before the kill), ${traffic.unanswered} unanswered and sent again; `
       + `${last!.googleWrites} Google writes (${last!.surplusWrites} redone), ${writeBacks} write-backs; `
-      + `${messages.counts.email} e-mails, ${messages.counts.sms} SMS, ${messages.counts.webhooks} webhooks (sent again after the kill cut their record: ${JSON.stringify(messages.resent)}); killed with in flight: ${cluster.kills[0].inFlight.join(' + ') || 'nothing'}; calendar writes by ${writers.size} processes; ${redone} jobs ran more than once; `
+      + `${messages.counts.email} e-mails, ${messages.counts.sms} SMS, ${messages.counts.webhooks} webhooks (sent again after the kill cut their record: ${JSON.stringify(messages.resent)}; cut and then no longer due: ${JSON.stringify(messages.unrecorded)}); killed with in flight: ${cluster.kills[0].inFlight.join(' + ') || 'nothing'}; calendar writes by ${writers.size} processes; ${redone} jobs ran more than once; `
       + `${at.length} feed polls in ${seconds.toFixed(1)} s, gaps ${Math.min(...gaps)}–${Math.max(...gaps)} ms; settled in ${(settleMs / 1000).toFixed(1)} s; starts took ${nodes.map((n) => n.startMs.join('/')).join(', ')} ms`);
   });
 });
