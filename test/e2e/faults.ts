@@ -23,6 +23,8 @@ export const LONG = process.env.MERIDIAN_LONG === '1';
 export { CAL };
 /** Platforms with different shapes: JSON signed with a timestamp, URL-signed versions, ids-only read back, uid chains. */
 export const PLATFORMS = ['calendly', 'square', 'acuity', 'cal-com'];
+/** Platforms whose bookings (as their e2e drivers send them) carry no phone number: no SMS for their patients. */
+const NO_PHONE = new Set(['calendly']);
 /** Job kinds that carry a delivery's or an edit's effect: none may be left over at the end. */
 const EFFECT_JOBS = new Set(['target.sync', 'source.fetch', 'source.writeback', 'notify.notice', 'webhook.deliver']);
 
@@ -346,7 +348,9 @@ export class Stream {
 
   /** One booking's whole cycle (decisions drawn up front, so a seed gives the same plan whatever the timing). */
   async booking(): Promise<void> {
-    const platform = this.pick(PLATFORMS);
+    // Half the patients opted out of e-mail: their notices go by SMS (on a platform that passes their phone on).
+    const bySms = this.rand() < 0.5;
+    const platform = this.pick(bySms ? PLATFORMS.filter((p) => !NO_PHONE.has(p)) : PLATFORMS);
     const { fake } = this.rig.platforms.get(platform)!;
     const k = this.n++;
     const first = this.times();
@@ -354,8 +358,6 @@ export class Stream {
     const duplicate = this.rand() < 0.6;
     const ending = this.pick(ENDINGS);
     const staffTimes = ending === 'staff-move' || ending === 'staff-move-cancel' ? this.times() : undefined;
-    // Some patients opted out of e-mail: their notices go by SMS.
-    const bySms = this.rand() < 0.4;
     const email = `patient.${this.tag}.${k}@example.net`;
     const b: E2EBooking = { id: crypto.randomUUID(), ...first, timeZone: 'America/Chicago', patient: { name: `Patient ${k}`, email, phone: `+1555${String(k).padStart(7, '0')}` } };
     const exp: Expected = { email, platform, bookingId: b.id, ...first, status: 'booked', ending, staffActions: [] };

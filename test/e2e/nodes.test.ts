@@ -207,10 +207,6 @@ describe(`${NODES} processes on one PostgreSQL: webhooks round-robin, shared job
 
     const messages = await messageReport(rig.channels, (m, p) => traffic.api(m, p), cluster.kills);
     const doubled = doubledAudit(await traffic.auditLog());
-    if (messages.problems.length || doubled.length) {
-      const jobs = ((await traffic.api('GET', '/jobs?limit=1000')).body.items as any[]).filter((j) => j.kind === 'notify.notice' && j.attempts > 1);
-      console.log('DEBUG', JSON.stringify({ doubled, jobs: jobs.map((j) => [j.id, j.attempts, j.updatedAt, j.payload]) }));
-    }
     assert.deepEqual(messages.problems, [], 'each notice arrives once');
     assert.deepEqual(rig.channels.twilio.violations, [], 'SMS fake: requests breaking its rules');
     assert.ok(messages.counts.email > 0 && messages.counts.sms > 0 && messages.counts.webhooks > 0, `messages sent: ${JSON.stringify(messages.counts)}`);
