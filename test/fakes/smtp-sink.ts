@@ -68,6 +68,9 @@ export async function startSmtpSink(o: { auth?: { user: string; pass: string } }
       });
     },
   });
+  // A client that dies mid-conversation (the fault suites SIGKILL it) resets its connection: the server reports
+  // that as an 'error' event, which with no listener would throw in the test process.
+  server.on('error', () => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.server.address() as AddressInfo).port;
   const sink: SmtpSink = {
