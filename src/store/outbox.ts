@@ -89,6 +89,11 @@ export async function claim(db: Kysely<DB>, dialect: Dialect, worker: string, n:
   return rows.map(toJob);
 }
 
+/** Keep a running job's lease (its worker is alive and still at it). */
+export async function extendLease(db: Kysely<DB>, id: string, worker: string, until: string): Promise<void> {
+  await db.updateTable('job').set({ locked_until: until }).where('id', '=', id).where('locked_by', '=', worker).where('state', '=', 'running').execute();
+}
+
 export async function complete(db: Kysely<DB>, id: string, worker: string, now: string): Promise<void> {
   await db.updateTable('job').set({ state: 'done', locked_until: null, last_error: null, updated_at: now })
     .where('id', '=', id).where('locked_by', '=', worker).execute();

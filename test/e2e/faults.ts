@@ -11,6 +11,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { startFakeGoogle, type FakeGoogle } from '../fakes/google-calendar.ts';
+import { startSmtpSink } from '../fakes/smtp-sink.ts';
+import { startFakeTwilio } from '../fakes/twilio.ts';
+import { startReceiver } from '../fakes/webhook-receiver.ts';
+import { Writes, type AuditEntry, type Channels, type Kill } from './messages.ts';
 import { ROOT, serve, type Served } from './serve.ts';
 import { CAL, clinicYaml, googleEnv, platformConnection, type E2EBooking, type E2EDelivery, type E2EEvent, type SourceDriver, type SourceFake } from './sources/driver.ts';
 
@@ -19,8 +23,10 @@ export const LONG = process.env.MERIDIAN_LONG === '1';
 export { CAL };
 /** Platforms with different shapes: JSON signed with a timestamp, URL-signed versions, ids-only read back, uid chains. */
 export const PLATFORMS = ['calendly', 'square', 'acuity', 'cal-com'];
+/** Platforms whose bookings (as their e2e drivers send them) carry no phone number: no SMS for their patients. */
+const NO_PHONE = new Set(['calendly']);
 /** Job kinds that carry a delivery's or an edit's effect: none may be left over at the end. */
-const EFFECT_JOBS = new Set(['target.sync', 'source.fetch', 'source.writeback']);
+const EFFECT_JOBS = new Set(['target.sync', 'source.fetch', 'source.writeback', 'notify.notice', 'webhook.deliver']);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,6 +56,10 @@ export interface Platform { driver: SourceDriver; fake: SourceFake }
 export interface Rig {
   g: FakeGoogle;
   platforms: Map<string, Platform>;
+  /** Where patients' messages go: an SMTP server, the SMS provider, the clinic's webhook receiver. */
+  channels: Channels;
+  /** The writes these fakes see (Google, SMTP, SMS, webhooks): in flight, and held for a kill. */
+  writes: Writes;
   env: NodeJS.ProcessEnv;
   configFile: string;
   close(): Promise<void>;
@@ -58,6 +68,9 @@ export interface Rig {
 /** The Google fake, the platforms' fakes and a clinic config naming them all; `extraConnections` is YAML appended to `connections:`. */
 export async function startRig(dir: string, extraConnections = ''): Promise<Rig> {
   const g = await startFakeGoogle();
+  const channels: Channels = { smtp: await startSmtpSink(), twilio: await startFakeTwilio(), hooks: await startReceiver() };
+  const writes = new Writes();
+  g.gate = channels.smtp.gate = channels.twilio.gate = channels.hooks.gate = writes.gate;
   const platforms = new Map<string, Platform>();
   for (const name of PLATFORMS) {
     const driver = (await import(`./sources/${name}.ts`) as { default: SourceDriver }).default;
@@ -69,6 +82,8 @@ export async function startRig(dir: string, extraConnections = ''): Promise<Rig>
     MERIDIAN_SECRET_KEY: randomBytes(32).toString('base64'),
     // No drift sweeps (they rewrite events on purpose); a dead process's jobs come back after 3 s, not 120.
     MERIDIAN_SWEEP_MINUTES: '0', MERIDIAN_JOB_LEASE_SECONDS: '3',
+    E2E_TW_SID: channels.twilio.credentials.accountSid, E2E_TW_TOKEN: channels.twilio.credentials.authToken,
+    E2E_HOOK: `whsec_${randomBytes(32).toString('base64')}`,
   };
   const yaml: string[] = [];
   for (const [name, { fake }] of platforms) {
@@ -82,20 +97,33 @@ export async function startRig(dir: string, extraConnections = ''): Promise<Rig>
 ${clinicYaml(g)}
   - id: mail
     platform: email
-    config: { from: "Lotus Integrative Health <appointments@lotusclinic.example>" }
+    config: { from: "Lotus Integrative Health <appointments@lotusclinic.example>", host: 127.0.0.1, port: ${channels.smtp.port}, requireTLS: false }
+  - id: sms
+    platform: sms
+    baseUrl: ${channels.twilio.url}
+    config: { from: "${channels.twilio.from}" }
+    secrets: { accountSid: { env: E2E_TW_SID }, authToken: { env: E2E_TW_TOKEN } }
+  - id: clinic-hooks
+    platform: webhook-out
+    config: { url: "${channels.hooks.url}", events: [appointment.created, appointment.updated, appointment.cancelled] }
+    secrets: { signingSecret: { env: E2E_HOOK } }
 ${yaml.join('\n')}
 ${extraConnections}
-# Reminders are planned in each change's transaction; change notices wait out the test (an hour's grace).
+# Reminders are planned in each change's transaction (the visits are in 2027: none is due); notices go out at
+# once (no grace), by e-mail or, for a patient who opted out of e-mail, by SMS; the practitioner's by e-mail.
 notifications:
-  channel: mail
-  graceMinutes: 60
+  channel: [mail, sms]
+  graceMinutes: 0
   reminders: [{ before: 48h }, { before: 2h }]
 `);
   return {
-    g, platforms, env, configFile,
+    g, platforms, channels, writes, env, configFile,
     async close() {
       for (const p of platforms.values()) await p.fake.close();
       await g.close();
+      await channels.smtp.close();
+      await channels.twilio.close();
+      await channels.hooks.close();
     },
   };
 }
@@ -109,6 +137,8 @@ export class Node {
   startMs: number[] = [];
   constructor(readonly name: string, private args: string[], private env: NodeJS.ProcessEnv) {}
   get up(): boolean { return this.srv !== undefined; }
+  /** The running process's id (undefined while down). */
+  get pid(): number | undefined { return this.srv?.proc.pid; }
   get url(): string { return this.srv!.url; }
   async start(): Promise<void> {
     const t = Date.now();
@@ -130,8 +160,11 @@ export class Node {
 /** The processes behind one address: requests go round-robin to those that are up. */
 export class Cluster {
   private next = 0;
-  kills: { at: number; node: string }[] = [];
-  constructor(readonly nodes: Node[]) {}
+  /** Each kill: when, which process, and the writes it had in flight at a fake at that moment. */
+  kills: Kill[] = [];
+  constructor(readonly nodes: Node[], private writes?: Writes) {
+    if (writes) writes.pids = () => nodes.flatMap((n) => (n.pid === undefined ? [] : [n.pid]));
+  }
   async base(): Promise<string> {
     for (let waited = 0; waited < 60_000; waited += 50) {
       const up = this.nodes.filter((n) => n.up);
@@ -140,12 +173,17 @@ export class Cluster {
     }
     throw new Error('no Meridian process came up within 60 s');
   }
-  /** SIGKILL `node` now; restart it on the same data unless told not to. */
-  async kill(node: Node, restart = true): Promise<void> {
+  /** SIGKILL `node` now (`killed` runs once it is dead); restart it on the same data unless told not to. */
+  async kill(node: Node, restart = true, killed?: () => void): Promise<void> {
+    const inFlight = node.pid !== undefined && this.writes ? this.writes.inFlightFrom(node.pid) : [];
     await node.kill();
-    this.kills.push({ at: Date.now(), node: node.name });
+    this.kills.push({ at: Date.now(), node: node.name, inFlight });
+    killed?.();
     if (restart) await node.start();
   }
+
+  /** Kills that landed while the process had a write in flight at a fake. */
+  get killsMidWrite(): Kill[] { return this.kills.filter((k) => k.inFlight.length > 0); }
 }
 
 // ------------------------------------------------------------------ traffic
@@ -190,6 +228,18 @@ export class Traffic {
     const ack = { at: Date.now(), platform, ...r };
     this.acks.push(ack);
     return ack;
+  }
+
+  /** The whole audit log, oldest first (its JSON Lines export). */
+  async auditLog(): Promise<AuditEntry[]> {
+    for (let tries = 0; tries < 400; tries++) {
+      try {
+        const res = await fetch(`${await this.cluster.base()}/api/v1/audit/export?format=jsonl`, { headers: { authorization: `Bearer ${this.apiKey}` }, signal: AbortSignal.timeout(15_000) });
+        if (res.status === 200) return (await res.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEntry);
+      } catch { /* a process went down: ask another */ }
+      await sleep(100);
+    }
+    throw new Error('the audit export did not answer');
   }
 
   api(method: string, path: string, body?: unknown): Promise<{ via: string; status: number; body: Record<string, any> }> {
@@ -298,7 +348,9 @@ export class Stream {
 
   /** One booking's whole cycle (decisions drawn up front, so a seed gives the same plan whatever the timing). */
   async booking(): Promise<void> {
-    const platform = this.pick(PLATFORMS);
+    // Half the patients opted out of e-mail: their notices go by SMS (on a platform that passes their phone on).
+    const bySms = this.rand() < 0.5;
+    const platform = this.pick(bySms ? PLATFORMS.filter((p) => !NO_PHONE.has(p)) : PLATFORMS);
     const { fake } = this.rig.platforms.get(platform)!;
     const k = this.n++;
     const first = this.times();
@@ -307,7 +359,7 @@ export class Stream {
     const ending = this.pick(ENDINGS);
     const staffTimes = ending === 'staff-move' || ending === 'staff-move-cancel' ? this.times() : undefined;
     const email = `patient.${this.tag}.${k}@example.net`;
-    const b: E2EBooking = { id: crypto.randomUUID(), ...first, timeZone: 'America/Chicago', patient: { name: `Patient ${k}`, email, phone: '+15555550123' } };
+    const b: E2EBooking = { id: crypto.randomUUID(), ...first, timeZone: 'America/Chicago', patient: { name: `Patient ${k}`, email, phone: `+1555${String(k).padStart(7, '0')}` } };
     const exp: Expected = { email, platform, bookingId: b.id, ...first, status: 'booked', ending, staffActions: [] };
     this.expected.push(exp);
     const hook = (event: E2EEvent, at: Date, x: E2EBooking) => fake.webhook(event, x, at, `http://meridian.invalid/webhooks/${platform}`);
@@ -325,6 +377,10 @@ export class Stream {
     };
     const mine = () => this.traffic.waitFor(`${email}'s appointment`, async () => (await this.traffic.appointments()).find((a) => a.patient?.email === email));
 
+    if (bySms) {
+      const r = await this.traffic.api('POST', '/opt-outs', { address: email, source: 'patient' });
+      assert.equal(r.status, 201, `opt-out: ${JSON.stringify(r.body)}`);
+    }
     fake.hold(b, 'booked');
     const created = hook('created', t0, b);
     await send(created);

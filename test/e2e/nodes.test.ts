@@ -3,7 +3,9 @@
 // jobs they cause; one process is SIGKILLed mid-work — the one polling the feed, while its poll is in flight
 // (the feed answers slowly), with webhook jobs of its own running — and stays down. The end checks of the crash suite hold, each job's effect happened once (Google
 // writes and platform write-backs per appointment), the jobs were shared out, and the feed connection
-// polled every 3 s was polled once per interval in all — before, across and after the kill.
+// polled every 3 s was polled once per interval in all — before, across and after the kill. The victim is
+// killed while it also has a write in flight (held at its fake: Google, SMTP, SMS or the webhook receiver);
+// each notice reaches the patient once, each appointment event the receiver once, no audit entry is doubled.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -15,6 +17,7 @@ import {
   CAL, Cluster, LONG, Node, Stream, Traffic, acksJustBeforeKills, auditVerify, createKey, findProblems, missingStaffEdits, seedFor, seeded,
   sleep, startRig, unappliedAcks, type Findings, type Rig,
 } from './faults.ts';
+import { doubledAudit, messageReport } from './messages.ts';
 
 const NODES = 3;
 const INTERVAL_S = 3;
@@ -109,23 +112,40 @@ describe(`${NODES} processes on one PostgreSQL: webhooks round-robin, shared job
   test('nothing lost, each effect once, each poll once per interval', { skip: b.skip, timeout: LONG ? 600_000 : 120_000 }, async () => {
     const seed = seedFor('several nodes');
     const rand = seeded(seed);
-    const cluster = new Cluster(nodes);
+    const cluster = new Cluster(nodes, rig.writes);
     const traffic = new Traffic(cluster);
     traffic.apiKey = await createKey(common, storeEnv);
     const stream = new Stream(rig, traffic, seeded(seed ^ 0x5eed), 'nodes');
     const watchFrom = Date.now();
 
-    // Kill one process mid-work: after a random pause, the one polling the feed, while its poll is in flight.
+    // Kill one process mid-work: after a random pause, the one polling the feed, while its poll is in flight
+    // and a write it sent is held at its fake (the next write from whichever process polls then).
     let victim: Node | undefined;
     let killedAt = 0;
     const killer = (async () => {
       await sleep(2_000 + rand() * (WATCH_S * 500 - 2_000));
+      const giveUp = Date.now() + 30_000;
       while (!victim) {
-        const pid = await pollingPid(b.pgSchema!);
-        victim = nodes.find((n) => n.up && n.srv!.proc.pid === pid);
-        if (!victim) await sleep(100);
+        if (Date.now() > giveUp) {
+          // No write from the polling process came (the assertion on kills mid-write says so): kill it anyway.
+          const pid = await pollingPid(b.pgSchema!);
+          victim = nodes.find((n) => n.up && n.pid === pid);
+          if (!victim) await sleep(100);
+          continue;
+        }
+        const held = await rig.writes.catchWrite(async (pid) => (await pollingPid(b.pgSchema!)) === pid, 2_000);
+        if (!held) continue;
+        victim = nodes.find((n) => n.up && n.pid === held.pid);
+        if (!victim) held.release();
+        else {
+          try {
+            await cluster.kill(victim, false, held.release);
+          } finally {
+            held.release();
+          }
+        }
       }
-      await cluster.kill(victim, false);
+      if (!cluster.kills.length) await cluster.kill(victim, false);
       killedAt = Date.now();
     })();
     await Promise.all([stream.run({ min: MIN_BOOKINGS, parallel: 6, more: () => killedAt === 0 }), killer]);
@@ -185,13 +205,22 @@ describe(`${NODES} processes on one PostgreSQL: webhooks round-robin, shared job
     assert.deepEqual(rig.g.violations, [], 'Google fake: requests breaking its rules');
     for (const [name, p] of rig.platforms) assert.deepEqual(p.fake.violations, [], `${name} fake: requests breaking its rules`);
 
+    const messages = await messageReport(rig.channels, (m, p) => traffic.api(m, p), cluster.kills);
+    const doubled = doubledAudit(await traffic.auditLog());
+    assert.deepEqual(messages.problems, [], 'each notice arrives once');
+    assert.deepEqual(rig.channels.twilio.violations, [], 'SMS fake: requests breaking its rules');
+    assert.ok(messages.counts.email > 0 && messages.counts.sms > 0 && messages.counts.webhooks > 0, `messages sent: ${JSON.stringify(messages.counts)}`);
+    assert.deepEqual(doubled, [], 'no audit entry written twice');
+    assert.equal(cluster.killsMidWrite.length, 1, `the kill landed with no write in flight: ${JSON.stringify(cluster.kills)}`);
+
     for (const n of nodes) if (n.up) assert.equal(await n.stop(), 0, `${n.name}: clean shutdown on SIGTERM`);
     const verified = await auditVerify(common, storeEnv);
     assert.match(verified, /audit chain intact: \d+ entries/, verified);
 
     console.log(`# several nodes: ${NODES} processes, ${victim!.name} killed while polling ${((killedAt - watchFrom) / 1000).toFixed(1)} s in; ${stream.expected.length} bookings in ${(streamed / 1000).toFixed(1)} s; `
       + `${traffic.acks.length} deliveries acknowledged (${traffic.acks.filter((a) => a.body.status === 'queued').length} of them before their apply, 202; ${acksJustBeforeKills(traffic, cluster)} less than 1 s before the kill), ${traffic.unanswered} unanswered and sent again; `
-      + `${last!.googleWrites} Google writes (${last!.surplusWrites} redone), ${writeBacks} write-backs; calendar writes by ${writers.size} processes; ${redone} jobs ran more than once; `
+      + `${last!.googleWrites} Google writes (${last!.surplusWrites} redone), ${writeBacks} write-backs; `
+      + `${messages.counts.email} e-mails, ${messages.counts.sms} SMS, ${messages.counts.webhooks} webhooks (sent again after the kill cut their record: ${JSON.stringify(messages.resent)}; cut and then no longer due: ${JSON.stringify(messages.unrecorded)}); killed with in flight: ${cluster.kills[0].inFlight.join(' + ') || 'nothing'}; calendar writes by ${writers.size} processes; ${redone} jobs ran more than once; `
       + `${at.length} feed polls in ${seconds.toFixed(1)} s, gaps ${Math.min(...gaps)}–${Math.max(...gaps)} ms; settled in ${(settleMs / 1000).toFixed(1)} s; starts took ${nodes.map((n) => n.startMs.join('/')).join(', ')} ms`);
   });
 });

@@ -203,6 +203,10 @@ test('a service overrides the clinic rules; a patient without e-mail is suppress
   await runUntil('2027-07-01T09:00:00Z');
   assert.ok((await audits(nomail.id, 'notify.suppressed')).some((m) => m.purpose === 'confirmation' && m.reason === 'no address for any channel'));
   await optOut(hub, 'Leo.Quiet@Example.net ', 'staff', 'staff:test');
+  // The same opt-out again (a request retried after its answer was lost) changes nothing and is audited once.
+  await optOut(hub, 'leo.quiet@example.net', 'staff', 'staff:test');
+  const optedOut = await hub.store.db.selectFrom('audit').select('seq').where('action', '=', 'notify.opted_out').execute();
+  assert.equal(optedOut.length, 1, 'one audit entry for one opt-out');
   await staffReschedule(hub, c.id, { start: '2027-07-10T09:00:00Z', end: '2027-07-10T10:00:00Z', override: true }, 'staff:test');
   await runUntil('2027-07-10T12:00:00Z');
   assert.deepEqual(mailsTo(OPTED).map((m) => m.mail.subject?.split(':')[0]), ['Appointment confirmed'], 'nothing after the opt-out');

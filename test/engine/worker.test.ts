@@ -11,7 +11,7 @@ import { staffCancel, staffCreate, staffReschedule } from '../../src/engine/edit
 import { syncTarget } from '../../src/engine/effects/targets.ts';
 import { drain, Worker } from '../../src/engine/jobs/worker.ts';
 import { saveSecrets, setConnectionStatus } from '../../src/engine/hub/connections.ts';
-import { listJobs, retryJob } from '../../src/store/outbox.ts';
+import { claim, listJobs, retryJob } from '../../src/store/outbox.ts';
 
 let g: FakeGoogle;
 let hub: Hub;
@@ -136,4 +136,29 @@ test('a create that reached Google but died before its link was saved is removed
   const removed = await hub.store.db.selectFrom('audit').select('action').where('entity_id', '=', a.id).where('action', '=', 'target.removed').execute();
   assert.equal(removed.length, 1, 'the removal is audited');
   assert.deepEqual(g.violations, []);
+});
+
+test('a job running past its lease keeps it: no other worker takes it for dead and runs it beside it', async () => {
+  const a = await staffCreate(hub, { practitionerId: 'okafor', start: '2026-03-09T07:00:00Z', end: '2026-03-09T07:30:00Z', patient: { name: 'Slow Write' } }, 'test');
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  let arrived!: () => void;
+  const writing = new Promise<void>((r) => { arrived = r; });
+  g.gate = async () => { arrived(); await held; };
+  try {
+    const run = drain(hub, { worker: new Worker(hub, { leaseMs: 300 }) });
+    await writing;
+    // The lease as claimed lapses on the clock; the worker, alive, renews it (every 100 ms).
+    advance(1_000);
+    await new Promise((r) => setTimeout(r, 250));
+    const taken = await claim(hub.store.db, hub.store.dialect, 'another-node', 10, now, 300);
+    g.gate = undefined;
+    release();
+    await run;
+    assert.deepEqual(taken.map((j) => j.kind), [], 'claimed by another worker while it ran');
+  } finally {
+    g.gate = undefined;
+    release();
+  }
+  assert.equal((await jobOf(a.id)).state, 'done');
 });

@@ -51,6 +51,7 @@ import { readFileSync } from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { calendar_v3 } from '@googleapis/calendar';
+import { httpDone, type Gate } from './gate.ts';
 
 type GEvent = calendar_v3.Schema$Event;
 type GCalendar = calendar_v3.Schema$CalendarListEntry;
@@ -151,6 +152,8 @@ export interface FakeGoogle {
   events(calendarId: string): GEvent[];
   live(calendarId: string): GEvent[];
   requests: { method: string; path: string; query: Record<string, string>; at: number; body?: GEvent }[];
+  /** Called with every events write (POST, PUT, PATCH, DELETE) before it is acted on; may hold it (fault tests). */
+  gate?: Gate;
   tokenRequests: number;
   violations: string[];
   fail(n: number, status: number, headers?: Record<string, string>): void;
@@ -283,6 +286,14 @@ export async function startFakeGoogle(o: FakeGoogleOptions = {}): Promise<FakeGo
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const gate = state.gate;
+      const write = req.method !== 'GET' && (req.url ?? '').includes('/events');
+      if (!gate || !write) return handle();
+      const done = httpDone(res);
+      Promise.resolve(gate({ fake: 'google', what: `${req.method} ${(req.url ?? '').split('?')[0]}`, at: Date.now(), clientPort: req.socket.remotePort ?? 0, serverPort: req.socket.localPort ?? 0, done }))
+        .then(handle, handle);
+    });
+    const handle = () => {
       const url = new URL(req.url ?? '/', 'http://fake');
       const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
         res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json; charset=UTF-8' }), ...headers });
@@ -572,7 +583,7 @@ export async function startFakeGoogle(o: FakeGoogleOptions = {}): Promise<FakeGo
         default:
           return send(501, googleError(501, 'notImplemented', `${name} is not implemented by the fake`));
       }
-    });
+    };
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as { port: number }).port;

@@ -4,11 +4,14 @@ import { SMTPServer } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import ICAL from 'ical.js';
 import type { AddressInfo } from 'node:net';
+import type { Gate } from './gate.ts';
 
 export interface Received {
   raw: Buffer;
   envelopeTo: string[];
   mail: ParsedMail;
+  /** When its DATA ended (ms). */
+  at: number;
 }
 
 export interface SmtpSink {
@@ -20,6 +23,8 @@ export interface SmtpSink {
   refuse(n: number, code: number): void;
   /** Logins seen (user names), when auth is on. */
   logins: string[];
+  /** Called with every message once its DATA ended, before it is accepted; may hold it (fault tests). */
+  gate?: Gate;
   /** Wait until every accepted message is parsed into `inbox`. */
   settle(): Promise<void>;
   close(): Promise<void>;
@@ -44,19 +49,32 @@ export async function startSmtpSink(o: { auth?: { user: string; pass: string } }
       const envelopeTo = session.envelope.rcptTo.map((r) => r.address);
       stream.on('data', (d: Buffer) => chunks.push(d));
       stream.on('end', () => {
-        if (refusals.n > 0) {
-          refusals.n--;
-          return cb(Object.assign(new Error('refused by the test'), { responseCode: refusals.code }));
-        }
-        const raw = Buffer.concat(chunks);
-        pending.push(simpleParser(raw).then((mail) => { inbox.push({ raw, envelopeTo, mail }); }));
-        cb();
+        const at = Date.now();
+        const handle = () => {
+          if (refusals.n > 0) {
+            refusals.n--;
+            return cb(Object.assign(new Error('refused by the test'), { responseCode: refusals.code }));
+          }
+          const raw = Buffer.concat(chunks);
+          pending.push(simpleParser(raw).then((mail) => { inbox.push({ raw, envelopeTo, mail, at }); }));
+          cb();
+        };
+        const gate = sink.gate;
+        if (!gate) return handle();
+        let answered!: () => void;
+        const done = new Promise<void>((r) => { answered = r; });
+        Promise.resolve(gate({ fake: 'smtp', what: `DATA to ${envelopeTo.join(', ')}`, at, clientPort: session.remotePort, serverPort: port, done }))
+          .then(handle, handle).finally(answered);
       });
     },
   });
+  // A client that dies mid-conversation (the fault suites SIGKILL it) resets its connection: the server reports
+  // that as an 'error' event, which with no listener would throw in the test process.
+  server.on('error', () => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.server.address() as AddressInfo).port,
+  const port = (server.server.address() as AddressInfo).port;
+  const sink: SmtpSink = {
+    port,
     inbox,
     logins,
     to: (address) => inbox.filter((m) => m.envelopeTo.includes(address)),
@@ -64,6 +82,7 @@ export async function startSmtpSink(o: { auth?: { user: string; pass: string } }
     settle: async () => { await Promise.all(pending.splice(0)); },
     close: () => new Promise((r) => server.close(() => r())),
   };
+  return sink;
 }
 
 export interface Itip {

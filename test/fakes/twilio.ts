@@ -11,6 +11,7 @@
 //   t.sendStatus(sid, status, errorCode?)  t.sendReply(from, body, url)  t.sign(url, params)  t.close()
 import http from 'node:http';
 import { createHmac, randomBytes } from 'node:crypto';
+import { httpDone, type Gate } from './gate.ts';
 
 export interface SentMessage {
   sid: string;
@@ -19,6 +20,8 @@ export interface SentMessage {
   messagingServiceSid?: string;
   body: string;
   statusCallback?: string;
+  /** When the request arrived (ms). */
+  at: number;
 }
 
 export interface CallbackAnswer {
@@ -33,6 +36,8 @@ export interface FakeTwilio {
   from: string;
   messages: SentMessage[];
   violations: string[];
+  /** Called with every message create before it is acted on; may hold it (fault tests). */
+  gate?: Gate;
   optOut(number: string): void;
   throttle(n: number, retryAfterSeconds?: number): void;
   sign(url: string, params: Record<string, string>): string;
@@ -70,6 +75,13 @@ export async function startFakeTwilio(o: { accountSid?: string; authToken?: stri
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const at = Date.now();
+      const gate = fake.gate;
+      if (!gate || req.method !== 'POST') return handle(at);
+      Promise.resolve(gate({ fake: 'twilio', what: `POST ${(req.url ?? '').split('?')[0]}`, at, clientPort: req.socket.remotePort ?? 0, serverPort: req.socket.localPort ?? 0, done: httpDone(res) }))
+        .then(() => handle(at), () => handle(at));
+    });
+    const handle = (at: number) => {
       const path = (req.url ?? '').split('?')[0];
       // The account read (GET …/Accounts/{Sid}.json) Meridian uses to check the credentials before saving them.
       const acct = /^\/2010-04-01\/Accounts\/([^/]+)\.json$/.exec(path);
@@ -129,13 +141,13 @@ export async function startFakeTwilio(o: { accountSid?: string; authToken?: stri
       }
       if (optedOut.has(to)) return error(res, 400, 21610, `Attempt to send to unsubscribed recipient ${to}`);
       const sid = `SM${hex(16)}`;
-      messages.push({ sid, to, from: sender, messagingServiceSid: service, body, statusCallback: cb });
+      messages.push({ sid, to, from: sender, messagingServiceSid: service, body, statusCallback: cb, at });
       answer(res, 201, {
         sid, account_sid: credentials.accountSid, to, from: sender ?? null, messaging_service_sid: service ?? null, body, status: 'queued',
         direction: 'outbound-api', api_version: '2010-04-01', error_code: null, error_message: null,
         uri: `/2010-04-01/Accounts/${credentials.accountSid}/Messages/${sid}.json`,
       });
-    });
+    };
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
@@ -149,7 +161,7 @@ export async function startFakeTwilio(o: { accountSid?: string; authToken?: stri
     return { status: res.status, contentType: res.headers.get('content-type'), body: await res.text() };
   };
 
-  return {
+  const fake: FakeTwilio = {
     url: `http://127.0.0.1:${port}`,
     credentials,
     from,
@@ -180,4 +192,5 @@ export async function startFakeTwilio(o: { accountSid?: string; authToken?: stri
     },
     close: () => new Promise((r) => server.close(() => r())),
   };
+  return fake;
 }

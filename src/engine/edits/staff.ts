@@ -169,7 +169,7 @@ export async function runWriteBack(hub: Hub, job: Job<typeof WRITE_BACK>): Promi
     await trx.updateTable('appointment').set({ diverged }).where('id', '=', a.id).execute();
     await appendAudit(trx, hub.store.dialect, [{
       at, actor: `worker:${hub.nodeId}`, action: r.ok ? 'source.written_back' : 'source.diverged', entityType: 'appointment', entityId: a.id,
-      meta: r.ok ? { connection: conn.record.id } : { connection: conn.record.id, reason: diverged },
+      meta: r.ok ? { connection: conn.record.id, revision: a.revision } : { connection: conn.record.id, revision: a.revision, reason: diverged },
     }]);
   });
   return { ok: true, note: r.ok ? 'written' : 'diverged' };

@@ -190,13 +190,18 @@ export async function isOptedOut(db: Exec, address: string): Promise<boolean> {
   return Boolean(await db.selectFrom('notify_optout').select('address').where('address', '=', normalizeAddress(address)).executeTakeFirst());
 }
 
-/** Opt an address out of every message, at once (the next send checks it). */
+/**
+ * Opt an address out of every message, at once (the next send checks it). Audited when it changes something:
+ * the same opt-out again (a retried request, a second STOP) is no second entry, as an opt-in of an address
+ * not opted out is none.
+ */
 export async function optOut(hub: Hub, address: string, source: string, actor: string): Promise<void> {
   const a = normalizeAddress(address);
   const at = hub.clock.now().toISOString();
   await hub.store.db.transaction().execute(async (trx) => {
-    await trx.insertInto('notify_optout').values({ address: a, channel: a.includes('@') ? 'email' : 'sms', source, created_at: at })
-      .onConflict((oc) => oc.column('address').doNothing()).execute();
+    const r = await trx.insertInto('notify_optout').values({ address: a, channel: a.includes('@') ? 'email' : 'sms', source, created_at: at })
+      .onConflict((oc) => oc.column('address').doNothing()).executeTakeFirst();
+    if (Number(r.numInsertedOrUpdatedRows ?? 0) === 0) return;
     await appendAudit(trx, hub.store.dialect, [{ at, actor, action: 'notify.opted_out', entityType: 'contact', entityId: contactRef(a), meta: { source } }]);
   });
 }
@@ -288,13 +293,14 @@ async function record(hub: Hub, s: Send, row: { state: string; reason?: string; 
 
 /** Send one message through the first of its channels that can reach the recipient; record and audit the outcome. */
 async function deliver(hub: Hub, s: Send): Promise<Delivered> {
-  const prior = await hub.store.db.selectFrom('notification').select('state').where('key', '=', s.key).executeTakeFirst();
+  const prior = await hub.store.db.selectFrom('notification').select(['state', 'reason']).where('key', '=', s.key).executeTakeFirst();
   if (prior?.state === 'sent') return { outcome: 'duplicate' };
   const entity = s.appointmentId ? { entityType: 'appointment', entityId: s.appointmentId } : { entityType: 'clinic', entityId: s.clinicId };
   const base = { key: s.key, purpose: s.purpose, audience: s.audience.startsWith('practitioner:') ? 'practitioner' : s.audience, ...(s.audience.startsWith('practitioner:') ? { practitioner: s.audience.slice(13) } : {}) };
   const actor = `worker:${hub.nodeId}`;
   const suppress = async (reason: string): Promise<Delivered> => {
-    await record(hub, s, { state: 'suppressed', reason }, { actor, action: 'notify.suppressed', ...entity, meta: { ...base, reason } });
+    // The same message suppressed for the same reason before (its job ran again after a crash): once in the audit.
+    if (prior?.state !== 'suppressed' || prior.reason !== reason) await record(hub, s, { state: 'suppressed', reason }, { actor, action: 'notify.suppressed', ...entity, meta: { ...base, reason } });
     return { outcome: 'suppressed', reason };
   };
   const channels = await resolveChannels(hub, s.clinicId, s.channels);

@@ -38,7 +38,11 @@ export async function runTargetSyncJob(hub: Hub, job: Job<typeof TARGET_SYNC>): 
   // A second attempt may follow one that wrote and died before recording it (claiming counts attempts).
   const r = await syncTarget(hub, appointmentId, targetId, { interrupted: job.attempts > 1 });
   if (r.ok) {
-    if (r.action !== 'unchanged' && r.action !== 'skipped') await auditTargetWrite(hub, appointmentId, targetId, `target.${r.action}`, {});
+    if (r.action !== 'unchanged' && r.action !== 'skipped') {
+      // Which revision reached the calendar (the link records it; one sync per appointment and target runs at a time).
+      const link = await hub.store.db.selectFrom('target_link').select('revision').where('appointment_id', '=', appointmentId).where('connection_id', '=', targetId).executeTakeFirst();
+      await auditTargetWrite(hub, appointmentId, targetId, `target.${r.action}`, link ? { revision: link.revision } : {});
+    }
     return { ok: true, note: r.action };
   }
   return { ok: false, failure: r.failure, connectionId: targetId };

@@ -3,7 +3,7 @@
 import { MeridianError } from '../../domain/errors.ts';
 import { performance } from 'node:perf_hooks';
 import type { ConnectorFailure } from '../../connectors/types.ts';
-import { claim, complete, reschedule, jobCounts } from '../../store/outbox.ts';
+import { claim, complete, extendLease, reschedule, jobCounts } from '../../store/outbox.ts';
 import { setConnectionStatus } from '../hub/connections.ts';
 import { appendAudit } from '../../store/audit.ts';
 import type { Hub } from '../hub/hub.ts';
@@ -135,6 +135,13 @@ export class Worker {
     const endTimer = hub.metrics.jobSeconds.startTimer({ kind: job.kind });
     const now = () => hub.clock.now().toISOString();
     let result: JobResult;
+    // The lease is renewed while the job runs (every third of it): a slow job that is alive is not taken for a
+    // dead one and run a second time beside it by another worker (a message sent twice, a calendar written twice).
+    const leaseMs = this.opts.leaseMs;
+    const renew = setInterval(() => {
+      extendLease(hub.store.db, job.id, hub.nodeId, new Date(hub.clock.now().getTime() + leaseMs).toISOString()).catch(() => {});
+    }, Math.max(50, leaseMs / 3));
+    renew.unref();
     try {
       result = await (runJob(hub, job) ?? { ok: false, failure: { class: 'permanent', message: `no handler for job kind ${job.kind}` } });
     } catch (err) {
@@ -146,6 +153,7 @@ export class Worker {
         hub.log.error({ job: job.id, kind: job.kind, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'job crashed');
       }
     }
+    clearInterval(renew);
     endTimer();
     if (result.ok) {
       await complete(hub.store.db, job.id, hub.nodeId, now());
