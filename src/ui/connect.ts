@@ -153,7 +153,7 @@ export async function addConnection(): Promise<void> {
     const p = chosen();
     if (p && !nameTouched) name.value = p.displayName;
     idHint.textContent = name.value.trim() ? `Its id will be “${id()}” (used in links and the log).` : '';
-    baseField.hidden = !p?.defaultBaseUrl && p?.id !== 'caldav';
+    baseField.hidden = !p?.defaultBaseUrl;
     if (p?.defaultBaseUrl) baseUrl.placeholder = p.defaultBaseUrl;
     about.replaceChildren(...(p ? kids(
       h('p', {}, oauth.has(p.id) ? `You will sign in with ${p.displayName} on the next page: no keys to copy.`
@@ -597,14 +597,14 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
     if (storedKey(a.key)) f.append(h('span', { class: 'stored-mark' }, '✓ stored'));
     return { a, el, f };
   });
-  // A platform with a usual address has it under Settings → Advanced; a server of one's own (CalDAV) is given here.
-  const showBase = !p.defaultBaseUrl && (p.id === 'caldav' || Boolean(c.baseUrl));
-  const baseUrl = showBase ? h('input', { type: 'url', name: 'baseUrl', value: c.baseUrl ?? '', placeholder: p.defaultBaseUrl ?? '', autocomplete: 'off', spellcheck: false }) : undefined;
+  // A platform with a usual address (CalDAV's is iCloud's) has it under Settings → Advanced; one without shows here the address it was given.
+  const showBase = !p.defaultBaseUrl && Boolean(c.baseUrl);
+  const baseUrl = showBase ? h('input', { type: 'url', name: 'baseUrl', value: c.baseUrl ?? '', autocomplete: 'off', spellcheck: false }) : undefined;
   const error = errorLine();
   const button = h('button', { type: 'submit', class: 'primary' }, 'Check and save');
   const form = h('form', { class: 'credentials', 'aria-labelledby': 'cr-h' },
     stored === true && oauth ? h('p', { class: 'muted stored-mark' }, '✓ Credentials are stored (never shown). Type new ones to replace them.') : undefined,
-    baseUrl ? field('Server address', baseUrl, p.defaultBaseUrl ? `Leave empty for ${p.defaultBaseUrl}.` : 'The address of the server.') : undefined,
+    baseUrl ? field('Server address', baseUrl, 'The address of the server.') : undefined,
     inputs.map((x) => x.f),
     h('p', { class: 'hint' }, `Meridian first tries them with ${p.displayName}; nothing is stored unless ${p.displayName} accepts them.`),
     error, h('div', { class: 'actions' }, button));
