@@ -15,7 +15,8 @@ import { nowIso } from '../hub/hub.ts';
 import { ConnectError } from './errors.ts';
 import { ensureSubscription, webhookView } from './webhooks.ts';
 
-export type Probe = { ok: true; what: string; account?: string } | { ok: false; failure: ConnectorFailure } | { ok: 'unchecked'; why: string };
+/** `calendars`: the account's calendar list, when that is what the probe read (Test connection checks the bindings against it). */
+export type Probe = { ok: true; what: string; account?: string; calendars?: CalendarInfo[] } | { ok: false; failure: ConnectorFailure } | { ok: 'unchecked'; why: string };
 
 function failureOf(err: unknown): ConnectorFailure {
   if (err instanceof ConnectorError) return err.failure;
@@ -40,7 +41,7 @@ export async function probe(c: LoadedConnection, ctx: ConnectionContext): Promis
     if (!client) return { ok: 'unchecked', why: `${name} is served by Meridian; there is nothing to sign in to` };
     if (client.calendars) {
       const r = await settle(() => client.calendars!());
-      return r.ok ? { ok: true, what: `${r.value.length} calendar${r.value.length === 1 ? '' : 's'} found` } : r;
+      return r.ok ? { ok: true, what: `${r.value.length} calendar${r.value.length === 1 ? '' : 's'} found`, calendars: r.value } : r;
     }
     if (client.ping) {
       const r = await settle(() => client.ping!());
@@ -228,19 +229,17 @@ export async function testConnection(hub: Hub, connectionId: string): Promise<{ 
       : { id: 'credentials', ok: false, message: `${name} could not be reached: ${f.message}.`, next: 'Try again in a few minutes; if it lasts, check the connection\'s API address and the network.' });
   } else checks.push({ id: 'credentials', ok: true, message: `Nothing to sign in to: ${p.why}.` });
 
-  if (d.role === 'target' && p.ok === true) {
-    const client = (c.connector as TargetConnector).client?.(connectionContext(hub, c));
-    const listed = client?.calendars ? await settle(() => client.calendars!()) : undefined;
-    if (listed?.ok) {
-      const byId = new Map(listed.value.map((x) => [x.id, x]));
-      const bound = (await listPractitioners(hub.store.db)).filter((x) => x.active).flatMap((x) => x.targets.filter((t) => t.connection === connectionId).map((t) => ({ p: x, calendar: t.calendar })));
-      if (!bound.length) checks.push({ id: 'calendars', ok: false, message: 'No practitioner is written to this account yet.', next: 'Pick each practitioner\'s calendar below.' });
-      for (const b of bound) {
-        const cal = b.calendar ? byId.get(b.calendar) : listed.value.find((x) => x.primary);
-        if (!cal) checks.push({ id: 'calendars', ok: false, message: `${b.p.name}'s calendar ${b.calendar ? `"${b.calendar}" ` : ''}is not in this account (deleted, or not shared with it).`, next: `Pick another calendar for ${b.p.name}.` });
-        else if (!cal.writable) checks.push({ id: 'calendars', ok: false, message: `${b.p.name}'s calendar "${cal.name}" is read-only for this account: Meridian cannot write to it.`, next: `Share it with edit rights, or pick another calendar for ${b.p.name}.` });
-        else checks.push({ id: 'calendars', ok: true, message: `${b.p.name} is written to "${cal.name}", which this account can change.` });
-      }
+  // The calendar list the credentials check just read (not a second listing).
+  const listed = p.ok === true ? p.calendars : undefined;
+  if (d.role === 'target' && listed) {
+    const byId = new Map(listed.map((x) => [x.id, x]));
+    const bound = (await listPractitioners(hub.store.db)).filter((x) => x.active).flatMap((x) => x.targets.filter((t) => t.connection === connectionId).map((t) => ({ p: x, calendar: t.calendar })));
+    if (!bound.length) checks.push({ id: 'calendars', ok: false, message: 'No practitioner is written to this account yet.', next: 'Pick each practitioner\'s calendar below.' });
+    for (const b of bound) {
+      const cal = b.calendar ? byId.get(b.calendar) : listed.find((x) => x.primary);
+      if (!cal) checks.push({ id: 'calendars', ok: false, message: `${b.p.name}'s calendar ${b.calendar ? `"${b.calendar}" ` : ''}is not in this account (deleted, or not shared with it).`, next: `Pick another calendar for ${b.p.name}.` });
+      else if (!cal.writable) checks.push({ id: 'calendars', ok: false, message: `${b.p.name}'s calendar "${cal.name}" is read-only for this account: Meridian cannot write to it.`, next: `Share it with edit rights, or pick another calendar for ${b.p.name}.` });
+      else checks.push({ id: 'calendars', ok: true, message: `${b.p.name} is written to "${cal.name}", which this account can change.` });
     }
   }
 
