@@ -15,6 +15,7 @@ import { enqueue } from '../../store/outbox.ts';
 import { getConnectionRow, type TargetBinding } from '../../store/repo.ts';
 import type { PushChannelTable } from '../../store/schema.ts';
 import { connectionContext, loadConnection } from '../hub/connections.ts';
+import { boundCalendars } from './sweep.ts';
 import type { Hub } from '../hub/hub.ts';
 import { nowIso } from '../hub/hub.ts';
 
@@ -38,12 +39,9 @@ function pushOf(platform: string): TargetConnector['push'] | undefined {
   return getTarget(platform)?.push;
 }
 
-/** The calendars of a connection that Meridian writes to: each practitioner's binding ('' = the connector's default calendar). */
-async function boundCalendars(hub: Hub, connectionId: string): Promise<string[]> {
-  const out = new Set<string>();
-  for (const p of await hub.store.db.selectFrom('practitioner').select('targets').where('active', '=', 1).execute()) {
-    for (const b of JSON.parse(p.targets) as TargetBinding[]) if (b.connection === connectionId) out.add(b.calendar ?? '');
-  }
+/** The calendars of a connection that Meridian writes to: each practitioner's binding ('' = the connector's default calendar), and the clinic's. */
+async function writtenCalendars(hub: Hub, connectionId: string): Promise<string[]> {
+  const out = await boundCalendars(hub, connectionId);
   for (const c of await hub.store.db.selectFrom('clinic').select('settings').execute()) {
     for (const b of (JSON.parse(c.settings).targets ?? []) as TargetBinding[]) if (b.connection === connectionId) out.add(b.calendar ?? '');
   }
@@ -119,7 +117,7 @@ async function ensurePushNow(hub: Hub, connectionId: string): Promise<{ opened: 
     client = (conn.connector as TargetConnector).client?.(connectionContext(hub, conn));
   }
   const available = pushAvailability(hub);
-  const wanted = row && push && client?.watch && available.on && row.status === 'active' ? await boundCalendars(hub, connectionId) : [];
+  const wanted = row && push && client?.watch && available.on && row.status === 'active' ? await writtenCalendars(hub, connectionId) : [];
   const address = wanted.length ? addressOf(hub, push!.path, connectionId) : '';
   const now = hub.clock.now().getTime();
   for (const ch of channels) {

@@ -248,7 +248,7 @@ async function narrowToChanged(hub: Hub, connectionId: string, client: TargetCli
 }
 
 /** The calendars this connection's active practitioners are bound to (`''`: the connection's default). */
-async function boundCalendars(hub: Hub, connectionId: string): Promise<Set<string>> {
+export async function boundCalendars(hub: Hub, connectionId: string): Promise<Set<string>> {
   const practitioners = await hub.store.db.selectFrom('practitioner').select('targets').where('active', '=', 1).execute();
   const out = new Set<string>();
   for (const p of practitioners) {
