@@ -36,9 +36,10 @@ export function registerOAuthCallback(app: FastifyInstance, hub: Hub): void {
     reply.header('set-cookie', `${OAUTH_COOKIE}=; Path=/oauth/; HttpOnly; SameSite=Lax; Max-Age=0`);
     const base = (hub.publicUrl ?? '').replace(/\/$/, '');
     try {
-      const done = await completeAuthorization(hub, query, cookieOf(req, OAUTH_COOKIE),
-        async (hash) => Boolean(await ownerSessionByHash(hub, hash)),
-        async (hash) => `user:${(await ownerSessionByHash(hub, hash))?.email ?? 'unknown'}`);
+      const done = await completeAuthorization(hub, query, cookieOf(req, OAUTH_COOKIE), async (hash) => {
+        const owner = await ownerSessionByHash(hub, hash);
+        return owner ? `user:${owner.email}` : undefined;
+      });
       // A booking platform that can subscribe does it as soon as Meridian can sign in to it.
       if (getSource(done.platform)?.subscriptions) await ensureSubscription(hub, done.connectionId);
       return reply.redirect(`${base}/#/connection?id=${encodeURIComponent(done.connectionId)}&connected=1`, 303);

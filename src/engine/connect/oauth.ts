@@ -88,11 +88,11 @@ const equalHex = (a: string, b: string) => a.length === b.length && timingSafeEq
 
 /**
  * The provider sent the browser back to `/oauth/callback` with `query`. `browserNonce` is the cookie the
- * start set; `sessionValid` says whether the session the flow was bound to is still signed in. Nothing is
+ * start set; `ownerOf` names the owner still signed in in the session the flow was bound to (undefined: none). Nothing is
  * stored unless every check passes and the provider's tokens are in hand; the state is spent first, so a
  * replayed redirect (or a second tab) cannot use it again.
  */
-export async function completeAuthorization(hub: Hub, query: URLSearchParams, browserNonce: string | undefined, sessionValid: (sessionHash: string) => Promise<boolean>, actorOf: (sessionHash: string) => Promise<string>): Promise<Completed> {
+export async function completeAuthorization(hub: Hub, query: URLSearchParams, browserNonce: string | undefined, ownerOf: (sessionHash: string) => Promise<string | undefined>): Promise<Completed> {
   const state = query.get('state');
   if (!state) throw new ConnectError('state_missing', 'the provider sent you back without the state Meridian gave it, so this cannot be trusted');
   const row = await hub.store.db.selectFrom('oauth_state').selectAll().where('state_hash', '=', sha256(state)).executeTakeFirst();
@@ -102,7 +102,9 @@ export async function completeAuthorization(hub: Hub, query: URLSearchParams, br
   if (row.expires_at <= now.toISOString()) throw new ConnectError('state_expired', `this answer came more than ${STATE_TTL_MS / 60_000} minutes after connecting started. Start again`);
   const held = hub.box.decryptJson<Held>(row.secret_enc);
   if (!browserNonce || !equalHex(sha256(browserNonce), held.nonce)) throw new ConnectError('other_session', 'this answer belongs to a connection started in another browser or session; nothing was stored. Start connecting from this browser');
-  if (!(await sessionValid(row.session_hash))) throw new ConnectError('signed_out', 'the session that started connecting has ended; sign in and start again');
+  // The owner still signed in in the session that started (their actor name for the audit entry).
+  const actor = await ownerOf(row.session_hash);
+  if (!actor) throw new ConnectError('signed_out', 'the session that started connecting has ended; sign in and start again');
   // Spend the state before anything else: one redirect, one use, even when two arrive at once.
   const spent = await hub.store.db.updateTable('oauth_state').set({ used_at: now.toISOString() }).where('state_hash', '=', row.state_hash).where('used_at', 'is', null).executeTakeFirst();
   if (Number(spent.numUpdatedRows) !== 1) throw new ConnectError('state_used', 'this answer was already used: a sign-in link works once. Start connecting again');
@@ -131,7 +133,6 @@ export async function completeAuthorization(hub: Hub, query: URLSearchParams, br
   const conn = await getConnectionRow(hub.store.db, row.connection_id);
   if (!conn || conn.status === 'removed') throw new ConnectError('not_found', `the connection ${row.connection_id} was removed while you were at ${name}`);
   const secrets = { clientId: client.clientId, ...(client.clientSecret ? { clientSecret: client.clientSecret } : {}), ...result.secrets };
-  const actor = await actorOf(row.session_hash);
   await saveSecrets(hub.store.db, hub, conn.id, secrets);
   const config = result.config ? { ...JSON.parse(conn.config), ...result.config } : undefined;
   await hub.store.db.transaction().execute(async (trx) => {

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { getConnector } from '../../connectors/registry.ts';
 import type { Connector, SourceConnector } from '../../connectors/types.ts';
 import { appendAudit } from '../../store/audit.ts';
+import { INACTIVE } from '../../store/repo.ts';
 import { connectionContext, loadConnection, saveSecrets } from '../hub/connections.ts';
 import type { Hub } from '../hub/hub.ts';
 import { nowIso } from '../hub/hub.ts';
@@ -164,11 +165,11 @@ export async function removeSubscription(hub: Hub, connectionId: string): Promis
 export async function reconcileSubscriptions(hub: Hub): Promise<number> {
   if (!hub.publicUrl) return 0;
   const rows = await hub.store.db.selectFrom('webhook_subscription').innerJoin('connection', 'connection.id', 'webhook_subscription.connection_id')
-    .select(['webhook_subscription.connection_id as id', 'webhook_subscription.url', 'webhook_subscription.state', 'connection.status'])
+    .select(['webhook_subscription.connection_id as id', 'webhook_subscription.url', 'connection.status', 'connection.platform'])
     .where('webhook_subscription.state', '=', 'active').execute();
   let n = 0;
   for (const r of rows) {
-    if (r.status === 'disabled' || r.status === 'removed' || !getConnector((await loadConnection(hub, r.id)).record.platform)) continue;
+    if (INACTIVE.has(r.status) || !getConnector(r.platform)) continue;
     const want = await deliveryUrl(hub, r.id);
     if (want && want !== r.url) {
       await ensureSubscription(hub, r.id, { force: true });
