@@ -62,9 +62,12 @@ export function roleGroup(p: Pick<Platform, 'role' | 'kind'>): string {
 const KIND: Record<string, string> = { 'Booking sources': 'Booking source', 'Lead forms': 'Lead form', Calendars: 'Calendar', CRMs: 'CRM', 'Notifiers (e-mail, SMS, webhooks)': 'Notifier' };
 const GROUP_ORDER = ['Booking sources', 'Lead forms', 'Calendars', 'CRMs', 'Notifiers (e-mail, SMS, webhooks)'];
 
-/** An id from a name: lower case, letters, digits, `-`, at most 63 characters, not one already taken. */
+/**
+ * An id from a name, as the server makes it (store/queries/setup.ts `freeId`): lower case, letters, digits, `-`,
+ * the name's first 56 characters, not one already taken (then `-2`, `-3`, …).
+ */
 export function idFrom(name: string, fallback: string, taken: ReadonlySet<string>): string {
-  const base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50).replace(/-+$/, '') || fallback;
+  const base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 56) || fallback;
   let id = base;
   for (let n = 2; taken.has(id); n++) id = `${base}-${n}`;
   return id;

@@ -3,6 +3,7 @@ import { getConnector, platformIds } from '../../connectors/registry.ts';
 import { PRIVACY_LEVELS, type PrivacyLevel } from '../../domain/types.ts';
 import { appendAudit } from '../../store/audit.ts';
 import { getConnectionRow, listPractitioners, type Exec } from '../../store/repo.ts';
+import { freeId } from '../../store/queries/setup.ts';
 import type { Hub } from '../hub/hub.ts';
 import { nowIso } from '../hub/hub.ts';
 import { ConnectError } from './errors.ts';
@@ -19,12 +20,6 @@ export interface NewConnection {
 }
 
 const ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-
-/** `"Dr. Okafor's Google"` → `dr-okafor-s-google`. */
-export function slug(name: string): string {
-  const s = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50);
-  return s || 'connection';
-}
 
 /** Edits (insert, delete, replace) between two short strings. */
 function distance(a: string, b: string): number {
@@ -60,11 +55,7 @@ export async function createConnection(hub: Hub, b: NewConnection, actor: string
   if (id !== undefined) {
     if (!ID.test(id)) throw new ConnectError('invalid_request', 'a connection id is 1–63 lower-case letters, digits, ".", "_" or "-"');
     if (await getConnectionRow(db, id)) throw new ConnectError('connection_exists', `there is already a connection "${id}" (a removed one keeps its id for the history): choose another`);
-  } else {
-    const base = slug(b.name);
-    id = base;
-    for (let i = 2; await getConnectionRow(db, id); i++) id = `${base}-${i}`;
-  }
+  } else id = await freeId(db, 'connection', b.name);
   const now = nowIso(hub);
   const connectionId = id;
   await db.transaction().execute(async (trx) => {
