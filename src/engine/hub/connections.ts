@@ -10,6 +10,7 @@ import { rerunAuthWaiting } from '../../store/outbox.ts';
 import type { DB } from '../../store/schema.ts';
 import type { Hub } from './hub.ts';
 import { nowIso } from './hub.ts';
+import { listConnectionRows } from '../../store/queries/setup.ts';
 
 export interface LoadedConnection {
   record: ConnectionRecord;
@@ -76,7 +77,7 @@ export function shownStatus(status: string, setup: SetupState): string {
 
 /** Every connection with whether it is set up, and the status it shows (see `shownStatus`). */
 export async function listConnectionsWithSetup(hub: Hub): Promise<(ConnectionRecord & { setup: SetupState })[]> {
-  const rows = await hub.store.db.selectFrom('connection').selectAll().where('status', '!=', 'removed').orderBy('id').execute();
+  const rows = await listConnectionRows(hub.store.db);
   return rows.map((r) => {
     const setup = setupOfRow(hub, r);
     const record = toConnection(r);
