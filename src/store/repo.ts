@@ -271,10 +271,6 @@ export async function getConnectionRow(db: Exec, id: string): Promise<Connection
 /** Connection statuses whose connection does nothing: disabled (by the file) or removed (in the app; kept for history). */
 export const INACTIVE: ReadonlySet<string> = new Set(['disabled', 'removed']);
 
-/** Every connection but the removed ones. */
-export async function listConnections(db: Exec): Promise<ConnectionRecord[]> {
-  return (await db.selectFrom('connection').selectAll().where('status', '!=', 'removed').orderBy('id').execute()).map(toConnection);
-}
 
 // ------------------------------------------------------------------ practitioners
 
