@@ -62,7 +62,7 @@ function envNumber(hub: Hub, name: string): number | undefined {
 
 /**
  * Whether a connection's platform gets the quick calendar check: a calendar target that reads changes and is
- * not served by push (a connector with `push` is notified of changes instead: Google, Graph). Asked at each
+ * not served by push (a connector with `push` is notified of changes instead). Asked at each
  * scheduling, so a connector that gains `push` leaves the quick checks then.
  */
 export function needsQuickCheck(platform: string, lookup: (platform: string) => TargetConnector | undefined = getTarget): boolean {
@@ -147,9 +147,9 @@ export async function startRuntime(hub: Hub, o: RuntimeOptions = {}): Promise<Ru
     })().catch((e: Error) => hub.log.warn({ err: { message: e.message } }, 'scheduling drift sweeps failed')));
   }
 
-  // Quick calendar checks: calendars that do not push (CalDAV / iCloud, Zoho) are asked what changed every few
+  // Quick calendar checks: calendars that do not push (connectors without `push`) are asked what changed every few
   // minutes (MERIDIAN_CHECK_MINUTES, default 5; 0 = off), so a practitioner's own edit is seen within minutes
-  // rather than at the hourly sweep. A check that finds nothing costs one request per calendar (CalDAV).
+  // rather than at the hourly sweep. A check that finds nothing costs as little as the connector allows (one request for some).
   const checkMinutes = o.checkMinutes ?? envNumber(hub, 'MERIDIAN_CHECK_MINUTES') ?? 5;
   if (checkMinutes > 0) {
     every(checkMinutes * 60_000, () => (async () => {

@@ -145,7 +145,7 @@ export async function addConnection(): Promise<void> {
   const idHint = h('small', { class: 'hint', id: uid('idh') });
   name.setAttribute('aria-describedby', idHint.id);
   const baseUrl = h('input', { type: 'url', name: 'baseUrl', autocomplete: 'off', spellcheck: false });
-  const baseField = field('Server address (optional)', baseUrl, 'Only for a server of your own (a CalDAV server, a self-hosted instance). Leave empty for the platform\'s usual address.');
+  const baseField = field('Server address (optional)', baseUrl, 'Only for a server of your own (a calendar server, a self-hosted instance). Leave empty for the platform\'s usual address.');
   baseField.hidden = true;
   const error = errorLine();
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Add connection');
@@ -209,7 +209,7 @@ export async function quickConnect(o: { onlyWithoutCalendars?: boolean } = {}): 
   }
   const [platforms, providers] = await Promise.all([api.get<{ items: Platform[] }>('/platforms'), api.get<Providers>('/oauth/providers').catch(() => undefined)]);
   if (!providers) return undefined;
-  // Calendars Meridian writes to (not the feeds it serves): OAuth ones first, then those with a password (iCloud, CalDAV).
+  // Calendars Meridian writes to (not the feeds it serves): OAuth ones first, then those signed in to with a password.
   const calendars = platforms.items.filter((x) => x.kind === 'calendar' && x.auth.some((a) => a.secret))
     .sort((a, b) => Number(!providers.items.some((p) => p.platform === a.id)) - Number(!providers.items.some((p) => p.platform === b.id)));
   if (!calendars.length) return undefined;
@@ -600,7 +600,7 @@ function credentialsSection(c: Connection, p: Platform, oauth: boolean, rerender
     if (storedKey(a.key)) f.append(h('span', { class: 'stored-mark' }, '✓ stored'));
     return { a, el, f };
   });
-  // A platform with a usual address (CalDAV's is iCloud's) has it under Settings → Advanced; one without shows here the address it was given.
+  // A platform with a usual address has it under Settings → Advanced; one without shows here the address it was given.
   const showBase = !p.defaultBaseUrl && Boolean(c.baseUrl);
   const baseUrl = showBase ? h('input', { type: 'url', name: 'baseUrl', value: c.baseUrl ?? '', autocomplete: 'off', spellcheck: false }) : undefined;
   const error = errorLine();

@@ -32,7 +32,7 @@ function distance(a: string, b: string): number {
   return prev[b.length];
 }
 
-/** " (did you mean calendly?)" for a platform id with a typo, else the list of ids. */
+/** " (did you mean <id>?)" for a platform id with a typo (a close id), else the list of ids. */
 export function didYouMean(platform: string): string {
   const ids = platformIds();
   const p = platform.toLowerCase();

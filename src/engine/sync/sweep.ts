@@ -75,7 +75,7 @@ export async function checkTokenAge(hub: Hub, connectionId: string): Promise<num
 
 /**
  * `remoteIds`: only these remote records (the target named them as changed), without the busy-time refresh.
- * `quick`: the frequent calendar check for calendars that do not push (CalDAV / iCloud, Zoho): only what
+ * `quick`: the frequent calendar check for calendars that do not push (connectors without `push`): only what
  * `changes` names since the stored token, in every calendar of the connection (its events' and its
  * practitioners'); what changed is judged exactly as a sweep judges it, and the busy times are read again for
  * the calendars that changed. Nothing changed: nothing is read back and no busy time is read. A calendar without
@@ -198,7 +198,7 @@ async function narrowByListing(hub: Hub, record: LoadedConnection['record'], cli
 }
 
 /**
- * With a target that reports changes since a token (Google syncToken, CalDAV sync-collection, Zoho's etag
+ * With a target that reports changes since a token (a sync token, a sync-collection, a listing's etag
  * listing), only the events that changed are read back; without a token, or when it expired, everything is.
  * The new tokens are stored by `commit()` once the sweep has been done, so an interrupted sweep repeats rather
  * than skips (a token that did not move is not written again).
