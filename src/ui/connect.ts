@@ -202,13 +202,15 @@ const oneClick = (prov: Provider) => (prov.variants.length === 1 && !(prov.varia
  * straight to the provider's consent page; otherwise to the new connection's page (the app's guide, the choice).
  */
 export async function quickConnect(o: { onlyWithoutCalendars?: boolean } = {}): Promise<HTMLElement | undefined> {
-  if (o.onlyWithoutCalendars) {
-    const [platforms, conns] = await Promise.all([api.get<{ items: Platform[] }>('/platforms'), api.get<{ items: Connection[] }>('/connections')]);
+  const [platforms, providers, conns] = await Promise.all([
+    api.get<{ items: Platform[] }>('/platforms'), api.get<Providers>('/oauth/providers').catch(() => undefined),
+    o.onlyWithoutCalendars ? api.get<{ items: Connection[] }>('/connections') : undefined,
+  ]);
+  if (!providers) return undefined;
+  if (conns) {
     const calendarIds = new Set(platforms.items.filter((x) => x.kind === 'calendar').map((x) => x.id));
     if (conns.items.some((c) => calendarIds.has(c.platform) && c.status !== 'disabled')) return undefined;
   }
-  const [platforms, providers] = await Promise.all([api.get<{ items: Platform[] }>('/platforms'), api.get<Providers>('/oauth/providers').catch(() => undefined)]);
-  if (!providers) return undefined;
   // Calendars Meridian writes to (not the feeds it serves): OAuth ones first, then those signed in to with a password.
   const calendars = platforms.items.filter((x) => x.kind === 'calendar' && x.auth.some((a) => a.secret))
     .sort((a, b) => Number(!providers.items.some((p) => p.platform === a.id)) - Number(!providers.items.some((p) => p.platform === b.id)));
